@@ -1,0 +1,1 @@
+//! Certificate profiles, dev CA tooling and path validation.

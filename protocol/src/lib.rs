@@ -1,0 +1,1 @@
+//! vdx wire and ledger formats.
