@@ -36,7 +36,9 @@ pub enum Error {
         limit: u64,
     },
     /// The input is CMS but not a type vdx opens.
-    #[error("not a sealed dispatch: content type {0} (expected authEnvelopedData or envelopedData)")]
+    #[error(
+        "not a sealed dispatch: content type {0} (expected authEnvelopedData or envelopedData)"
+    )]
     NotEnveloped(String),
     /// An algorithm identifier we do not implement.
     #[error("unsupported algorithm {oid} for {usage}")]

@@ -116,8 +116,13 @@ mod tests {
     fn encrypted_pkcs8_round_trips_and_needs_its_passphrase() {
         let key = PrivateKey::generate(KeyKind::EcP256).unwrap();
         let pem = key.to_pkcs8_pem(Some(b"s3cret")).unwrap();
-        assert!(std::str::from_utf8(&pem).unwrap().contains("ENCRYPTED PRIVATE KEY"));
-        assert!(matches!(PrivateKey::from_bytes(&pem, None), Err(Error::KeyLocked)));
+        assert!(std::str::from_utf8(&pem)
+            .unwrap()
+            .contains("ENCRYPTED PRIVATE KEY"));
+        assert!(matches!(
+            PrivateKey::from_bytes(&pem, None),
+            Err(Error::KeyLocked)
+        ));
         assert!(matches!(
             PrivateKey::from_bytes(&pem, Some(b"wrong")),
             Err(Error::KeyLocked)

@@ -11,3 +11,19 @@ pub mod keys;
 
 pub use error::Error;
 pub use keys::{KeyKind, PrivateKey};
+
+mod armor;
+mod ber;
+mod oids;
+mod open;
+mod recipient;
+mod seal;
+mod signed;
+
+pub use open::{Opened, Opener};
+pub use recipient::RsaPadding;
+pub use seal::{SealSummary, Sealer};
+pub use signed::SignerReport;
+
+#[cfg(test)]
+mod testing;

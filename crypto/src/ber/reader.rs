@@ -1,0 +1,442 @@
+//! A pull-reader of BER over any `io::Read`, keeping only the current element's header in memory.
+
+use std::io::{self, Read};
+
+use super::{tag, Header};
+use crate::Error;
+
+/// Reads BER headers and values from a stream, counting the offset for error messages.
+pub(crate) struct BerReader<R> {
+    inner: R,
+    offset: u64,
+    peeked: Option<Header>,
+}
+
+/// The extent of an open constructed element: a definite end offset, or "until end-of-contents".
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame {
+    end: Option<u64>,
+}
+
+impl<R: Read> BerReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Self {
+            inner,
+            offset: 0,
+            peeked: None,
+        }
+    }
+
+    pub(crate) fn offset(&self) -> u64 {
+        self.peeked.map_or(self.offset, |h| h.offset)
+    }
+
+    pub(crate) fn malformed(&self, what: &'static str) -> Error {
+        Error::Malformed {
+            offset: self.offset(),
+            what,
+        }
+    }
+
+    /// Reads exactly `buf.len()` bytes; running out is [`Error::Truncated`].
+    pub(crate) fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), Error> {
+        match self.inner.read_exact(buf) {
+            Ok(()) => {
+                self.offset += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Error::Truncated {
+                offset: self.offset,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The next header, or `None` at a clean end of input.
+    pub(crate) fn peek(&mut self) -> Result<Option<Header>, Error> {
+        if self.peeked.is_none() {
+            self.peeked = self.parse_header()?;
+        }
+        Ok(self.peeked)
+    }
+
+    /// The next header; end of input here is truncation.
+    pub(crate) fn header(&mut self) -> Result<Header, Error> {
+        match self.peek()? {
+            Some(h) => {
+                self.peeked = None;
+                Ok(h)
+            }
+            None => Err(Error::Truncated {
+                offset: self.offset,
+            }),
+        }
+    }
+
+    /// The next header, which must carry `tag`.
+    pub(crate) fn expect(&mut self, tag: u8, what: &'static str) -> Result<Header, Error> {
+        let h = self.header()?;
+        if h.tag != tag {
+            return Err(Error::Malformed {
+                offset: h.offset,
+                what,
+            });
+        }
+        Ok(h)
+    }
+
+    /// Enters a constructed element whose header was just read.
+    pub(crate) fn enter(&self, h: &Header, what: &'static str) -> Result<Frame, Error> {
+        if !h.constructed() {
+            return Err(Error::Malformed {
+                offset: h.offset,
+                what,
+            });
+        }
+        Ok(Frame { end: h.end() })
+    }
+
+    /// Expects a constructed element with `tag` and enters it.
+    pub(crate) fn open(&mut self, tag: u8, what: &'static str) -> Result<Frame, Error> {
+        let h = self.expect(tag, what)?;
+        self.enter(&h, what)
+    }
+
+    /// True when the frame has no more children (consuming its end-of-contents if indefinite).
+    pub(crate) fn at_end(&mut self, frame: Frame) -> Result<bool, Error> {
+        match frame.end {
+            Some(end) => {
+                let here = self.offset();
+                if here > end {
+                    return Err(self.malformed("element overruns its container"));
+                }
+                Ok(here == end)
+            }
+            None => match self.peek()? {
+                Some(h) if h.is_eoc() => {
+                    self.peeked = None;
+                    Ok(true)
+                }
+                Some(h) if h.tag == tag::EOC => Err(self.malformed("bad end-of-contents")),
+                Some(_) => Ok(false),
+                None => Err(Error::Truncated {
+                    offset: self.offset,
+                }),
+            },
+        }
+    }
+
+    /// Leaves a frame that must have no more children.
+    pub(crate) fn close(&mut self, frame: Frame, what: &'static str) -> Result<(), Error> {
+        if self.at_end(frame)? {
+            Ok(())
+        } else {
+            Err(self.malformed(what))
+        }
+    }
+
+    /// The value of a primitive definite-length element whose header was just read.
+    pub(crate) fn value(
+        &mut self,
+        h: &Header,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Vec<u8>, Error> {
+        let len = match h.len {
+            Some(len) if !h.constructed() => len,
+            _ => {
+                return Err(Error::Malformed {
+                    offset: h.offset,
+                    what,
+                })
+            }
+        };
+        check_limit(h, len, limit, what)?;
+        let mut buf = vec![0; len as usize];
+        self.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads a primitive element with `tag` and returns its value.
+    pub(crate) fn primitive(
+        &mut self,
+        tag: u8,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Vec<u8>, Error> {
+        let h = self.expect(tag, what)?;
+        self.value(&h, limit, what)
+    }
+
+    /// Reads an OBJECT IDENTIFIER.
+    pub(crate) fn oid(&mut self) -> Result<const_oid::ObjectIdentifier, Error> {
+        let offset = self.offset();
+        let bytes = self.primitive(tag::OID, 64, "object identifier")?;
+        const_oid::ObjectIdentifier::from_bytes(&bytes).map_err(|_| Error::Malformed {
+            offset,
+            what: "object identifier",
+        })
+    }
+
+    /// A whole element (header included) whose header was just read, as raw bytes. Nested
+    /// indefinite lengths are copied as they are.
+    pub(crate) fn element_from(
+        &mut self,
+        h: &Header,
+        limit: u64,
+        what: &'static str,
+    ) -> Result<Vec<u8>, Error> {
+        let mut out = h.raw().to_vec();
+        match h.len {
+            Some(len) => {
+                check_limit(h, len, limit, what)?;
+                let start = out.len();
+                out.resize(start + len as usize, 0);
+                self.read_exact(&mut out[start..])?;
+            }
+            None => {
+                if !h.constructed() {
+                    return Err(Error::Malformed {
+                        offset: h.offset,
+                        what: "indefinite length on a primitive element",
+                    });
+                }
+                loop {
+                    let child = self.header()?;
+                    if child.is_eoc() {
+                        out.extend_from_slice(child.raw());
+                        break;
+                    }
+                    let bytes = self.element_from(&child, limit, what)?;
+                    out.extend_from_slice(&bytes);
+                    if out.len() as u64 > limit {
+                        return Err(Error::TooLarge {
+                            offset: h.offset,
+                            what,
+                            len: out.len() as u64,
+                            limit,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the next whole element as raw bytes.
+    pub(crate) fn element(&mut self, limit: u64, what: &'static str) -> Result<Vec<u8>, Error> {
+        let h = self.header()?;
+        self.element_from(&h, limit, what)
+    }
+
+    fn parse_header(&mut self) -> Result<Option<Header>, Error> {
+        let start = self.offset;
+        let mut raw = [0u8; 10];
+        let mut first = [0u8; 1];
+        loop {
+            match self.inner.read(&mut first) {
+                Ok(0) => return Ok(None),
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.offset += 1;
+        let tag = first[0];
+        if tag & 0x1f == 0x1f {
+            return Err(Error::Malformed {
+                offset: start,
+                what: "multi-byte tag",
+            });
+        }
+        raw[0] = tag;
+        let mut len_byte = [0u8; 1];
+        self.read_exact(&mut len_byte)?;
+        raw[1] = len_byte[0];
+        let mut header_len = 2u8;
+        let len = match len_byte[0] {
+            0x80 => None,
+            b if b < 0x80 => Some(u64::from(b)),
+            b => {
+                let n = usize::from(b & 0x7f);
+                if n > 8 {
+                    return Err(Error::Malformed {
+                        offset: start,
+                        what: "length field too long",
+                    });
+                }
+                let mut bytes = [0u8; 8];
+                self.read_exact(&mut bytes[8 - n..])?;
+                raw[2..2 + n].copy_from_slice(&bytes[8 - n..]);
+                header_len += n as u8;
+                Some(u64::from_be_bytes(bytes))
+            }
+        };
+        Ok(Some(Header {
+            tag,
+            len,
+            offset: start,
+            header_len,
+            raw,
+        }))
+    }
+}
+
+fn check_limit(h: &Header, len: u64, limit: u64, what: &'static str) -> Result<(), Error> {
+    if len > limit {
+        return Err(Error::TooLarge {
+            offset: h.offset,
+            what,
+            len,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Streams the octets of an OCTET STRING (primitive, or constructed of segments, nested or not,
+/// definite or indefinite) without holding more than the caller's buffer.
+pub(crate) struct OctetStream {
+    stack: Vec<Frame>,
+    remaining: u64,
+}
+
+/// Constructed strings nest one level in practice; deeper nesting is refused to bound the stack.
+const MAX_NESTING: usize = 8;
+
+impl OctetStream {
+    /// Starts at an element whose header was just read: `tag` is the primitive form expected
+    /// (0x04, or 0x80 for an IMPLICIT [0]); its constructed form is accepted too.
+    pub(crate) fn start(h: &Header, primitive_tag: u8) -> Result<Self, Error> {
+        if h.tag == primitive_tag {
+            let remaining = h.len.ok_or(Error::Malformed {
+                offset: h.offset,
+                what: "indefinite length on a primitive string",
+            })?;
+            return Ok(Self {
+                stack: Vec::new(),
+                remaining,
+            });
+        }
+        if h.tag == primitive_tag | 0x20 {
+            return Ok(Self {
+                stack: vec![Frame { end: h.end() }],
+                remaining: 0,
+            });
+        }
+        Err(Error::Malformed {
+            offset: h.offset,
+            what: "expected an OCTET STRING",
+        })
+    }
+
+    /// Fills `buf` with the next octets; `Ok(0)` means the string has ended.
+    pub(crate) fn read<R: Read>(
+        &mut self,
+        r: &mut BerReader<R>,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
+        loop {
+            if self.remaining > 0 {
+                let n = buf
+                    .len()
+                    .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                let got = loop {
+                    match r.inner.read(&mut buf[..n]) {
+                        Ok(got) => break got,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                };
+                if got == 0 {
+                    return Err(Error::Truncated { offset: r.offset });
+                }
+                r.offset += got as u64;
+                self.remaining -= got as u64;
+                return Ok(got);
+            }
+            let Some(&top) = self.stack.last() else {
+                return Ok(0);
+            };
+            if r.at_end(top)? {
+                self.stack.pop();
+                continue;
+            }
+            let h = r.header()?;
+            match h.tag {
+                tag::OCTET_STRING => {
+                    self.remaining = h.len.ok_or(Error::Malformed {
+                        offset: h.offset,
+                        what: "indefinite length on a primitive string",
+                    })?;
+                }
+                tag::OCTET_STRING_CONSTRUCTED if self.stack.len() < MAX_NESTING => {
+                    self.stack.push(Frame { end: h.end() });
+                }
+                _ => {
+                    return Err(Error::Malformed {
+                        offset: h.offset,
+                        what: "expected an OCTET STRING segment",
+                    })
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(bytes: &[u8], primitive_tag: u8) -> Result<Vec<u8>, Error> {
+        let mut r = BerReader::new(bytes);
+        let h = r.header()?;
+        let mut s = OctetStream::start(&h, primitive_tag)?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 3];
+        loop {
+            let n = s.read(&mut r, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn octet_strings_in_every_shape() {
+        assert_eq!(collect(&[0x04, 3, 1, 2, 3], 0x04).unwrap(), [1, 2, 3]);
+        let indefinite = [0x24, 0x80, 0x04, 2, 1, 2, 0x04, 1, 3, 0, 0];
+        assert_eq!(collect(&indefinite, 0x04).unwrap(), [1, 2, 3]);
+        let nested = [0xA0, 0x80, 0x24, 0x80, 0x04, 1, 9, 0, 0, 0x04, 0, 0, 0];
+        assert_eq!(collect(&nested, 0x80).unwrap(), [9]);
+        let definite = [0x24, 6, 0x04, 1, 7, 0x04, 1, 8];
+        assert_eq!(collect(&definite, 0x04).unwrap(), [7, 8]);
+    }
+
+    #[test]
+    fn damaged_strings_are_errors() {
+        assert!(matches!(
+            collect(&[0x04, 5, 1, 2], 0x04),
+            Err(Error::Truncated { .. })
+        ));
+        assert!(matches!(
+            collect(&[0x24, 0x80, 0x02, 1, 1, 0, 0], 0x04),
+            Err(Error::Malformed { .. })
+        ));
+        assert!(matches!(
+            collect(&[0x24, 0x80, 0x04, 1, 1], 0x04),
+            Err(Error::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn elements_are_copied_raw_and_limited() {
+        let bytes = [0x31, 0x80, 0x30, 0x01, 0x05, 0, 0, 0xff];
+        let mut r = BerReader::new(&bytes[..]);
+        assert_eq!(r.element(100, "set").unwrap(), &bytes[..7]);
+        let mut r = BerReader::new(&[0x30, 0x84, 0x7f, 0xff, 0xff, 0xff][..]);
+        assert!(matches!(r.element(1000, "x"), Err(Error::TooLarge { .. })));
+    }
+}
