@@ -27,3 +27,6 @@ pub use signed::SignerReport;
 
 #[cfg(test)]
 mod testing;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;

@@ -212,7 +212,7 @@ fn signer_info(
             &[der_tlv(tag::OID, oid.as_bytes()), der_tlv(tag::SET, &value)].concat(),
         )
     };
-    let mut attrs = vec![
+    let mut attrs = [
         attribute(
             &oids::ATTR_CONTENT_TYPE,
             der_tlv(tag::OID, oids::DATA.as_bytes()),

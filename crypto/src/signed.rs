@@ -306,24 +306,22 @@ impl SignedContent {
     }
 
     fn find_cert(&self, sid: &[u8], extra: &[X509]) -> Option<X509> {
-        let candidates = self.certificates.iter().chain(extra.iter());
-        match sid.first()? {
-            &tag::SEQUENCE => {
+        let mut candidates = self.certificates.iter().chain(extra.iter());
+        match *sid.first()? {
+            tag::SEQUENCE => {
                 let wanted = IssuerAndSerialNumber::from_der(sid).ok()?.to_der().ok()?;
                 candidates
-                    .filter(|c| {
+                    .find(|c| {
                         crate::recipient::issuer_and_serial(c)
                             .and_then(|ias| Ok(ias.to_der()?))
                             .is_ok_and(|d| d == wanted)
                     })
-                    .next()
                     .cloned()
             }
-            &tag::CONTEXT_0 => {
+            tag::CONTEXT_0 => {
                 let (_, ski, _) = split_der(sid)?;
                 candidates
-                    .filter(|c| c.subject_key_id().is_some_and(|k| k.as_slice() == ski))
-                    .next()
+                    .find(|c| c.subject_key_id().is_some_and(|k| k.as_slice() == ski))
                     .cloned()
             }
             _ => None,

@@ -1,1 +1,8 @@
-//! vdx wire and ledger formats.
+//! Everything vdx sends or stores as bytes: identifiers, the dispatch header, wire frames, receipts
+//! and ledger formats. Pure: no sockets, no disk, no clock of its own.
+
+#![forbid(unsafe_code)]
+
+mod organ_code;
+
+pub use organ_code::{OrganCode, OrganCodeError};

@@ -57,8 +57,12 @@ impl Header {
 
     /// Offset just past the value, for definite lengths.
     pub(crate) fn end(&self) -> Option<u64> {
-        self.len
-            .map(|len| self.offset + u64::from(self.header_len) + len)
+        // Saturating: a hostile length past the end of any stream just never ends (truncation).
+        self.len.map(|len| {
+            self.offset
+                .saturating_add(u64::from(self.header_len))
+                .saturating_add(len)
+        })
     }
 }
 

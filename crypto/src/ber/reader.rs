@@ -440,3 +440,20 @@ mod tests {
         assert!(matches!(r.element(1000, "x"), Err(Error::TooLarge { .. })));
     }
 }
+
+#[cfg(test)]
+mod hostile_lengths {
+    use super::*;
+
+    #[test]
+    fn a_length_near_u64_max_is_truncation_not_overflow() {
+        let bytes = [
+            0x30, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x01, 0x00,
+        ];
+        let mut r = BerReader::new(&bytes[..]);
+        let frame = r.open(tag::SEQUENCE, "seq").unwrap();
+        assert!(!r.at_end(frame).unwrap());
+        r.primitive(tag::INTEGER, 8, "int").unwrap();
+        assert!(matches!(r.header(), Err(Error::Truncated { .. })));
+    }
+}

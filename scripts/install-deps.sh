@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what building and testing vdx needs on a fresh Debian machine: OpenSSL headers and CLI,
+# pkg-config, and GNU time for the benchmarks. Safe to run again; does nothing when all is present.
+set -euo pipefail
+
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+[[ -f /usr/include/openssl/ssl.h ]] || need+=(libssl-dev)
+[[ -x /usr/bin/time ]] || need+=(time)
+
+if ((${#need[@]})); then
+  echo "install-deps: installing ${need[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}"
+fi
