@@ -1,0 +1,26 @@
+//! A progress bar on standard error, shown only on a terminal and only for long inputs.
+
+use std::io::{self, IsTerminal, Read};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Inputs below this size finish before a bar would be worth drawing.
+const MIN_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Wraps `input` with a byte-counting bar when stderr is a terminal.
+pub(crate) fn wrap<'a>(
+    input: Box<dyn Read + 'a>,
+    len: Option<u64>,
+    verb: &str,
+) -> (Box<dyn Read + 'a>, Option<ProgressBar>) {
+    let Some(len) = len.filter(|&l| l >= MIN_BYTES && io::stderr().is_terminal()) else {
+        return (input, None);
+    };
+    let bar = ProgressBar::new(len).with_message(verb.to_owned());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:8} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    (Box::new(bar.wrap_read(input)), Some(bar))
+}

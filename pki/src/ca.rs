@@ -1,0 +1,364 @@
+//! The development CA: issues agency certificates in vdx's profiles, revokes them, and signs CRLs.
+//!
+//! Real deployments use the government CA; these certificates follow the same shape so that every
+//! code path is exercised. State (serials issued and revoked, the CRL number) is plain JSON that the
+//! caller stores beside the CA certificate.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::hash::MessageDigest;
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
+use openssl::x509::{X509Builder, X509Crl, X509NameBuilder, X509Ref, X509};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use vdx_crypto::{KeyKind, PrivateKey};
+
+use crate::crl::{self, RevocationReason};
+use crate::names::{serial_hex, subject_string};
+use crate::{organ_code, Error};
+
+/// Which certificates an agency gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Profile {
+    /// Three key pairs: `sign` (documents), `enc` (receiving), `tls` (node transport).
+    #[default]
+    Separate,
+    /// One RSA key pair for signing and encryption, as Vietnamese government CAs issue (`agency`).
+    Combined,
+}
+
+/// What to issue.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// Organ code, written as the subject's organizationIdentifier (2.5.4.97).
+    pub org: String,
+    /// Agency name: the subject's CN and O.
+    pub name: String,
+    /// Key algorithm.
+    pub kind: KeyKind,
+    /// Which certificates.
+    pub profile: Profile,
+    /// Start of validity; now when `None` (a past date makes test certificates that have expired).
+    pub not_before: Option<OffsetDateTime>,
+    /// Days of validity.
+    pub days: u32,
+}
+
+/// The certificates and keys of one issuance, by role name.
+pub struct Issued {
+    roles: Vec<(&'static str, X509, PrivateKey)>,
+}
+
+impl Issued {
+    /// `(role, certificate, key)` for each role: `sign`/`enc`/`tls`, or `agency`.
+    pub fn roles(&self) -> Vec<(&'static str, &X509Ref, &PrivateKey)> {
+        self.roles
+            .iter()
+            .map(|(r, c, k)| (*r, c.as_ref(), k))
+            .collect()
+    }
+}
+
+/// A CA: certificate, key and bookkeeping.
+pub struct Ca {
+    cert: X509,
+    key: PrivateKey,
+    state: State,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    next_crl_number: u64,
+    issued: Vec<IssuedRecord>,
+    revoked: Vec<RevokedRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct IssuedRecord {
+    serial: String,
+    subject: String,
+    organ_code: Option<String>,
+    not_after: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RevokedRecord {
+    serial: String,
+    revoked_at: u64,
+    reason: Option<RevocationReason>,
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    Sign,
+    Encrypt,
+    Tls,
+    Combined,
+}
+
+impl Ca {
+    /// A new self-signed root.
+    pub fn create(name: &str, kind: KeyKind, days: u32) -> Result<Self, Error> {
+        let key = PrivateKey::generate(kind)?;
+        let mut subject = X509NameBuilder::new()?;
+        subject.append_entry_by_text("CN", name)?;
+        subject.append_entry_by_text("O", name)?;
+        let subject = subject.build();
+        let mut b = X509Builder::new()?;
+        b.set_version(2)?;
+        let serial = random_serial()?.to_asn1_integer()?;
+        b.set_serial_number(&serial)?;
+        b.set_subject_name(&subject)?;
+        b.set_issuer_name(&subject)?;
+        b.set_pubkey(key.pkey())?;
+        let (from, until) = (
+            Asn1Time::from_unix(unix_now() - 300)?,
+            Asn1Time::days_from_now(days)?,
+        );
+        b.set_not_before(&from)?;
+        b.set_not_after(&until)?;
+        b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()?,
+        )?;
+        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+        b.append_extension(ski)?;
+        b.sign(key.pkey(), MessageDigest::sha256())?;
+        Ok(Self {
+            cert: b.build(),
+            key,
+            state: State {
+                next_crl_number: 1,
+                ..State::default()
+            },
+        })
+    }
+
+    /// Reassembles a CA from its stored parts.
+    pub fn from_parts(cert_pem: &[u8], key: PrivateKey, state_json: &[u8]) -> Result<Self, Error> {
+        let cert = X509::from_pem(cert_pem).map_err(|e| Error::Parse {
+            what: "certificate",
+            reason: e.to_string(),
+        })?;
+        if !key.matches(&cert) {
+            return Err(Error::Request(
+                "the CA key does not match the CA certificate".into(),
+            ));
+        }
+        let state = serde_json::from_slice(state_json).map_err(|e| Error::State(e.to_string()))?;
+        Ok(Self { cert, key, state })
+    }
+
+    /// The CA certificate: the trust anchor to hand out.
+    pub fn cert(&self) -> &X509Ref {
+        &self.cert
+    }
+
+    /// The CA key, to store (encrypted) beside the certificate.
+    pub fn key(&self) -> &PrivateKey {
+        &self.key
+    }
+
+    /// The bookkeeping to store beside the certificate.
+    pub fn state_json(&self) -> Result<Vec<u8>, Error> {
+        serde_json::to_vec_pretty(&self.state).map_err(|e| Error::State(e.to_string()))
+    }
+
+    /// Issues an agency's certificates in the requested profile.
+    pub fn issue(&mut self, req: &IssueRequest) -> Result<Issued, Error> {
+        check_organ_code(&req.org)?;
+        if req.name.trim().is_empty() {
+            return Err(Error::Request("the agency name is empty".into()));
+        }
+        let roles: &[(&'static str, Role)] = match (req.profile, req.kind) {
+            (Profile::Combined, KeyKind::Rsa) => &[("agency", Role::Combined)],
+            (Profile::Combined, _) => {
+                return Err(Error::Request(
+                    "the combined profile is for RSA keys (one key signs and decrypts)".into(),
+                ))
+            }
+            (Profile::Separate, _) => &[
+                ("sign", Role::Sign),
+                ("enc", Role::Encrypt),
+                ("tls", Role::Tls),
+            ],
+        };
+        let mut issued = Vec::with_capacity(roles.len());
+        for &(name, role) in roles {
+            let key = PrivateKey::generate(req.kind)?;
+            let cert = self.issue_one(req, role, &key)?;
+            self.state.issued.push(IssuedRecord {
+                serial: serial_hex(&cert),
+                subject: subject_string(&cert),
+                organ_code: organ_code(&cert),
+                not_after: cert.not_after().to_string(),
+            });
+            issued.push((name, cert, key));
+        }
+        Ok(Issued { roles: issued })
+    }
+
+    fn issue_one(&self, req: &IssueRequest, role: Role, key: &PrivateKey) -> Result<X509, Error> {
+        let mut subject = X509NameBuilder::new()?;
+        subject.append_entry_by_text("CN", &req.name)?;
+        subject.append_entry_by_text("O", &req.name)?;
+        subject.append_entry_by_text("organizationIdentifier", &req.org)?;
+        let subject = subject.build();
+        let not_before = match req.not_before {
+            Some(t) => t.unix_timestamp(),
+            None => unix_now() - 300,
+        };
+        let not_after = not_before + i64::from(req.days) * 86_400;
+
+        let mut b = X509Builder::new()?;
+        b.set_version(2)?;
+        let serial = random_serial()?.to_asn1_integer()?;
+        b.set_serial_number(&serial)?;
+        b.set_subject_name(&subject)?;
+        b.set_issuer_name(self.cert.subject_name())?;
+        b.set_pubkey(key.pkey())?;
+        let (from, until) = (
+            Asn1Time::from_unix(not_before as _)?,
+            Asn1Time::from_unix(not_after as _)?,
+        );
+        b.set_not_before(&from)?;
+        b.set_not_after(&until)?;
+        b.append_extension(BasicConstraints::new().critical().build()?)?;
+        let rsa = req.kind == KeyKind::Rsa;
+        let mut usage = KeyUsage::new();
+        usage.critical();
+        let mut eku = ExtendedKeyUsage::new();
+        match role {
+            Role::Sign => {
+                usage.digital_signature().non_repudiation();
+                eku.email_protection();
+            }
+            Role::Encrypt if rsa => {
+                usage.key_encipherment().data_encipherment();
+                eku.email_protection();
+            }
+            Role::Encrypt => {
+                usage.key_agreement();
+                eku.email_protection();
+            }
+            Role::Tls => {
+                usage.digital_signature();
+                if rsa {
+                    usage.key_encipherment();
+                }
+                eku.server_auth().client_auth();
+            }
+            Role::Combined => {
+                usage
+                    .digital_signature()
+                    .non_repudiation()
+                    .key_encipherment()
+                    .data_encipherment();
+                eku.email_protection().client_auth().server_auth();
+            }
+        }
+        b.append_extension(usage.build()?)?;
+        b.append_extension(eku.build()?)?;
+        if matches!(role, Role::Tls | Role::Combined) {
+            let label = req.org.replace('.', "-").to_ascii_lowercase();
+            let san = SubjectAlternativeName::new()
+                .dns(&format!("{label}.vdx.invalid"))
+                .uri(&format!("urn:vdx:org:{}", req.org))
+                .build(&b.x509v3_context(Some(&self.cert), None))?;
+            b.append_extension(san)?;
+        }
+        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&self.cert), None))?;
+        b.append_extension(ski)?;
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&b.x509v3_context(Some(&self.cert), None))?;
+        b.append_extension(aki)?;
+        b.sign(self.key.pkey(), MessageDigest::sha256())?;
+        Ok(b.build())
+    }
+
+    /// Puts `cert` on the revocation list (it appears in the next [`Ca::crl`]).
+    pub fn revoke(
+        &mut self,
+        cert: &X509Ref,
+        reason: Option<RevocationReason>,
+    ) -> Result<(), Error> {
+        let serial = serial_hex(cert);
+        let ca_key = self.cert.public_key()?;
+        let ours = cert
+            .issuer_name()
+            .try_cmp(self.cert.subject_name())?
+            .is_eq()
+            && cert.verify(&ca_key).unwrap_or(false);
+        if !ours {
+            return Err(Error::NotOurs { serial });
+        }
+        if self.state.revoked.iter().any(|r| r.serial == serial) {
+            return Err(Error::AlreadyRevoked { serial });
+        }
+        self.state.revoked.push(RevokedRecord {
+            serial,
+            revoked_at: unix_now() as u64,
+            reason,
+        });
+        Ok(())
+    }
+
+    /// Signs a fresh CRL valid for `days`, with the next CRL number.
+    pub fn crl(&mut self, days: u32) -> Result<X509Crl, Error> {
+        let mut entries = Vec::with_capacity(self.state.revoked.len());
+        for r in &self.state.revoked {
+            let serial = BigNum::from_hex_str(&r.serial)
+                .map_err(|_| Error::State(format!("bad serial {}", r.serial)))?
+                .to_vec();
+            entries.push(crl::Entry {
+                serial,
+                revoked_at: UNIX_EPOCH + Duration::from_secs(r.revoked_at),
+                reason: r.reason,
+            });
+        }
+        let number = self.state.next_crl_number.max(1);
+        let list = crl::build(&self.cert, &self.key, number, &entries, days)?;
+        self.state.next_crl_number = number + 1;
+        Ok(list)
+    }
+}
+
+/// Organ codes are short, and letters, digits and dots only (`000.00.00.G22`).
+fn check_organ_code(code: &str) -> Result<(), Error> {
+    let ok = !code.is_empty()
+        && code.len() <= 32
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+        && !code.split('.').any(str::is_empty);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Request(format!(
+            "{code:?} is not an organ code (letters, digits and dots, like 000.00.00.G22)"
+        )))
+    }
+}
+
+/// A positive 127-bit serial: unpredictable, and never negative in DER.
+fn random_serial() -> Result<BigNum, Error> {
+    let mut serial = BigNum::new()?;
+    serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    Ok(serial)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

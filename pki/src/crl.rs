@@ -1,0 +1,157 @@
+//! Building a CRL (RFC 5280 section 5), which rust-openssl cannot do: the structure is assembled with
+//! `x509-cert`, signed with OpenSSL, and parsed back by OpenSSL to prove it is well formed.
+
+use std::time::{Duration, SystemTime};
+
+use const_oid::db::rfc5280::{ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_CE_CRL_REASONS};
+use der::asn1::{BitString, OctetString};
+use der::{Decode, Encode};
+use openssl::hash::MessageDigest;
+use openssl::pkey::Id;
+use openssl::x509::{X509Crl, X509Ref};
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
+use x509_cert::ext::pkix::AuthorityKeyIdentifier;
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::Time;
+use x509_cert::Version;
+
+use crate::Error;
+use vdx_crypto::PrivateKey;
+
+/// Why a certificate was revoked (RFC 5280 CRLReason), as CAs and auditors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum RevocationReason {
+    /// No reason given.
+    Unspecified,
+    /// The private key leaked or may have.
+    KeyCompromise,
+    /// The issuing CA's key leaked.
+    CaCompromise,
+    /// The agency changed (merger, new name).
+    AffiliationChanged,
+    /// Replaced by a new certificate.
+    Superseded,
+    /// The agency stopped operating.
+    CessationOfOperation,
+}
+
+impl RevocationReason {
+    fn code(self) -> u8 {
+        match self {
+            Self::Unspecified => 0,
+            Self::KeyCompromise => 1,
+            Self::CaCompromise => 2,
+            Self::AffiliationChanged => 3,
+            Self::Superseded => 4,
+            Self::CessationOfOperation => 5,
+        }
+    }
+}
+
+/// One entry of the list: serial (big-endian bytes), when, and why.
+pub(crate) struct Entry {
+    pub(crate) serial: Vec<u8>,
+    pub(crate) revoked_at: SystemTime,
+    pub(crate) reason: Option<RevocationReason>,
+}
+
+/// Signs a v2 CRL over `entries`, valid from now for `days`.
+pub(crate) fn build(
+    ca_cert: &X509Ref,
+    ca_key: &PrivateKey,
+    number: u64,
+    entries: &[Entry],
+    days: u32,
+) -> Result<X509Crl, Error> {
+    let now = SystemTime::now();
+    let next = now + Duration::from_secs(u64::from(days) * 86_400);
+    let issuer = Name::from_der(&ca_cert.subject_name().to_der()?)?;
+    let signature = signature_algorithm(ca_key)?;
+
+    let mut revoked = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let reason = entry
+            .reason
+            .map(|r| -> Result<Extension, Error> {
+                Ok(Extension {
+                    extn_id: ID_CE_CRL_REASONS,
+                    critical: false,
+                    extn_value: OctetString::new(vec![0x0a, 0x01, r.code()])?,
+                })
+            })
+            .transpose()?;
+        revoked.push(RevokedCert {
+            serial_number: SerialNumber::new(&entry.serial)?,
+            revocation_date: time(entry.revoked_at)?,
+            crl_entry_extensions: reason.map(|r| vec![r]),
+        });
+    }
+
+    let mut extensions = vec![Extension {
+        extn_id: ID_CE_CRL_NUMBER,
+        critical: false,
+        extn_value: OctetString::new(der::asn1::Uint::new(&number.to_be_bytes())?.to_der()?)?,
+    }];
+    if let Some(ski) = ca_cert.subject_key_id() {
+        let aki = AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(ski.as_slice())?),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        };
+        extensions.push(Extension {
+            extn_id: ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            critical: false,
+            extn_value: OctetString::new(aki.to_der()?)?,
+        });
+    }
+
+    let tbs = TbsCertList {
+        version: Version::V2,
+        signature: signature.clone(),
+        issuer,
+        this_update: time(now)?,
+        next_update: Some(time(next)?),
+        revoked_certificates: (!revoked.is_empty()).then_some(revoked),
+        crl_extensions: Some(extensions),
+    };
+    let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), ca_key.pkey())?;
+    let sig = signer.sign_oneshot_to_vec(&tbs.to_der()?)?;
+    let list = CertificateList {
+        tbs_cert_list: tbs,
+        signature_algorithm: signature,
+        signature: BitString::from_bytes(&sig)?,
+    };
+    Ok(X509Crl::from_der(&list.to_der()?)?)
+}
+
+fn signature_algorithm(key: &PrivateKey) -> Result<spki::AlgorithmIdentifierOwned, Error> {
+    const ECDSA_SHA256: const_oid::ObjectIdentifier =
+        const_oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+    const SHA256_RSA: const_oid::ObjectIdentifier =
+        const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+    Ok(match key.pkey().id() {
+        Id::EC => spki::AlgorithmIdentifierOwned {
+            oid: ECDSA_SHA256,
+            parameters: None,
+        },
+        _ => spki::AlgorithmIdentifierOwned {
+            oid: SHA256_RSA,
+            parameters: Some(der::Any::null()),
+        },
+    })
+}
+
+fn time(t: SystemTime) -> Result<Time, Error> {
+    // Whole seconds: DER times carry no fractions.
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|_| Error::Request("clock before 1970".into()))?
+        .as_secs();
+    Ok(Time::try_from(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+    )?)
+}
