@@ -89,7 +89,7 @@ impl From<&ValidatedSigner> for SignerVerdict {
 }
 
 pub(crate) fn run(args: OpenArgs) -> Result<ExitCode> {
-    let to_stdout = args.out == PathBuf::from("-");
+    let to_stdout = args.out.as_os_str() == "-";
     let verdict = match open(&args) {
         Ok(verdict) => verdict,
         Err(refusal) => Verdict {

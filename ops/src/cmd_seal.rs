@@ -98,7 +98,7 @@ pub(crate) fn run(args: SealArgs) -> Result<ExitCode> {
 
     let (input, len) = files::open_input(&args.input)?;
     let (input, bar) = progress::wrap(input, len, "sealing");
-    let summary = if args.out == PathBuf::from("-") {
+    let summary = if args.out.as_os_str() == "-" {
         // Sealed bytes are not secret: stream them straight out.
         let mut out = BackgroundWriter::new(io::stdout());
         let summary = sealer.seal(input, &mut out)?;
@@ -116,7 +116,7 @@ pub(crate) fn run(args: SealArgs) -> Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if args.out != PathBuf::from("-") {
+    if args.out.as_os_str() != "-" {
         eprintln!(
             "sealed {} bytes (sha256 {}) for {} recipient(s), signed by {} at {} -> {}",
             summary.content_bytes,

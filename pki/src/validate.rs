@@ -255,3 +255,172 @@ impl TrustStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Ca, IssueRequest, Profile, RevocationReason};
+    use vdx_crypto::KeyKind;
+
+    fn request(org: &str, kind: KeyKind, profile: Profile) -> IssueRequest {
+        IssueRequest {
+            org: org.into(),
+            name: format!("Agency {org}"),
+            kind,
+            profile,
+            not_before: None,
+            days: 30,
+        }
+    }
+
+    fn cert_of(issued: &crate::Issued, role: &str) -> X509 {
+        issued
+            .roles()
+            .into_iter()
+            .find(|(r, _, _)| *r == role)
+            .map(|(_, c, _)| c.to_owned())
+            .unwrap()
+    }
+
+    #[test]
+    fn issued_signers_validate_with_their_organ_code() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let ec = ca
+            .issue(&request(
+                "000.00.00.G22",
+                KeyKind::EcP256,
+                Profile::Separate,
+            ))
+            .unwrap();
+        let rsa = ca
+            .issue(&request("000.00.00.H41", KeyKind::Rsa, Profile::Combined))
+            .unwrap();
+        let trust =
+            TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![ca.crl(7).unwrap()]).unwrap();
+        let signer = trust
+            .validate_signer(&cert_of(&ec, "sign"), &[], None)
+            .unwrap();
+        assert_eq!(signer.organ_code(), Some("000.00.00.G22"));
+        assert!(signer.subject().contains("CN=Agency 000.00.00.G22"));
+        let signer = trust
+            .validate_signer(&cert_of(&rsa, "agency"), &[], None)
+            .unwrap();
+        assert_eq!(signer.organ_code(), Some("000.00.00.H41"));
+        assert!(ca
+            .issue(&request(
+                "000.00.00.H41",
+                KeyKind::EcP256,
+                Profile::Combined
+            ))
+            .is_err());
+        assert!(ca
+            .issue(&request("bad code", KeyKind::EcP256, Profile::Separate))
+            .is_err());
+    }
+
+    #[test]
+    fn refusals_name_their_reason() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 3650).unwrap();
+        let other = Ca::create("Other root", KeyKind::EcP256, 30).unwrap();
+        let good = ca
+            .issue(&request(
+                "000.00.00.G22",
+                KeyKind::EcP256,
+                Profile::Separate,
+            ))
+            .unwrap();
+        let mut old = request("000.00.00.G23", KeyKind::EcP256, Profile::Separate);
+        old.not_before = Some(OffsetDateTime::now_utc() - time::Duration::days(400));
+        old.days = 30;
+        let expired = ca.issue(&old).unwrap();
+        let anchors = vec![ca.cert().to_owned()];
+
+        // Expired at the signing time.
+        let plain = TrustStore::new(anchors.clone(), vec![], vec![]).unwrap();
+        let err = plain
+            .validate_signer(&cert_of(&expired, "sign"), &[], None)
+            .unwrap_err();
+        assert_eq!(err.code(), "expired");
+        let before = OffsetDateTime::now_utc() - time::Duration::days(3);
+        let err = plain
+            .validate_signer(&cert_of(&good, "sign"), &[], Some(before))
+            .unwrap_err();
+        assert_eq!(err.code(), "not_yet_valid");
+
+        // An encryption certificate may not sign.
+        let err = plain
+            .validate_signer(&cert_of(&good, "enc"), &[], None)
+            .unwrap_err();
+        assert_eq!(err.code(), "key_usage");
+
+        // Another CA's root is not ours.
+        let foreign = TrustStore::new(vec![other.cert().to_owned()], vec![], vec![]).unwrap();
+        let err = foreign
+            .validate_signer(&cert_of(&good, "sign"), &[], None)
+            .unwrap_err();
+        assert_eq!(err.code(), "untrusted");
+
+        // Revoked: a CRL made after the signing time still revokes.
+        ca.revoke(
+            &cert_of(&good, "sign"),
+            Some(RevocationReason::KeyCompromise),
+        )
+        .unwrap();
+        assert_eq!(
+            ca.revoke(&cert_of(&good, "sign"), None).unwrap_err().code(),
+            "already_revoked"
+        );
+        assert_eq!(
+            ca.revoke(other.cert(), None).unwrap_err().code(),
+            "not_ours"
+        );
+        let crl = ca.crl(7).unwrap();
+        let checked = TrustStore::new(anchors.clone(), vec![], vec![crl]).unwrap();
+        let signed_at = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+        let err = checked
+            .validate_signer(&cert_of(&good, "sign"), &[], Some(signed_at))
+            .unwrap_err();
+        assert_eq!(err.code(), "revoked");
+
+        // CRLs given, but none from this issuer: fail closed.
+        let mut third = Ca::create("Third", KeyKind::EcP256, 30).unwrap();
+        let unrelated = TrustStore::new(anchors, vec![], vec![third.crl(7).unwrap()]).unwrap();
+        let err = unrelated
+            .validate_signer(&cert_of(&good, "tls"), &[], None)
+            .unwrap_err();
+        assert_eq!(err.code(), "crl_missing");
+    }
+
+    #[test]
+    fn state_survives_a_round_trip_and_crls_load_in_openssl() {
+        let mut ca = Ca::create("Root", KeyKind::Rsa, 30).unwrap();
+        let issued = ca
+            .issue(&request(
+                "000.00.00.G22",
+                KeyKind::EcP256,
+                Profile::Separate,
+            ))
+            .unwrap();
+        ca.revoke(&cert_of(&issued, "sign"), None).unwrap();
+        let pem = ca.key().to_pkcs8_pem(Some(b"pw")).unwrap();
+        let key = vdx_crypto::PrivateKey::from_bytes(&pem, Some(b"pw")).unwrap();
+        let mut back =
+            Ca::from_parts(&ca.cert().to_pem().unwrap(), key, &ca.state_json().unwrap()).unwrap();
+        let crl = back.crl(7).unwrap();
+        let pem = crl.to_pem().unwrap();
+        let parsed = parse_crls(&[pem.clone(), pem].concat()).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert!(crl.verify(&ca.cert().public_key().unwrap()).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("crl.pem"), crl.to_pem().unwrap()).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["crl", "-noout", "-text", "-in"])
+            .arg(dir.path().join("crl.pem"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("CRL Number"), "{text}");
+        assert!(text.contains(&crate::names::serial_hex(&cert_of(&issued, "sign")).to_uppercase()));
+    }
+}
