@@ -1,1 +1,217 @@
-//! Helpers shared by the integration tests: locating the binaries, running commands.
+//! Helpers for the integration tests: the real `vdx` binary and the real `openssl` CLI, each test in
+//! its own temporary directory, so that a test reads like a user's session.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly by design.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The `vdx` binary of this workspace, built once per test process with the test's profile.
+pub fn vdx_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let release = std::env::current_exe()
+            .map(|p| p.components().any(|c| c.as_os_str() == "release"))
+            .unwrap_or(false);
+        let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build
+            .current_dir(&workspace)
+            .args(["build", "-q", "-p", "vdx-ops", "--bin", "vdx"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building vdx failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace.join("target"));
+        target
+            .join(if release { "release" } else { "debug" })
+            .join("vdx")
+    })
+}
+
+/// One test's world: a temporary directory and the commands a user would type there.
+pub struct Session {
+    dir: tempfile::TempDir,
+}
+
+/// What a command did.
+pub struct Ran {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    fn from(out: Output) -> Self {
+        Self {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with the command's output unless it exited 0.
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.status, 0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The `--json` verdict of `vdx open`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
+    }
+
+    /// The refusal code of a failed `vdx open --json`, checking it failed with exit code 1.
+    pub fn refusal(&self) -> String {
+        assert_eq!(
+            self.status, 1,
+            "expected a refusal:\n{}\n{}",
+            self.stdout, self.stderr
+        );
+        let v = self.json();
+        assert_eq!(v["ok"], false);
+        v["error"]["code"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Session {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("vdx-test-")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `vdx` with `args` in the session directory (no passphrase unless `env` sets one).
+    pub fn vdx(&self, args: &[&str]) -> Ran {
+        self.vdx_env(args, &[])
+    }
+
+    pub fn vdx_env(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
+        let mut cmd = Command::new(vdx_bin());
+        cmd.current_dir(self.dir())
+            .args(args)
+            .env_remove("VDX_KEY_PASSPHRASE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Ran::from(cmd.stdin(Stdio::null()).output().expect("vdx runs"))
+    }
+
+    /// Runs a shell pipeline in the session directory (for `openssl ... | openssl ...` and `-`).
+    pub fn sh(&self, script: &str) -> Ran {
+        let mut cmd = Command::new("bash");
+        cmd.current_dir(self.dir())
+            .args(["-euo", "pipefail", "-c", script])
+            .env("VDX", vdx_bin())
+            .env_remove("VDX_KEY_PASSPHRASE");
+        Ran::from(cmd.stdin(Stdio::null()).output().expect("bash runs"))
+    }
+
+    /// Runs `openssl` with `args` in the session directory.
+    pub fn openssl(&self, args: &[&str]) -> Ran {
+        Ran::from(
+            Command::new("openssl")
+                .current_dir(self.dir())
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("openssl runs"),
+        )
+    }
+
+    /// Writes `len` bytes of varied content to `name` and returns them.
+    pub fn document(&self, name: &str, len: usize) -> Vec<u8> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ len as u64;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        std::fs::write(self.path(name), &bytes).expect("write document");
+        bytes
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.path(name).exists()
+    }
+
+    /// Files in the session directory whose name starts with `prefix` (to catch stray temporaries).
+    pub fn files_starting_with(&self, prefix: &str) -> Vec<String> {
+        std::fs::read_dir(self.dir())
+            .expect("read dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(prefix))
+            .collect()
+    }
+
+    /// A vdx dev CA in `ca/` and agencies: `g22` (EC, separate profile), `h41` (RSA, combined),
+    /// `h26` (RSA, separate), `h40` (EC, another recipient).
+    pub fn vdx_pki(&self) {
+        self.vdx(&["pki", "init-ca", "--out", "ca", "--name", "Test Root CA"])
+            .ok();
+        for (org, dir, extra) in [
+            ("000.00.00.G22", "g22", &[][..]),
+            (
+                "000.00.00.H41",
+                "h41",
+                &["--key-type", "rsa", "--profile", "combined"][..],
+            ),
+            ("000.00.00.H26", "h26", &["--key-type", "rsa"][..]),
+            ("000.00.00.H40", "h40", &[][..]),
+        ] {
+            let mut args = vec![
+                "pki", "issue", "--ca", "ca", "--org", org, "--name", dir, "--out", dir,
+            ];
+            args.extend_from_slice(extra);
+            self.vdx(&args).ok();
+        }
+    }
+
+    /// The PKI of `scripts/make-openssl-pki.sh`, made with the OpenSSL CLI alone, in `ossl/`.
+    pub fn openssl_pki(&self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-openssl-pki.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(self.path("ossl"))
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "make-openssl-pki.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
