@@ -102,8 +102,9 @@ pub enum Error {
     /// An OpenSSL primitive failed.
     #[error("openssl: {0}")]
     OpenSsl(#[from] openssl::error::ErrorStack),
-    /// DER encoding of one of our small structures failed.
-    #[error("encoding: {0}")]
+    /// A small DER structure (algorithm identifier, recipient or signer info, certificate) does not
+    /// parse; in practice always damaged input.
+    #[error("corrupt input: malformed ASN.1 ({0})")]
     Der(#[from] der::Error),
 }
 
@@ -113,7 +114,7 @@ impl Error {
         match self {
             Self::Truncated { .. } => "truncated",
             Self::Empty => "empty",
-            Self::Malformed { .. } | Self::TooLarge { .. } => "corrupt",
+            Self::Malformed { .. } | Self::TooLarge { .. } | Self::Der(_) => "corrupt",
             Self::NotEnveloped(_) => "not_enveloped",
             Self::UnsupportedAlgorithm { .. } | Self::AuthAttributesUnsupported => "unsupported",
             Self::NotARecipient => "not_a_recipient",
@@ -129,7 +130,6 @@ impl Error {
             Self::Certificate(_) => "certificate",
             Self::Io(_) => "io",
             Self::OpenSsl(_) => "openssl",
-            Self::Der(_) => "encoding",
         }
     }
 }

@@ -1,0 +1,306 @@
+//! Every way a document can be wrong gets its own verdict, exit code 1, and no output file.
+
+use vdx_tests::Session;
+
+/// `vdx open --json` as `g22`... as the EC recipient `h40`, into `out.bin`.
+fn open_as_h40(s: &Session, input: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "open",
+        "--json",
+        "--cert",
+        "h40/enc.pem",
+        "--key",
+        "h40/enc.key",
+        "--trust",
+        "ca/ca.pem",
+        "-o",
+        "out.bin",
+    ];
+    args.extend_from_slice(extra);
+    args.push(input);
+    let ran = s.vdx(&args);
+    let code = ran.refusal();
+    assert!(
+        !s.exists("out.bin"),
+        "{input}: output left behind after {code}"
+    );
+    assert!(
+        s.files_starting_with(".vdx-partial").is_empty(),
+        "temporary file left behind"
+    );
+    code
+}
+
+fn sealed_session(len: usize) -> (Session, Vec<u8>) {
+    let s = Session::new();
+    s.vdx_pki();
+    s.document("doc.bin", len);
+    s.vdx(&[
+        "seal",
+        "--cert",
+        "g22/sign.pem",
+        "--key",
+        "g22/sign.key",
+        "--to",
+        "h40/enc.pem",
+        "-o",
+        "good.p7m",
+        "doc.bin",
+    ])
+    .ok();
+    let sealed = s.read("good.p7m");
+    (s, sealed)
+}
+
+#[test]
+fn every_flipped_byte_is_refused() {
+    let (s, sealed) = sealed_session(3000);
+    let mut codes = std::collections::BTreeSet::new();
+    // Every position of a small document: header, recipient info, ciphertext, tag, end markers.
+    for i in (0..sealed.len())
+        .step_by(7)
+        .chain(sealed.len() - 40..sealed.len())
+    {
+        let mut bad = sealed.clone();
+        bad[i] ^= 0x10;
+        std::fs::write(s.path("bad.p7m"), &bad).unwrap();
+        codes.insert(open_as_h40(&s, "bad.p7m", &[]));
+    }
+    assert!(codes.contains("integrity_failed"), "{codes:?}");
+    for code in &codes {
+        assert!(
+            [
+                "integrity_failed",
+                "corrupt",
+                "truncated",
+                "not_a_recipient",
+                "key_decrypt_failed",
+                "unsupported",
+                "not_enveloped"
+            ]
+            .contains(&code.as_str()),
+            "unexpected verdict {code}"
+        );
+    }
+}
+
+#[test]
+fn truncation_anywhere_is_refused() {
+    let (s, sealed) = sealed_session(2000);
+    for cut in (0..sealed.len())
+        .step_by(5)
+        .chain([sealed.len() - 1, sealed.len() - 2])
+    {
+        std::fs::write(s.path("cut.p7m"), &sealed[..cut]).unwrap();
+        let code = open_as_h40(&s, "cut.p7m", &[]);
+        let expected = if cut == 0 { "empty" } else { "truncated" };
+        assert!(
+            code == expected || code == "integrity_failed",
+            "cut at {cut}: {code}"
+        );
+    }
+}
+
+#[test]
+fn wrong_recipient_and_wrong_key_are_told_apart() {
+    let (s, _) = sealed_session(1000);
+    let not_addressed = s.vdx(&[
+        "open",
+        "--json",
+        "--cert",
+        "h26/enc.pem",
+        "--key",
+        "h26/enc.key",
+        "--trust",
+        "ca/ca.pem",
+        "-o",
+        "out.bin",
+        "good.p7m",
+    ]);
+    assert_eq!(not_addressed.refusal(), "not_a_recipient");
+    let wrong_key = s.vdx(&[
+        "open",
+        "--json",
+        "--cert",
+        "h40/enc.pem",
+        "--key",
+        "g22/enc.key",
+        "--trust",
+        "ca/ca.pem",
+        "-o",
+        "out.bin",
+        "good.p7m",
+    ]);
+    assert_eq!(wrong_key.refusal(), "key_mismatch");
+    assert!(!s.exists("out.bin"));
+}
+
+#[test]
+fn garbage_and_empty_input() {
+    let (s, _) = sealed_session(10);
+    std::fs::write(s.path("empty.p7m"), b"").unwrap();
+    assert_eq!(open_as_h40(&s, "empty.p7m", &[]), "empty");
+    std::fs::write(
+        s.path("garbage.p7m"),
+        b"this is not a sealed document at all\n",
+    )
+    .unwrap();
+    assert_eq!(open_as_h40(&s, "garbage.p7m", &[]), "corrupt");
+    std::fs::write(s.path("binary.p7m"), [0x30u8, 0x03, 0x02, 0x01, 0x00]).unwrap();
+    assert_eq!(open_as_h40(&s, "binary.p7m", &[]), "corrupt");
+    // A signed but unencrypted document is not a sealed dispatch.
+    s.openssl(&[
+        "cms",
+        "-sign",
+        "-nodetach",
+        "-binary",
+        "-signer",
+        "g22/sign.pem",
+        "-inkey",
+        "g22/sign.key",
+        "-in",
+        "doc.bin",
+        "-outform",
+        "DER",
+        "-out",
+        "signed.der",
+    ])
+    .ok();
+    assert_eq!(open_as_h40(&s, "signed.der", &[]), "not_enveloped");
+}
+
+/// OpenSSL signs with a problem certificate and encrypts to vdx's `h40`; vdx must refuse.
+fn openssl_sealed(s: &Session, signer: &str, name: &str) {
+    s.sh(&format!(
+        "openssl cms -sign -nodetach -binary -signer ossl/{signer}.pem -inkey ossl/{signer}.key -in doc.bin -outform DER \
+         | openssl cms -encrypt -binary -aes-256-gcm -outform DER -out {name} h40/enc.pem"
+    ))
+    .ok();
+}
+
+#[test]
+fn untrusted_revoked_expired_and_non_signing_signers_are_refused() {
+    let (s, _) = sealed_session(5000);
+    s.openssl_pki();
+    let with_ossl_trust = ["--trust", "ossl/ca.pem", "--crl", "ossl/ca.crl"];
+
+    openssl_sealed(&s, "signer", "fine.p7m");
+    s.vdx(&[
+        "open",
+        "--cert",
+        "h40/enc.pem",
+        "--key",
+        "h40/enc.key",
+        "--trust",
+        "ossl/ca.pem",
+        "--crl",
+        "ossl/ca.crl",
+        "-o",
+        "fine.out",
+        "fine.p7m",
+    ])
+    .ok();
+    // Trusting only vdx's CA, the OpenSSL-issued signer is untrusted.
+    assert_eq!(open_as_h40(&s, "fine.p7m", &[]), "untrusted");
+
+    openssl_sealed(&s, "other", "other.p7m");
+    assert_eq!(open_as_h40(&s, "other.p7m", &with_ossl_trust), "untrusted");
+
+    openssl_sealed(&s, "revoked", "revoked.p7m");
+    assert_eq!(open_as_h40(&s, "revoked.p7m", &with_ossl_trust), "revoked");
+
+    openssl_sealed(&s, "expired", "expired.p7m");
+    assert_eq!(open_as_h40(&s, "expired.p7m", &with_ossl_trust), "expired");
+
+    openssl_sealed(&s, "noku", "noku.p7m");
+    assert_eq!(open_as_h40(&s, "noku.p7m", &with_ossl_trust), "key_usage");
+
+    // With CRL checking on, a signer whose issuer published no CRL is refused (fail closed).
+    s.vdx(&["pki", "crl", "--ca", "ca", "--out", "vdx.crl"])
+        .ok();
+    assert_eq!(
+        open_as_h40(
+            &s,
+            "fine.p7m",
+            &["--trust", "ossl/ca.pem", "--crl", "vdx.crl"]
+        ),
+        "crl_missing"
+    );
+}
+
+#[test]
+fn revoking_with_vdx_pki_takes_effect_on_the_next_crl() {
+    let (s, _) = sealed_session(100);
+    s.vdx(&["pki", "crl", "--ca", "ca", "--out", "before.crl"])
+        .ok();
+    s.vdx(&[
+        "open",
+        "--cert",
+        "h40/enc.pem",
+        "--key",
+        "h40/enc.key",
+        "--trust",
+        "ca/ca.pem",
+        "--crl",
+        "before.crl",
+        "-o",
+        "ok.bin",
+        "good.p7m",
+    ])
+    .ok();
+    s.vdx(&[
+        "pki",
+        "revoke",
+        "--ca",
+        "ca",
+        "--reason",
+        "key-compromise",
+        "g22/sign.pem",
+    ])
+    .ok();
+    s.vdx(&["pki", "crl", "--ca", "ca", "--out", "after.crl"])
+        .ok();
+    assert_eq!(
+        open_as_h40(&s, "good.p7m", &["--crl", "after.crl"]),
+        "revoked"
+    );
+    let again = s.vdx(&["pki", "revoke", "--ca", "ca", "g22/sign.pem"]);
+    assert_eq!(again.status, 1);
+    assert!(again.stderr.contains("already revoked"), "{}", again.stderr);
+}
+
+#[test]
+fn seal_refuses_what_it_cannot_do_properly() {
+    let (s, _) = sealed_session(10);
+    s.openssl_pki();
+    let expired = s.vdx(&[
+        "seal",
+        "--cert",
+        "ossl/expired.pem",
+        "--key",
+        "ossl/expired.key",
+        "--to",
+        "h40/enc.pem",
+        "-o",
+        "x.p7m",
+        "doc.bin",
+    ]);
+    assert_eq!(expired.status, 1);
+    assert!(expired.stderr.contains("expired"), "{}", expired.stderr);
+    let mismatched = s.vdx(&[
+        "seal",
+        "--cert",
+        "g22/sign.pem",
+        "--key",
+        "h40/enc.key",
+        "--to",
+        "h40/enc.pem",
+        "-o",
+        "x.p7m",
+        "doc.bin",
+    ]);
+    assert_eq!(mismatched.status, 1);
+    assert!(!s.exists("x.p7m"));
+    let usage = s.vdx(&["seal", "--cert", "g22/sign.pem", "-o", "x.p7m", "doc.bin"]);
+    assert_eq!(usage.status, 2, "missing arguments are a usage error");
+}
