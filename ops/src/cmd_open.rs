@@ -15,7 +15,7 @@ use vdx_crypto::{Opened, Opener, PrivateKey};
 use vdx_pki::{TrustStore, ValidatedSigner};
 
 use crate::files::{self, Output};
-use crate::pipeline::BackgroundWriter;
+use crate::pipeline::{BackgroundWriter, SyncingFile};
 use crate::progress;
 
 #[derive(Args, Debug)]
@@ -173,7 +173,7 @@ pub(crate) fn open_and_validate(
         .writer()
         .try_clone()
         .map_err(|e| other("io")(e.into()))?;
-    let mut writer = BackgroundWriter::new(file);
+    let mut writer = BackgroundWriter::new(SyncingFile::new(file));
     let opened = opener.open(reader, &mut writer).map_err(crypto_refusal)?;
     writer
         .finish()

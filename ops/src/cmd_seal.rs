@@ -12,7 +12,7 @@ use openssl::x509::X509;
 use vdx_crypto::{PrivateKey, RsaPadding, Sealer};
 
 use crate::files::{self, Output};
-use crate::pipeline::BackgroundWriter;
+use crate::pipeline::{BackgroundWriter, SyncingFile};
 use crate::progress;
 
 #[derive(Args, Debug)]
@@ -106,7 +106,7 @@ pub(crate) fn run(args: SealArgs) -> Result<ExitCode> {
         summary
     } else {
         let mut output = Output::create(&args.out)?;
-        let mut out = BackgroundWriter::new(output.writer().try_clone()?);
+        let mut out = BackgroundWriter::new(SyncingFile::new(output.writer().try_clone()?));
         let summary = sealer.seal(input, &mut out)?;
         out.finish()
             .with_context(|| format!("cannot write {}", args.out.display()))?;

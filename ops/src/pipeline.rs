@@ -104,6 +104,37 @@ impl<W: Write + Send + 'static> Drop for BackgroundWriter<W> {
     }
 }
 
+/// A file that flushes itself to disk every `SYNC_EVERY` bytes, from the writer thread, so that the
+/// final fsync finds little left to do and disk writeback overlaps the cryptography.
+pub(crate) struct SyncingFile {
+    file: std::fs::File,
+    unsynced: usize,
+}
+
+const SYNC_EVERY: usize = 32 * 1024 * 1024;
+
+impl SyncingFile {
+    pub(crate) fn new(file: std::fs::File) -> Self {
+        Self { file, unsynced: 0 }
+    }
+}
+
+impl Write for SyncingFile {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(data)?;
+        self.unsynced += n;
+        if self.unsynced >= SYNC_EVERY {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

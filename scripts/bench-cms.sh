@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Benchmark: seal and open with vdx beside the OpenSSL CLI doing the same work, in the same run.
+#   scripts/bench-cms.sh [SIZE ...]      sizes as accepted by head -c (default: 1M 100M 1G)
+# Reports the median of RUNS runs (default 3): MB/s (MB = 10^6 bytes of content) and peak RSS.
+# For the OpenSSL pipelines the peak RSS is that of the larger of the two processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+((${#sizes[@]})) || sizes=(1M 100M 1G)
+runs=${RUNS:-3}
+work=${BENCH_DIR:-target/bench}
+[[ -x /usr/bin/time ]] || { echo "bench: GNU time missing: run scripts/install-deps.sh" >&2; exit 1; }
+
+cargo build --release -q -p vdx-ops --bin vdx
+vdx=$PWD/target/release/vdx
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+"$vdx" pki init-ca --out ca --name "Bench CA" >/dev/null
+"$vdx" pki issue --ca ca --org 000.00.00.G22 --name Sender --out s >/dev/null
+"$vdx" pki issue --ca ca --org 000.00.00.H41 --name Recipient --out r >/dev/null
+
+# measure COMMAND...: runs it $runs times, prints "seconds kib" of the median run by time
+# (wall clock in nanoseconds around the command; peak RSS from GNU time).
+measure() {
+  local results=() start end
+  for ((i = 0; i < runs; i++)); do
+    sync
+    start=$(date +%s%N)
+    /usr/bin/time -f '%M' -o t.txt "$@" >/dev/null 2>err.txt || { cat err.txt >&2; exit 1; }
+    end=$(date +%s%N)
+    results+=("$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f", (b - a) / 1e9 }') $(tail -1 t.txt)")
+  done
+  printf '%s\n' "${results[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p"
+}
+
+bytes_of() { stat -c %s "$1"; }
+: > table.md
+summary=()
+for size in "${sizes[@]}"; do
+  head -c "$size" /dev/urandom > doc
+  n=$(bytes_of doc)
+  row() { # tool op "seconds kib"
+    local secs=${3% *} kib=${3#* }
+    local mbs
+    mbs=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s / 1e6 : 0) }')
+    echo "| $size | $1 | $2 | $mbs | $((kib / 1024)) |" >> table.md
+    echo "$mbs $((kib / 1024))"
+  }
+  vs=$(row vdx seal "$(measure "$vdx" seal --cert s/sign.pem --key s/sign.key --to r/enc.pem -o v.p7m doc)")
+  os=$(row openssl seal "$(measure sh -c 'openssl cms -sign -stream -binary -nodetach -outform DER -signer s/sign.pem -inkey s/sign.key -in doc | openssl cms -encrypt -stream -binary -aes-256-gcm -outform DER -out o.p7m r/enc.pem && sync o.p7m')")
+  vo=$(row vdx open "$(measure "$vdx" open --cert r/enc.pem --key r/enc.key --trust ca/ca.pem -o v.out o.p7m)")
+  oo=$(row openssl open "$(measure sh -c 'openssl cms -decrypt -inform DER -in v.p7m -recip r/enc.pem -inkey r/enc.key | openssl cms -verify -inform DER -CAfile ca/ca.pem -out o.out && sync o.out')")
+  cmp -s v.out doc && cmp -s o.out doc || { echo "bench: content mismatch at $size" >&2; exit 1; }
+  summary+=("$size: seal vdx ${vs% *} MB/s vs openssl ${os% *} MB/s ($(awk -v a="${vs% *}" -v b="${os% *}" 'BEGIN{printf "%.2f", a/b}')x, target >= 1x); open vdx ${vo% *} MB/s vs openssl ${oo% *} MB/s ($(awk -v a="${vo% *}" -v b="${oo% *}" 'BEGIN{printf "%.2f", a/b}')x, target >= 4x); vdx peak RSS seal ${vs#* } MiB, open ${vo#* } MiB (target < 64)")
+  rm -f doc v.p7m o.p7m v.out o.out
+done
+
+echo
+echo "vdx vs OpenSSL CLI ($(openssl version | cut -d' ' -f1-2)), $(nproc) cores, median of $runs, files in $work"
+echo
+echo "| size | tool | op | MB/s | peak RSS MiB |"
+echo "|---|---|---|---:|---:|"
+cat table.md
+echo
+printf '%s\n' "${summary[@]}"
