@@ -5,6 +5,7 @@
 #   DIR/ec-recip.{pem,key}        EC recipient (keyAgreement)
 #   DIR/rsa-recip.{pem,key}       RSA-2048 recipient (keyEncipherment)
 #   DIR/expired.{pem,key}         EC signer whose validity ended in 2021
+#   DIR/notyet.{pem,key}          EC signer whose validity starts in 2099
 #   DIR/noku.{pem,key}            EC certificate with keyUsage keyEncipherment only (may not sign)
 #   DIR/revoked.{pem,key}         EC signer, revoked in DIR/ca.crl
 #   DIR/ca.crl                    CRL of the root (PEM)
@@ -96,6 +97,7 @@ issue signer signer ec
 issue ec-recip ec_recipient ec
 issue rsa-recip rsa_recipient rsa
 issue expired signer ec -startdate 20200101000000Z -enddate 20210101000000Z
+issue notyet signer ec -startdate 20990101000000Z -enddate 20991231000000Z
 issue noku no_signing ec
 issue revoked signer ec
 openssl ca -batch -config ca.cnf -revoke revoked.pem -crl_reason keyCompromise 2>/dev/null

@@ -25,8 +25,5 @@ pub use recipient::RsaPadding;
 pub use seal::{SealSummary, Sealer};
 pub use signed::SignerReport;
 
-#[cfg(test)]
-mod testing;
-
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -22,8 +22,12 @@ pub fn vdx_bin() -> &'static Path {
         if release {
             build.arg("--release");
         }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building vdx failed");
+        let out = build.output().expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "building vdx failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace.join("target"));
@@ -158,6 +162,30 @@ impl Session {
             .collect();
         std::fs::write(self.path(name), &bytes).expect("write document");
         bytes
+    }
+
+    /// Writes `bytes` to `name` (relative to the session directory) and returns its path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {name}: {e}"));
+        path
+    }
+
+    /// Creates the directory `name` (and its parents) in the session directory.
+    pub fn mkdir(&self, name: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {name}: {e}"));
+        path
+    }
+
+    /// The names in directory `name` (hidden ones too), sorted: to prove nothing was left behind.
+    pub fn entries(&self, name: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path(name))
+            .unwrap_or_else(|e| panic!("read dir {name}: {e}"))
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
     }
 
     pub fn read(&self, name: &str) -> Vec<u8> {
