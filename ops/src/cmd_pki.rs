@@ -64,8 +64,9 @@ pub(crate) enum PkiCommand {
     Revoke {
         #[arg(long, value_name = "CA_DIR")]
         ca: PathBuf,
-        #[arg(long, value_enum)]
-        reason: Option<Reason>,
+        /// keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, unspecified.
+        #[arg(long)]
+        reason: Option<RevocationReason>,
         /// The certificate to revoke.
         #[arg(value_name = "CERT.pem")]
         cert: PathBuf,
@@ -95,16 +96,6 @@ pub(crate) enum KeyType {
 pub(crate) enum ProfileArg {
     Separate,
     Combined,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy)]
-pub(crate) enum Reason {
-    Unspecified,
-    KeyCompromise,
-    CaCompromise,
-    AffiliationChanged,
-    Superseded,
-    CessationOfOperation,
 }
 
 impl From<KeyType> for KeyKind {
@@ -195,7 +186,7 @@ pub(crate) fn run(cmd: PkiCommand) -> Result<ExitCode> {
                 println!(
                     "{role:6} {}  serial {}  organ code {}  valid {} .. {}",
                     out.join(format!("{role}.pem")).display(),
-                    hex_serial(cert),
+                    vdx_pki::serial_hex(cert),
                     vdx_pki::organ_code(cert).unwrap_or_default(),
                     cert.not_before(),
                     cert.not_after()
@@ -214,12 +205,12 @@ pub(crate) fn run(cmd: PkiCommand) -> Result<ExitCode> {
         } => {
             let mut ca = load_ca(&ca_dir)?;
             let target = files::load_cert(&cert)?;
-            ca.revoke(&target, reason.map(revocation_reason))?;
+            ca.revoke(&target, reason)?;
             write_atomic(&ca_dir.join("state.json"), &ca.state_json()?)?;
             println!(
                 "revoked {} (serial {}); issue a new CRL with `vdx pki crl`",
                 vdx_pki::subject_string(&target),
-                hex_serial(&target)
+                vdx_pki::serial_hex(&target)
             );
         }
         PkiCommand::Crl {
@@ -256,29 +247,11 @@ fn parse_date(text: &str) -> Result<OffsetDateTime> {
     Ok(date.midnight().assume_utc())
 }
 
-fn revocation_reason(r: Reason) -> RevocationReason {
-    match r {
-        Reason::Unspecified => RevocationReason::Unspecified,
-        Reason::KeyCompromise => RevocationReason::KeyCompromise,
-        Reason::CaCompromise => RevocationReason::CaCompromise,
-        Reason::AffiliationChanged => RevocationReason::AffiliationChanged,
-        Reason::Superseded => RevocationReason::Superseded,
-        Reason::CessationOfOperation => RevocationReason::CessationOfOperation,
-    }
-}
-
 fn key_name(k: KeyType) -> &'static str {
     match k {
         KeyType::Ec => "EC P-256",
         KeyType::Rsa => "RSA-3072",
     }
-}
-
-fn hex_serial(cert: &openssl::x509::X509Ref) -> String {
-    cert.serial_number()
-        .to_bn()
-        .and_then(|bn| bn.to_hex_str().map(|s| s.to_lowercase()))
-        .unwrap_or_default()
 }
 
 /// Creates `path` fresh (never overwriting), mode 0600 for secrets, synced with its directory.

@@ -56,16 +56,7 @@ pub(crate) fn load_key(path: &Path) -> Result<PrivateKey> {
 
 /// Every certificate in a PEM bundle or a single DER file.
 pub(crate) fn load_certs(path: &Path) -> Result<Vec<X509>> {
-    let bytes = read_file(path)?;
-    let certs = if bytes.starts_with(&[0x30]) {
-        vec![X509::from_der(&bytes)?]
-    } else {
-        X509::stack_from_pem(&bytes)?
-    };
-    if certs.is_empty() {
-        bail!("no certificate in {}", path.display());
-    }
-    Ok(certs)
+    vdx_pki::parse_certs(&read_file(path)?).with_context(|| format!("in {}", path.display()))
 }
 
 /// The one certificate in a file (the first, if it is a bundle).

@@ -39,6 +39,28 @@ pub enum RevocationReason {
     CessationOfOperation,
 }
 
+impl std::str::FromStr for RevocationReason {
+    type Err = Error;
+
+    /// Accepts the RFC 5280 names (`keyCompromise`) and their kebab-case (`key-compromise`).
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Ok(match s.replace('-', "").to_ascii_lowercase().as_str() {
+            "unspecified" => Self::Unspecified,
+            "keycompromise" => Self::KeyCompromise,
+            "cacompromise" => Self::CaCompromise,
+            "affiliationchanged" => Self::AffiliationChanged,
+            "superseded" => Self::Superseded,
+            "cessationofoperation" => Self::CessationOfOperation,
+            _ => {
+                return Err(Error::Request(format!(
+                    "unknown revocation reason {s:?} (unspecified, keyCompromise, cACompromise, \
+                     affiliationChanged, superseded, cessationOfOperation)"
+                )))
+            }
+        })
+    }
+}
+
 impl RevocationReason {
     fn code(self) -> u8 {
         match self {

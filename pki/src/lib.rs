@@ -13,5 +13,5 @@ mod validate;
 pub use ca::{Ca, IssueRequest, Issued, Profile};
 pub use crl::RevocationReason;
 pub use error::Error;
-pub use names::{organ_code, subject_string};
+pub use names::{organ_code, serial_hex, subject_string};
 pub use validate::{parse_certs, parse_crls, TrustStore, ValidatedSigner};

@@ -31,7 +31,7 @@ pub(crate) fn name_string(name: &X509NameRef) -> String {
 }
 
 /// Serial number in lower-case hex, as OpenSSL prints it.
-pub(crate) fn serial_hex(cert: &X509Ref) -> String {
+pub fn serial_hex(cert: &X509Ref) -> String {
     cert.serial_number()
         .to_bn()
         .and_then(|bn| bn.to_hex_str().map(|s| s.to_lowercase()))

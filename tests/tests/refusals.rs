@@ -6,15 +6,26 @@ use vdx_tests::Session;
 /// (created if needed); checks the refusal (exit 1, `ok: false`) and that `out_dir` is still empty
 /// afterwards — no output file, not even an empty one, and no temporary file. Returns the code.
 fn open_refused(s: &Session, input: &str, out_dir: &str, extra: &[&str]) -> String {
+    open_refused_as(s, ("h40/enc.pem", "h40/enc.key"), input, out_dir, extra)
+}
+
+/// [`open_refused`] as the recipient whose certificate and key are `cert_key`.
+fn open_refused_as(
+    s: &Session,
+    (cert, key): (&str, &str),
+    input: &str,
+    out_dir: &str,
+    extra: &[&str],
+) -> String {
     s.mkdir(out_dir);
     let out = format!("{out_dir}/content.bin");
     let mut args = vec![
         "open",
         "--json",
         "--cert",
-        "h40/enc.pem",
+        cert,
         "--key",
-        "h40/enc.key",
+        key,
         "--trust",
         "ca/ca.pem",
         "-o",
@@ -143,40 +154,25 @@ fn truncation_of_a_larger_document_is_refused() {
 #[test]
 fn wrong_recipient_and_wrong_key_are_told_apart() {
     let (s, _) = sealed_session(1000);
-    let not_addressed = s.vdx(&[
-        "open",
-        "--json",
-        "--cert",
-        "h26/enc.pem",
-        "--key",
-        "h26/enc.key",
-        "--trust",
-        "ca/ca.pem",
-        "-o",
-        "out.bin",
-        "good.p7m",
-    ]);
-    assert_eq!(not_addressed.refusal(), "not_a_recipient");
-    let wrong_key = s.vdx(&[
-        "open",
-        "--json",
-        "--cert",
-        "h40/enc.pem",
-        "--key",
-        "g22/enc.key",
-        "--trust",
-        "ca/ca.pem",
-        "-o",
-        "out.bin",
-        "good.p7m",
-    ]);
-    assert_eq!(wrong_key.refusal(), "key_mismatch");
-    assert!(!s.exists("out.bin"));
-    // The same through the common helper (which also checks for temporaries).
-    assert_eq!(
-        open_as_h40(&s, "good.p7m", &["--key", "h26/enc.key"]),
-        "key_mismatch"
-    );
+    // Another agency (RSA h26, EC g22) with its own certificate and key: not addressed to it.
+    for (cert, key) in [
+        ("h26/enc.pem", "h26/enc.key"),
+        ("g22/enc.pem", "g22/enc.key"),
+    ] {
+        assert_eq!(
+            open_refused_as(&s, (cert, key), "good.p7m", "out", &[]),
+            "not_a_recipient",
+            "{cert}"
+        );
+    }
+    // The right certificate with somebody else's key (EC and RSA).
+    for key in ["g22/enc.key", "h26/enc.key"] {
+        assert_eq!(
+            open_refused_as(&s, ("h40/enc.pem", key), "good.p7m", "out", &[]),
+            "key_mismatch",
+            "{key}"
+        );
+    }
 }
 
 #[test]
@@ -256,8 +252,30 @@ fn untrusted_revoked_expired_and_non_signing_signers_are_refused() {
     openssl_sealed(&s, "expired", "expired.p7m");
     assert_eq!(open_as_h40(&s, "expired.p7m", &with_ossl_trust), "expired");
 
+    openssl_sealed(&s, "notyet", "notyet.p7m");
+    assert_eq!(
+        open_as_h40(&s, "notyet.p7m", &with_ossl_trust),
+        "not_yet_valid"
+    );
+
     openssl_sealed(&s, "noku", "noku.p7m");
     assert_eq!(open_as_h40(&s, "noku.p7m", &with_ossl_trust), "key_usage");
+
+    // vdx itself seals with the unrelated CA's signer; the recipient trusts only its own CA.
+    s.vdx(&[
+        "seal",
+        "--cert",
+        "ossl/other.pem",
+        "--key",
+        "ossl/other.key",
+        "--to",
+        "h40/enc.pem",
+        "-o",
+        "other-vdx.p7m",
+        "doc.bin",
+    ])
+    .ok();
+    assert_eq!(open_as_h40(&s, "other-vdx.p7m", &[]), "untrusted");
 
     // With CRL checking on, a signer whose issuer published no CRL is refused (fail closed).
     s.vdx(&["pki", "crl", "--ca", "ca", "--out", "vdx.crl"])
@@ -347,4 +365,134 @@ fn seal_refuses_what_it_cannot_do_properly() {
     assert!(!s.exists("x.p7m"));
     let usage = s.vdx(&["seal", "--cert", "g22/sign.pem", "-o", "x.p7m", "doc.bin"]);
     assert_eq!(usage.status, 2, "missing arguments are a usage error");
+}
+
+/// OpenSSL signs `doc.bin` as `g22` with `sign_flags` (the signed form is `{name}.der`), then
+/// encrypts `{name}.der` to `h40` as `{name}.p7m`.
+fn openssl_signed_then_sealed(s: &Session, name: &str, sign_flags: &str) {
+    s.sh(&format!(
+        "openssl cms -sign -binary {sign_flags} -signer g22/sign.pem -inkey g22/sign.key -in doc.bin \
+           -outform DER -out {name}.der"
+    ))
+    .ok();
+    encrypt_to_h40(s, name);
+}
+
+fn encrypt_to_h40(s: &Session, name: &str) {
+    s.sh(&format!(
+        "openssl cms -encrypt -binary -aes-256-gcm -in {name}.der -outform DER -out {name}.p7m h40/enc.pem"
+    ))
+    .ok();
+}
+
+#[test]
+fn content_whose_signature_does_not_hold_is_refused() {
+    let (s, _) = sealed_session(3000);
+    let doc = s.read("doc.bin");
+
+    // Encrypted, but what is inside is plain data, not SignedData.
+    s.openssl(&[
+        "cms",
+        "-data_create",
+        "-binary",
+        "-in",
+        "doc.bin",
+        "-outform",
+        "DER",
+        "-out",
+        "data.der",
+    ])
+    .ok();
+    encrypt_to_h40(&s, "data");
+    assert_eq!(open_as_h40(&s, "data.p7m", &[]), "unsigned");
+
+    // A detached signature: the content is not inside.
+    openssl_signed_then_sealed(&s, "detached", "");
+    assert_eq!(open_as_h40(&s, "detached.p7m", &[]), "detached");
+
+    // No certificates carried, and none given: the signer cannot be found.
+    openssl_signed_then_sealed(&s, "nocerts", "-nodetach -nocerts");
+    assert_eq!(
+        open_as_h40(&s, "nocerts.p7m", &[]),
+        "signer_certificate_missing"
+    );
+
+    // A good signature, then altered before encryption: last byte of the signature value ...
+    openssl_signed_then_sealed(&s, "good", "-nodetach");
+    let signed = s.read("good.der");
+    let mut bad_sig = signed.clone();
+    *bad_sig.last_mut().unwrap() ^= 0x01;
+    s.write("badsig.der", &bad_sig);
+    encrypt_to_h40(&s, "badsig");
+    assert_eq!(open_as_h40(&s, "badsig.p7m", &[]), "bad_signature");
+
+    // ... or one byte of the signed content.
+    let at = signed
+        .windows(64)
+        .position(|w| w == &doc[..64])
+        .expect("content inside the signed DER");
+    let mut bad_content = signed;
+    bad_content[at + 1000] ^= 0x01;
+    s.write("badcontent.der", &bad_content);
+    encrypt_to_h40(&s, "badcontent");
+    assert_eq!(open_as_h40(&s, "badcontent.p7m", &[]), "bad_signature");
+
+    // The unaltered one opens, so the refusals above are about the alterations.
+    s.vdx(&[
+        "open",
+        "--cert",
+        "h40/enc.pem",
+        "--key",
+        "h40/enc.key",
+        "--trust",
+        "ca/ca.pem",
+        "-o",
+        "good.out",
+        "good.p7m",
+    ])
+    .ok();
+    assert_eq!(s.read("good.out"), doc);
+}
+
+#[test]
+fn unusable_private_keys_are_named() {
+    let (s, _) = sealed_session(100);
+    // A certificate given where the key belongs (the usual mix-up).
+    assert_eq!(
+        open_refused_as(&s, ("h40/enc.pem", "h40/enc.pem"), "good.p7m", "out", &[]),
+        "key_format"
+    );
+    // A PEM private key block that holds no key.
+    s.write(
+        "junk-pem.key",
+        b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    );
+    assert_eq!(
+        open_refused_as(&s, ("h40/enc.pem", "junk-pem.key"), "good.p7m", "out", &[]),
+        "key_format"
+    );
+    // A text file that is no key at all (neither PEM nor DER, so not an encrypted key either).
+    s.write("notes.key", b"the key is on the USB token in the safe\n");
+    assert_eq!(
+        open_refused_as(&s, ("h40/enc.pem", "notes.key"), "good.p7m", "out", &[]),
+        "key_format"
+    );
+}
+
+#[test]
+fn open_usage_errors_exit_2_and_write_nothing() {
+    let (s, _) = sealed_session(100);
+    s.mkdir("out");
+    let no_trust = s.vdx(&[
+        "open",
+        "--cert",
+        "h40/enc.pem",
+        "--key",
+        "h40/enc.key",
+        "-o",
+        "out/x",
+        "good.p7m",
+    ]);
+    assert_eq!(no_trust.status, 2, "{}", no_trust.stderr);
+    assert!(s.entries("out").is_empty());
 }
