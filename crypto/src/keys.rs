@@ -45,8 +45,11 @@ impl PrivateKey {
     pub fn from_bytes(bytes: &[u8], passphrase: Option<&[u8]>) -> Result<Self, Error> {
         let bytes = Zeroizing::new(bytes.to_vec());
         let is_pem = bytes.windows(10).any(|w| w == b"-----BEGIN");
+        // Encrypted: a PEM "ENCRYPTED PRIVATE KEY" block, or DER (a SEQUENCE) that is not a plain key.
         let encrypted = bytes.windows(9).any(|w| w == b"ENCRYPTED")
-            || (!is_pem && PKey::private_key_from_der(&bytes).is_err());
+            || (!is_pem
+                && bytes.first() == Some(&0x30)
+                && PKey::private_key_from_der(&bytes).is_err());
         let parsed = match (is_pem, passphrase) {
             (true, Some(pass)) => PKey::private_key_from_pem_passphrase(&bytes, pass),
             (true, None) if encrypted => return Err(Error::KeyLocked),
