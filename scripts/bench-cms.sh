@@ -2,7 +2,8 @@
 # Benchmark: seal and open with vdx beside the OpenSSL CLI doing the same work, in the same run.
 #   scripts/bench-cms.sh [SIZE ...]      sizes as accepted by head -c (default: 1M 100M 1G)
 # Reports the median of RUNS runs (default 3): MB/s (MB = 10^6 bytes of content) and peak RSS.
-# For the OpenSSL pipelines the peak RSS is that of the larger of the two processes.
+# For the OpenSSL pipelines the peak RSS is that of the larger of the two processes. The summary gives
+# the speed ratios per size and the peak RSS of the largest size (the last one given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -55,7 +56,10 @@ for size in "${sizes[@]}"; do
   vo=$(row vdx open "$(measure "$vdx" open --cert r/enc.pem --key r/enc.key --trust ca/ca.pem -o v.out o.p7m)")
   oo=$(row openssl open "$(measure sh -c 'openssl cms -decrypt -inform DER -in v.p7m -recip r/enc.pem -inkey r/enc.key | openssl cms -verify -inform DER -CAfile ca/ca.pem -out o.out && sync o.out')")
   cmp -s v.out doc && cmp -s o.out doc || { echo "bench: content mismatch at $size" >&2; exit 1; }
-  summary+=("$size: seal vdx ${vs% *} MB/s vs openssl ${os% *} MB/s ($(awk -v a="${vs% *}" -v b="${os% *}" 'BEGIN{printf "%.2f", a/b}')x, target >= 1x); open vdx ${vo% *} MB/s vs openssl ${oo% *} MB/s ($(awk -v a="${vo% *}" -v b="${oo% *}" 'BEGIN{printf "%.2f", a/b}')x, target >= 4x); vdx peak RSS seal ${vs#* } MiB, open ${vo#* } MiB (target < 64)")
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+  summary+=("seal ($size): vdx ${vs% *} MB/s vs openssl ${os% *} MB/s ($(ratio "${vs% *}" "${os% *}")x, target >= 1x)")
+  summary+=("open ($size): vdx ${vo% *} MB/s vs openssl ${oo% *} MB/s ($(ratio "${vo% *}" "${oo% *}")x, target >= 4x)")
+  rss_line="peak RSS at $size: seal ${vs#* } MiB, open ${vo#* } MiB (target < 64; openssl: seal ${os#* } MiB, open ${oo#* } MiB)"
   rm -f doc v.p7m o.p7m v.out o.out
 done
 
@@ -66,5 +70,5 @@ echo "| size | tool | op | MB/s | peak RSS MiB |"
 echo "|---|---|---|---:|---:|"
 cat table.md
 echo
-printf '%s\n' "${summary[@]}"
+printf '%s\n' "${summary[@]}" "$rss_line"
 cd - >/dev/null && rm -rf "$work"
