@@ -24,16 +24,18 @@ rm -rf "$work" && mkdir -p "$work" && cd "$work"
 "$vdx" pki issue --ca ca --org 000.00.00.G22 --name Sender --out s >/dev/null
 "$vdx" pki issue --ca ca --org 000.00.00.H41 --name Recipient --out r >/dev/null
 
-# measure COMMAND...: runs it $runs times, prints "seconds kib" of the median run by time
+# measure COMMAND...: runs it $runs times (each time $repeat times in a row, so that small sizes
+# are not lost in the cost of starting the timer), prints "seconds kib" of the median run by time
 # (wall clock in nanoseconds around the command; peak RSS from GNU time).
 measure() {
   local results=() start end
   for ((i = 0; i < runs; i++)); do
     sync
     start=$(date +%s%N)
-    /usr/bin/time -f '%M' -o t.txt "$@" >/dev/null 2>err.txt || { cat err.txt >&2; exit 1; }
+    /usr/bin/time -f '%M' -o t.txt bash -c 'for ((k = 0; k < REPEAT; k++)); do "$@" || exit 1; done' \
+      _ "$@" >/dev/null 2>err.txt || { cat err.txt >&2; exit 1; }
     end=$(date +%s%N)
-    results+=("$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f", (b - a) / 1e9 }') $(tail -1 t.txt)")
+    results+=("$(awk -v a="$start" -v b="$end" -v r="$repeat" 'BEGIN { printf "%.5f", (b - a) / 1e9 / r }') $(tail -1 t.txt)")
   done
   printf '%s\n' "${results[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p"
 }
@@ -44,6 +46,9 @@ summary=()
 for size in "${sizes[@]}"; do
   head -c "$size" /dev/urandom > doc
   n=$(bytes_of doc)
+  repeat=$(( n >= 64000000 ? 1 : 64000000 / n ))
+  ((repeat <= 50)) || repeat=50
+  export REPEAT=$repeat
   row() { # tool op "seconds kib"
     local secs=${3% *} kib=${3#* }
     local mbs
