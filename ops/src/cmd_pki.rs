@@ -1,9 +1,9 @@
 //! `vdx pki ...`: the development CA on disk. The CA directory holds `ca.pem`, `ca.key` (PKCS#8,
 //! encrypted when a passphrase is given) and `state.json` (serials issued and revoked, CRL number).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -28,6 +28,7 @@ pub(crate) enum PkiCommand {
         /// The CA's name (CN and O).
         #[arg(long)]
         name: String,
+        /// Key algorithm.
         #[arg(long, value_enum, default_value_t = KeyType::Ec)]
         key_type: KeyType,
         /// Days of validity.
@@ -45,6 +46,7 @@ pub(crate) enum PkiCommand {
         /// Agency name.
         #[arg(long)]
         name: String,
+        /// Key algorithm.
         #[arg(long, value_enum, default_value_t = KeyType::Ec)]
         key_type: KeyType,
         /// separate: sign/enc/tls key pairs; combined: one RSA pair for signing and encryption.
@@ -62,9 +64,11 @@ pub(crate) enum PkiCommand {
     },
     /// Revoke a certificate this CA issued (it appears on the next CRL).
     Revoke {
+        /// The CA directory.
         #[arg(long, value_name = "CA_DIR")]
         ca: PathBuf,
-        /// keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, unspecified.
+        /// Why: unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+        /// cessationOfOperation, privilegeWithdrawn (kebab-case accepted); none by default.
         #[arg(long)]
         reason: Option<RevocationReason>,
         /// The certificate to revoke.
@@ -73,6 +77,7 @@ pub(crate) enum PkiCommand {
     },
     /// Sign a fresh CRL.
     Crl {
+        /// The CA directory.
         #[arg(long, value_name = "CA_DIR")]
         ca: PathBuf,
         /// Days until nextUpdate.
@@ -94,7 +99,9 @@ pub(crate) enum KeyType {
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub(crate) enum ProfileArg {
+    /// Three key pairs: sign, enc, tls.
     Separate,
+    /// One RSA key pair for signing and encryption, like government-issued certificates.
     Combined,
 }
 
@@ -114,35 +121,9 @@ pub(crate) fn run(cmd: PkiCommand) -> Result<ExitCode> {
             name,
             key_type,
             days,
-        } => {
-            if out.join("ca.key").exists() {
-                bail!("{} already holds a CA", out.display());
-            }
-            fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            let ca = Ca::create(&name, key_type.into(), days)?;
-            let pass = files::new_key_passphrase()?;
-            write_new(
-                &out.join("ca.key"),
-                &ca.key().to_pkcs8_pem(pass.as_ref().map(|p| p.as_bytes()))?,
-                true,
-            )?;
-            write_atomic(&out.join("ca.pem"), &ca.cert().to_pem()?)?;
-            write_atomic(&out.join("state.json"), &ca.state_json()?)?;
-            println!(
-                "CA {} ({}) in {}: ca.pem, ca.key ({}), state.json; valid until {}",
-                vdx_pki::subject_string(ca.cert()),
-                key_name(key_type),
-                out.display(),
-                if pass.is_some() {
-                    "encrypted"
-                } else {
-                    "NOT encrypted"
-                },
-                ca.cert().not_after()
-            );
-        }
+        } => init_ca(&out, &name, key_type, days),
         PkiCommand::Issue {
-            ca: ca_dir,
+            ca,
             org,
             name,
             key_type,
@@ -153,8 +134,7 @@ pub(crate) fn run(cmd: PkiCommand) -> Result<ExitCode> {
         } => {
             let org: OrganCode = org.parse().context("invalid --org")?;
             let not_before = not_before.as_deref().map(parse_date).transpose()?;
-            let mut ca = load_ca(&ca_dir)?;
-            let issued = ca.issue(&IssueRequest {
+            let request = IssueRequest {
                 org: org.to_string(),
                 name,
                 kind: key_type.into(),
@@ -164,73 +144,138 @@ pub(crate) fn run(cmd: PkiCommand) -> Result<ExitCode> {
                 },
                 not_before,
                 days,
-            })?;
-            fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-            for (role, _, _) in issued.roles() {
-                let key_path = out.join(format!("{role}.key"));
-                if key_path.exists() {
-                    bail!(
-                        "{} exists: refusing to overwrite a private key",
-                        key_path.display()
-                    );
-                }
-            }
-            let pass = files::new_key_passphrase()?;
-            for (role, cert, key) in issued.roles() {
-                write_new(
-                    &out.join(format!("{role}.key")),
-                    &key.to_pkcs8_pem(pass.as_ref().map(|p| p.as_bytes()))?,
-                    true,
-                )?;
-                write_atomic(&out.join(format!("{role}.pem")), &cert.to_pem()?)?;
-                println!(
-                    "{role:6} {}  serial {}  organ code {}  valid {} .. {}",
-                    out.join(format!("{role}.pem")).display(),
-                    vdx_pki::serial_hex(cert),
-                    vdx_pki::organ_code(cert).unwrap_or_default(),
-                    cert.not_before(),
-                    cert.not_after()
-                );
-            }
-            write_atomic(&out.join("ca.pem"), &ca.cert().to_pem()?)?;
-            write_atomic(&ca_dir.join("state.json"), &ca.state_json()?)?;
-            if pass.is_none() {
-                println!("keys are NOT encrypted (set VDX_KEY_PASSPHRASE or answer the prompt to encrypt them)");
-            }
+            };
+            issue(&ca, &request, &out)
         }
-        PkiCommand::Revoke {
-            ca: ca_dir,
-            reason,
-            cert,
-        } => {
-            let mut ca = load_ca(&ca_dir)?;
-            let target = files::load_cert(&cert)?;
-            ca.revoke(&target, reason)?;
-            write_atomic(&ca_dir.join("state.json"), &ca.state_json()?)?;
-            println!(
-                "revoked {} (serial {}); issue a new CRL with `vdx pki crl`",
-                vdx_pki::subject_string(&target),
-                vdx_pki::serial_hex(&target)
-            );
-        }
-        PkiCommand::Crl {
-            ca: ca_dir,
-            days,
-            out,
-        } => {
-            let mut ca = load_ca(&ca_dir)?;
-            let crl = ca.crl(days)?;
-            write_atomic(&out, &crl.to_pem()?)?;
-            write_atomic(&ca_dir.join("state.json"), &ca.state_json()?)?;
-            let count = crl.get_revoked().map_or(0, |r| r.len());
-            println!(
-                "CRL with {count} revoked certificate(s), next update {} -> {}",
-                crl.next_update().map_or("-".into(), |t| t.to_string()),
-                out.display()
+        PkiCommand::Revoke { ca, reason, cert } => revoke(&ca, reason, &cert),
+        PkiCommand::Crl { ca, days, out } => crl(&ca, days, &out),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_ca(out: &Path, name: &str, key_type: KeyType, days: u32) -> Result<()> {
+    for file in ["ca.key", "ca.pem", "state.json"] {
+        let path = out.join(file);
+        if path.exists() {
+            bail!(
+                "{} exists: refusing to overwrite an existing CA",
+                path.display()
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let ca = Ca::create(name, key_type.into(), days)?;
+    let pass = files::new_key_passphrase()?;
+    let key_pem = ca.key().to_pkcs8_pem(pass.as_ref().map(|p| p.as_bytes()))?;
+    write_file(&out.join("ca.key"), &key_pem, Mode::NewSecret)?;
+    write_file(&out.join("ca.pem"), &ca.cert().to_pem()?, Mode::Public)?;
+    write_file(&out.join("state.json"), &ca.state_json()?, Mode::Private)?;
+    println!("CA created in {}", out.display());
+    println!("  subject:   {}", vdx_pki::subject_string(ca.cert()));
+    println!("  key:       {}", key_name(key_type));
+    println!("  serial:    {}", vdx_pki::serial_hex(ca.cert()));
+    println!("  not after: {}", ca.cert().not_after());
+    println!(
+        "  files:     ca.pem, ca.key ({}), state.json",
+        if pass.is_some() {
+            "encrypted"
+        } else {
+            "NOT encrypted"
+        }
+    );
+    Ok(())
+}
+
+fn issue(ca_dir: &Path, request: &IssueRequest, out: &Path) -> Result<()> {
+    let mut ca = load_ca(ca_dir)?;
+    // Refuse before generating anything if a key would be overwritten.
+    let roles: &[&str] = match request.profile {
+        Profile::Combined => &["agency"],
+        _ => &["sign", "enc", "tls"],
+    };
+    for role in roles {
+        let key_path = out.join(format!("{role}.key"));
+        if key_path.exists() {
+            bail!(
+                "{} exists: refusing to overwrite a private key",
+                key_path.display()
+            );
+        }
+    }
+    let issued = ca.issue(request)?;
+    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let pass = files::new_key_passphrase()?;
+    // The CA records the serials first: a crash after this leaves certificates it knows of.
+    write_file(&ca_dir.join("state.json"), &ca.state_json()?, Mode::Private)?;
+    println!(
+        "issued for {} ({}) into {}:",
+        request.name,
+        request.org,
+        out.display()
+    );
+    for (role, cert, key) in issued.roles() {
+        let key_path = out.join(format!("{role}.key"));
+        let cert_path = out.join(format!("{role}.pem"));
+        let key_pem = key.to_pkcs8_pem(pass.as_ref().map(|p| p.as_bytes()))?;
+        write_file(&key_path, &key_pem, Mode::NewSecret)?;
+        write_file(&cert_path, &cert.to_pem()?, Mode::Public)?;
+        println!("  {role}: {} + {}", cert_path.display(), key_path.display());
+        println!("    subject:    {}", vdx_pki::subject_string(cert));
+        println!(
+            "    organ code: {}",
+            vdx_pki::organ_code(cert).unwrap_or_default()
+        );
+        println!("    serial:     {}", vdx_pki::serial_hex(cert));
+        println!(
+            "    valid:      {} .. {}",
+            cert.not_before(),
+            cert.not_after()
+        );
+    }
+    write_file(&out.join("ca.pem"), &ca.cert().to_pem()?, Mode::Public)?;
+    println!("  CA certificate: {}", out.join("ca.pem").display());
+    if pass.is_none() {
+        println!(
+            "  keys are NOT encrypted (set {} or answer the prompt to encrypt them)",
+            files::PASSPHRASE_ENV
+        );
+    }
+    Ok(())
+}
+
+fn revoke(ca_dir: &Path, reason: Option<RevocationReason>, cert: &Path) -> Result<()> {
+    let mut ca = load_ca(ca_dir)?;
+    let target = files::load_cert(cert)?;
+    ca.revoke(&target, reason)
+        .with_context(|| format!("cannot revoke {}", cert.display()))?;
+    write_file(&ca_dir.join("state.json"), &ca.state_json()?, Mode::Private)?;
+    println!(
+        "revoked {} (serial {}{}); publish a new CRL with `vdx pki crl`",
+        vdx_pki::subject_string(&target),
+        vdx_pki::serial_hex(&target),
+        reason.map_or(String::new(), |r| format!(", reason {r:?}"))
+    );
+    Ok(())
+}
+
+fn crl(ca_dir: &Path, days: u32, out: &Path) -> Result<()> {
+    let mut ca = load_ca(ca_dir)?;
+    let crl = ca.crl(days)?;
+    // The CRL number is spent before the CRL is published: numbers never repeat.
+    write_file(&ca_dir.join("state.json"), &ca.state_json()?, Mode::Private)?;
+    write_file(out, &crl.to_pem()?, Mode::Public)?;
+    let count = crl.get_revoked().map_or(0, |r| r.len());
+    println!(
+        "CRL of {} with {count} revoked certificate(s) -> {}",
+        vdx_pki::subject_string(ca.cert()),
+        out.display()
+    );
+    println!(
+        "  this update: {}\n  next update: {}",
+        crl.last_update(),
+        crl.next_update().map_or("-".into(), |t| t.to_string())
+    );
+    Ok(())
 }
 
 fn load_ca(dir: &Path) -> Result<Ca> {
@@ -243,7 +288,7 @@ fn load_ca(dir: &Path) -> Result<Ca> {
 
 fn parse_date(text: &str) -> Result<OffsetDateTime> {
     let date = Date::parse(text, format_description!("[year]-[month]-[day]"))
-        .with_context(|| format!("{text:?} is not a YYYY-MM-DD date"))?;
+        .with_context(|| format!("--not-before {text:?} is not a YYYY-MM-DD date"))?;
     Ok(date.midnight().assume_utc())
 }
 
@@ -254,41 +299,54 @@ fn key_name(k: KeyType) -> &'static str {
     }
 }
 
-/// Creates `path` fresh (never overwriting), mode 0600 for secrets, synced with its directory.
-fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(if secret { 0o600 } else { 0o644 })
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    sync_dir(path);
-    Ok(())
+/// How a file is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A private key: mode 0600, and never over an existing file.
+    NewSecret,
+    /// CA bookkeeping: mode 0600, replaced.
+    Private,
+    /// Certificates and CRLs: mode 0644, replaced.
+    Public,
 }
 
-/// Replaces `path` atomically: temporary file, fsync, rename, fsync of the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+/// Writes `path` atomically: a temporary file in the same directory (created 0600), fsync, rename
+/// (refusing to replace an existing file for [`Mode::NewSecret`]), fsync of the directory.
+fn write_file(path: &Path, bytes: &[u8], mode: Mode) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     let mut temp = tempfile::Builder::new()
         .prefix(".vdx-partial-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path)
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    temp.write_all(bytes)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    sync_dir(path);
-    Ok(())
-}
-
-fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        // Best effort: some filesystems refuse fsync on directories.
-        let _ = File::open(dir).and_then(|d| d.sync_all());
+    if mode == Mode::Public {
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("cannot set the permissions of {}", path.display()))?;
     }
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot sync {}", path.display()))?;
+    if mode == Mode::NewSecret {
+        temp.persist_noclobber(path).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow::anyhow!(
+                    "{} exists: refusing to overwrite a private key",
+                    path.display()
+                )
+            } else {
+                anyhow::Error::new(e.error).context(format!("cannot write {}", path.display()))
+            }
+        })?;
+    } else {
+        temp.persist(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    // Best effort: some filesystems refuse fsync on directories.
+    let _ = File::open(&dir).and_then(|d| d.sync_all());
+    Ok(())
 }

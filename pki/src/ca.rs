@@ -4,6 +4,7 @@
 //! code path is exercised. State (serials issued and revoked, the CRL number) is plain JSON that the
 //! caller stores beside the CA certificate.
 
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openssl::asn1::Asn1Time;
@@ -51,7 +52,8 @@ pub struct IssueRequest {
     pub days: u32,
 }
 
-/// The certificates and keys of one issuance, by role name.
+/// The certificates and keys of one issuance, by role name. `Debug` shows no key material.
+#[derive(Debug)]
 pub struct Issued {
     roles: Vec<(&'static str, X509, PrivateKey)>,
 }
@@ -71,6 +73,17 @@ pub struct Ca {
     cert: X509,
     key: PrivateKey,
     state: State,
+}
+
+impl fmt::Debug for Ca {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ca")
+            .field("subject", &subject_string(&self.cert))
+            .field("key", &self.key)
+            .field("issued", &self.state.issued.len())
+            .field("revoked", &self.state.revoked.len())
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -104,8 +117,25 @@ enum Role {
 }
 
 impl Ca {
-    /// A new self-signed root.
+    /// A new self-signed root, valid from five minutes ago (tolerates clock skew) for `days`.
     pub fn create(name: &str, kind: KeyKind, days: u32) -> Result<Self, Error> {
+        let from = OffsetDateTime::from_unix_timestamp(unix_now() - 300)
+            .map_err(|e| Error::Request(format!("clock: {e}")))?;
+        Self::create_at(name, kind, from, days)
+    }
+
+    /// A new self-signed root valid from `not_before`: test PKIs need a CA that was already valid
+    /// when a document was signed in the past.
+    pub fn create_at(
+        name: &str,
+        kind: KeyKind,
+        not_before: OffsetDateTime,
+        days: u32,
+    ) -> Result<Self, Error> {
+        if name.trim().is_empty() {
+            return Err(Error::Request("the CA name is empty".into()));
+        }
+        let (from, until) = validity(not_before.unix_timestamp(), days)?;
         let key = PrivateKey::generate(kind)?;
         let mut subject = X509NameBuilder::new()?;
         subject.append_entry_by_text("CN", name)?;
@@ -118,10 +148,6 @@ impl Ca {
         b.set_subject_name(&subject)?;
         b.set_issuer_name(&subject)?;
         b.set_pubkey(key.pkey())?;
-        let (from, until) = (
-            Asn1Time::from_unix(unix_now() - 300)?,
-            Asn1Time::days_from_now(days)?,
-        );
         b.set_not_before(&from)?;
         b.set_not_after(&until)?;
         b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
@@ -178,6 +204,9 @@ impl Ca {
     /// Issues an agency's certificates in the requested profile.
     pub fn issue(&mut self, req: &IssueRequest) -> Result<Issued, Error> {
         check_organ_code(&req.org)?;
+        if req.days == 0 {
+            return Err(Error::Request("validity must be at least one day".into()));
+        }
         if req.name.trim().is_empty() {
             return Err(Error::Request("the agency name is empty".into()));
         }
@@ -219,7 +248,7 @@ impl Ca {
             Some(t) => t.unix_timestamp(),
             None => unix_now() - 300,
         };
-        let not_after = not_before + i64::from(req.days) * 86_400;
+        let (from, until) = validity(not_before, req.days)?;
 
         let mut b = X509Builder::new()?;
         b.set_version(2)?;
@@ -228,10 +257,6 @@ impl Ca {
         b.set_subject_name(&subject)?;
         b.set_issuer_name(self.cert.subject_name())?;
         b.set_pubkey(key.pkey())?;
-        let (from, until) = (
-            Asn1Time::from_unix(not_before as _)?,
-            Asn1Time::from_unix(not_after as _)?,
-        );
         b.set_not_before(&from)?;
         b.set_not_after(&until)?;
         b.append_extension(BasicConstraints::new().critical().build()?)?;
@@ -329,7 +354,14 @@ impl Ca {
             });
         }
         let number = self.state.next_crl_number.max(1);
-        let list = crl::build(&self.cert, &self.key, number, &entries, days)?;
+        let list = crl::build(
+            &self.cert,
+            &self.key,
+            number,
+            &entries,
+            days,
+            SystemTime::now(),
+        )?;
         self.state.next_crl_number = number + 1;
         Ok(list)
     }
@@ -348,6 +380,26 @@ fn check_organ_code(code: &str) -> Result<(), Error> {
             "{code:?} is not an organ code (letters, digits and dots, like 000.00.00.G22)"
         )))
     }
+}
+
+/// `not_before` (Unix seconds) and `days` later, refusing empty or unrepresentable periods.
+fn validity(not_before: i64, days: u32) -> Result<(Asn1Time, Asn1Time), Error> {
+    if days == 0 {
+        return Err(Error::Request("validity must be at least one day".into()));
+    }
+    let not_after = not_before
+        .checked_add(i64::from(days) * 86_400)
+        .ok_or_else(|| Error::Request("validity period out of range".into()))?;
+    let time = |t: i64| -> Result<Asn1Time, Error> {
+        let t = libc_time(t)?;
+        Ok(Asn1Time::from_unix(t)?)
+    };
+    Ok((time(not_before)?, time(not_after)?))
+}
+
+/// Unix seconds as the platform's `time_t`.
+fn libc_time<T: TryFrom<i64>>(t: i64) -> Result<T, Error> {
+    T::try_from(t).map_err(|_| Error::Request(format!("time {t} out of range")))
 }
 
 /// A positive 127-bit serial: unpredictable, and never negative in DER.

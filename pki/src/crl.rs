@@ -17,8 +17,9 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::Time;
 use x509_cert::Version;
 
-use crate::Error;
 use vdx_crypto::PrivateKey;
+
+use crate::Error;
 
 /// Why a certificate was revoked (RFC 5280 CRLReason), as CAs and auditors name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +38,8 @@ pub enum RevocationReason {
     Superseded,
     /// The agency stopped operating.
     CessationOfOperation,
+    /// The agency lost the right to hold the certificate.
+    PrivilegeWithdrawn,
 }
 
 impl std::str::FromStr for RevocationReason {
@@ -51,10 +54,11 @@ impl std::str::FromStr for RevocationReason {
             "affiliationchanged" => Self::AffiliationChanged,
             "superseded" => Self::Superseded,
             "cessationofoperation" => Self::CessationOfOperation,
+            "privilegewithdrawn" => Self::PrivilegeWithdrawn,
             _ => {
                 return Err(Error::Request(format!(
                     "unknown revocation reason {s:?} (unspecified, keyCompromise, cACompromise, \
-                     affiliationChanged, superseded, cessationOfOperation)"
+                     affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn)"
                 )))
             }
         })
@@ -70,6 +74,7 @@ impl RevocationReason {
             Self::AffiliationChanged => 3,
             Self::Superseded => 4,
             Self::CessationOfOperation => 5,
+            Self::PrivilegeWithdrawn => 9,
         }
     }
 }
@@ -81,16 +86,18 @@ pub(crate) struct Entry {
     pub(crate) reason: Option<RevocationReason>,
 }
 
-/// Signs a v2 CRL over `entries`, valid from now for `days`.
+/// Signs a v2 CRL over `entries`, valid from `now` (its thisUpdate) for `days`.
 pub(crate) fn build(
     ca_cert: &X509Ref,
     ca_key: &PrivateKey,
     number: u64,
     entries: &[Entry],
     days: u32,
+    now: SystemTime,
 ) -> Result<X509Crl, Error> {
-    let now = SystemTime::now();
-    let next = now + Duration::from_secs(u64::from(days) * 86_400);
+    let next = now
+        .checked_add(Duration::from_secs(u64::from(days) * 86_400))
+        .ok_or_else(|| Error::Request("CRL validity out of range".into()))?;
     let issuer = Name::from_der(&ca_cert.subject_name().to_der()?)?;
     let signature = signature_algorithm(ca_key)?;
 

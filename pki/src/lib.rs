@@ -10,6 +10,9 @@ mod error;
 mod names;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 pub use ca::{Ca, IssueRequest, Issued, Profile};
 pub use crl::RevocationReason;
 pub use error::Error;

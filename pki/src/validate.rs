@@ -1,64 +1,129 @@
 //! Path validation: is this signer's certificate trusted, was it valid when it signed, and is it
-//! revoked now? Chains are built and checked by OpenSSL; revocation is checked here against the CRLs
-//! given, over the chain OpenSSL built.
+//! revoked now?
+//!
+//! Chains are built and checked by OpenSSL with validity evaluated at the signing time. Revocation is
+//! checked here, over the path OpenSSL built, against the CRLs given: rust-openssl cannot hand
+//! in-memory CRLs to a verification (`X509_STORE_add_crl` is not wrapped, and loading them from a file
+//! would put file I/O in this crate). The rules are OpenSSL's `CRL_CHECK | CRL_CHECK_ALL` with
+//! `NO_CHECK_TIME` for the certificates: every certificate on the path but the anchor needs a CRL from
+//! its issuer that is signed by the issuer's key, current now, and free of critical extensions we do
+//! not understand (delta CRLs, partitioned or indirect CRLs); a certificate listed on any CRL signed
+//! by its issuer is revoked, whenever that CRL was issued and whether or not the certificate has
+//! expired since. Everything fails closed.
 
-use openssl::asn1::Asn1Time;
+use std::cmp::Ordering;
+
+use der::Decode;
 use openssl::stack::Stack;
 use openssl::x509::store::{X509Store, X509StoreBuilder};
 use openssl::x509::verify::X509VerifyParam;
-use openssl::x509::{CrlStatus, X509Crl, X509KeyUsage, X509Ref, X509StoreContext, X509};
+use openssl::x509::{
+    CrlStatus, X509Crl, X509KeyUsage, X509NameRef, X509Ref, X509StoreContext, X509VerifyResult,
+    X509,
+};
 use time::OffsetDateTime;
+use x509_cert::crl::CertificateList;
 
-use crate::names::{name_string, serial_hex, subject_string};
+use crate::names::{name_string, offset_date_time, serial_hex, subject_string};
 use crate::{organ_code, Error};
 
-// OpenSSL verification results we turn into specific verdicts (x509_vfy.h).
+// OpenSSL verification results (x509_vfy.h, OpenSSL 3.0) we turn into specific verdicts.
 const ERR_CERT_NOT_YET_VALID: i32 = 9;
 const ERR_CERT_HAS_EXPIRED: i32 = 10;
+/// No path to an anchor: missing or untrusted issuer, self-signed, bad signature, not a CA, too long.
+const ERR_UNTRUSTED: &[i32] = &[
+    2,  // unable to get issuer certificate
+    4,  // unable to decrypt certificate's signature
+    6,  // unable to decode issuer public key
+    7,  // certificate signature failure
+    18, // self-signed certificate
+    19, // self-signed certificate in certificate chain
+    20, // unable to get local issuer certificate
+    21, // unable to verify the first certificate
+    22, // certificate chain too long
+    24, // issuer certificate has no public key
+    25, // path length constraint exceeded
+    27, // certificate not trusted
+    28, // certificate rejected
+    29, // subject issuer mismatch
+    30, // authority and subject key identifier mismatch
+    31, // authority and issuer serial number mismatch
+    32, // key usage does not include certificate signing
+    37, // invalid non-CA certificate (basicConstraints)
+    79, // invalid CA certificate
+];
 
-/// Trust anchors, known intermediates and revocation lists: everything a verdict depends on.
+/// Trust anchors, known intermediates and revocation lists: everything a verdict depends on, held
+/// together so every signer of a document is judged by the same rules.
 pub struct TrustStore {
     anchors: Vec<X509>,
     intermediates: Vec<X509>,
-    crls: Vec<X509Crl>,
+    crls: Vec<Crl>,
+}
+
+/// A CRL with what we learnt about it when the store was built.
+struct Crl {
+    crl: X509Crl,
+    /// Why the CRL cannot be relied on whatever the issuer (an unsupported critical extension).
+    defect: Option<String>,
 }
 
 /// A signer whose certificate path validated at its signing time and which no CRL revokes. Only
-/// [`TrustStore::validate_signer`] makes one.
+/// [`TrustStore::validate_signer`] makes one, so holding one proves the checks ran.
 #[derive(Debug, Clone)]
 pub struct ValidatedSigner {
     subject: String,
     organ_code: Option<String>,
     issuer: String,
     serial: String,
+    not_before: Option<OffsetDateTime>,
+    not_after: Option<OffsetDateTime>,
     signing_time: Option<OffsetDateTime>,
+    revocation_checked: bool,
     cert: X509,
 }
 
 impl ValidatedSigner {
-    /// Subject as `CN=..., O=..., organizationIdentifier=...`.
+    /// Subject as `CN=..., O=..., organizationIdentifier=...`, for people reading the verdict.
     pub fn subject(&self) -> &str {
         &self.subject
     }
 
-    /// The organ code from the subject's organizationIdentifier, if the certificate has one.
+    /// The organ code from the subject's organizationIdentifier, if the certificate has one: what
+    /// the dispatch header's sender is bound to.
     pub fn organ_code(&self) -> Option<&str> {
         self.organ_code.as_deref()
     }
 
-    /// The issuing CA's name.
+    /// The issuing CA's name, in the form of [`ValidatedSigner::subject`].
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
 
-    /// Serial number, lower-case hex.
+    /// Serial number, lower-case hex: with the issuer, names the certificate in CRLs and audits.
     pub fn serial(&self) -> &str {
         &self.serial
+    }
+
+    /// Start of the certificate's validity (`None` only if OpenSSL could not read the time).
+    pub fn not_before(&self) -> Option<OffsetDateTime> {
+        self.not_before
+    }
+
+    /// End of the certificate's validity (`None` only if OpenSSL could not read the time).
+    pub fn not_after(&self) -> Option<OffsetDateTime> {
+        self.not_after
     }
 
     /// The signing time the path was validated at (`None`: the document had none; validated now).
     pub fn signing_time(&self) -> Option<OffsetDateTime> {
         self.signing_time
+    }
+
+    /// True when CRLs were given and every certificate on the path was checked against one; false
+    /// when the store had no CRLs, so a verdict can say revocation was not checked.
+    pub fn revocation_checked(&self) -> bool {
+        self.revocation_checked
     }
 
     /// The signer's certificate.
@@ -67,7 +132,8 @@ impl ValidatedSigner {
     }
 }
 
-/// Every certificate in PEM text (several allowed) or one DER certificate.
+/// Every certificate in PEM text (several allowed) or one DER certificate: trust anchor files and
+/// chains come in both shapes.
 pub fn parse_certs(bytes: &[u8]) -> Result<Vec<X509>, Error> {
     let parsed = if bytes.first() == Some(&0x30) {
         X509::from_der(bytes).map(|c| vec![c])
@@ -81,7 +147,7 @@ pub fn parse_certs(bytes: &[u8]) -> Result<Vec<X509>, Error> {
     }
 }
 
-/// Every CRL in PEM text (several allowed) or one DER CRL.
+/// Every CRL in PEM text (several allowed) or one DER CRL, as CAs publish them.
 pub fn parse_crls(bytes: &[u8]) -> Result<Vec<X509Crl>, Error> {
     if bytes.first() == Some(&0x30) {
         return X509Crl::from_der(bytes)
@@ -114,7 +180,7 @@ fn parse_error(what: &'static str, reason: impl ToString) -> Error {
 
 impl TrustStore {
     /// Builds the store. With no CRLs, revocation is not checked; with any, it is checked for every
-    /// certificate on the path, and a missing CRL is a refusal.
+    /// certificate on the path, and a missing or unusable CRL is a refusal.
     pub fn new(
         anchors: Vec<X509>,
         intermediates: Vec<X509>,
@@ -123,6 +189,13 @@ impl TrustStore {
         if anchors.is_empty() {
             return Err(Error::Request("at least one trust anchor is needed".into()));
         }
+        let crls = crls
+            .into_iter()
+            .map(|crl| {
+                let defect = crl_defect(&crl);
+                Crl { crl, defect }
+            })
+            .collect();
         Ok(Self {
             anchors,
             intermediates,
@@ -130,12 +203,20 @@ impl TrustStore {
         })
     }
 
+    /// True when the store holds CRLs, so validation checks revocation.
+    pub fn checks_revocation(&self) -> bool {
+        !self.crls.is_empty()
+    }
+
     /// Validates `cert` as a document signer at `signing_time` (now when `None`), building its path
-    /// with `chain` and the store's intermediates.
+    /// with `extra_chain` (certificates the document carried) and the store's intermediates.
+    ///
+    /// Key usage, when present, must allow digitalSignature or nonRepudiation; extended key usage
+    /// is not required and purposes are not checked.
     pub fn validate_signer(
         &self,
         cert: &X509Ref,
-        chain: &[X509],
+        extra_chain: &[X509],
         signing_time: Option<OffsetDateTime>,
     ) -> Result<ValidatedSigner, Error> {
         let subject = subject_string(cert);
@@ -144,16 +225,21 @@ impl TrustStore {
                 return Err(Error::KeyUsage { subject });
             }
         }
-        let at = signing_time.unwrap_or_else(OffsetDateTime::now_utc);
-        let path = self.build_path(cert, chain, at)?;
-        if !self.crls.is_empty() {
-            self.check_revocation(&path)?;
+        let now = OffsetDateTime::now_utc();
+        let at = signing_time.unwrap_or(now);
+        let path = self.build_path(cert, extra_chain, at)?;
+        let revocation_checked = self.checks_revocation();
+        if revocation_checked {
+            self.check_revocation(&path, now)?;
         }
         Ok(ValidatedSigner {
             organ_code: organ_code(cert),
             issuer: name_string(cert.issuer_name()),
             serial: serial_hex(cert),
+            not_before: offset_date_time(cert.not_before()),
+            not_after: offset_date_time(cert.not_after()),
             signing_time,
+            revocation_checked,
             cert: cert.to_owned(),
             subject,
         })
@@ -180,7 +266,7 @@ impl TrustStore {
         }
         let store: X509Store = builder.build();
         let mut ctx = X509StoreContext::new()?;
-        let outcome = ctx.init(&store, cert, &untrusted, |c| {
+        let (ok, error, path, failing) = ctx.init(&store, cert, &untrusted, |c| {
             let ok = c.verify_cert()?;
             let path: Vec<X509> = c
                 .chain()
@@ -189,13 +275,13 @@ impl TrustStore {
             let failing = c.current_cert().map(|x| x.to_owned());
             Ok((ok, c.error(), path, failing))
         })?;
-        let (ok, error, path, failing) = outcome;
-        if ok {
+        if ok && error == X509VerifyResult::OK && !path.is_empty() {
             return Ok(path);
         }
         let who = failing.as_deref().unwrap_or(cert);
         let subject = subject_string(who);
         let at_text = at.to_string();
+        let reason = error.error_string().to_owned();
         Err(match error.as_raw() {
             ERR_CERT_HAS_EXPIRED => Error::Expired {
                 subject,
@@ -207,48 +293,51 @@ impl TrustStore {
                 not_before: who.not_before().to_string(),
                 at: at_text,
             },
-            // Unable to get issuer, self-signed not trusted, chain too long, bad signatures ...
-            2 | 18 | 19 | 20 | 21 | 7 | 22 | 24 => Error::Untrusted {
-                subject,
-                reason: error.error_string().to_owned(),
-            },
-            _ => Error::Other {
-                subject,
-                reason: error.error_string().to_owned(),
-            },
+            code if ERR_UNTRUSTED.contains(&code) => Error::Untrusted { subject, reason },
+            _ => Error::Other { subject, reason },
         })
     }
 
-    /// Every certificate on the path but the anchor must appear in no CRL of its issuer, and each
-    /// issuer must have a CRL whose signature verifies and whose nextUpdate has not passed.
-    fn check_revocation(&self, path: &[X509]) -> Result<(), Error> {
-        let now = Asn1Time::days_from_now(0)?;
+    /// Every certificate on the path but the anchor must be on no CRL signed by its issuer, and
+    /// each issuer must have at least one usable CRL (signed by its key, current, understood).
+    fn check_revocation(&self, path: &[X509], now: OffsetDateTime) -> Result<(), Error> {
         for pair in path.windows(2) {
-            let (cert, issuer) = (&pair[0], &pair[1]);
+            let [cert, issuer] = pair else { continue };
             let subject = subject_string(cert);
             let issuer_key = issuer.public_key()?;
-            let crl = self
+            let mut usable = false;
+            let mut problems = Vec::new();
+            for entry in self
                 .crls
                 .iter()
-                .filter(|crl| {
-                    crl.issuer_name()
-                        .try_cmp(issuer.subject_name())
-                        .is_ok_and(|o| o.is_eq())
-                })
-                .find(|crl| crl.verify(&issuer_key).unwrap_or(false))
-                .ok_or_else(|| Error::CrlMissing {
-                    subject: subject.clone(),
-                })?;
-            if crl.next_update().is_some_and(|next| *next < *now) {
-                return Err(Error::CrlInvalid {
-                    subject,
-                    reason: "the CRL has passed its nextUpdate; fetch a fresh one".into(),
-                });
+                .filter(|c| same_name(c.crl.issuer_name(), issuer.subject_name()))
+            {
+                if !entry.crl.verify(&issuer_key).unwrap_or(false) {
+                    problems.push("its signature does not verify with the issuer's key".to_owned());
+                    continue;
+                }
+                // A listing on a genuine CRL revokes, however old the CRL or the certificate.
+                if let CrlStatus::Revoked(revoked) = entry.crl.get_by_cert(cert) {
+                    let since = offset_date_time(revoked.revocation_date())
+                        .map_or_else(|| "?".to_owned(), |t| t.to_string());
+                    return Err(Error::Revoked {
+                        serial: serial_hex(cert),
+                        subject: format!("{subject} (revoked at {since})"),
+                    });
+                }
+                match crl_unusable(entry, issuer, now) {
+                    Some(problem) => problems.push(problem),
+                    None => usable = true,
+                }
             }
-            if let CrlStatus::Revoked(_) = crl.get_by_cert(cert) {
-                return Err(Error::Revoked {
-                    serial: serial_hex(cert),
-                    subject,
+            if !usable {
+                return Err(if problems.is_empty() {
+                    Error::CrlMissing { subject }
+                } else {
+                    Error::CrlInvalid {
+                        subject,
+                        reason: problems.join("; "),
+                    }
                 });
             }
         }
@@ -256,171 +345,60 @@ impl TrustStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Ca, IssueRequest, Profile, RevocationReason};
-    use vdx_crypto::KeyKind;
+fn same_name(a: &X509NameRef, b: &X509NameRef) -> bool {
+    a.try_cmp(b).is_ok_and(Ordering::is_eq)
+}
 
-    fn request(org: &str, kind: KeyKind, profile: Profile) -> IssueRequest {
-        IssueRequest {
-            org: org.into(),
-            name: format!("Agency {org}"),
-            kind,
-            profile,
-            not_before: None,
-            days: 30,
+/// Why a CRL whose signature verifies still cannot vouch that a certificate is not revoked.
+fn crl_unusable(entry: &Crl, issuer: &X509Ref, now: OffsetDateTime) -> Option<String> {
+    if let Some(defect) = &entry.defect {
+        return Some(defect.clone());
+    }
+    if let Some(usage) = issuer.key_usage() {
+        if !usage.contains(X509KeyUsage::CRL_SIGN) {
+            return Some("the issuer's keyUsage does not allow cRLSign".into());
         }
     }
-
-    fn cert_of(issued: &crate::Issued, role: &str) -> X509 {
-        issued
-            .roles()
-            .into_iter()
-            .find(|(r, _, _)| *r == role)
-            .map(|(_, c, _)| c.to_owned())
-            .unwrap()
+    match offset_date_time(entry.crl.last_update()) {
+        Some(this_update) if this_update <= now => {}
+        Some(this_update) => return Some(format!("the CRL is not valid before {this_update}")),
+        None => return Some("unreadable thisUpdate".into()),
     }
-
-    #[test]
-    fn issued_signers_validate_with_their_organ_code() {
-        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
-        let ec = ca
-            .issue(&request(
-                "000.00.00.G22",
-                KeyKind::EcP256,
-                Profile::Separate,
-            ))
-            .unwrap();
-        let rsa = ca
-            .issue(&request("000.00.00.H41", KeyKind::Rsa, Profile::Combined))
-            .unwrap();
-        let trust =
-            TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![ca.crl(7).unwrap()]).unwrap();
-        let signer = trust
-            .validate_signer(&cert_of(&ec, "sign"), &[], None)
-            .unwrap();
-        assert_eq!(signer.organ_code(), Some("000.00.00.G22"));
-        assert!(signer.subject().contains("CN=Agency 000.00.00.G22"));
-        let signer = trust
-            .validate_signer(&cert_of(&rsa, "agency"), &[], None)
-            .unwrap();
-        assert_eq!(signer.organ_code(), Some("000.00.00.H41"));
-        assert!(ca
-            .issue(&request(
-                "000.00.00.H41",
-                KeyKind::EcP256,
-                Profile::Combined
-            ))
-            .is_err());
-        assert!(ca
-            .issue(&request("bad code", KeyKind::EcP256, Profile::Separate))
-            .is_err());
+    if let Some(next) = entry.crl.next_update() {
+        match offset_date_time(next) {
+            Some(next_update) if next_update >= now => {}
+            Some(next_update) => {
+                return Some(format!(
+                    "the CRL expired at its nextUpdate {next_update}; fetch a fresh one"
+                ))
+            }
+            None => return Some("unreadable nextUpdate".into()),
+        }
     }
+    None
+}
 
-    #[test]
-    fn refusals_name_their_reason() {
-        let mut ca = Ca::create("Root", KeyKind::EcP256, 3650).unwrap();
-        let other = Ca::create("Other root", KeyKind::EcP256, 30).unwrap();
-        let good = ca
-            .issue(&request(
-                "000.00.00.G22",
-                KeyKind::EcP256,
-                Profile::Separate,
-            ))
-            .unwrap();
-        let mut old = request("000.00.00.G23", KeyKind::EcP256, Profile::Separate);
-        old.not_before = Some(OffsetDateTime::now_utc() - time::Duration::days(400));
-        old.days = 30;
-        let expired = ca.issue(&old).unwrap();
-        let anchors = vec![ca.cert().to_owned()];
-
-        // Expired at the signing time.
-        let plain = TrustStore::new(anchors.clone(), vec![], vec![]).unwrap();
-        let err = plain
-            .validate_signer(&cert_of(&expired, "sign"), &[], None)
-            .unwrap_err();
-        assert_eq!(err.code(), "expired");
-        let before = OffsetDateTime::now_utc() - time::Duration::days(3);
-        let err = plain
-            .validate_signer(&cert_of(&good, "sign"), &[], Some(before))
-            .unwrap_err();
-        assert_eq!(err.code(), "not_yet_valid");
-
-        // An encryption certificate may not sign.
-        let err = plain
-            .validate_signer(&cert_of(&good, "enc"), &[], None)
-            .unwrap_err();
-        assert_eq!(err.code(), "key_usage");
-
-        // Another CA's root is not ours.
-        let foreign = TrustStore::new(vec![other.cert().to_owned()], vec![], vec![]).unwrap();
-        let err = foreign
-            .validate_signer(&cert_of(&good, "sign"), &[], None)
-            .unwrap_err();
-        assert_eq!(err.code(), "untrusted");
-
-        // Revoked: a CRL made after the signing time still revokes.
-        ca.revoke(
-            &cert_of(&good, "sign"),
-            Some(RevocationReason::KeyCompromise),
-        )
-        .unwrap();
-        assert_eq!(
-            ca.revoke(&cert_of(&good, "sign"), None).unwrap_err().code(),
-            "already_revoked"
-        );
-        assert_eq!(
-            ca.revoke(other.cert(), None).unwrap_err().code(),
-            "not_ours"
-        );
-        let crl = ca.crl(7).unwrap();
-        let checked = TrustStore::new(anchors.clone(), vec![], vec![crl]).unwrap();
-        let signed_at = OffsetDateTime::now_utc() - time::Duration::minutes(1);
-        let err = checked
-            .validate_signer(&cert_of(&good, "sign"), &[], Some(signed_at))
-            .unwrap_err();
-        assert_eq!(err.code(), "revoked");
-
-        // CRLs given, but none from this issuer: fail closed.
-        let mut third = Ca::create("Third", KeyKind::EcP256, 30).unwrap();
-        let unrelated = TrustStore::new(anchors, vec![], vec![third.crl(7).unwrap()]).unwrap();
-        let err = unrelated
-            .validate_signer(&cert_of(&good, "tls"), &[], None)
-            .unwrap_err();
-        assert_eq!(err.code(), "crl_missing");
-    }
-
-    #[test]
-    fn state_survives_a_round_trip_and_crls_load_in_openssl() {
-        let mut ca = Ca::create("Root", KeyKind::Rsa, 30).unwrap();
-        let issued = ca
-            .issue(&request(
-                "000.00.00.G22",
-                KeyKind::EcP256,
-                Profile::Separate,
-            ))
-            .unwrap();
-        ca.revoke(&cert_of(&issued, "sign"), None).unwrap();
-        let pem = ca.key().to_pkcs8_pem(Some(b"pw")).unwrap();
-        let key = vdx_crypto::PrivateKey::from_bytes(&pem, Some(b"pw")).unwrap();
-        let mut back =
-            Ca::from_parts(&ca.cert().to_pem().unwrap(), key, &ca.state_json().unwrap()).unwrap();
-        let crl = back.crl(7).unwrap();
-        let pem = crl.to_pem().unwrap();
-        let parsed = parse_crls(&[pem.clone(), pem].concat()).unwrap();
-        assert_eq!(parsed.len(), 2);
-        assert!(crl.verify(&ca.cert().public_key().unwrap()).unwrap());
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("crl.pem"), crl.to_pem().unwrap()).unwrap();
-        let out = std::process::Command::new("openssl")
-            .args(["crl", "-noout", "-text", "-in"])
-            .arg(dir.path().join("crl.pem"))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("CRL Number"), "{text}");
-        assert!(text.contains(&crate::names::serial_hex(&cert_of(&issued, "sign")).to_uppercase()));
-    }
+/// A CRL we cannot rely on whoever issued it: unparseable, or with a critical extension (CRL or
+/// entry) that we do not implement, such as a delta CRL indicator, an issuing distribution point
+/// (partitioned CRL) or a certificate issuer (indirect CRL).
+fn crl_defect(crl: &X509Crl) -> Option<String> {
+    let der = match crl.to_der() {
+        Ok(der) => der,
+        Err(e) => return Some(format!("cannot encode the CRL: {e}")),
+    };
+    let list = match CertificateList::from_der(&der) {
+        Ok(list) => list,
+        Err(e) => return Some(format!("malformed CRL: {e}")),
+    };
+    let tbs = &list.tbs_cert_list;
+    let list_exts = tbs.crl_extensions.iter().flatten();
+    let entry_exts = tbs
+        .revoked_certificates
+        .iter()
+        .flatten()
+        .flat_map(|r| r.crl_entry_extensions.iter().flatten());
+    list_exts
+        .chain(entry_exts)
+        .find(|ext| ext.critical)
+        .map(|ext| format!("unsupported critical CRL extension {}", ext.extn_id))
 }
