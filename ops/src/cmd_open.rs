@@ -6,10 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use openssl::x509::{X509Ref, X509};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
-
-use openssl::x509::{X509Ref, X509};
 
 use vdx_crypto::{Opened, Opener, PrivateKey};
 use vdx_pki::{TrustStore, ValidatedSigner};
