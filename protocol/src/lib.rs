@@ -4,5 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod organ_code;
+pub mod transfer;
+pub mod wire;
 
 pub use organ_code::{OrganCode, OrganCodeError};

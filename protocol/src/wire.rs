@@ -1,0 +1,574 @@
+//! Transfer frames of `vdx/1` (spec: `docs/wire-frames.md`): encoding, and a decoder that is fed
+//! bytes as they arrive and checks every limit from the 6-byte header before buffering a payload.
+
+use std::fmt;
+
+use crate::OrganCode;
+
+/// The only version this code speaks.
+pub const VERSION: u8 = 1;
+/// Bytes before every payload: version, type, length.
+pub const HEADER_LEN: usize = 6;
+/// Largest DATA chunk.
+pub const MAX_CHUNK: usize = 1024 * 1024;
+/// Largest REJECT reason, in bytes.
+pub const MAX_REASON: usize = 1024;
+/// Largest hop receipt carried by STORED.
+pub const MAX_RECEIPT: usize = 64 * 1024;
+
+const OFFER: u8 = 0x01;
+const ACCEPT: u8 = 0x02;
+const REJECT: u8 = 0x03;
+const DATA: u8 = 0x04;
+const STORED: u8 = 0x06;
+const MAX_OFFER: usize = 512;
+
+/// One frame, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Frame {
+    /// The sender proposes a sealed object.
+    Offer(Offer),
+    /// The receiver takes it, asking for the bytes from `resume_from` on.
+    Accept {
+        /// Bytes already held durably.
+        resume_from: u64,
+    },
+    /// Either side refuses, with a reason a clerk can read.
+    Reject {
+        /// Why, as a code the sender acts on.
+        code: RejectCode,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A chunk of the sealed object.
+    Data {
+        /// Position of the first byte in the sealed object.
+        offset: u64,
+        /// The bytes (1 to [`MAX_CHUNK`]).
+        bytes: Vec<u8>,
+    },
+    /// Custody has moved: the object is durable at the receiver, which signed this receipt.
+    Stored {
+        /// The hop receipt, opaque at this layer.
+        receipt: Vec<u8>,
+    },
+}
+
+/// What the sender proposes to hand over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// Message id (UUID bytes): the receiver deduplicates by it.
+    pub id: [u8; 16],
+    /// Sending agency.
+    pub from: OrganCode,
+    /// Recipient agency (this hop may be a relay for it).
+    pub to: OrganCode,
+    /// Bytes of the sealed object.
+    pub size: u64,
+    /// SHA-256 of the whole sealed object.
+    pub sealed_sha256: [u8; 32],
+    /// Độ khẩn, 0 (thường) to 4 (hỏa tốc hẹn giờ).
+    pub urgency: u8,
+    /// Unix seconds after which the offer must not be accepted.
+    pub expires: u64,
+}
+
+/// Why a transfer was refused. Permanent codes fail the dispatch; temporary ones are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectCode {
+    /// The sender is not in the receiver's directory.
+    UnknownSender,
+    /// The receiver neither serves nor relays the recipient.
+    NotForUs,
+    /// Larger than the receiver accepts.
+    TooLarge,
+    /// Past its expiry.
+    Expired,
+    /// The offer is inconsistent (e.g. size 0, urgency out of range).
+    BadOffer,
+    /// The bytes did not match the offered digest.
+    Corrupt,
+    /// Try again later.
+    Busy,
+    /// The receiver's disk is full.
+    DiskFull,
+    /// Something failed at the receiver.
+    Internal,
+    /// A code this version does not know: treated as temporary.
+    Other(u16),
+}
+
+impl RejectCode {
+    /// The u16 on the wire.
+    pub fn to_u16(self) -> u16 {
+        match self {
+            Self::UnknownSender => 1,
+            Self::NotForUs => 2,
+            Self::TooLarge => 3,
+            Self::Expired => 4,
+            Self::BadOffer => 5,
+            Self::Corrupt => 6,
+            Self::Busy => 7,
+            Self::DiskFull => 8,
+            Self::Internal => 9,
+            Self::Other(n) => n,
+        }
+    }
+
+    /// Reads a code; unknown numbers are kept as [`RejectCode::Other`].
+    pub fn from_u16(n: u16) -> Self {
+        match n {
+            1 => Self::UnknownSender,
+            2 => Self::NotForUs,
+            3 => Self::TooLarge,
+            4 => Self::Expired,
+            5 => Self::BadOffer,
+            6 => Self::Corrupt,
+            7 => Self::Busy,
+            8 => Self::DiskFull,
+            9 => Self::Internal,
+            other => Self::Other(other),
+        }
+    }
+
+    /// True when retrying cannot help, so the dispatch fails with the reason shown to the clerk.
+    pub fn is_permanent(self) -> bool {
+        matches!(
+            self,
+            Self::UnknownSender | Self::NotForUs | Self::TooLarge | Self::Expired | Self::BadOffer
+        )
+    }
+}
+
+/// A protocol violation: the stream is closed with [`WireError::stream_code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// A version other than [`VERSION`].
+    #[error("unsupported frame version {0}")]
+    UnsupportedVersion(u8),
+    /// A type byte this version does not define.
+    #[error("unknown frame type {0:#04x}")]
+    UnknownFrame(u8),
+    /// A length over the type's limit.
+    #[error("{kind} frame of {len} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// Frame type.
+        kind: FrameKind,
+        /// Declared payload length.
+        len: usize,
+        /// Limit for the type.
+        limit: usize,
+    },
+    /// A payload that does not parse exactly.
+    #[error("malformed {kind} frame: {what}")]
+    Malformed {
+        /// Frame type.
+        kind: FrameKind,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// A valid frame at the wrong point of the exchange.
+    #[error("unexpected frame: {0}")]
+    Unexpected(&'static str),
+}
+
+impl WireError {
+    /// The QUIC application error code that closes the stream (spec, "Codes").
+    pub fn stream_code(&self) -> u32 {
+        match self {
+            Self::UnsupportedVersion(_) => 0x10,
+            Self::UnknownFrame(_) => 0x11,
+            Self::TooLarge { .. } => 0x12,
+            Self::Malformed { .. } => 0x13,
+            Self::Unexpected(_) => 0x14,
+        }
+    }
+}
+
+/// Frame types, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameKind {
+    /// OFFER.
+    Offer,
+    /// ACCEPT.
+    Accept,
+    /// REJECT.
+    Reject,
+    /// DATA.
+    Data,
+    /// STORED.
+    Stored,
+}
+
+impl fmt::Display for FrameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Offer => "OFFER",
+            Self::Accept => "ACCEPT",
+            Self::Reject => "REJECT",
+            Self::Data => "DATA",
+            Self::Stored => "STORED",
+        })
+    }
+}
+
+impl FrameKind {
+    fn from_type(t: u8) -> Result<Self, WireError> {
+        Ok(match t {
+            OFFER => Self::Offer,
+            ACCEPT => Self::Accept,
+            REJECT => Self::Reject,
+            DATA => Self::Data,
+            STORED => Self::Stored,
+            other => return Err(WireError::UnknownFrame(other)),
+        })
+    }
+
+    fn limit(self) -> usize {
+        match self {
+            Self::Offer => MAX_OFFER,
+            Self::Accept => 8,
+            Self::Reject => 2 + MAX_REASON,
+            Self::Data => 8 + MAX_CHUNK,
+            Self::Stored => MAX_RECEIPT,
+        }
+    }
+}
+
+impl Frame {
+    /// Appends the encoded frame to `out`. Values this module would refuse to decode (an over-long
+    /// reason or chunk) are refused here too, so nothing we send can be rejected as malformed.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        let start = out.len();
+        out.extend_from_slice(&[VERSION, 0, 0, 0, 0, 0]);
+        let kind = match self {
+            Self::Offer(offer) => {
+                out.extend_from_slice(&offer.id);
+                for code in [&offer.from, &offer.to] {
+                    out.push(code.as_str().len() as u8);
+                    out.extend_from_slice(code.as_str().as_bytes());
+                }
+                out.extend_from_slice(&offer.size.to_be_bytes());
+                out.extend_from_slice(&offer.sealed_sha256);
+                out.push(offer.urgency);
+                out.extend_from_slice(&offer.expires.to_be_bytes());
+                FrameKind::Offer
+            }
+            Self::Accept { resume_from } => {
+                out.extend_from_slice(&resume_from.to_be_bytes());
+                FrameKind::Accept
+            }
+            Self::Reject { code, reason } => {
+                out.extend_from_slice(&code.to_u16().to_be_bytes());
+                out.extend_from_slice(reason.as_bytes());
+                FrameKind::Reject
+            }
+            Self::Data { offset, bytes } => {
+                if bytes.is_empty() {
+                    out.truncate(start);
+                    return Err(WireError::Malformed {
+                        kind: FrameKind::Data,
+                        what: "empty chunk",
+                    });
+                }
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(bytes);
+                FrameKind::Data
+            }
+            Self::Stored { receipt } => {
+                out.extend_from_slice(receipt);
+                FrameKind::Stored
+            }
+        };
+        let len = out.len() - start - HEADER_LEN;
+        if len > kind.limit() {
+            out.truncate(start);
+            return Err(WireError::TooLarge {
+                kind,
+                len,
+                limit: kind.limit(),
+            });
+        }
+        out[start + 1] = kind_type(kind);
+        out[start + 2..start + HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(())
+    }
+
+    /// Decodes one payload of type `kind`; `payload` must be exactly the frame's bytes.
+    fn decode(kind: FrameKind, payload: &[u8]) -> Result<Self, WireError> {
+        let bad = |what| WireError::Malformed { kind, what };
+        let mut r = Reader(payload);
+        let frame = match kind {
+            FrameKind::Offer => {
+                let id = r.array::<16>().ok_or(bad("id"))?;
+                let from = r.organ_code().ok_or(bad("from organ code"))?;
+                let to = r.organ_code().ok_or(bad("to organ code"))?;
+                let size = r.u64().ok_or(bad("size"))?;
+                let sealed_sha256 = r.array::<32>().ok_or(bad("sha256"))?;
+                let urgency = r.array::<1>().ok_or(bad("urgency"))?[0];
+                let expires = r.u64().ok_or(bad("expires"))?;
+                if size == 0 {
+                    return Err(bad("size 0"));
+                }
+                if urgency > 4 {
+                    return Err(bad("urgency above 4"));
+                }
+                Self::Offer(Offer {
+                    id,
+                    from,
+                    to,
+                    size,
+                    sealed_sha256,
+                    urgency,
+                    expires,
+                })
+            }
+            FrameKind::Accept => Self::Accept {
+                resume_from: r.u64().ok_or(bad("resume_from"))?,
+            },
+            FrameKind::Reject => {
+                let code = u16::from_be_bytes(r.array::<2>().ok_or(bad("code"))?);
+                let reason = std::str::from_utf8(r.rest())
+                    .map_err(|_| bad("reason is not UTF-8"))?
+                    .to_owned();
+                Self::Reject {
+                    code: RejectCode::from_u16(code),
+                    reason,
+                }
+            }
+            FrameKind::Data => {
+                let offset = r.u64().ok_or(bad("offset"))?;
+                let bytes = r.rest().to_vec();
+                if bytes.is_empty() {
+                    return Err(bad("empty chunk"));
+                }
+                Self::Data { offset, bytes }
+            }
+            FrameKind::Stored => Self::Stored {
+                receipt: r.rest().to_vec(),
+            },
+        };
+        if !r.0.is_empty() {
+            return Err(bad("trailing bytes"));
+        }
+        Ok(frame)
+    }
+}
+
+fn kind_type(kind: FrameKind) -> u8 {
+    match kind {
+        FrameKind::Offer => OFFER,
+        FrameKind::Accept => ACCEPT,
+        FrameKind::Reject => REJECT,
+        FrameKind::Data => DATA,
+        FrameKind::Stored => STORED,
+    }
+}
+
+/// A cursor over a payload; every read is checked.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.array::<8>().map(u64::from_be_bytes)
+    }
+
+    fn organ_code(&mut self) -> Option<OrganCode> {
+        let len = usize::from(self.array::<1>()?[0]);
+        if self.0.len() < len {
+            return None;
+        }
+        let (text, rest) = self.0.split_at(len);
+        self.0 = rest;
+        std::str::from_utf8(text).ok()?.parse().ok()
+    }
+
+    fn rest(&mut self) -> &[u8] {
+        std::mem::take(&mut self.0)
+    }
+}
+
+/// Turns a byte stream into frames. Feed it what the stream delivers; take frames out with
+/// [`FrameDecoder::next_frame`] until it answers `Ok(None)`. After an error the stream must be
+/// closed: the decoder does not resynchronise.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+}
+
+impl FrameDecoder {
+    /// An empty decoder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends received bytes.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, WireError> {
+        let Some(header) = self.buf.first_chunk::<HEADER_LEN>() else {
+            return Ok(None);
+        };
+        if header[0] != VERSION {
+            return Err(WireError::UnsupportedVersion(header[0]));
+        }
+        let kind = FrameKind::from_type(header[1])?;
+        let len = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
+        if len > kind.limit() {
+            return Err(WireError::TooLarge {
+                kind,
+                len,
+                limit: kind.limit(),
+            });
+        }
+        if self.buf.len() < HEADER_LEN + len {
+            return Ok(None);
+        }
+        let frame = Frame::decode(kind, &self.buf[HEADER_LEN..HEADER_LEN + len]);
+        self.buf.drain(..HEADER_LEN + len);
+        frame.map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer() -> Offer {
+        Offer {
+            id: [7; 16],
+            from: "000.00.00.G22".parse().unwrap(),
+            to: "000.00.00.H41".parse().unwrap(),
+            size: 3 * 1024 * 1024,
+            sealed_sha256: [0xab; 32],
+            urgency: 3,
+            expires: 1_795_000_000,
+        }
+    }
+
+    fn encoded(frame: &Frame) -> Vec<u8> {
+        let mut out = Vec::new();
+        frame.encode(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn every_frame_round_trips_even_one_byte_at_a_time() {
+        let frames = vec![
+            Frame::Offer(offer()),
+            Frame::Accept {
+                resume_from: 1 << 20,
+            },
+            Frame::Reject {
+                code: RejectCode::NotForUs,
+                reason: "000.00.00.H41 không được phục vụ ở đây".into(),
+            },
+            Frame::Data {
+                offset: 1 << 20,
+                bytes: vec![0x5a; MAX_CHUNK],
+            },
+            Frame::Stored {
+                receipt: b"receipt".to_vec(),
+            },
+        ];
+        let mut stream = Vec::new();
+        for f in &frames {
+            f.encode(&mut stream).unwrap();
+        }
+        let mut decoder = FrameDecoder::new();
+        let mut got = Vec::new();
+        for b in &stream {
+            decoder.feed(std::slice::from_ref(b));
+            while let Some(f) = decoder.next_frame().unwrap() {
+                got.push(f);
+            }
+        }
+        assert_eq!(got, frames);
+        assert_eq!(decoder.buffered(), 0);
+    }
+
+    #[test]
+    fn golden_bytes_of_the_spec_example() {
+        let bytes = encoded(&Frame::Accept {
+            resume_from: 1_048_576,
+        });
+        assert_eq!(bytes, [1, 2, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0x10, 0, 0]);
+        let offer_bytes = encoded(&Frame::Offer(offer()));
+        assert_eq!(&offer_bytes[..6], &[1, 1, 0, 0, 0, 0x5d]);
+        assert_eq!(offer_bytes.len(), 6 + 0x5d);
+    }
+
+    #[test]
+    fn violations_get_their_stream_codes() {
+        let mut cases: Vec<(Vec<u8>, u32)> = vec![
+            (vec![2, 2, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0], 0x10),
+            (vec![1, 9, 0, 0, 0, 0], 0x11),
+            (vec![1, 4, 0xff, 0xff, 0xff, 0xff], 0x12),
+            (vec![1, 2, 0, 0, 0, 9], 0x12),
+            (vec![1, 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0], 0x13),
+            (vec![1, 4, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0], 0x13),
+            (vec![1, 3, 0, 0, 0, 3, 0, 1, 0xff], 0x13),
+        ];
+        let mut bad_offer = encoded(&Frame::Offer(offer()));
+        let urgency_at = bad_offer.len() - 9;
+        bad_offer[urgency_at] = 5;
+        cases.push((bad_offer, 0x13));
+        let mut bad_code = encoded(&Frame::Offer(offer()));
+        bad_code[6 + 16 + 1] = b' ';
+        cases.push((bad_code, 0x13));
+        for (bytes, code) in cases {
+            let mut d = FrameDecoder::new();
+            d.feed(&bytes);
+            let err = d.next_frame().unwrap_err();
+            assert_eq!(err.stream_code(), code, "{bytes:02x?}: {err}");
+        }
+        // An oversized length is refused from the header alone, before any payload arrives.
+        let mut d = FrameDecoder::new();
+        d.feed(&[1, 6, 0, 2, 0, 0]);
+        assert!(matches!(d.next_frame(), Err(WireError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn encoding_refuses_what_decoding_would() {
+        let mut out = vec![9];
+        let long = Frame::Reject {
+            code: RejectCode::Busy,
+            reason: "x".repeat(MAX_REASON + 1),
+        };
+        assert!(long.encode(&mut out).is_err());
+        let empty = Frame::Data {
+            offset: 0,
+            bytes: Vec::new(),
+        };
+        assert!(empty.encode(&mut out).is_err());
+        assert_eq!(out, [9], "a refused frame leaves the buffer as it was");
+    }
+
+    #[test]
+    fn reject_codes_keep_unknown_numbers_and_say_what_to_retry() {
+        for n in 0..20u16 {
+            assert_eq!(RejectCode::from_u16(n).to_u16(), n);
+        }
+        assert!(RejectCode::NotForUs.is_permanent());
+        assert!(!RejectCode::DiskFull.is_permanent());
+        assert!(!RejectCode::from_u16(777).is_permanent());
+    }
+}
