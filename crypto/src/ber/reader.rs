@@ -74,7 +74,7 @@ impl<R: Read> BerReader<R> {
     }
 
     /// The next header, which must carry `tag`.
-    pub(crate) fn expect(&mut self, tag: u8, what: &'static str) -> Result<Header, Error> {
+    pub(crate) fn expect_tag(&mut self, tag: u8, what: &'static str) -> Result<Header, Error> {
         let h = self.header()?;
         if h.tag != tag {
             return Err(Error::Malformed {
@@ -98,7 +98,7 @@ impl<R: Read> BerReader<R> {
 
     /// Expects a constructed element with `tag` and enters it.
     pub(crate) fn open(&mut self, tag: u8, what: &'static str) -> Result<Frame, Error> {
-        let h = self.expect(tag, what)?;
+        let h = self.expect_tag(tag, what)?;
         self.enter(&h, what)
     }
 
@@ -164,7 +164,7 @@ impl<R: Read> BerReader<R> {
         limit: u64,
         what: &'static str,
     ) -> Result<Vec<u8>, Error> {
-        let h = self.expect(tag, what)?;
+        let h = self.expect_tag(tag, what)?;
         self.value(&h, limit, what)
     }
 
