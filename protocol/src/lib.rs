@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod organ_code;
+pub mod package;
 pub mod transfer;
 pub mod wire;
 
