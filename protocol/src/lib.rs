@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod header;
 mod organ_code;
 pub mod package;
 pub mod transfer;

@@ -6,12 +6,14 @@ use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};
 
+use crate::header::DispatchHeader;
+
 /// Name of the header entry, always first.
-pub const HEADER_NAME: &str = "dispatch.json";
-/// Largest header accepted.
-pub const MAX_HEADER: u64 = 1024 * 1024;
+pub const HEADER_NAME: &str = DispatchHeader::FILE_NAME;
+/// Largest header accepted: a header at every limit of the header spec fits.
+pub const MAX_HEADER: u64 = DispatchHeader::MAX_JSON_BYTES as u64;
 /// Most files in one dispatch.
-pub const MAX_FILES: usize = 1000;
+pub const MAX_FILES: usize = DispatchHeader::MAX_FILES;
 
 /// Why a package could not be written or read.
 #[derive(Debug, thiserror::Error)]
