@@ -1,0 +1,6 @@
+//! The daemon's parts. `vdxd` (src/main.rs) puts them together; each part has one job.
+//!
+//! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
+//!   in the daemon touches sled or the spool directory.
+
+pub mod store;

@@ -1,0 +1,693 @@
+//! Durable state of a node: sealed objects as spool files, records and the outbox queue in sled.
+//!
+//! The rule everywhere: the bytes first (written, fsynced, renamed into place, directory fsynced),
+//! then the record in one sled transaction, then `flush` — and only then is anything acknowledged.
+//! A crash between the two leaves an object without a record, which was never acknowledged; `open`
+//! removes it and the sender (or clerk) retries. Layout under the data directory:
+//!
+//! ```text
+//! meta/                       sled: trees "dispatches" (id -> record), "outbox" (priority key -> id)
+//! spool/objects/<id>.p7m      complete sealed objects
+//! spool/partial/<id>.part     incoming transfers in progress (resume from their synced length)
+//! spool/tmp/                  outgoing objects being written
+//! ```
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use vdx_protocol::OrganCode;
+
+/// A dispatch's message id (UUID bytes); shown and stored as 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct MessageId(pub [u8; 16]);
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl From<MessageId> for String {
+    fn from(id: MessageId) -> Self {
+        id.to_string()
+    }
+}
+
+impl TryFrom<String> for MessageId {
+    type Error = StoreError;
+
+    fn try_from(s: String) -> Result<Self, StoreError> {
+        let bad = || StoreError::Corrupt(format!("bad message id {s:?}"));
+        if s.len() != 32 {
+            return Err(bad());
+        }
+        let mut id = [0u8; 16];
+        for (i, byte) in id.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
+                .map_err(|_| bad())?;
+        }
+        Ok(Self(id))
+    }
+}
+
+/// Which way a dispatch travels through this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Direction {
+    /// Submitted here, to be sent.
+    Outgoing,
+    /// Received here.
+    Incoming,
+}
+
+/// Where a dispatch stands. Every change is a record update in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+#[non_exhaustive]
+pub enum DispatchState {
+    /// In the outbox, waiting for (another) attempt.
+    Queued,
+    /// The next hop answered STORED; its receipt is kept.
+    Sent {
+        /// The hop receipt as received.
+        receipt: Vec<u8>,
+    },
+    /// Given up; the reason is what the clerk sees.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+    /// Stored here, durably, from a peer.
+    Received,
+}
+
+/// What is known about one dispatch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Message id.
+    pub id: MessageId,
+    /// Outgoing or incoming.
+    pub direction: Direction,
+    /// Sending agency.
+    pub from: OrganCode,
+    /// Recipient agency.
+    pub to: OrganCode,
+    /// Bytes of the sealed object.
+    pub size: u64,
+    /// SHA-256 of the sealed object, hex.
+    pub sealed_sha256: String,
+    /// Độ khẩn 0-4: the outbox serves higher first.
+    pub urgency: u8,
+    /// Unix seconds after which delivery is pointless.
+    pub expires: u64,
+    /// Unix seconds of submission or arrival.
+    pub created: u64,
+    /// Send attempts so far.
+    pub attempts: u32,
+    /// Current state.
+    #[serde(flatten)]
+    pub state: DispatchState,
+}
+
+/// The facts a submission or an incoming offer brings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDispatch {
+    /// Message id.
+    pub id: MessageId,
+    /// Sending agency.
+    pub from: OrganCode,
+    /// Recipient agency.
+    pub to: OrganCode,
+    /// Bytes of the sealed object.
+    pub size: u64,
+    /// SHA-256 of the sealed object.
+    pub sealed_sha256: [u8; 32],
+    /// Độ khẩn 0-4.
+    pub urgency: u8,
+    /// Unix seconds.
+    pub expires: u64,
+}
+
+/// Why the store could not do what was asked. Nothing was acknowledged when this is returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The disk is full: nothing new was accepted, nothing already accepted was lost.
+    #[error("disk full while {0}")]
+    DiskFull(&'static str),
+    /// Another I/O failure.
+    #[error("i/o error while {context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+    /// sled failed.
+    #[error("metadata store: {0}")]
+    Db(#[from] sled::Error),
+    /// The same id was submitted with different content.
+    #[error("dispatch {0} already exists with different content")]
+    Conflict(MessageId),
+    /// The bytes do not hash to the announced digest.
+    #[error("dispatch {0}: content does not match its SHA-256")]
+    DigestMismatch(MessageId),
+    /// The bytes are not as long as announced.
+    #[error("dispatch {id}: {actual} bytes, not the {declared} announced")]
+    SizeMismatch {
+        /// Which.
+        id: MessageId,
+        /// Announced.
+        declared: u64,
+        /// Found.
+        actual: u64,
+    },
+    /// No such dispatch.
+    #[error("no dispatch {0}")]
+    NotFound(MessageId),
+    /// A record or file that should not be as it is.
+    #[error("store is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+fn io_error(context: &'static str) -> impl FnOnce(io::Error) -> StoreError {
+    move |source| {
+        if source.kind() == io::ErrorKind::StorageFull {
+            StoreError::DiskFull(context)
+        } else {
+            StoreError::Io { context, source }
+        }
+    }
+}
+
+/// The node's durable state.
+pub struct Store {
+    db: sled::Db,
+    dispatches: sled::Tree,
+    outbox: sled::Tree,
+    spool: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`, and tidies what a crash may have left: temporary
+    /// files, and objects whose record was never committed (so never acknowledged).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let spool = dir.join("spool");
+        for sub in ["objects", "partial", "tmp"] {
+            fs::create_dir_all(spool.join(sub)).map_err(io_error("creating the spool"))?;
+        }
+        let db = sled::open(dir.join("meta"))?;
+        let store = Self {
+            dispatches: db.open_tree("dispatches")?,
+            outbox: db.open_tree("outbox")?,
+            db,
+            spool,
+        };
+        store.recover()?;
+        Ok(store)
+    }
+
+    fn recover(&self) -> Result<(), StoreError> {
+        for entry in fs::read_dir(self.spool.join("tmp")).map_err(io_error("reading the spool"))? {
+            let path = entry.map_err(io_error("reading the spool"))?.path();
+            fs::remove_file(&path).map_err(io_error("removing a temporary file"))?;
+        }
+        for entry in
+            fs::read_dir(self.spool.join("objects")).map_err(io_error("reading the spool"))?
+        {
+            let path = entry.map_err(io_error("reading the spool"))?.path();
+            let id = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| MessageId::try_from(s.to_owned()).ok());
+            let recorded = match id {
+                Some(id) => self.dispatches.contains_key(id.0)?,
+                None => false,
+            };
+            if !recorded {
+                fs::remove_file(&path).map_err(io_error("removing an unacknowledged object"))?;
+            }
+        }
+        sync_dir(&self.spool.join("objects"))?;
+        Ok(())
+    }
+
+    /// Path of a complete sealed object.
+    pub fn object_path(&self, id: MessageId) -> PathBuf {
+        self.spool.join("objects").join(format!("{id}.p7m"))
+    }
+
+    fn partial_path(&self, id: MessageId) -> PathBuf {
+        self.spool.join("partial").join(format!("{id}.part"))
+    }
+
+    /// The record of `id`, if any.
+    pub fn get(&self, id: MessageId) -> Result<Option<Record>, StoreError> {
+        self.dispatches.get(id.0)?.map(|v| decode(&v)).transpose()
+    }
+
+    /// Accepts a sealed dispatch for sending. Returns once object and record are durable; the same
+    /// submission again returns the existing record (idempotent), different content is a conflict.
+    pub fn submit(
+        &self,
+        new: &NewDispatch,
+        sealed: impl Read,
+        now: u64,
+    ) -> Result<Record, StoreError> {
+        if let Some(existing) = self.get(new.id)? {
+            return same_content(existing, new);
+        }
+        let temp = self.spool.join("tmp").join(format!("{}.p7m", new.id));
+        let written = write_verified(&temp, sealed, new);
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        let object = self.object_path(new.id);
+        fs::rename(&temp, &object).map_err(io_error("moving the object into the spool"))?;
+        sync_dir(&self.spool.join("objects"))?;
+        let record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
+        let key = self.outbox_key(new.urgency, new.id)?;
+        let value = encode(&record)?;
+        (&self.dispatches, &self.outbox)
+            .transaction(|(dispatches, outbox)| {
+                dispatches.insert(&record.id.0, value.as_slice())?;
+                outbox.insert(key.as_slice(), &record.id.0)?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(transaction_error)?;
+        self.db.flush()?;
+        Ok(record)
+    }
+
+    /// The queued outgoing dispatches, hỏa tốc first, then in order of submission.
+    pub fn outbox(&self) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.outbox.iter() {
+            let (_, id) = entry?;
+            let id = MessageId(
+                id.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("outbox entry".into()))?,
+            );
+            out.push(self.get(id)?.ok_or(StoreError::NotFound(id))?);
+        }
+        Ok(out)
+    }
+
+    /// Counts an attempt (for backoff), durably.
+    pub fn record_attempt(&self, id: MessageId) -> Result<Record, StoreError> {
+        self.update(id, |r| r.attempts += 1)
+    }
+
+    /// The next hop took custody: out of the outbox, receipt kept.
+    pub fn mark_sent(&self, id: MessageId, receipt: Vec<u8>) -> Result<Record, StoreError> {
+        self.finish(id, DispatchState::Sent { receipt })
+    }
+
+    /// Giving up (permanent refusal or expiry): out of the outbox, reason kept for the clerk.
+    pub fn mark_failed(&self, id: MessageId, reason: String) -> Result<Record, StoreError> {
+        self.finish(id, DispatchState::Failed { reason })
+    }
+
+    fn finish(&self, id: MessageId, state: DispatchState) -> Result<Record, StoreError> {
+        let mut record = self.get(id)?.ok_or(StoreError::NotFound(id))?;
+        let key = self.find_outbox_key(id)?;
+        record.state = state;
+        let value = encode(&record)?;
+        (&self.dispatches, &self.outbox)
+            .transaction(|(dispatches, outbox)| {
+                dispatches.insert(&id.0, value.as_slice())?;
+                if let Some(key) = &key {
+                    outbox.remove(key.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(transaction_error)?;
+        self.db.flush()?;
+        Ok(record)
+    }
+
+    fn update(&self, id: MessageId, change: impl Fn(&mut Record)) -> Result<Record, StoreError> {
+        let mut record = self.get(id)?.ok_or(StoreError::NotFound(id))?;
+        change(&mut record);
+        self.dispatches.insert(id.0, encode(&record)?)?;
+        self.db.flush()?;
+        Ok(record)
+    }
+
+    fn outbox_key(&self, urgency: u8, id: MessageId) -> Result<Vec<u8>, StoreError> {
+        let mut key = Vec::with_capacity(25);
+        key.push(u8::MAX - urgency);
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        key.extend_from_slice(&id.0);
+        Ok(key)
+    }
+
+    fn find_outbox_key(&self, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        for entry in self.outbox.iter() {
+            let (key, value) = entry?;
+            if value.as_ref() == id.0 {
+                return Ok(Some(key.to_vec()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// How many bytes of an incoming object are held durably: the size if it is already stored
+    /// (a repeat: answer STORED again), the synced length of a partial transfer, else 0.
+    pub fn resume_offset(&self, id: MessageId) -> Result<u64, StoreError> {
+        if let Some(record) = self.get(id)? {
+            return Ok(record.size);
+        }
+        match fs::metadata(self.partial_path(id)) {
+            Ok(meta) => Ok(meta.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io_error("reading a partial transfer")(e)),
+        }
+    }
+
+    /// Appends received bytes at `offset` (which must be the current length) and syncs them; returns
+    /// the new durable length, which is what a resumed transfer starts from.
+    pub fn append_incoming(
+        &self,
+        id: MessageId,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<u64, StoreError> {
+        let path = self.partial_path(id);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_error("opening a partial transfer"))?;
+        let len = file
+            .seek(SeekFrom::End(0))
+            .map_err(io_error("reading a partial transfer"))?;
+        if len != offset {
+            return Err(StoreError::Corrupt(format!(
+                "partial transfer {id} holds {len} bytes, data came for offset {offset}"
+            )));
+        }
+        file.write_all(bytes)
+            .map_err(io_error("writing a partial transfer"))?;
+        file.sync_data()
+            .map_err(io_error("syncing a partial transfer"))?;
+        if offset == 0 {
+            sync_dir(&self.spool.join("partial"))?;
+        }
+        Ok(offset + bytes.len() as u64)
+    }
+
+    /// Makes a fully received object durable and recorded, exactly once: returns the record and
+    /// whether it was already there. A digest mismatch discards the partial file (retry from 0).
+    pub fn complete_incoming(
+        &self,
+        new: &NewDispatch,
+        now: u64,
+    ) -> Result<(Record, bool), StoreError> {
+        if let Some(existing) = self.get(new.id)? {
+            return Ok((same_content(existing, new)?, true));
+        }
+        let partial = self.partial_path(new.id);
+        let checked = File::open(&partial)
+            .map_err(io_error("opening a partial transfer"))
+            .and_then(|f| check_digest(f, new));
+        if let Err(e) = checked {
+            let _ = fs::remove_file(&partial);
+            return Err(e);
+        }
+        fs::rename(&partial, self.object_path(new.id))
+            .map_err(io_error("moving the object into the spool"))?;
+        sync_dir(&self.spool.join("objects"))?;
+        sync_dir(&self.spool.join("partial"))?;
+        let record = Record::new(new, Direction::Incoming, DispatchState::Received, now);
+        self.dispatches.insert(new.id.0, encode(&record)?)?;
+        self.db.flush()?;
+        Ok((record, false))
+    }
+}
+
+impl Record {
+    fn new(new: &NewDispatch, direction: Direction, state: DispatchState, now: u64) -> Self {
+        Self {
+            id: new.id,
+            direction,
+            from: new.from.clone(),
+            to: new.to.clone(),
+            size: new.size,
+            sealed_sha256: hex(&new.sealed_sha256),
+            urgency: new.urgency,
+            expires: new.expires,
+            created: now,
+            attempts: 0,
+            state,
+        }
+    }
+}
+
+fn same_content(existing: Record, new: &NewDispatch) -> Result<Record, StoreError> {
+    if existing.sealed_sha256 == hex(&new.sealed_sha256) && existing.size == new.size {
+        Ok(existing)
+    } else {
+        Err(StoreError::Conflict(new.id))
+    }
+}
+
+/// Writes `content` to a new file at `path`, checking size and digest, and fsyncs it.
+fn write_verified(
+    path: &Path,
+    mut content: impl Read,
+    new: &NewDispatch,
+) -> Result<(), StoreError> {
+    let mut file = File::create(path).map_err(io_error("creating an object"))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = content
+            .read(&mut buf)
+            .map_err(io_error("reading the submission"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .map_err(io_error("writing an object"))?;
+        total += n as u64;
+    }
+    check(new, total, hasher.finalize().into())?;
+    file.sync_all().map_err(io_error("syncing an object"))
+}
+
+fn check_digest(mut file: File, new: &NewDispatch) -> Result<(), StoreError> {
+    let mut hasher = Sha256::new();
+    let total = io::copy(&mut file, &mut hasher).map_err(io_error("reading a partial transfer"))?;
+    check(new, total, hasher.finalize().into())?;
+    file.sync_all().map_err(io_error("syncing an object"))
+}
+
+fn check(new: &NewDispatch, total: u64, digest: [u8; 32]) -> Result<(), StoreError> {
+    if total != new.size {
+        return Err(StoreError::SizeMismatch {
+            id: new.id,
+            declared: new.size,
+            actual: total,
+        });
+    }
+    if digest != new.sealed_sha256 {
+        return Err(StoreError::DigestMismatch(new.id));
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("syncing a spool directory"))
+}
+
+fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("record: {e}")))
+}
+
+fn transaction_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Db(e),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dispatch(n: u8, urgency: u8, content: &[u8]) -> NewDispatch {
+        NewDispatch {
+            id: MessageId([n; 16]),
+            from: "000.00.00.G22".parse().unwrap(),
+            to: "000.00.00.H41".parse().unwrap(),
+            size: content.len() as u64,
+            sealed_sha256: Sha256::digest(content).into(),
+            urgency,
+            expires: 2_000_000_000,
+        }
+    }
+
+    #[test]
+    fn outbox_serves_the_most_urgent_first_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let order = [(1, 0), (2, 3), (3, 1), (4, 3), (5, 0)];
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for (n, urgency) in order {
+                let body = vec![n; 1000];
+                store
+                    .submit(&dispatch(n, urgency, &body), &body[..], 100)
+                    .unwrap();
+            }
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let ids: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
+        assert_eq!(ids, [2, 4, 3, 1, 5]);
+        assert_eq!(
+            fs::read(store.object_path(MessageId([3; 16]))).unwrap(),
+            vec![3u8; 1000]
+        );
+
+        store
+            .mark_sent(MessageId([2; 16]), b"receipt".to_vec())
+            .unwrap();
+        store
+            .mark_failed(MessageId([1; 16]), "expired".into())
+            .unwrap();
+        let ids: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
+        assert_eq!(ids, [4, 3, 5]);
+        let failed = store.get(MessageId([1; 16])).unwrap().unwrap();
+        assert_eq!(
+            failed.state,
+            DispatchState::Failed {
+                reason: "expired".into()
+            }
+        );
+        assert_eq!(
+            store.record_attempt(MessageId([4; 16])).unwrap().attempts,
+            1
+        );
+    }
+
+    #[test]
+    fn submissions_are_idempotent_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = dispatch(1, 0, b"sealed");
+        let first = store.submit(&d, &b"sealed"[..], 1).unwrap();
+        assert_eq!(store.submit(&d, &b"sealed"[..], 2).unwrap(), first);
+        let other = NewDispatch {
+            sealed_sha256: [0; 32],
+            ..d.clone()
+        };
+        assert!(matches!(
+            store.submit(&other, &b"x"[..], 3),
+            Err(StoreError::Conflict(_))
+        ));
+        let wrong = dispatch(2, 0, b"announced");
+        assert!(matches!(
+            store.submit(&wrong, &b"different"[..], 4),
+            Err(StoreError::DigestMismatch(_))
+        ));
+        assert!(store.get(wrong.id).unwrap().is_none());
+        assert!(!store.object_path(wrong.id).exists());
+        assert_eq!(
+            fs::read_dir(dir.path().join("spool/tmp")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn incoming_transfers_resume_and_complete_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let d = dispatch(9, 2, &body);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.resume_offset(d.id).unwrap(), 0);
+            assert_eq!(store.append_incoming(d.id, 0, &body[..4000]).unwrap(), 4000);
+            assert!(store
+                .append_incoming(d.id, 3000, &body[4000..5000])
+                .is_err());
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.resume_offset(d.id).unwrap(),
+            4000,
+            "synced bytes survive a restart"
+        );
+        store.append_incoming(d.id, 4000, &body[4000..]).unwrap();
+        let (record, duplicate) = store.complete_incoming(&d, 5).unwrap();
+        assert!(!duplicate);
+        assert_eq!(record.state, DispatchState::Received);
+        assert_eq!(fs::read(store.object_path(d.id)).unwrap(), body);
+        let (_, duplicate) = store.complete_incoming(&d, 6).unwrap();
+        assert!(
+            duplicate,
+            "the same dispatch again is recognised, not stored twice"
+        );
+        assert_eq!(store.resume_offset(d.id).unwrap(), body.len() as u64);
+        assert!(store.outbox().unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_transfers_are_discarded_and_orphans_removed_on_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dispatch(7, 0, b"expected content");
+        let orphan = {
+            let store = Store::open(dir.path()).unwrap();
+            store.append_incoming(d.id, 0, b"tampered content").unwrap();
+            assert!(matches!(
+                store.complete_incoming(&d, 1),
+                Err(StoreError::DigestMismatch(_))
+            ));
+            assert_eq!(
+                store.resume_offset(d.id).unwrap(),
+                0,
+                "retry starts from zero"
+            );
+            // A crash between the object's rename and its record: the object was never acknowledged.
+            let orphan = store.object_path(MessageId([8; 16]));
+            fs::write(&orphan, b"unacknowledged").unwrap();
+            fs::write(dir.path().join("spool/tmp/half-written"), b"x").unwrap();
+            orphan
+        };
+        let _store = Store::open(dir.path()).unwrap();
+        assert!(!orphan.exists());
+        assert_eq!(
+            fs::read_dir(dir.path().join("spool/tmp")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn message_ids_print_and_parse_as_hex() {
+        let id = MessageId([0xab; 16]);
+        assert_eq!(id.to_string(), "ab".repeat(16));
+        assert_eq!(MessageId::try_from(id.to_string()).unwrap(), id);
+        assert!(MessageId::try_from("zz".repeat(16)).is_err());
+        assert!(MessageId::try_from(String::from("ab")).is_err());
+    }
+}
