@@ -11,6 +11,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use time::format_description::well_known::Rfc3339;
 
 use vdx_crypto::{KeyKind, RsaPadding, Sealer};
 use vdx_pki::{Ca, IssueRequest, Issued, Profile, TrustStore};
@@ -163,7 +164,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
                         "   signed by {} (organ code {}) at {}; signature, integrity, path and CRL verified",
                         s.subject(),
                         s.organ_code().unwrap_or("-"),
-                        s.signing_time().map_or("?".into(), |t| t.to_string())
+                        s.signing_time().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_else(|| "?".into())
                     );
                 }
             }

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use openssl::asn1::Asn1Time;
 use openssl::x509::X509;
+use time::format_description::well_known::Rfc3339;
 
 use vdx_crypto::{PrivateKey, RsaPadding, Sealer};
 
@@ -123,7 +124,7 @@ pub(crate) fn run(args: SealArgs) -> Result<ExitCode> {
             hex(&summary.content_sha256),
             recipients.len(),
             signers.len(),
-            summary.signing_time,
+            summary.signing_time.format(&Rfc3339).unwrap_or_default(),
             args.out.display()
         );
     }
