@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use vdx_protocol::wire::Offer;
 use vdx_protocol::OrganCode;
 
 /// A dispatch's message id (UUID bytes); shown and stored as 32 hex digits.
@@ -114,25 +115,6 @@ pub struct Record {
     /// Current state.
     #[serde(flatten)]
     pub state: DispatchState,
-}
-
-/// The facts a submission or an incoming offer brings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewDispatch {
-    /// Message id.
-    pub id: MessageId,
-    /// Sending agency.
-    pub from: OrganCode,
-    /// Recipient agency.
-    pub to: OrganCode,
-    /// Bytes of the sealed object.
-    pub size: u64,
-    /// SHA-256 of the sealed object.
-    pub sealed_sha256: [u8; 32],
-    /// Độ khẩn 0-4.
-    pub urgency: u8,
-    /// Unix seconds.
-    pub expires: u64,
 }
 
 /// Why the store could not do what was asked. Nothing was acknowledged when this is returned.
@@ -255,26 +237,24 @@ impl Store {
 
     /// Accepts a sealed dispatch for sending. Returns once object and record are durable; the same
     /// submission again returns the existing record (idempotent), different content is a conflict.
-    pub fn submit(
-        &self,
-        new: &NewDispatch,
-        sealed: impl Read,
-        now: u64,
-    ) -> Result<Record, StoreError> {
-        if let Some(existing) = self.get(new.id)? {
+    pub fn submit(&self, new: &Offer, sealed: impl Read, now: u64) -> Result<Record, StoreError> {
+        if let Some(existing) = self.get(MessageId(new.id))? {
             return same_content(existing, new);
         }
-        let temp = self.spool.join("tmp").join(format!("{}.p7m", new.id));
+        let temp = self
+            .spool
+            .join("tmp")
+            .join(format!("{}.p7m", MessageId(new.id)));
         let written = write_verified(&temp, sealed, new);
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
-        let object = self.object_path(new.id);
+        let object = self.object_path(MessageId(new.id));
         fs::rename(&temp, &object).map_err(io_error("moving the object into the spool"))?;
         sync_dir(&self.spool.join("objects"))?;
         let record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
-        let key = self.outbox_key(new.urgency, new.id)?;
+        let key = self.outbox_key(new.urgency, MessageId(new.id))?;
         let value = encode(&record)?;
         (&self.dispatches, &self.outbox)
             .transaction(|(dispatches, outbox)| {
@@ -408,15 +388,11 @@ impl Store {
 
     /// Makes a fully received object durable and recorded, exactly once: returns the record and
     /// whether it was already there. A digest mismatch discards the partial file (retry from 0).
-    pub fn complete_incoming(
-        &self,
-        new: &NewDispatch,
-        now: u64,
-    ) -> Result<(Record, bool), StoreError> {
-        if let Some(existing) = self.get(new.id)? {
+    pub fn complete_incoming(&self, new: &Offer, now: u64) -> Result<(Record, bool), StoreError> {
+        if let Some(existing) = self.get(MessageId(new.id))? {
             return Ok((same_content(existing, new)?, true));
         }
-        let partial = self.partial_path(new.id);
+        let partial = self.partial_path(MessageId(new.id));
         let checked = File::open(&partial)
             .map_err(io_error("opening a partial transfer"))
             .and_then(|f| check_digest(f, new));
@@ -424,21 +400,21 @@ impl Store {
             let _ = fs::remove_file(&partial);
             return Err(e);
         }
-        fs::rename(&partial, self.object_path(new.id))
+        fs::rename(&partial, self.object_path(MessageId(new.id)))
             .map_err(io_error("moving the object into the spool"))?;
         sync_dir(&self.spool.join("objects"))?;
         sync_dir(&self.spool.join("partial"))?;
         let record = Record::new(new, Direction::Incoming, DispatchState::Received, now);
-        self.dispatches.insert(new.id.0, encode(&record)?)?;
+        self.dispatches.insert(new.id, encode(&record)?)?;
         self.db.flush()?;
         Ok((record, false))
     }
 }
 
 impl Record {
-    fn new(new: &NewDispatch, direction: Direction, state: DispatchState, now: u64) -> Self {
+    fn new(new: &Offer, direction: Direction, state: DispatchState, now: u64) -> Self {
         Self {
-            id: new.id,
+            id: MessageId(new.id),
             direction,
             from: new.from.clone(),
             to: new.to.clone(),
@@ -453,20 +429,16 @@ impl Record {
     }
 }
 
-fn same_content(existing: Record, new: &NewDispatch) -> Result<Record, StoreError> {
+fn same_content(existing: Record, new: &Offer) -> Result<Record, StoreError> {
     if existing.sealed_sha256 == hex(&new.sealed_sha256) && existing.size == new.size {
         Ok(existing)
     } else {
-        Err(StoreError::Conflict(new.id))
+        Err(StoreError::Conflict(MessageId(new.id)))
     }
 }
 
 /// Writes `content` to a new file at `path`, checking size and digest, and fsyncs it.
-fn write_verified(
-    path: &Path,
-    mut content: impl Read,
-    new: &NewDispatch,
-) -> Result<(), StoreError> {
+fn write_verified(path: &Path, mut content: impl Read, new: &Offer) -> Result<(), StoreError> {
     let mut file = File::create(path).map_err(io_error("creating an object"))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -487,23 +459,23 @@ fn write_verified(
     file.sync_all().map_err(io_error("syncing an object"))
 }
 
-fn check_digest(mut file: File, new: &NewDispatch) -> Result<(), StoreError> {
+fn check_digest(mut file: File, new: &Offer) -> Result<(), StoreError> {
     let mut hasher = Sha256::new();
     let total = io::copy(&mut file, &mut hasher).map_err(io_error("reading a partial transfer"))?;
     check(new, total, hasher.finalize().into())?;
     file.sync_all().map_err(io_error("syncing an object"))
 }
 
-fn check(new: &NewDispatch, total: u64, digest: [u8; 32]) -> Result<(), StoreError> {
+fn check(new: &Offer, total: u64, digest: [u8; 32]) -> Result<(), StoreError> {
     if total != new.size {
         return Err(StoreError::SizeMismatch {
-            id: new.id,
+            id: MessageId(new.id),
             declared: new.size,
             actual: total,
         });
     }
     if digest != new.sealed_sha256 {
-        return Err(StoreError::DigestMismatch(new.id));
+        return Err(StoreError::DigestMismatch(MessageId(new.id)));
     }
     Ok(())
 }
@@ -537,9 +509,9 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn dispatch(n: u8, urgency: u8, content: &[u8]) -> NewDispatch {
-        NewDispatch {
-            id: MessageId([n; 16]),
+    fn dispatch(n: u8, urgency: u8, content: &[u8]) -> Offer {
+        Offer {
+            id: [n; 16],
             from: "000.00.00.G22".parse().unwrap(),
             to: "000.00.00.H41".parse().unwrap(),
             size: content.len() as u64,
@@ -598,7 +570,7 @@ mod tests {
         let d = dispatch(1, 0, b"sealed");
         let first = store.submit(&d, &b"sealed"[..], 1).unwrap();
         assert_eq!(store.submit(&d, &b"sealed"[..], 2).unwrap(), first);
-        let other = NewDispatch {
+        let other = Offer {
             sealed_sha256: [0; 32],
             ..d.clone()
         };
@@ -611,8 +583,8 @@ mod tests {
             store.submit(&wrong, &b"different"[..], 4),
             Err(StoreError::DigestMismatch(_))
         ));
-        assert!(store.get(wrong.id).unwrap().is_none());
-        assert!(!store.object_path(wrong.id).exists());
+        assert!(store.get(MessageId(wrong.id)).unwrap().is_none());
+        assert!(!store.object_path(MessageId(wrong.id)).exists());
         assert_eq!(
             fs::read_dir(dir.path().join("spool/tmp")).unwrap().count(),
             0
@@ -626,29 +598,39 @@ mod tests {
         let d = dispatch(9, 2, &body);
         {
             let store = Store::open(dir.path()).unwrap();
-            assert_eq!(store.resume_offset(d.id).unwrap(), 0);
-            assert_eq!(store.append_incoming(d.id, 0, &body[..4000]).unwrap(), 4000);
+            assert_eq!(store.resume_offset(MessageId(d.id)).unwrap(), 0);
+            assert_eq!(
+                store
+                    .append_incoming(MessageId(d.id), 0, &body[..4000])
+                    .unwrap(),
+                4000
+            );
             assert!(store
-                .append_incoming(d.id, 3000, &body[4000..5000])
+                .append_incoming(MessageId(d.id), 3000, &body[4000..5000])
                 .is_err());
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(
-            store.resume_offset(d.id).unwrap(),
+            store.resume_offset(MessageId(d.id)).unwrap(),
             4000,
             "synced bytes survive a restart"
         );
-        store.append_incoming(d.id, 4000, &body[4000..]).unwrap();
+        store
+            .append_incoming(MessageId(d.id), 4000, &body[4000..])
+            .unwrap();
         let (record, duplicate) = store.complete_incoming(&d, 5).unwrap();
         assert!(!duplicate);
         assert_eq!(record.state, DispatchState::Received);
-        assert_eq!(fs::read(store.object_path(d.id)).unwrap(), body);
+        assert_eq!(fs::read(store.object_path(MessageId(d.id))).unwrap(), body);
         let (_, duplicate) = store.complete_incoming(&d, 6).unwrap();
         assert!(
             duplicate,
             "the same dispatch again is recognised, not stored twice"
         );
-        assert_eq!(store.resume_offset(d.id).unwrap(), body.len() as u64);
+        assert_eq!(
+            store.resume_offset(MessageId(d.id)).unwrap(),
+            body.len() as u64
+        );
         assert!(store.outbox().unwrap().is_empty());
     }
 
@@ -658,13 +640,15 @@ mod tests {
         let d = dispatch(7, 0, b"expected content");
         let orphan = {
             let store = Store::open(dir.path()).unwrap();
-            store.append_incoming(d.id, 0, b"tampered content").unwrap();
+            store
+                .append_incoming(MessageId(d.id), 0, b"tampered content")
+                .unwrap();
             assert!(matches!(
                 store.complete_incoming(&d, 1),
                 Err(StoreError::DigestMismatch(_))
             ));
             assert_eq!(
-                store.resume_offset(d.id).unwrap(),
+                store.resume_offset(MessageId(d.id)).unwrap(),
                 0,
                 "retry starts from zero"
             );

@@ -243,3 +243,9 @@ impl Session {
         );
     }
 }
+
+/// Splits a command line written as one string (`"open --json -o out.bin in.p7m"`) into arguments,
+/// so that tests read like the commands a user types. Arguments must not contain spaces.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}

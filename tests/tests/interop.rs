@@ -1,6 +1,6 @@
 //! vdx and the OpenSSL CLI open each other's documents, with vdx's PKI and with one made by OpenSSL.
 
-use vdx_tests::Session;
+use vdx_tests::{words, Session};
 
 /// `openssl cms -decrypt | openssl cms -verify` with default options; returns the content.
 fn openssl_open(s: &Session, sealed: &str, cert: &str, key: &str, ca: &str) -> Vec<u8> {
@@ -40,22 +40,7 @@ fn vdx_seal_opens_with_openssl_for_ec_rsa_and_several_recipients() {
     let s = Session::new();
     s.vdx_pki();
     let doc = s.document("doc.bin", 3 * 1024 * 1024 + 17);
-    s.vdx(&[
-        "seal",
-        "--cert",
-        "g22/sign.pem",
-        "--key",
-        "g22/sign.key",
-        "--to",
-        "h40/enc.pem",
-        "--to",
-        "h41/agency.pem",
-        "--to",
-        "h26/enc.pem",
-        "-o",
-        "multi.p7m",
-        "doc.bin",
-    ])
+    s.vdx(&words("seal --cert g22/sign.pem --key g22/sign.key --to h40/enc.pem --to h41/agency.pem --to h26/enc.pem -o multi.p7m doc.bin"))
     .ok();
     for (cert, key) in [
         ("h40/enc.pem", "h40/enc.key"),
@@ -69,42 +54,14 @@ fn vdx_seal_opens_with_openssl_for_ec_rsa_and_several_recipients() {
         );
     }
     // PKCS#1 v1.5 key transport, and an RSA signer (the combined government profile).
-    s.vdx(&[
-        "seal",
-        "--cert",
-        "h41/agency.pem",
-        "--key",
-        "h41/agency.key",
-        "--to",
-        "h26/enc.pem",
-        "--rsa-padding",
-        "pkcs1",
-        "-o",
-        "pkcs1.p7m",
-        "doc.bin",
-    ])
+    s.vdx(&words("seal --cert h41/agency.pem --key h41/agency.key --to h26/enc.pem --rsa-padding pkcs1 -o pkcs1.p7m doc.bin"))
     .ok();
     assert_eq!(
         openssl_open(&s, "pkcs1.p7m", "h26/enc.pem", "h26/enc.key", "ca/ca.pem"),
         doc
     );
     // Two signers (the agency and a second key, as Decree 30/2020 wants); OpenSSL checks both.
-    s.vdx(&[
-        "seal",
-        "--cert",
-        "g22/sign.pem",
-        "--key",
-        "g22/sign.key",
-        "--cert",
-        "h40/sign.pem",
-        "--key",
-        "h40/sign.key",
-        "--to",
-        "h40/enc.pem",
-        "-o",
-        "two.p7m",
-        "doc.bin",
-    ])
+    s.vdx(&words("seal --cert g22/sign.pem --key g22/sign.key --cert h40/sign.pem --key h40/sign.key --to h40/enc.pem -o two.p7m doc.bin"))
     .ok();
     assert_eq!(
         openssl_open(&s, "two.p7m", "h40/enc.pem", "h40/enc.key", "ca/ca.pem"),
@@ -156,18 +113,7 @@ fn an_empty_document_travels_both_ways() {
     let s = Session::new();
     s.openssl_pki();
     s.document("empty.bin", 0);
-    s.vdx(&[
-        "seal",
-        "--cert",
-        "ossl/signer.pem",
-        "--key",
-        "ossl/signer.key",
-        "--to",
-        "ossl/ec-recip.pem",
-        "-o",
-        "vdx.p7m",
-        "empty.bin",
-    ])
+    s.vdx(&words("seal --cert ossl/signer.pem --key ossl/signer.key --to ossl/ec-recip.pem -o vdx.p7m empty.bin"))
     .ok();
     assert!(openssl_open(
         &s,
@@ -208,42 +154,9 @@ fn openssl_documents_open_with_vdx_in_every_form() {
     let s = Session::new();
     s.vdx_pki();
     let doc = s.document("doc.bin", 1024 * 1024 + 3);
-    s.openssl(&[
-        "cms",
-        "-sign",
-        "-nodetach",
-        "-binary",
-        "-md",
-        "sha256",
-        "-signer",
-        "g22/sign.pem",
-        "-inkey",
-        "g22/sign.key",
-        "-in",
-        "doc.bin",
-        "-outform",
-        "DER",
-        "-out",
-        "signed.der",
-    ])
+    s.openssl(&words("cms -sign -nodetach -binary -md sha256 -signer g22/sign.pem -inkey g22/sign.key -in doc.bin -outform DER -out signed.der"))
     .ok();
-    s.openssl(&[
-        "cms",
-        "-sign",
-        "-nodetach",
-        "-binary",
-        "-stream",
-        "-signer",
-        "g22/sign.pem",
-        "-inkey",
-        "g22/sign.key",
-        "-in",
-        "doc.bin",
-        "-outform",
-        "DER",
-        "-out",
-        "signed-stream.der",
-    ])
+    s.openssl(&words("cms -sign -nodetach -binary -stream -signer g22/sign.pem -inkey g22/sign.key -in doc.bin -outform DER -out signed-stream.der"))
     .ok();
     let mut cases = 0;
     for (recipient, key) in [
@@ -326,20 +239,7 @@ fn a_pki_made_by_the_openssl_cli_works_both_ways() {
     s.openssl_pki();
     let doc = s.document("doc.bin", 200_000);
     // vdx seals with OpenSSL-made certificates; OpenSSL opens.
-    s.vdx(&[
-        "seal",
-        "--cert",
-        "ossl/signer.pem",
-        "--key",
-        "ossl/signer.key",
-        "--to",
-        "ossl/ec-recip.pem",
-        "--to",
-        "ossl/rsa-recip.pem",
-        "-o",
-        "vdx.p7m",
-        "doc.bin",
-    ])
+    s.vdx(&words("seal --cert ossl/signer.pem --key ossl/signer.key --to ossl/ec-recip.pem --to ossl/rsa-recip.pem -o vdx.p7m doc.bin"))
     .ok();
     for (cert, key) in [
         ("ossl/ec-recip.pem", "ossl/ec-recip.key"),

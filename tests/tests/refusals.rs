@@ -1,6 +1,6 @@
 //! Every way a document can be wrong gets its own verdict, exit code 1, and no output file.
 
-use vdx_tests::Session;
+use vdx_tests::{words, Session};
 
 /// `vdx open --json` as the EC recipient `h40` of `input`, writing into the directory `out_dir`
 /// (created if needed); checks the refusal (exit 1, `ok: false`) and that `out_dir` is still empty
@@ -51,18 +51,9 @@ fn sealed_session(len: usize) -> (Session, Vec<u8>) {
     let s = Session::new();
     s.vdx_pki();
     s.document("doc.bin", len);
-    s.vdx(&[
-        "seal",
-        "--cert",
-        "g22/sign.pem",
-        "--key",
-        "g22/sign.key",
-        "--to",
-        "h40/enc.pem",
-        "-o",
-        "good.p7m",
-        "doc.bin",
-    ])
+    s.vdx(&words(
+        "seal --cert g22/sign.pem --key g22/sign.key --to h40/enc.pem -o good.p7m doc.bin",
+    ))
     .ok();
     let sealed = s.read("good.p7m");
     (s, sealed)
@@ -195,22 +186,7 @@ fn garbage_and_empty_input() {
     std::fs::write(s.path("binary.p7m"), [0x30u8, 0x03, 0x02, 0x01, 0x00]).unwrap();
     assert_eq!(open_as_h40(&s, "binary.p7m", &[]), "corrupt");
     // A signed but unencrypted document is not a sealed dispatch.
-    s.openssl(&[
-        "cms",
-        "-sign",
-        "-nodetach",
-        "-binary",
-        "-signer",
-        "g22/sign.pem",
-        "-inkey",
-        "g22/sign.key",
-        "-in",
-        "doc.bin",
-        "-outform",
-        "DER",
-        "-out",
-        "signed.der",
-    ])
+    s.openssl(&words("cms -sign -nodetach -binary -signer g22/sign.pem -inkey g22/sign.key -in doc.bin -outform DER -out signed.der"))
     .ok();
     assert_eq!(open_as_h40(&s, "signed.der", &[]), "not_enveloped");
 }
@@ -231,20 +207,7 @@ fn untrusted_revoked_expired_and_non_signing_signers_are_refused() {
     let with_ossl_trust = ["--trust", "ossl/ca.pem", "--crl", "ossl/ca.crl"];
 
     openssl_sealed(&s, "signer", "fine.p7m");
-    s.vdx(&[
-        "open",
-        "--cert",
-        "h40/enc.pem",
-        "--key",
-        "h40/enc.key",
-        "--trust",
-        "ossl/ca.pem",
-        "--crl",
-        "ossl/ca.crl",
-        "-o",
-        "fine.out",
-        "fine.p7m",
-    ])
+    s.vdx(&words("open --cert h40/enc.pem --key h40/enc.key --trust ossl/ca.pem --crl ossl/ca.crl -o fine.out fine.p7m"))
     .ok();
     // Trusting only vdx's CA, the OpenSSL-issued signer is untrusted.
     assert_eq!(open_as_h40(&s, "fine.p7m", &[]), "untrusted");
@@ -268,24 +231,14 @@ fn untrusted_revoked_expired_and_non_signing_signers_are_refused() {
     assert_eq!(open_as_h40(&s, "noku.p7m", &with_ossl_trust), "key_usage");
 
     // vdx itself seals with the unrelated CA's signer; the recipient trusts only its own CA.
-    s.vdx(&[
-        "seal",
-        "--cert",
-        "ossl/other.pem",
-        "--key",
-        "ossl/other.key",
-        "--to",
-        "h40/enc.pem",
-        "-o",
-        "other-vdx.p7m",
-        "doc.bin",
-    ])
+    s.vdx(&words(
+        "seal --cert ossl/other.pem --key ossl/other.key --to h40/enc.pem -o other-vdx.p7m doc.bin",
+    ))
     .ok();
     assert_eq!(open_as_h40(&s, "other-vdx.p7m", &[]), "untrusted");
 
     // With CRL checking on, a signer whose issuer published no CRL is refused (fail closed).
-    s.vdx(&["pki", "crl", "--ca", "ca", "--out", "vdx.crl"])
-        .ok();
+    s.vdx(&words("pki crl --ca ca --out vdx.crl")).ok();
     assert_eq!(
         open_as_h40(
             &s,
@@ -299,40 +252,19 @@ fn untrusted_revoked_expired_and_non_signing_signers_are_refused() {
 #[test]
 fn revoking_with_vdx_pki_takes_effect_on_the_next_crl() {
     let (s, _) = sealed_session(100);
-    s.vdx(&["pki", "crl", "--ca", "ca", "--out", "before.crl"])
-        .ok();
-    s.vdx(&[
-        "open",
-        "--cert",
-        "h40/enc.pem",
-        "--key",
-        "h40/enc.key",
-        "--trust",
-        "ca/ca.pem",
-        "--crl",
-        "before.crl",
-        "-o",
-        "ok.bin",
-        "good.p7m",
-    ])
+    s.vdx(&words("pki crl --ca ca --out before.crl")).ok();
+    s.vdx(&words("open --cert h40/enc.pem --key h40/enc.key --trust ca/ca.pem --crl before.crl -o ok.bin good.p7m"))
     .ok();
-    s.vdx(&[
-        "pki",
-        "revoke",
-        "--ca",
-        "ca",
-        "--reason",
-        "key-compromise",
-        "g22/sign.pem",
-    ])
+    s.vdx(&words(
+        "pki revoke --ca ca --reason key-compromise g22/sign.pem",
+    ))
     .ok();
-    s.vdx(&["pki", "crl", "--ca", "ca", "--out", "after.crl"])
-        .ok();
+    s.vdx(&words("pki crl --ca ca --out after.crl")).ok();
     assert_eq!(
         open_as_h40(&s, "good.p7m", &["--crl", "after.crl"]),
         "revoked"
     );
-    let again = s.vdx(&["pki", "revoke", "--ca", "ca", "g22/sign.pem"]);
+    let again = s.vdx(&words("pki revoke --ca ca g22/sign.pem"));
     assert_eq!(again.status, 1);
     assert!(again.stderr.contains("already revoked"), "{}", again.stderr);
 }
@@ -341,35 +273,17 @@ fn revoking_with_vdx_pki_takes_effect_on_the_next_crl() {
 fn seal_refuses_what_it_cannot_do_properly() {
     let (s, _) = sealed_session(10);
     s.openssl_pki();
-    let expired = s.vdx(&[
-        "seal",
-        "--cert",
-        "ossl/expired.pem",
-        "--key",
-        "ossl/expired.key",
-        "--to",
-        "h40/enc.pem",
-        "-o",
-        "x.p7m",
-        "doc.bin",
-    ]);
+    let expired = s.vdx(&words(
+        "seal --cert ossl/expired.pem --key ossl/expired.key --to h40/enc.pem -o x.p7m doc.bin",
+    ));
     assert_eq!(expired.status, 1);
     assert!(expired.stderr.contains("expired"), "{}", expired.stderr);
-    let mismatched = s.vdx(&[
-        "seal",
-        "--cert",
-        "g22/sign.pem",
-        "--key",
-        "h40/enc.key",
-        "--to",
-        "h40/enc.pem",
-        "-o",
-        "x.p7m",
-        "doc.bin",
-    ]);
+    let mismatched = s.vdx(&words(
+        "seal --cert g22/sign.pem --key h40/enc.key --to h40/enc.pem -o x.p7m doc.bin",
+    ));
     assert_eq!(mismatched.status, 1);
     assert!(!s.exists("x.p7m"));
-    let usage = s.vdx(&["seal", "--cert", "g22/sign.pem", "-o", "x.p7m", "doc.bin"]);
+    let usage = s.vdx(&words("seal --cert g22/sign.pem -o x.p7m doc.bin"));
     assert_eq!(usage.status, 2, "missing arguments are a usage error");
 }
 
@@ -397,17 +311,9 @@ fn content_whose_signature_does_not_hold_is_refused() {
     let doc = s.read("doc.bin");
 
     // Encrypted, but what is inside is plain data, not SignedData.
-    s.openssl(&[
-        "cms",
-        "-data_create",
-        "-binary",
-        "-in",
-        "doc.bin",
-        "-outform",
-        "DER",
-        "-out",
-        "data.der",
-    ])
+    s.openssl(&words(
+        "cms -data_create -binary -in doc.bin -outform DER -out data.der",
+    ))
     .ok();
     encrypt_to_h40(&s, "data");
     assert_eq!(open_as_h40(&s, "data.p7m", &[]), "unsigned");
@@ -444,18 +350,9 @@ fn content_whose_signature_does_not_hold_is_refused() {
     assert_eq!(open_as_h40(&s, "badcontent.p7m", &[]), "bad_signature");
 
     // The unaltered one opens, so the refusals above are about the alterations.
-    s.vdx(&[
-        "open",
-        "--cert",
-        "h40/enc.pem",
-        "--key",
-        "h40/enc.key",
-        "--trust",
-        "ca/ca.pem",
-        "-o",
-        "good.out",
-        "good.p7m",
-    ])
+    s.vdx(&words(
+        "open --cert h40/enc.pem --key h40/enc.key --trust ca/ca.pem -o good.out good.p7m",
+    ))
     .ok();
     assert_eq!(s.read("good.out"), doc);
 }
@@ -489,16 +386,9 @@ fn unusable_private_keys_are_named() {
 fn open_usage_errors_exit_2_and_write_nothing() {
     let (s, _) = sealed_session(100);
     s.mkdir("out");
-    let no_trust = s.vdx(&[
-        "open",
-        "--cert",
-        "h40/enc.pem",
-        "--key",
-        "h40/enc.key",
-        "-o",
-        "out/x",
-        "good.p7m",
-    ]);
+    let no_trust = s.vdx(&words(
+        "open --cert h40/enc.pem --key h40/enc.key -o out/x good.p7m",
+    ));
     assert_eq!(no_trust.status, 2, "{}", no_trust.stderr);
     assert!(s.entries("out").is_empty());
 }
