@@ -2,5 +2,8 @@
 //!
 //! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
 //!   in the daemon touches sled or the spool directory.
+//! - [`tls`]: QUIC endpoints' mutual TLS — who may connect, decided by the trust anchors, CRLs and
+//!   the directory.
 
 pub mod store;
+pub mod tls;

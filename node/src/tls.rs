@@ -1,0 +1,416 @@
+//! Mutual TLS for QUIC (DESIGN §4): TLS 1.3 only, ALPN `vdx/1`, client certificates required both
+//! ways. A peer's certificate must validate against the node's trust anchors and CRLs (by OpenSSL,
+//! through `vdx-pki`, the same path validation as documents) and be bound to an organ code by the
+//! directory; anyone else is refused during the handshake.
+
+use std::fmt;
+use std::sync::Arc;
+
+use openssl::x509::X509;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use vdx_crypto::PrivateKey;
+use vdx_pki::{TrustStore, ValidatedSigner};
+
+/// The ALPN protocol of vdx's transfer protocol, version 1.
+pub const ALPN: &[u8] = b"vdx/1";
+
+/// Decides whether a validated peer certificate belongs to an agency the directory knows.
+pub type Binding = dyn Fn(&ValidatedSigner) -> bool + Send + Sync;
+
+/// Who may connect, and who we accept to connect to: trust anchors, CRLs and the directory binding.
+pub struct PeerPolicy {
+    trust: TrustStore,
+    bound: Box<Binding>,
+}
+
+impl PeerPolicy {
+    /// `bound` is asked about every peer whose path validated (e.g. "is this organ code in the
+    /// directory, with this certificate?").
+    pub fn new(trust: TrustStore, bound: Box<Binding>) -> Self {
+        Self { trust, bound }
+    }
+
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<(), rustls::Error> {
+        let cert = X509::from_der(end_entity.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let chain: Vec<X509> = intermediates
+            .iter()
+            .filter_map(|c| X509::from_der(c.as_ref()).ok())
+            .collect();
+        let validated = self
+            .trust
+            .validate_signer(&cert, &chain, None)
+            .map_err(|e| {
+                rustls::Error::InvalidCertificate(match e.code() {
+                    "revoked" => CertificateError::Revoked,
+                    "expired" => CertificateError::Expired,
+                    "not_yet_valid" => CertificateError::NotValidYet,
+                    "untrusted" => CertificateError::UnknownIssuer,
+                    _ => CertificateError::Other(rustls::OtherError(Arc::new(PolicyError(
+                        e.to_string(),
+                    )))),
+                })
+            })?;
+        if !(self.bound)(&validated) {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct PolicyError(String);
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// One verifier for both directions: path validation by OpenSSL, handshake signatures by rustls.
+struct Verifier {
+    policy: Arc<PeerPolicy>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("vdx peer verifier")
+    }
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The server name is not checked: peers are identified by organ code, bound by `policy`.
+        self.policy.check(end_entity, intermediates)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for Verifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.policy.check(end_entity, intermediates)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// rustls refused the certificate, key or settings.
+    #[error("tls: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The key or certificate could not be encoded.
+    #[error("openssl: {0}")]
+    OpenSsl(#[from] openssl::error::ErrorStack),
+    /// QUIC needs TLS 1.3 with a QUIC-capable cipher suite.
+    #[error("quic: {0}")]
+    Quic(String),
+}
+
+fn identity(
+    chain: &[X509],
+    key: &PrivateKey,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = chain
+        .iter()
+        .map(|c| c.to_der().map(CertificateDer::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pkcs8 = key.pkey().private_key_to_pkcs8()?;
+    Ok((certs, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8))))
+}
+
+fn verifier(policy: Arc<PeerPolicy>) -> Arc<Verifier> {
+    Arc::new(Verifier {
+        policy,
+        provider: Arc::new(rustls::crypto::ring::default_provider()),
+    })
+}
+
+/// The listening side: our TLS certificate chain and key, and who may connect.
+pub fn server_config(
+    chain: &[X509],
+    key: &PrivateKey,
+    policy: Arc<PeerPolicy>,
+) -> Result<quinn::ServerConfig, TlsError> {
+    let (certs, key) = identity(chain, key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier(policy))
+        .with_single_cert(certs, key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    Ok(quinn::ServerConfig::with_crypto(Arc::new(quic)))
+}
+
+/// The connecting side: our TLS certificate chain and key, and which servers we accept.
+pub fn client_config(
+    chain: &[X509],
+    key: &PrivateKey,
+    policy: Arc<PeerPolicy>,
+) -> Result<quinn::ClientConfig, TlsError> {
+    let (certs, key) = identity(chain, key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier(policy))
+        .with_client_auth_cert(certs, key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.enable_early_data = false;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    Ok(quinn::ClientConfig::new(Arc::new(quic)))
+}
+
+/// The peer's certificate on an established connection (already validated and bound).
+pub fn peer_certificate(conn: &quinn::Connection) -> Option<X509> {
+    let certs = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
+    X509::from_der(certs.first()?.as_ref()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use vdx_crypto::KeyKind;
+    use vdx_pki::{Ca, IssueRequest, Issued, Profile};
+
+    use super::*;
+
+    fn agency(ca: &mut Ca, org: &str) -> Issued {
+        ca.issue(&IssueRequest {
+            org: org.into(),
+            name: org.into(),
+            kind: KeyKind::EcP256,
+            profile: Profile::Separate,
+            not_before: None,
+            days: 30,
+        })
+        .unwrap()
+    }
+
+    fn tls_identity(issued: &Issued) -> (Vec<X509>, &PrivateKey) {
+        let (_, cert, key) = issued
+            .roles()
+            .into_iter()
+            .find(|(r, _, _)| *r == "tls")
+            .unwrap();
+        (vec![cert.to_owned()], key)
+    }
+
+    fn policy(ca: &Ca, bound: &'static [&'static str]) -> Arc<PeerPolicy> {
+        let trust = TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap();
+        Arc::new(PeerPolicy::new(
+            trust,
+            Box::new(move |peer: &ValidatedSigner| {
+                peer.organ_code().is_some_and(|c| bound.contains(&c))
+            }),
+        ))
+    }
+
+    /// Connects, sends "ping" on a bidirectional stream and returns the answer.
+    async fn exchange(config: quinn::ClientConfig, server: SocketAddr) -> Result<Vec<u8>, String> {
+        let endpoint =
+            quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
+        let conn = endpoint
+            .connect_with(config, server, "peer.vdx.invalid")
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        send.write_all(b"ping").await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        recv.read_to_end(64).await.map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn only_bound_agencies_of_our_ca_get_through() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let mut other_ca = Ca::create("Other root", KeyKind::EcP256, 30).unwrap();
+        let server_agency = agency(&mut ca, "000.00.00.G22");
+        let good = agency(&mut ca, "000.00.00.H41");
+        let unlisted = agency(&mut ca, "000.00.00.H99");
+        let foreign = agency(&mut other_ca, "000.00.00.H41");
+
+        let (chain, key) = tls_identity(&server_agency);
+        let config = server_config(&chain, key, policy(&ca, &["000.00.00.H41"])).unwrap();
+        let server = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = server.local_addr().unwrap();
+        let accepted = server.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = accepted.accept().await {
+                tokio::spawn(async move {
+                    let Ok(conn) = incoming.await else { return };
+                    let peer = peer_certificate(&conn).and_then(|c| vdx_pki::organ_code(&c));
+                    if let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                        if recv.read_to_end(64).await.is_ok() {
+                            let answer = format!("pong {}", peer.unwrap_or_default());
+                            let _ = send.write_all(answer.as_bytes()).await;
+                            let _ = send.finish();
+                            let _ = send.stopped().await;
+                        }
+                    }
+                });
+            }
+        });
+
+        let client_policy = policy(&ca, &["000.00.00.G22"]);
+        let (chain, key) = tls_identity(&good);
+        let answer = exchange(
+            client_config(&chain, key, client_policy.clone()).unwrap(),
+            addr,
+        )
+        .await;
+        assert_eq!(
+            answer.unwrap(),
+            b"pong 000.00.00.H41",
+            "the server sees who is calling"
+        );
+
+        for (who, issued) in [
+            ("another CA", &foreign),
+            ("not in the directory", &unlisted),
+        ] {
+            let (chain, key) = tls_identity(issued);
+            let result = exchange(
+                client_config(&chain, key, client_policy.clone()).unwrap(),
+                addr,
+            )
+            .await;
+            assert!(result.is_err(), "{who} got through");
+        }
+
+        // No client certificate at all.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier(client_policy.clone()))
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let anonymous = quinn::ClientConfig::new(Arc::new(
+            quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap(),
+        ));
+        assert!(
+            exchange(anonymous, addr).await.is_err(),
+            "a client without a certificate got through"
+        );
+
+        // And the client refuses a server outside its own policy.
+        let (chain, key) = tls_identity(&good);
+        let picky = client_config(&chain, key, policy(&ca, &["000.00.00.H26"])).unwrap();
+        assert!(
+            exchange(picky, addr).await.is_err(),
+            "an unbound server was accepted"
+        );
+    }
+}
