@@ -4,6 +4,11 @@
 //!   in the daemon touches sled or the spool directory.
 //! - [`tls`]: QUIC endpoints' mutual TLS — who may connect, decided by the trust anchors, CRLs and
 //!   the directory.
+//! - [`transfer`]: one dispatch over one QUIC stream, between a sender's store and a receiver's.
 
 pub mod store;
 pub mod tls;
+pub mod transfer;
+
+#[cfg(test)]
+mod testkit;

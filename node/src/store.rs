@@ -159,6 +159,13 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Wraps an I/O error with what was being done; a full disk gets its own variant.
+    pub fn from_io(context: &'static str) -> impl FnOnce(io::Error) -> Self {
+        io_error(context)
+    }
+}
+
 fn io_error(context: &'static str) -> impl FnOnce(io::Error) -> StoreError {
     move |source| {
         if source.kind() == io::ErrorKind::StorageFull {

@@ -281,40 +281,10 @@ mod tests {
     use std::net::SocketAddr;
 
     use vdx_crypto::KeyKind;
-    use vdx_pki::{Ca, IssueRequest, Issued, Profile};
+    use vdx_pki::Ca;
 
     use super::*;
-
-    fn agency(ca: &mut Ca, org: &str) -> Issued {
-        ca.issue(&IssueRequest {
-            org: org.into(),
-            name: org.into(),
-            kind: KeyKind::EcP256,
-            profile: Profile::Separate,
-            not_before: None,
-            days: 30,
-        })
-        .unwrap()
-    }
-
-    fn tls_identity(issued: &Issued) -> (Vec<X509>, &PrivateKey) {
-        let (_, cert, key) = issued
-            .roles()
-            .into_iter()
-            .find(|(r, _, _)| *r == "tls")
-            .unwrap();
-        (vec![cert.to_owned()], key)
-    }
-
-    fn policy(ca: &Ca, bound: &'static [&'static str]) -> Arc<PeerPolicy> {
-        let trust = TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap();
-        Arc::new(PeerPolicy::new(
-            trust,
-            Box::new(move |peer: &ValidatedSigner| {
-                peer.organ_code().is_some_and(|c| bound.contains(&c))
-            }),
-        ))
-    }
+    use crate::testkit::{agency, policy, tls_identity};
 
     /// Connects, sends "ping" on a bidirectional stream and returns the answer.
     async fn exchange(config: quinn::ClientConfig, server: SocketAddr) -> Result<Vec<u8>, String> {
