@@ -20,7 +20,7 @@ mod recipient;
 mod seal;
 mod signed;
 
-pub use open::{Opened, Opener};
+pub use open::{verify_signed, Opened, Opener};
 pub use recipient::RsaPadding;
 pub use seal::{SealSummary, Sealer};
 pub use signed::SignerReport;

@@ -187,6 +187,28 @@ impl<'a> Opener<'a> {
     }
 }
 
+/// Verifies a signed, unencrypted document (`ContentInfo(SignedData)`, as [`Sealer::sign`] writes
+/// or `openssl cms -sign -nodetach` does), streaming its content to `output`; every signature must
+/// verify. Like [`Opener::open`], the content is not to be trusted until this returns `Ok`, and whether
+/// the signers are trusted is `vdx-pki`'s decision.
+///
+/// [`Sealer::sign`]: crate::Sealer::sign
+pub fn verify_signed<R: Read, W: Write>(
+    input: R,
+    mut output: W,
+    extra_certs: &[X509],
+) -> Result<Opened, Error> {
+    let content = signed::read(armor::dearmor(input)?, &mut output)?;
+    output.flush()?;
+    let signers = content.verify(extra_certs)?;
+    Ok(Opened {
+        signers,
+        certificates: content.certificates().to_vec(),
+        content_bytes: content.content_bytes,
+        envelope: "signedData",
+    })
+}
+
 /// The content-encryption algorithm and its parameters.
 struct ContentCipher {
     cipher: Cipher,
@@ -474,6 +496,48 @@ mod tests {
                 assert_eq!(opened.envelope(), "authEnvelopedData/aes-256-gcm");
             }
         }
+    }
+
+    #[test]
+    fn signed_only_documents_verify_here_and_in_openssl() {
+        let ca = ca();
+        let office = agency(&ca, "Office", KeyKind::EcP256);
+        let mut signed = Vec::new();
+        Sealer::new()
+            .signer(&office.cert, &office.key)
+            .unwrap()
+            .sign(&b"receipt: stored"[..], &mut signed)
+            .unwrap();
+        let mut content = Vec::new();
+        let verified = verify_signed(&signed[..], &mut content, &[]).unwrap();
+        assert_eq!(content, b"receipt: stored");
+        assert_eq!(verified.envelope(), "signedData");
+        assert_eq!(verified.signers().len(), 1);
+        let mut tampered = signed.clone();
+        let at = signed.windows(6).position(|w| w == b"stored").unwrap();
+        tampered[at] ^= 1;
+        assert!(matches!(
+            verify_signed(&tampered[..], &mut Vec::new(), &[]),
+            Err(Error::DigestMismatch { .. })
+        ));
+
+        // OpenSSL agrees, with the CA as its only trust.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r.der"), &signed).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.cert.to_pem().unwrap()).unwrap();
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "cms", "-verify", "-inform", "DER", "-in", "r.der", "-CAfile", "ca.pem",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"receipt: stored");
     }
 
     #[test]

@@ -129,6 +129,18 @@ impl<'a> Sealer<'a> {
         Ok(summary)
     }
 
+    /// Signs `input` without encrypting it: a `ContentInfo(SignedData)` with the content inside, for
+    /// what is public but must be attributable (receipts, status notices). Recipients are ignored.
+    pub fn sign<R: Read, W: Write>(&self, mut input: R, output: W) -> Result<SealSummary, Error> {
+        if self.signers.is_empty() {
+            return Err(Error::Unsigned);
+        }
+        let mut out = BerWriter::new(output);
+        let summary = self.write_signed_data(&mut input, &mut out)?;
+        out.flush()?;
+        Ok(summary)
+    }
+
     fn write_signed_data<R: Read, W: Write>(
         &self,
         input: &mut R,
