@@ -6,6 +6,7 @@
 pub mod header;
 mod organ_code;
 pub mod package;
+pub mod receipt;
 pub mod transfer;
 pub mod wire;
 
