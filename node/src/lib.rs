@@ -1,11 +1,13 @@
 //! The daemon's parts. `vdxd` (src/main.rs) puts them together; each part has one job.
 //!
+//! - [`receipts`]: signing and checking hop and delivery receipts (CMS over the receipt text).
 //! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
 //!   in the daemon touches sled or the spool directory.
 //! - [`tls`]: QUIC endpoints' mutual TLS — who may connect, decided by the trust anchors, CRLs and
 //!   the directory.
 //! - [`transfer`]: one dispatch over one QUIC stream, between a sender's store and a receiver's.
 
+pub mod receipts;
 pub mod store;
 pub mod tls;
 pub mod transfer;

@@ -419,6 +419,19 @@ impl Store {
 }
 
 impl Record {
+    /// The sealed object's SHA-256 as bytes (the record keeps it as hex for people).
+    pub fn sealed_digest(&self) -> Result<[u8; 32], StoreError> {
+        let mut sha = [0u8; 32];
+        for (i, byte) in sha.iter_mut().enumerate() {
+            *byte = self
+                .sealed_sha256
+                .get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("digest of {}", self.id)))?;
+        }
+        Ok(sha)
+    }
+
     fn new(new: &Offer, direction: Direction, state: DispatchState, now: u64) -> Self {
         Self {
             id: MessageId(new.id),

@@ -31,6 +31,10 @@ pub enum TransferError {
     /// The stream ended before the exchange did.
     #[error("the peer closed the stream early")]
     Closed,
+    /// The next hop answered STORED with a receipt that does not check: custody is not taken as
+    /// moved, and the dispatch stays queued.
+    #[error("unacceptable receipt: {0}")]
+    BadReceipt(String),
 }
 
 /// How a send ended.
@@ -101,11 +105,15 @@ fn close_with(send: &mut SendStream, reader: &mut FrameReader, error: &TransferE
     }
 }
 
+/// Checks a hop receipt for a record before custody is taken as moved (see `receipts::verify_receipt`).
+pub type ReceiptCheck<'a> = &'a (dyn Fn(&Record, &[u8]) -> Result<(), String> + Sync);
+
 /// Sends the queued dispatch `id` over a new stream of `conn`, and records the outcome.
 pub async fn send_dispatch(
     conn: &quinn::Connection,
     store: &Store,
     id: MessageId,
+    check_receipt: ReceiptCheck<'_>,
 ) -> Result<SendOutcome, TransferError> {
     let record = store.get(id)?.ok_or(StoreError::NotFound(id))?;
     let offer = offer_of(&record)?;
@@ -121,6 +129,7 @@ pub async fn send_dispatch(
             receipt,
             resumed_from,
         } => {
+            check_receipt(&record, &receipt).map_err(TransferError::BadReceipt)?;
             store.mark_sent(id, receipt.clone())?;
             Ok(SendOutcome::Stored {
                 receipt,
@@ -177,14 +186,7 @@ async fn drive_send(
 }
 
 fn offer_of(record: &Record) -> Result<Offer, TransferError> {
-    let mut sha = [0u8; 32];
-    for (i, byte) in sha.iter_mut().enumerate() {
-        *byte = record
-            .sealed_sha256
-            .get(2 * i..2 * i + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("digest of {}", record.id)))?;
-    }
+    let sha = record.sealed_digest()?;
     Ok(Offer {
         id: record.id.0,
         from: record.from.clone(),
@@ -302,13 +304,19 @@ mod tests {
     use vdx_crypto::KeyKind;
     use vdx_pki::Ca;
 
+    use time::OffsetDateTime;
+    use vdx_crypto::PrivateKey;
+    use vdx_pki::TrustStore;
+    use vdx_protocol::receipt::ReceiptKind;
+
     use super::*;
+    use crate::receipts::{verify_receipt, ReceiptSigner};
     use crate::store::DispatchState;
     use crate::testkit::{agency, policy, tls_identity};
     use crate::tls::{client_config, server_config};
 
-    /// Receives for 000.00.00.H41 only; the receipt names the id, for the test to check.
-    struct ForH41;
+    /// Receives for 000.00.00.H41 only, and signs real hop receipts.
+    struct ForH41(ReceiptSigner);
 
     impl ReceivePolicy for ForH41 {
         fn admit(&self, offer: &Offer) -> Result<(), (RejectCode, String)> {
@@ -322,7 +330,9 @@ mod tests {
             }
         }
         fn receipt(&self, record: &Record) -> Vec<u8> {
-            format!("stored {}", record.id).into_bytes()
+            self.0
+                .sign(ReceiptKind::Hop, record, OffsetDateTime::now_utc())
+                .unwrap_or_default()
         }
         fn now(&self) -> u64 {
             1_800_000_000
@@ -331,6 +341,7 @@ mod tests {
 
     struct Network {
         sender: Store,
+        trust: Arc<TrustStore>,
         receiver: Arc<Store>,
         conn: quinn::Connection,
         _dirs: (tempfile::TempDir, tempfile::TempDir),
@@ -342,6 +353,20 @@ mod tests {
         let h41 = agency(&mut ca, "000.00.00.H41");
         let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let receiver = Arc::new(Store::open(dirs.1.path()).unwrap());
+        let (_, sign_cert, sign_key) = h41
+            .roles()
+            .into_iter()
+            .find(|(r, _, _)| *r == "sign")
+            .unwrap();
+        let sign_key = PrivateKey::from_bytes(&sign_key.to_pkcs8_pem(None).unwrap(), None).unwrap();
+        let receipts = Arc::new(ForH41(
+            ReceiptSigner::new(
+                "000.00.00.H41".parse().unwrap(),
+                sign_cert.to_owned(),
+                sign_key,
+            )
+            .unwrap(),
+        ));
         let (chain, key) = tls_identity(&h41);
         let server = quinn::Endpoint::server(
             server_config(&chain, key, policy(&ca, &["000.00.00.G22"])).unwrap(),
@@ -352,18 +377,19 @@ mod tests {
         let store = receiver.clone();
         tokio::spawn(async move {
             while let Some(incoming) = server.accept().await {
-                let store = store.clone();
+                let (store, receipts) = (store.clone(), receipts.clone());
                 tokio::spawn(async move {
                     let Ok(conn) = incoming.await else { return };
                     while let Ok((send, recv)) = conn.accept_bi().await {
-                        let store = store.clone();
+                        let (store, receipts) = (store.clone(), receipts.clone());
                         tokio::spawn(async move {
-                            let _ = receive_dispatch(send, recv, &store, &ForH41).await;
+                            let _ = receive_dispatch(send, recv, &store, receipts.as_ref()).await;
                         });
                     }
                 });
             }
         });
+        let trust = Arc::new(TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap());
         let (chain, key) = tls_identity(&g22);
         let client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         let conn = client
@@ -377,9 +403,25 @@ mod tests {
             .unwrap();
         Network {
             sender: Store::open(dirs.0.path()).unwrap(),
+            trust,
             receiver,
             conn,
             _dirs: dirs,
+        }
+    }
+
+    impl Network {
+        async fn send(&self, store: &Store, id: MessageId) -> Result<SendOutcome, TransferError> {
+            let trust = self.trust.clone();
+            let check = move |record: &Record, receipt: &[u8]| {
+                let h41 = "000.00.00.H41"
+                    .parse()
+                    .map_err(|_| "organ code".to_owned())?;
+                verify_receipt(receipt, record, &h41, &trust)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            };
+            send_dispatch(&self.conn, store, id, &check).await
         }
     }
 
@@ -404,37 +446,48 @@ mod tests {
             .map(|i| (i * 31 % 251) as u8)
             .collect();
         let id = submit(&net.sender, 1, "000.00.00.H41", &body);
-        let outcome = send_dispatch(&net.conn, &net.sender, id).await.unwrap();
-        let expected_receipt = format!("stored {id}").into_bytes();
-        assert_eq!(
-            outcome,
-            SendOutcome::Stored {
-                receipt: expected_receipt.clone(),
-                resumed_from: 0
-            }
-        );
+        let outcome = net.send(&net.sender, id).await.unwrap();
+        let SendOutcome::Stored {
+            receipt,
+            resumed_from: 0,
+        } = outcome
+        else {
+            panic!("{outcome:?}")
+        };
         assert_eq!(std::fs::read(net.receiver.object_path(id)).unwrap(), body);
         assert_eq!(
             net.receiver.get(id).unwrap().unwrap().state,
             DispatchState::Received
         );
         let sent = net.sender.get(id).unwrap().unwrap();
-        assert_eq!(
-            sent.state,
-            DispatchState::Sent {
-                receipt: expected_receipt
-            }
-        );
+        assert_eq!(sent.state, DispatchState::Sent { receipt });
         assert!(net.sender.outbox().unwrap().is_empty());
 
         // The sender lost our STORED and tries again: answered again, not stored twice.
         let elsewhere = tempfile::tempdir().unwrap();
         let again = Store::open(elsewhere.path()).unwrap();
         let id2 = submit(&again, 1, "000.00.00.H41", &body);
-        let outcome = send_dispatch(&net.conn, &again, id2).await.unwrap();
+        let outcome = net.send(&again, id2).await.unwrap();
         assert!(
             matches!(outcome, SendOutcome::Stored { resumed_from, .. } if resumed_from == body.len() as u64)
         );
+    }
+
+    #[tokio::test]
+    async fn a_receipt_that_does_not_check_leaves_the_dispatch_queued() {
+        let net = network().await;
+        let id = submit(&net.sender, 5, "000.00.00.H41", b"sealed");
+        let refuse = |_: &Record, _: &[u8]| Err("signed by a stranger".to_owned());
+        let result = send_dispatch(&net.conn, &net.sender, id, &refuse).await;
+        assert!(
+            matches!(result, Err(TransferError::BadReceipt(_))),
+            "{result:?}"
+        );
+        assert_eq!(
+            net.sender.get(id).unwrap().unwrap().state,
+            DispatchState::Queued
+        );
+        assert_eq!(net.sender.outbox().unwrap().len(), 1);
     }
 
     #[tokio::test]
@@ -446,7 +499,7 @@ mod tests {
         net.receiver
             .append_incoming(id, 0, &body[..1024 * 1024])
             .unwrap();
-        let outcome = send_dispatch(&net.conn, &net.sender, id).await.unwrap();
+        let outcome = net.send(&net.sender, id).await.unwrap();
         assert!(
             matches!(
                 outcome,
@@ -464,7 +517,7 @@ mod tests {
     async fn refusals_reach_the_sender_and_bad_frames_do_not_stop_the_receiver() {
         let net = network().await;
         let id = submit(&net.sender, 3, "000.00.00.H99", b"sealed bytes");
-        let outcome = send_dispatch(&net.conn, &net.sender, id).await.unwrap();
+        let outcome = net.send(&net.sender, id).await.unwrap();
         assert!(matches!(
             outcome,
             SendOutcome::Rejected {
@@ -488,7 +541,7 @@ mod tests {
         );
         // ... and goes on serving.
         let id = submit(&net.sender, 4, "000.00.00.H41", b"after the garbage");
-        let outcome = send_dispatch(&net.conn, &net.sender, id).await.unwrap();
+        let outcome = net.send(&net.sender, id).await.unwrap();
         assert!(matches!(outcome, SendOutcome::Stored { .. }));
     }
 }

@@ -1,0 +1,195 @@
+//! Signing and checking receipts (spec: `docs/receipts.md`): the receipt text as the content of a
+//! CMS SignedData, signed with the node's or agency's signing key, checkable with `openssl cms -verify`.
+
+use openssl::x509::X509;
+use time::OffsetDateTime;
+use vdx_crypto::{verify_signed, PrivateKey, Sealer};
+use vdx_pki::TrustStore;
+use vdx_protocol::receipt::{Receipt, ReceiptKind};
+use vdx_protocol::OrganCode;
+
+use crate::store::Record;
+
+/// Largest signed receipt we read (text, signature and the signer's certificates).
+const MAX_RECEIPT: usize = 64 * 1024;
+
+/// Why a receipt could not be made or is not acceptable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// The CMS wrapper did not verify.
+    #[error("receipt signature: {0}")]
+    Signature(#[from] vdx_crypto::Error),
+    /// The signer's certificate is not trusted.
+    #[error("receipt signer: {0}")]
+    Signer(#[from] vdx_pki::Error),
+    /// The text is not a receipt.
+    #[error("receipt text: {0}")]
+    Text(#[from] vdx_protocol::receipt::ReceiptError),
+    /// A valid receipt for something else, or from someone else.
+    #[error("receipt does not match: {0}")]
+    Mismatch(&'static str),
+}
+
+/// Signs receipts as one organ code.
+pub struct ReceiptSigner {
+    by: OrganCode,
+    cert: X509,
+    key: PrivateKey,
+}
+
+impl ReceiptSigner {
+    /// The certificate must carry `by` as its organizationIdentifier, and `key` must be its key.
+    pub fn new(by: OrganCode, cert: X509, key: PrivateKey) -> Result<Self, ReceiptError> {
+        if vdx_pki::organ_code(&cert).as_deref() != Some(by.as_str()) {
+            return Err(ReceiptError::Mismatch(
+                "the signing certificate is not this organ code's",
+            ));
+        }
+        if !key.matches(&cert) {
+            return Err(ReceiptError::Signature(vdx_crypto::Error::KeyMismatch));
+        }
+        Ok(Self { by, cert, key })
+    }
+
+    /// The signed receipt for `record`.
+    pub fn sign(
+        &self,
+        kind: ReceiptKind,
+        record: &Record,
+        at: OffsetDateTime,
+    ) -> Result<Vec<u8>, ReceiptError> {
+        let receipt = Receipt {
+            kind,
+            id: record.id.0,
+            sealed_sha256: digest_of(record)?,
+            by: self.by.clone(),
+            time: at,
+            checkpoint: None,
+        };
+        let mut out = Vec::new();
+        Sealer::new()
+            .signer(&self.cert, &self.key)?
+            .sign(receipt.to_text().as_bytes(), &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Checks a signed receipt for `record` from `by`: signature, signer trusted now and bound to `by`
+/// by its certificate, and the text naming this dispatch and this signer.
+pub fn verify_receipt(
+    signed: &[u8],
+    record: &Record,
+    by: &OrganCode,
+    trust: &TrustStore,
+) -> Result<Receipt, ReceiptError> {
+    if signed.len() > MAX_RECEIPT {
+        return Err(ReceiptError::Mismatch("receipt too large"));
+    }
+    let mut text = Vec::new();
+    let verified = verify_signed(signed, &mut text, &[])?;
+    let [signer] = verified.signers() else {
+        return Err(ReceiptError::Mismatch("a receipt has exactly one signer"));
+    };
+    let validated = trust.validate_signer(
+        signer.certificate(),
+        verified.certificates(),
+        signer.signing_time(),
+    )?;
+    if validated.organ_code() != Some(by.as_str()) {
+        return Err(ReceiptError::Mismatch("signed by another organ code"));
+    }
+    let receipt = Receipt::parse(&text)?;
+    if receipt.by != *by {
+        return Err(ReceiptError::Mismatch("names another organ code"));
+    }
+    if receipt.id != record.id.0 || receipt.sealed_sha256 != digest_of(record)? {
+        return Err(ReceiptError::Mismatch("names another dispatch"));
+    }
+    Ok(receipt)
+}
+
+fn digest_of(record: &Record) -> Result<[u8; 32], ReceiptError> {
+    record
+        .sealed_digest()
+        .map_err(|_| ReceiptError::Mismatch("record digest unreadable"))
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+    use vdx_crypto::KeyKind;
+    use vdx_pki::Ca;
+    use vdx_protocol::wire::Offer;
+
+    use super::*;
+    use crate::store::Store;
+    use crate::testkit::agency;
+
+    fn signer_for(issued: &vdx_pki::Issued, org: &str) -> ReceiptSigner {
+        let (_, cert, key) = issued
+            .roles()
+            .into_iter()
+            .find(|(r, _, _)| *r == "sign")
+            .unwrap();
+        let key = PrivateKey::from_bytes(&key.to_pkcs8_pem(None).unwrap(), None).unwrap();
+        ReceiptSigner::new(org.parse().unwrap(), cert.to_owned(), key).unwrap()
+    }
+
+    #[test]
+    fn receipts_verify_only_for_their_dispatch_and_signer() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let h41 = agency(&mut ca, "000.00.00.H41");
+        let h26 = agency(&mut ca, "000.00.00.H26");
+        let trust = TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut records = Vec::new();
+        for n in [1u8, 2] {
+            let body = vec![n; 100];
+            let offer = Offer {
+                id: [n; 16],
+                from: "000.00.00.G22".parse().unwrap(),
+                to: "000.00.00.H41".parse().unwrap(),
+                size: 100,
+                sealed_sha256: Sha256::digest(&body).into(),
+                urgency: 0,
+                expires: 0,
+            };
+            records.push(store.submit(&offer, &body[..], 1).unwrap());
+        }
+        let h41_code: OrganCode = "000.00.00.H41".parse().unwrap();
+        let signed = signer_for(&h41, "000.00.00.H41")
+            .sign(ReceiptKind::Hop, &records[0], OffsetDateTime::now_utc())
+            .unwrap();
+        let receipt = verify_receipt(&signed, &records[0], &h41_code, &trust).unwrap();
+        assert_eq!(receipt.kind, ReceiptKind::Hop);
+
+        assert!(matches!(
+            verify_receipt(&signed, &records[1], &h41_code, &trust),
+            Err(ReceiptError::Mismatch(_))
+        ));
+        let h26_code: OrganCode = "000.00.00.H26".parse().unwrap();
+        assert!(verify_receipt(&signed, &records[0], &h26_code, &trust).is_err());
+        let forged = signer_for(&h26, "000.00.00.H26")
+            .sign(ReceiptKind::Hop, &records[0], OffsetDateTime::now_utc())
+            .unwrap();
+        assert!(verify_receipt(&forged, &records[0], &h41_code, &trust).is_err());
+        let other_root = Ca::create("Other", KeyKind::EcP256, 30).unwrap();
+        let stranger = TrustStore::new(vec![other_root.cert().to_owned()], vec![], vec![]).unwrap();
+        assert!(matches!(
+            verify_receipt(&signed, &records[0], &h41_code, &stranger),
+            Err(ReceiptError::Signer(_))
+        ));
+        let mut tampered = signed.clone();
+        let at = signed.windows(4).position(|w| w == b"kind").unwrap();
+        tampered[at + 5] = b'x';
+        assert!(verify_receipt(&tampered, &records[0], &h41_code, &trust).is_err());
+        assert!(ReceiptSigner::new(
+            h26_code,
+            signer_for(&h41, "000.00.00.H41").cert,
+            PrivateKey::generate(KeyKind::EcP256).unwrap()
+        )
+        .is_err());
+    }
+}
