@@ -6,6 +6,7 @@
 
 mod ca;
 mod crl;
+mod directory;
 mod error;
 mod names;
 mod validate;
@@ -15,6 +16,7 @@ mod tests;
 
 pub use ca::{Ca, IssueRequest, Issued, Profile};
 pub use crl::RevocationReason;
+pub use directory::{Certificates, Directory, Entry};
 pub use error::Error;
 pub use names::{organ_code, serial_hex, subject_string};
 pub use validate::{parse_certs, parse_crls, TrustStore, ValidatedSigner};
