@@ -258,11 +258,13 @@ mod tests {
         let mut garbled = entry(&mut ca, "000.00.00.H41");
         garbled.certificates.enc = "not a certificate".into();
         assert!(dir.upsert(garbled).is_err());
-        let mut unsorted = Directory::default();
-        unsorted.entries = vec![
-            entry(&mut ca, "000.00.00.H41"),
-            entry(&mut ca, "000.00.00.G22"),
-        ];
+        let unsorted = Directory {
+            version: 1,
+            entries: vec![
+                entry(&mut ca, "000.00.00.H41"),
+                entry(&mut ca, "000.00.00.G22"),
+            ],
+        };
         assert!(Directory::from_json(&unsorted.to_json().unwrap()).is_err());
         assert!(Directory::from_json(b"{\"version\":1,\"entries\":[],\"extra\":1}").is_err());
     }
