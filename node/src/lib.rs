@@ -1,5 +1,6 @@
 //! The daemon's parts. `vdxd` (src/main.rs) puts them together; each part has one job.
 //!
+//! - [`config`]: the node home's `config.toml`.
 //! - [`receipts`]: signing and checking hop and delivery receipts (CMS over the receipt text).
 //! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
 //!   in the daemon touches sled or the spool directory.
@@ -7,6 +8,7 @@
 //!   the directory.
 //! - [`transfer`]: one dispatch over one QUIC stream, between a sender's store and a receiver's.
 
+pub mod config;
 pub mod receipts;
 pub mod store;
 pub mod tls;

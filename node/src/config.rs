@@ -1,0 +1,198 @@
+//! A node home's `config.toml`: who the node is, where it listens, where its keys, trust anchors,
+//! directory and data live, and its limits. Relative paths are relative to the home directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use vdx_protocol::OrganCode;
+
+/// The file name inside a node home.
+pub const FILE_NAME: &str = "config.toml";
+
+/// A node's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The agency this node serves.
+    pub organ_code: OrganCode,
+    /// Its name.
+    pub name: String,
+    /// QUIC listen address.
+    pub listen: SocketAddr,
+    /// Organ code of the node that relays for this one, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<OrganCode>,
+    /// Store directory (spool and metadata).
+    pub data_dir: PathBuf,
+    /// The directory of agencies (JSON).
+    pub directory: PathBuf,
+    /// Certificates and keys.
+    pub keys: Keys,
+    /// Trust anchors and revocation lists.
+    pub trust: Trust,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Certificate and key files, by role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    /// Signs dispatches and receipts.
+    pub sign_cert: PathBuf,
+    /// Its key (PKCS#8, encrypted with `VDX_KEY_PASSPHRASE`).
+    pub sign_key: PathBuf,
+    /// Receives dispatches.
+    pub enc_cert: PathBuf,
+    /// Its key.
+    pub enc_key: PathBuf,
+    /// Identifies the node on QUIC.
+    pub tls_cert: PathBuf,
+    /// Its key.
+    pub tls_key: PathBuf,
+}
+
+/// What the node trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trust {
+    /// CA certificates (PEM bundles).
+    pub anchors: Vec<PathBuf>,
+    /// CRLs; with any, every issuer needs one.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+}
+
+/// Hard limits, so that no peer or clerk can exhaust the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest sealed dispatch accepted, bytes.
+    pub max_dispatch_bytes: u64,
+    /// Transfers in flight to one peer.
+    pub max_concurrent_per_peer: u32,
+    /// Days after which an undelivered dispatch fails, unless it says otherwise.
+    pub default_expiry_days: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_dispatch_bytes: 4 << 30,
+            max_concurrent_per_peer: 4,
+            default_expiry_days: 7,
+        }
+    }
+}
+
+/// Why a configuration could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid configuration.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// The standard layout of a home made by `vdx init`.
+    pub fn new(organ_code: OrganCode, name: String, listen: SocketAddr) -> Self {
+        Self {
+            organ_code,
+            name,
+            listen,
+            relay: None,
+            data_dir: "data".into(),
+            directory: "directory.json".into(),
+            keys: Keys {
+                sign_cert: "keys/sign.pem".into(),
+                sign_key: "keys/sign.key".into(),
+                enc_cert: "keys/enc.pem".into(),
+                enc_key: "keys/enc.key".into(),
+                tls_cert: "keys/tls.pem".into(),
+                tls_key: "keys/tls.key".into(),
+            },
+            trust: Trust {
+                anchors: vec!["keys/ca.pem".into()],
+                crls: Vec::new(),
+            },
+            limits: Limits::default(),
+        }
+    }
+
+    /// Reads `home/config.toml`.
+    pub fn load(home: &Path) -> Result<Self, ConfigError> {
+        let path = home.join(FILE_NAME);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The TOML text.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: FILE_NAME.into(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// A path from the configuration, made absolute against the home directory.
+pub fn resolve(home: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        home.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_config_round_trips_and_unknown_keys_are_refused() {
+        let config = Config::new(
+            "000.00.00.G22".parse().unwrap(),
+            "Văn phòng Chính phủ".into(),
+            "127.0.0.1:4433".parse().unwrap(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), config.to_toml().unwrap()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), config);
+        let text = config.to_toml().unwrap().replace("listen", "listne");
+        std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
+        assert!(matches!(
+            Config::load(dir.path()),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert_eq!(
+            resolve(Path::new("/home/n"), Path::new("keys/a")),
+            Path::new("/home/n/keys/a")
+        );
+        assert_eq!(
+            resolve(Path::new("/home/n"), Path::new("/etc/a")),
+            Path::new("/etc/a")
+        );
+    }
+}
