@@ -186,7 +186,7 @@ fn init_ca(out: &Path, name: &str, key_type: KeyType, days: u32) -> Result<()> {
     Ok(())
 }
 
-fn issue(ca_dir: &Path, request: &IssueRequest, out: &Path) -> Result<()> {
+pub(crate) fn issue(ca_dir: &Path, request: &IssueRequest, out: &Path) -> Result<()> {
     let mut ca = load_ca(ca_dir)?;
     // Refuse before generating anything if a key would be overwritten.
     let roles: &[&str] = match request.profile {
@@ -301,7 +301,7 @@ fn key_name(k: KeyType) -> &'static str {
 
 /// How a file is written.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// A private key: mode 0600, and never over an existing file.
     NewSecret,
     /// CA bookkeeping: mode 0600, replaced.
@@ -312,7 +312,7 @@ enum Mode {
 
 /// Writes `path` atomically: a temporary file in the same directory (created 0600), fsync, rename
 /// (refusing to replace an existing file for [`Mode::NewSecret`]), fsync of the directory.
-fn write_file(path: &Path, bytes: &[u8], mode: Mode) -> Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: Mode) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd_demo;
+mod cmd_home;
 mod cmd_open;
 mod cmd_pki;
 mod cmd_seal;
@@ -18,6 +19,9 @@ mod progress;
 #[derive(Parser, Debug)]
 #[command(name = "vdx", version, about)]
 struct Cli {
+    /// The node home (config.toml, keys, directory, data) for commands that act on a node.
+    #[arg(long, global = true, value_name = "DIR", env = "VDX_HOME")]
+    home: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,6 +37,15 @@ enum Command {
     /// Development PKI: a CA, agency certificates, revocation and CRLs.
     #[command(subcommand)]
     Pki(cmd_pki::PkiCommand),
+    /// Create a node home (needs --home): config, keys and certificates, directory, data.
+    Init(cmd_home::InitArgs),
+    /// The directory of known agencies of a node (needs --home).
+    #[command(subcommand)]
+    Directory(cmd_home::DirectoryCommand),
+}
+
+fn home(home: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
+    home.ok_or_else(|| anyhow::anyhow!("this command needs --home DIR (or VDX_HOME)"))
 }
 
 fn main() -> ExitCode {
@@ -42,6 +55,8 @@ fn main() -> ExitCode {
         Command::Seal(args) => cmd_seal::run(args),
         Command::Open(args) => cmd_open::run(args),
         Command::Pki(cmd) => cmd_pki::run(cmd),
+        Command::Init(args) => home(cli.home).and_then(|h| cmd_home::init(&h, args)),
+        Command::Directory(cmd) => home(cli.home).and_then(|h| cmd_home::directory(&h, cmd)),
     };
     match result {
         Ok(code) => code,

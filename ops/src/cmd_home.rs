@@ -1,0 +1,197 @@
+//! `vdx init` and `vdx directory ...`: setting up a node home and exchanging directory entries.
+//!
+//! A home holds `config.toml`, `keys/` (certificates and PKCS#8 keys for signing, encryption and TLS,
+//! and the CA certificate), `directory.json` and `data/` (the store).
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use openssl::hash::MessageDigest;
+use openssl::x509::X509ReqBuilder;
+
+use vdx_crypto::{KeyKind, PrivateKey};
+use vdx_node::config::{self, Config};
+use vdx_pki::{Certificates, Directory, Entry, IssueRequest, Profile};
+use vdx_protocol::OrganCode;
+
+use crate::cmd_pki::{self, write_file, Mode};
+use crate::files;
+
+/// `vdx init`'s arguments.
+#[derive(clap::Args, Debug)]
+pub(crate) struct InitArgs {
+    /// Organ code of the agency this node serves, e.g. 000.00.00.G22.
+    #[arg(long, value_name = "ORGAN_CODE")]
+    org: String,
+    /// The agency's name.
+    #[arg(long)]
+    name: String,
+    /// QUIC listen address, e.g. 127.0.0.1:4433.
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// A development CA (from `vdx pki init-ca`) to issue the node's certificates now; without it,
+    /// keys and certificate requests are written for a real CA to sign.
+    #[arg(long, value_name = "CA_DIR")]
+    ca: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum DirectoryCommand {
+    /// Print this node's own directory entry (JSON), to hand to other nodes.
+    Export,
+    /// Add or update an agency's entry from a file another node exported.
+    Import {
+        /// The exported entry.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// List the known agencies.
+    List,
+}
+
+pub(crate) fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
+    let org: OrganCode = args.org.parse().context("invalid --org")?;
+    if home.join(config::FILE_NAME).exists() {
+        bail!(
+            "{} already holds a node (config.toml exists)",
+            home.display()
+        );
+    }
+    let config = Config::new(org.clone(), args.name.clone(), args.listen);
+    let keys = home.join("keys");
+    fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
+    fs::create_dir_all(config::resolve(home, &config.data_dir))?;
+    let mut directory = Directory::default();
+    match &args.ca {
+        Some(ca_dir) => {
+            cmd_pki::issue(
+                ca_dir,
+                &IssueRequest {
+                    org: org.to_string(),
+                    name: args.name.clone(),
+                    kind: KeyKind::EcP256,
+                    profile: Profile::Separate,
+                    not_before: None,
+                    days: 730,
+                },
+                &keys,
+            )?;
+            directory.upsert(own_entry(home, &config)?)?;
+        }
+        None => write_requests(&keys, &org, &args.name)?,
+    }
+    write_file(
+        &config::resolve(home, &config.directory),
+        &directory.to_json()?,
+        Mode::Public,
+    )?;
+    write_file(
+        &home.join(config::FILE_NAME),
+        config.to_toml()?.as_bytes(),
+        Mode::Private,
+    )?;
+    println!(
+        "node home {} for {} ({org}), listening on {}",
+        home.display(),
+        args.name,
+        args.listen
+    );
+    if args.ca.is_none() {
+        println!(
+            "certificate requests written to {}/{{sign,enc,tls}}.csr: have them signed, save the \
+             certificates as keys/sign.pem, keys/enc.pem, keys/tls.pem and the CA as keys/ca.pem",
+            keys.display()
+        );
+    }
+    println!(
+        "next: `vdx --home {} directory export > entry.json` and import the peers' entries",
+        home.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn directory(home: &Path, cmd: DirectoryCommand) -> Result<ExitCode> {
+    let config = Config::load(home)?;
+    let path = config::resolve(home, &config.directory);
+    let mut directory = Directory::from_json(&files::read_file(&path)?)
+        .with_context(|| format!("in {}", path.display()))?;
+    match cmd {
+        DirectoryCommand::Export => {
+            let entry = match directory.get(config.organ_code.as_str()) {
+                Some(entry) => entry.clone(),
+                None => own_entry(home, &config)?,
+            };
+            println!("{}", String::from_utf8_lossy(&entry.to_json()?));
+        }
+        DirectoryCommand::Import { file } => {
+            let entry = Entry::from_json(&files::read_file(&file)?)
+                .with_context(|| format!("{} is not a valid directory entry", file.display()))?;
+            let code = entry.organ_code.clone();
+            let replaced = directory.upsert(entry)?;
+            write_file(&path, &directory.to_json()?, Mode::Public)?;
+            println!(
+                "{} {code} in {}",
+                if replaced { "updated" } else { "added" },
+                path.display()
+            );
+        }
+        DirectoryCommand::List => {
+            for e in &directory.entries {
+                println!(
+                    "{:16} {:24} {}",
+                    e.organ_code,
+                    e.endpoint.as_deref().unwrap_or("-"),
+                    e.name
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// This node's entry, from its certificates.
+fn own_entry(home: &Path, config: &Config) -> Result<Entry> {
+    let pem = |path: &Path| -> Result<String> {
+        let bytes = files::read_file(&config::resolve(home, path))?;
+        Ok(String::from_utf8(bytes).context("certificate is not PEM text")?)
+    };
+    Ok(Entry {
+        organ_code: config.organ_code.to_string(),
+        name: config.name.clone(),
+        endpoint: Some(config.listen.to_string()),
+        relay: config.relay.as_ref().map(ToString::to_string),
+        certificates: Certificates {
+            sign: pem(&config.keys.sign_cert)?,
+            enc: pem(&config.keys.enc_cert)?,
+            tls: Some(pem(&config.keys.tls_cert)?),
+        },
+    })
+}
+
+/// Keys and PKCS#10 requests for each role, for a real CA.
+fn write_requests(keys: &Path, org: &OrganCode, name: &str) -> Result<()> {
+    let pass = files::new_key_passphrase()?;
+    for role in ["sign", "enc", "tls"] {
+        let key = PrivateKey::generate(KeyKind::EcP256)?;
+        let mut subject = openssl::x509::X509NameBuilder::new()?;
+        subject.append_entry_by_text("CN", name)?;
+        subject.append_entry_by_text("O", name)?;
+        subject.append_entry_by_text("organizationIdentifier", org.as_str())?;
+        let mut req = X509ReqBuilder::new()?;
+        req.set_subject_name(&subject.build())?;
+        req.set_pubkey(key.pkey())?;
+        req.sign(key.pkey(), MessageDigest::sha256())?;
+        let key_pem = key.to_pkcs8_pem(pass.as_ref().map(|p| p.as_bytes()))?;
+        write_file(&keys.join(format!("{role}.key")), &key_pem, Mode::NewSecret)?;
+        write_file(
+            &keys.join(format!("{role}.csr")),
+            &req.build().to_pem()?,
+            Mode::Public,
+        )?;
+    }
+    Ok(())
+}
