@@ -1,24 +1,46 @@
-//! `vdxd`: the agency's store-and-forward daemon.
+//! `vdxd --home DIR`: the agency's store-and-forward daemon, in the foreground, with structured logs
+//! on standard error (`RUST_LOG` filters them; default `info`). Stops cleanly on SIGTERM or SIGINT.
 //!
-//! Delivery over QUIC (store, outbox, inbox, receipts) is the next capability to land; until then the
-//! daemon only reports what it is, so that packaging and service files can already refer to it.
+//! Exit codes: 0 after a clean stop, 1 when the node could not start, 2 on a usage error.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        Some("--version" | "-V") => {
+    let mut args = std::env::args().skip(1);
+    let home = match (args.next().as_deref(), args.next(), args.next()) {
+        (Some("--version" | "-V"), None, None) => {
             println!("vdxd {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+            return ExitCode::SUCCESS;
         }
+        (Some("--home"), Some(home), None) => PathBuf::from(home),
         _ => {
-            eprintln!(
-                "vdxd {}: the delivery daemon is not part of this release yet; \
-                 use `vdx seal` / `vdx open` for offline exchange",
-                env!("CARGO_PKG_VERSION")
-            );
-            ExitCode::from(2)
+            eprintln!("usage: vdxd --home DIR");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("vdxd: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(vdx_node::daemon::run(&home)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, home = %home.display(), "vdxd cannot start");
+            ExitCode::from(1)
         }
     }
 }

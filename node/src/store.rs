@@ -228,6 +228,12 @@ impl Store {
         Ok(())
     }
 
+    /// Makes everything written so far durable (used at shutdown; each change already flushes).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Path of a complete sealed object.
     pub fn object_path(&self, id: MessageId) -> PathBuf {
         self.spool.join("objects").join(format!("{id}.p7m"))

@@ -1,0 +1,153 @@
+//! Two real `vdxd` processes on loopback: a dispatch queued at one is delivered to the other over
+//! QUIC with mutual TLS, stored once, receipted, and both stop cleanly on SIGTERM.
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use vdx_node::store::{DispatchState, MessageId, Store};
+use vdx_protocol::wire::Offer;
+use vdx_tests::{vdxd_bin, words, Session};
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Daemon(Child);
+
+impl Daemon {
+    fn start(s: &Session, home: &str) -> Self {
+        let child = Command::new(vdxd_bin())
+            .args(["--home", home])
+            .current_dir(s.dir())
+            .env_remove("VDX_KEY_PASSPHRASE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(s.path(&format!("{home}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "vdxd did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_queued_dispatch_is_delivered_between_two_daemons() {
+    let s = Session::new();
+    s.vdx(&words("pki init-ca --out ca --name Root")).ok();
+    for (home, org, port) in [
+        ("g22", "000.00.00.G22", free_port()),
+        ("h41", "000.00.00.H41", free_port()),
+    ] {
+        let listen = format!("127.0.0.1:{port}");
+        s.vdx(&[
+            "--home", home, "init", "--org", org, "--name", home, "--listen", &listen, "--ca", "ca",
+        ])
+        .ok();
+        let entry = s.vdx(&["--home", home, "directory", "export"]).ok().stdout;
+        std::fs::write(s.path(&format!("{home}.json")), entry).unwrap();
+    }
+    s.vdx(&words("--home g22 directory import h41.json")).ok();
+    s.vdx(&words("--home h41 directory import g22.json")).ok();
+
+    // A sealed dispatch, queued in the sender's store while its daemon is down.
+    let doc = s.document("doc.bin", 2 * 1024 * 1024 + 7);
+    s.vdx(&words("seal --cert g22/keys/sign.pem --key g22/keys/sign.key --to h41/keys/enc.pem -o d.p7m doc.bin")).ok();
+    let sealed = s.read("d.p7m");
+    let id = MessageId([0x42; 16]);
+    {
+        let store = Store::open(&s.path("g22/data")).unwrap();
+        let offer = Offer {
+            id: id.0,
+            from: "000.00.00.G22".parse().unwrap(),
+            to: "000.00.00.H41".parse().unwrap(),
+            size: sealed.len() as u64,
+            sealed_sha256: Sha256::digest(&sealed).into(),
+            urgency: 3,
+            expires: 0,
+        };
+        store.submit(&offer, &sealed[..], 1).unwrap();
+    }
+
+    let receiver = Daemon::start(&s, "h41");
+    let sender = Daemon::start(&s, "g22");
+    let arrived = s.path(&format!("h41/data/spool/objects/{id}.p7m"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !arrived.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "not delivered; sender log:\n{}\nreceiver log:\n{}",
+            String::from_utf8_lossy(&s.read("g22.log")),
+            String::from_utf8_lossy(&s.read("h41.log"))
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sender.stop().success());
+    assert!(receiver.stop().success());
+
+    let at_sender = Store::open(&s.path("g22/data"))
+        .unwrap()
+        .get(id)
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(at_sender.state, DispatchState::Sent { ref receipt } if !receipt.is_empty()),
+        "{at_sender:?}"
+    );
+    let at_receiver = Store::open(&s.path("h41/data"))
+        .unwrap()
+        .get(id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(at_receiver.state, DispatchState::Received);
+    assert_eq!(std::fs::read(&arrived).unwrap(), sealed);
+
+    // The recipient agency opens it with its own key.
+    let opened = s.vdx(&[
+        "open",
+        "--json",
+        "--cert",
+        "h41/keys/enc.pem",
+        "--key",
+        "h41/keys/enc.key",
+        "--trust",
+        "ca/ca.pem",
+        "-o",
+        "received.bin",
+        arrived.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        opened.ok().json()["signers"][0]["organ_code"],
+        "000.00.00.G22"
+    );
+    assert_eq!(s.read("received.bin"), doc);
+}
