@@ -16,5 +16,47 @@ pub mod store;
 pub mod tls;
 pub mod transfer;
 
+/// Test fixtures shared by the node's modules: a CA, agencies, and TLS identities and policies.
 #[cfg(test)]
-mod testkit;
+mod testkit {
+
+    use std::sync::Arc;
+
+    use openssl::x509::X509;
+    use vdx_crypto::{KeyKind, PrivateKey};
+    use vdx_pki::{Ca, IssueRequest, Issued, Profile, TrustStore, ValidatedSigner};
+
+    use crate::tls::PeerPolicy;
+
+    pub(crate) fn agency(ca: &mut Ca, org: &str) -> Issued {
+        ca.issue(&IssueRequest {
+            org: org.into(),
+            name: org.into(),
+            kind: KeyKind::EcP256,
+            profile: Profile::Separate,
+            not_before: None,
+            days: 30,
+        })
+        .unwrap()
+    }
+
+    pub(crate) fn tls_identity(issued: &Issued) -> (Vec<X509>, &PrivateKey) {
+        let (_, cert, key) = issued
+            .roles()
+            .into_iter()
+            .find(|(r, _, _)| *r == "tls")
+            .unwrap();
+        (vec![cert.to_owned()], key)
+    }
+
+    /// Trusts `ca` and accepts the peers whose organ code is in `bound`.
+    pub(crate) fn policy(ca: &Ca, bound: &'static [&'static str]) -> Arc<PeerPolicy> {
+        let trust = TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap();
+        Arc::new(PeerPolicy::new(
+            trust,
+            Box::new(move |peer: &ValidatedSigner| {
+                peer.organ_code().is_some_and(|c| bound.contains(&c))
+            }),
+        ))
+    }
+}
