@@ -414,3 +414,202 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+#[cfg(test)]
+mod cases {
+
+    use openssl::x509::X509KeyUsage;
+
+    use vdx_crypto::{KeyKind, PrivateKey};
+
+    use crate::testkit::*;
+    use crate::{parse_crls, Ca, Issued, Profile, RevocationReason};
+
+    #[test]
+    fn profiles_carry_the_usages_each_role_needs() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let ec = ca
+            .issue(&request(
+                "000.00.00.G22",
+                KeyKind::EcP256,
+                Profile::Separate,
+            ))
+            .unwrap();
+        let rsa = ca
+            .issue(&request("000.00.00.H26", KeyKind::Rsa, Profile::Separate))
+            .unwrap();
+        let combined = ca
+            .issue(&request("000.00.00.H41", KeyKind::Rsa, Profile::Combined))
+            .unwrap();
+        let ku = |issued: &Issued, role: &str| cert_of(issued, role).key_usage().unwrap();
+        type Ku = X509KeyUsage;
+        assert_eq!(ku(&ec, "sign"), Ku::DIGITAL_SIGNATURE | Ku::NON_REPUDIATION);
+        assert_eq!(ku(&ec, "enc"), Ku::KEY_AGREEMENT);
+        assert_eq!(ku(&ec, "tls"), Ku::DIGITAL_SIGNATURE);
+        assert_eq!(
+            ku(&rsa, "enc"),
+            Ku::KEY_ENCIPHERMENT | Ku::DATA_ENCIPHERMENT
+        );
+        assert_eq!(
+            ku(&rsa, "tls"),
+            Ku::DIGITAL_SIGNATURE | Ku::KEY_ENCIPHERMENT
+        );
+        assert_eq!(
+            ku(&combined, "agency"),
+            Ku::DIGITAL_SIGNATURE
+                | Ku::NON_REPUDIATION
+                | Ku::KEY_ENCIPHERMENT
+                | Ku::DATA_ENCIPHERMENT
+        );
+        let tls = cert_of(&ec, "tls");
+        let names: Vec<String> = tls
+            .subject_alt_names()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                n.dnsname()
+                    .or(n.uri())
+                    .map(str::to_owned)
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            ["000-00-00-g22.vdx.invalid", "urn:vdx:org:000.00.00.G22"]
+        );
+        assert!(cert_of(&ec, "sign").subject_alt_names().is_none());
+
+        // What OpenSSL's own purpose checks make of them: `cms -verify` (smimesign) accepts the
+        // signing and combined certificates, `verify -purpose sslserver/sslclient` the TLS ones.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(d, "ca.pem", &ca.cert().to_pem().unwrap());
+        write(d, "msg.txt", b"van ban\n");
+        for (issued, role) in [(&ec, "sign"), (&rsa, "sign"), (&combined, "agency")] {
+            write(d, "signer.pem", &cert_of(issued, role).to_pem().unwrap());
+            write(
+                d,
+                "signer.key",
+                &key_of(issued, role).to_pkcs8_pem(None).unwrap(),
+            );
+            let (ok, text) = openssl(
+                d,
+                &[
+                    "cms",
+                    "-sign",
+                    "-in",
+                    "msg.txt",
+                    "-signer",
+                    "signer.pem",
+                    "-inkey",
+                    "signer.key",
+                    "-outform",
+                    "DER",
+                    "-out",
+                    "msg.p7s",
+                    "-nodetach",
+                ],
+            );
+            assert!(ok, "{text}");
+            let (ok, text) = openssl(
+                d,
+                &[
+                    "cms", "-verify", "-in", "msg.p7s", "-inform", "DER", "-CAfile", "ca.pem",
+                    "-out", "out.txt",
+                ],
+            );
+            assert!(ok, "{role}: {text}");
+        }
+        for (issued, role) in [(&ec, "tls"), (&rsa, "tls"), (&combined, "agency")] {
+            write(d, "tls.pem", &cert_of(issued, role).to_pem().unwrap());
+            for purpose in ["sslserver", "sslclient"] {
+                let (ok, text) = openssl(
+                    d,
+                    &[
+                        "verify", "-purpose", purpose, "-CAfile", "ca.pem", "tls.pem",
+                    ],
+                );
+                assert!(ok, "{role} {purpose}: {text}");
+            }
+        }
+        // The encryption certificate is not a signing one, for OpenSSL either.
+        write(d, "enc.pem", &cert_of(&ec, "enc").to_pem().unwrap());
+        let (ok, _) = openssl(
+            d,
+            &[
+                "verify",
+                "-purpose",
+                "smimesign",
+                "-CAfile",
+                "ca.pem",
+                "enc.pem",
+            ],
+        );
+        assert!(!ok);
+    }
+
+    #[test]
+    fn requests_that_cannot_be_issued_are_refused() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let ec_combined = request("000.00.00.H41", KeyKind::EcP256, Profile::Combined);
+        assert_eq!(ca.issue(&ec_combined).unwrap_err().code(), "request");
+        let long = "9".repeat(33);
+        for bad in ["", "bad code", "000.00.00.G22/1", "a..b", long.as_str()] {
+            let req = request(bad, KeyKind::EcP256, Profile::Separate);
+            assert_eq!(ca.issue(&req).unwrap_err().code(), "request", "{bad:?}");
+        }
+        let mut zero = request("000.00.00.G22", KeyKind::EcP256, Profile::Separate);
+        zero.days = 0;
+        assert_eq!(ca.issue(&zero).unwrap_err().code(), "request");
+        let mut empty = request("000.00.00.G22", KeyKind::EcP256, Profile::Separate);
+        empty.name = " ".into();
+        assert_eq!(ca.issue(&empty).unwrap_err().code(), "request");
+        // Nothing refused was recorded as issued.
+        let state: serde_json::Value = serde_json::from_slice(&ca.state_json().unwrap()).unwrap();
+        assert_eq!(state["issued"].as_array().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn ca_state_survives_storage() {
+        let mut ca = Ca::create("Root", KeyKind::Rsa, 30).unwrap();
+        let issued = ca
+            .issue(&request(
+                "000.00.00.G22",
+                KeyKind::EcP256,
+                Profile::Separate,
+            ))
+            .unwrap();
+        ca.revoke(
+            &cert_of(&issued, "sign"),
+            Some(RevocationReason::Superseded),
+        )
+        .unwrap();
+        ca.crl(7).unwrap();
+        let pem = ca.key().to_pkcs8_pem(Some(b"pw")).unwrap();
+        let key = PrivateKey::from_bytes(&pem, Some(b"pw")).unwrap();
+        let state = ca.state_json().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&state).unwrap();
+        assert_eq!(json["issued"].as_array().unwrap().len(), 3);
+        assert_eq!(json["issued"][0]["organ_code"], "000.00.00.G22");
+        assert_eq!(json["revoked"][0]["reason"], "superseded");
+        let mut back = Ca::from_parts(&ca.cert().to_pem().unwrap(), key, &state).unwrap();
+        // The CRL number continues, and the revocation is still listed.
+        let crl = back.crl(7).unwrap();
+        let text = format!("{:?}", crl.get_revoked().map(|r| r.len()));
+        assert_eq!(text, "Some(1)");
+        let parsed = parse_crls(&[crl.to_pem().unwrap(), crl.to_pem().unwrap()].concat()).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parse_crls(&crl.to_der().unwrap()).unwrap().len(), 1);
+        assert!(parse_crls(b"not a crl").is_err());
+        let json: serde_json::Value = serde_json::from_slice(&back.state_json().unwrap()).unwrap();
+        assert_eq!(json["next_crl_number"], 3);
+
+        // A key that is not the CA's, or a damaged state, is refused.
+        let stranger = PrivateKey::generate(KeyKind::EcP256).unwrap();
+        let cert_pem = ca.cert().to_pem().unwrap();
+        assert!(Ca::from_parts(&cert_pem, stranger, &state).is_err());
+        let key = PrivateKey::from_bytes(&pem, Some(b"pw")).unwrap();
+        let err = Ca::from_parts(&cert_pem, key, b"{").err().unwrap();
+        assert_eq!(err.code(), "state");
+    }
+}

@@ -184,3 +184,107 @@ fn time(t: SystemTime) -> Result<Time, Error> {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
     )?)
 }
+
+#[cfg(test)]
+mod cases {
+
+    use vdx_crypto::KeyKind;
+
+    use crate::names::serial_hex;
+    use crate::testkit::*;
+    use crate::{Ca, Profile, RevocationReason};
+
+    #[test]
+    fn crls_are_honoured_by_the_openssl_cli() {
+        for kind in [KeyKind::EcP256, KeyKind::Rsa] {
+            let mut ca = Ca::create("Root", kind, 30).unwrap();
+            let issued = ca
+                .issue(&request(
+                    "000.00.00.G22",
+                    KeyKind::EcP256,
+                    Profile::Separate,
+                ))
+                .unwrap();
+            let (sign, tls) = (cert_of(&issued, "sign"), cert_of(&issued, "tls"));
+            ca.revoke(&sign, Some(RevocationReason::KeyCompromise))
+                .unwrap();
+            let first = ca.crl(7).unwrap();
+            let second = ca.crl(7).unwrap();
+
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            write(d, "ca.pem", &ca.cert().to_pem().unwrap());
+            write(d, "sign.pem", &sign.to_pem().unwrap());
+            write(d, "tls.pem", &tls.to_pem().unwrap());
+            write(d, "crl.pem", &second.to_pem().unwrap());
+            write(d, "crl.der", &first.to_der().unwrap());
+            let (ok, text) = openssl(d, &["crl", "-in", "crl.pem", "-text", "-noout"]);
+            assert!(ok, "{text}");
+            for expected in [
+                "Version 2",
+                "X509v3 CRL Number",
+                "X509v3 Authority Key Identifier",
+                "Key Compromise",
+                "Next Update",
+                &serial_hex(&sign).to_uppercase(),
+            ] {
+                assert!(text.contains(expected), "{expected:?} in {text}");
+            }
+            let number = |t: &str| {
+                t.lines()
+                    .skip_while(|l| !l.contains("CRL Number"))
+                    .nth(1)
+                    .map(|l| l.trim().to_owned())
+            };
+            assert_eq!(number(&text).as_deref(), Some("2"));
+            let (ok, text) = openssl(
+                d,
+                &["crl", "-in", "crl.der", "-inform", "DER", "-text", "-noout"],
+            );
+            assert!(ok, "{text}");
+            assert_eq!(number(&text).as_deref(), Some("1"));
+            let (ok, text) = openssl(d, &["crl", "-in", "crl.pem", "-CAfile", "ca.pem", "-noout"]);
+            assert!(ok && text.contains("verify OK"), "{text}");
+
+            let verify = |cert: &str| {
+                openssl(
+                    d,
+                    &[
+                        "verify",
+                        "-crl_check",
+                        "-CRLfile",
+                        "crl.pem",
+                        "-CAfile",
+                        "ca.pem",
+                        cert,
+                    ],
+                )
+            };
+            let (ok, text) = verify("sign.pem");
+            assert!(
+                !ok && text.contains("certificate revoked"),
+                "{kind:?}: {text}"
+            );
+            let (ok, text) = verify("tls.pem");
+            assert!(ok, "{kind:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn revocation_reasons_parse_by_their_rfc_names() {
+        for (text, reason) in [
+            ("keyCompromise", RevocationReason::KeyCompromise),
+            ("key-compromise", RevocationReason::KeyCompromise),
+            ("cACompromise", RevocationReason::CaCompromise),
+            (
+                "cessationOfOperation",
+                RevocationReason::CessationOfOperation,
+            ),
+            ("privilegeWithdrawn", RevocationReason::PrivilegeWithdrawn),
+        ] {
+            assert_eq!(text.parse::<RevocationReason>().unwrap(), reason);
+        }
+        let err = "lost".parse::<RevocationReason>().unwrap_err();
+        assert_eq!(err.code(), "request");
+    }
+}

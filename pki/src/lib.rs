@@ -11,12 +11,80 @@ mod error;
 mod names;
 mod validate;
 
-#[cfg(test)]
-mod tests;
-
 pub use ca::{Ca, IssueRequest, Issued, Profile};
 pub use crl::RevocationReason;
 pub use directory::{Certificates, Directory, Entry};
 pub use error::Error;
 pub use names::{organ_code, serial_hex, subject_string};
 pub use validate::{parse_certs, parse_crls, TrustStore, ValidatedSigner};
+
+/// Fixtures for the crate's tests: requests, role lookups, trust stores and the OpenSSL CLI.
+#[cfg(test)]
+mod testkit {
+    use std::path::Path;
+    use std::process::Command;
+
+    use openssl::x509::X509;
+    use vdx_crypto::{KeyKind, PrivateKey};
+
+    use crate::{Ca, IssueRequest, Issued, Profile, TrustStore};
+
+    pub(crate) fn request(org: &str, kind: KeyKind, profile: Profile) -> IssueRequest {
+        IssueRequest {
+            org: org.into(),
+            name: format!("Agency {org}"),
+            kind,
+            profile,
+            not_before: None,
+            days: 30,
+        }
+    }
+
+    pub(crate) fn cert_of(issued: &Issued, role: &str) -> X509 {
+        issued
+            .roles()
+            .into_iter()
+            .find(|(r, _, _)| *r == role)
+            .map(|(_, c, _)| c.to_owned())
+            .unwrap()
+    }
+
+    pub(crate) fn key_of<'a>(issued: &'a Issued, role: &str) -> &'a PrivateKey {
+        issued
+            .roles()
+            .into_iter()
+            .find(|(r, _, _)| *r == role)
+            .map(|(_, _, k)| k)
+            .unwrap()
+    }
+
+    pub(crate) fn store(ca: &Ca, crls: Vec<openssl::x509::X509Crl>) -> TrustStore {
+        TrustStore::new(vec![ca.cert().to_owned()], vec![], crls).unwrap()
+    }
+
+    pub(crate) fn code(result: Result<crate::ValidatedSigner, crate::Error>) -> &'static str {
+        match result {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        }
+    }
+
+    /// Runs the OpenSSL CLI in `dir`; returns (success, stdout + stderr).
+    pub(crate) fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}

@@ -105,3 +105,30 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod cases {
+
+    use openssl::x509::X509Ref;
+
+    use vdx_crypto::KeyKind;
+
+    use crate::organ_code;
+    use crate::testkit::*;
+    use crate::{Ca, Profile};
+
+    #[test]
+    fn organ_codes_round_trip_through_certificates() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        for org in ["000.00.00.G22", "000.00.00.H41", "H41.35", "X"] {
+            let issued = ca
+                .issue(&request(org, KeyKind::EcP256, Profile::Separate))
+                .unwrap();
+            for (_, cert, _) in issued.roles() {
+                let cert: &X509Ref = cert;
+                assert_eq!(organ_code(cert).as_deref(), Some(org));
+            }
+        }
+        assert_eq!(organ_code(ca.cert()), None);
+    }
+}

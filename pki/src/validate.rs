@@ -402,3 +402,253 @@ fn crl_defect(crl: &X509Crl) -> Option<String> {
         .find(|ext| ext.critical)
         .map(|ext| format!("unsupported critical CRL extension {}", ext.extn_id))
 }
+
+#[cfg(test)]
+mod cases {
+
+    use std::time::{Duration as StdDuration, SystemTime};
+
+    use time::{Duration, OffsetDateTime};
+    use vdx_crypto::KeyKind;
+
+    use crate::names::serial_hex;
+    use crate::testkit::*;
+    use crate::{crl, parse_certs, Ca, Profile, RevocationReason};
+    use crate::{subject_string, TrustStore};
+
+    #[test]
+    fn issued_signers_validate_with_their_organ_code() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let ec = ca
+            .issue(&request(
+                "000.00.00.G22",
+                KeyKind::EcP256,
+                Profile::Separate,
+            ))
+            .unwrap();
+        let rsa = ca
+            .issue(&request("000.00.00.H26", KeyKind::Rsa, Profile::Separate))
+            .unwrap();
+        let combined = ca
+            .issue(&request("000.00.00.H41", KeyKind::Rsa, Profile::Combined))
+            .unwrap();
+        let roles: Vec<_> = combined.roles().into_iter().map(|(r, _, _)| r).collect();
+        assert_eq!(roles, ["agency"]);
+        let roles: Vec<_> = ec.roles().into_iter().map(|(r, _, _)| r).collect();
+        assert_eq!(roles, ["sign", "enc", "tls"]);
+        for (_, cert, key) in ec.roles().into_iter().chain(combined.roles()) {
+            assert!(key.matches(cert));
+        }
+
+        let crl = ca.crl(7).unwrap();
+        let trust = store(&ca, vec![crl]);
+        for (issued, role, org) in [
+            (&ec, "sign", "000.00.00.G22"),
+            (&rsa, "sign", "000.00.00.H26"),
+            (&combined, "agency", "000.00.00.H41"),
+        ] {
+            let cert = cert_of(issued, role);
+            let signer = trust.validate_signer(&cert, &[], None).unwrap();
+            assert_eq!(signer.organ_code(), Some(org));
+            assert_eq!(
+                signer.subject(),
+                format!("CN=Agency {org}, O=Agency {org}, organizationIdentifier={org}")
+            );
+            assert_eq!(signer.issuer(), "CN=Root, O=Root");
+            assert_eq!(signer.serial(), serial_hex(&cert));
+            assert!(signer.revocation_checked());
+            assert!(signer.signing_time().is_none());
+            let (from, until) = (signer.not_before().unwrap(), signer.not_after().unwrap());
+            assert_eq!(until - from, Duration::days(30));
+            assert!(from <= OffsetDateTime::now_utc());
+            assert_eq!(
+                signer.certificate().to_der().unwrap(),
+                cert.to_der().unwrap()
+            );
+        }
+        // Without CRLs the verdict says revocation was not checked.
+        let plain = store(&ca, vec![]);
+        let signer = plain
+            .validate_signer(&cert_of(&ec, "sign"), &[], None)
+            .unwrap();
+        assert!(!signer.revocation_checked());
+    }
+
+    #[test]
+    fn refusals_name_their_reason() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 3650).unwrap();
+        let other = Ca::create("Other root", KeyKind::EcP256, 30).unwrap();
+        let good = ca
+            .issue(&request(
+                "000.00.00.G22",
+                KeyKind::EcP256,
+                Profile::Separate,
+            ))
+            .unwrap();
+        let mut old = request("000.00.00.G23", KeyKind::EcP256, Profile::Separate);
+        old.not_before = Some(OffsetDateTime::now_utc() - Duration::days(400));
+        let expired = ca.issue(&old).unwrap();
+        let plain = store(&ca, vec![]);
+
+        // Expired at the signing time (now), and not yet valid at a signing time before its start.
+        let err = plain
+            .validate_signer(&cert_of(&expired, "sign"), &[], None)
+            .unwrap_err();
+        assert_eq!(err.code(), "expired");
+        assert!(err.to_string().contains("expired"), "{err}");
+        let before = OffsetDateTime::now_utc() - Duration::days(3);
+        let result = plain.validate_signer(&cert_of(&good, "sign"), &[], Some(before));
+        assert_eq!(code(result), "not_yet_valid");
+
+        // An encryption certificate may not sign.
+        let result = plain.validate_signer(&cert_of(&good, "enc"), &[], None);
+        assert_eq!(code(result), "key_usage");
+
+        // Another CA's root is not ours.
+        let foreign = TrustStore::new(vec![other.cert().to_owned()], vec![], vec![]).unwrap();
+        let err = foreign
+            .validate_signer(&cert_of(&good, "sign"), &[], None)
+            .unwrap_err();
+        assert_eq!(err.code(), "untrusted");
+        assert!(err.to_string().contains("local issuer"), "{err}");
+        // A CA certificate (keyCertSign, cRLSign) does not sign documents, trusted or not.
+        let result = store(&ca, vec![]).validate_signer(ca.cert(), &[], None);
+        assert_eq!(code(result), "key_usage");
+        // Handing the foreign root in the chain does not make it an anchor.
+        let result =
+            foreign.validate_signer(&cert_of(&good, "sign"), &[ca.cert().to_owned()], None);
+        assert_eq!(code(result), "untrusted");
+        assert!(TrustStore::new(vec![], vec![], vec![]).is_err());
+    }
+
+    #[test]
+    fn revocation_applies_whenever_the_crl_was_issued() {
+        // A CA that has existed for a year; a signing certificate valid from 100 to 40 days ago.
+        let year_ago = OffsetDateTime::now_utc() - Duration::days(365);
+        let mut ca = Ca::create_at("Root", KeyKind::EcP256, year_ago, 3650).unwrap();
+        let mut req = request("000.00.00.G22", KeyKind::EcP256, Profile::Separate);
+        req.not_before = Some(OffsetDateTime::now_utc() - Duration::days(100));
+        req.days = 60;
+        let old = ca.issue(&req).unwrap();
+        let current = ca
+            .issue(&request(
+                "000.00.00.H41",
+                KeyKind::EcP256,
+                Profile::Separate,
+            ))
+            .unwrap();
+        let signed_at = OffsetDateTime::now_utc() - Duration::days(70);
+        let old_sign = cert_of(&old, "sign");
+
+        // Signed while valid: validates today, with or without a (fresh) CRL.
+        let result = store(&ca, vec![]).validate_signer(&old_sign, &[], Some(signed_at));
+        assert_eq!(code(result), "ok");
+        let fresh = ca.crl(7).unwrap();
+        let result = store(&ca, vec![fresh]).validate_signer(&old_sign, &[], Some(signed_at));
+        assert_eq!(code(result), "ok");
+        // Signed after it expired: refused.
+        let result = store(&ca, vec![]).validate_signer(&old_sign, &[], None);
+        assert_eq!(code(result), "expired");
+
+        // Revoked now (long after the signing time, and after it expired): the new CRL revokes it.
+        ca.revoke(&old_sign, Some(RevocationReason::KeyCompromise))
+            .unwrap();
+        let current_sign = cert_of(&current, "sign");
+        ca.revoke(&current_sign, None).unwrap();
+        let crl = ca.crl(7).unwrap();
+        let checked = store(&ca, vec![crl]);
+        let err = checked
+            .validate_signer(&old_sign, &[], Some(signed_at))
+            .unwrap_err();
+        assert_eq!(err.code(), "revoked");
+        assert!(err.to_string().contains(&serial_hex(&old_sign)), "{err}");
+        let signed_a_minute_ago = OffsetDateTime::now_utc() - Duration::minutes(1);
+        let result = checked.validate_signer(&current_sign, &[], Some(signed_a_minute_ago));
+        assert_eq!(code(result), "revoked");
+        // The same agency's other certificates are untouched.
+        let result = checked.validate_signer(&cert_of(&current, "tls"), &[], None);
+        assert_eq!(code(result), "ok");
+
+        // Revoking twice, or a certificate of another CA, is refused.
+        assert_eq!(
+            ca.revoke(&old_sign, None).unwrap_err().code(),
+            "already_revoked"
+        );
+        let mut other = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let foreign = other
+            .issue(&request(
+                "000.00.00.G22",
+                KeyKind::EcP256,
+                Profile::Separate,
+            ))
+            .unwrap();
+        let err = ca.revoke(&cert_of(&foreign, "sign"), None).unwrap_err();
+        assert_eq!(err.code(), "not_ours");
+        assert_eq!(
+            ca.revoke(other.cert(), None).unwrap_err().code(),
+            "not_ours"
+        );
+    }
+
+    #[test]
+    fn crls_that_cannot_vouch_fail_closed() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let issued = ca
+            .issue(&request(
+                "000.00.00.G22",
+                KeyKind::EcP256,
+                Profile::Separate,
+            ))
+            .unwrap();
+        let sign = cert_of(&issued, "sign");
+
+        // CRLs given, but none from this issuer.
+        let mut third = Ca::create("Third", KeyKind::EcP256, 30).unwrap();
+        let result = store(&ca, vec![third.crl(7).unwrap()]).validate_signer(&sign, &[], None);
+        assert_eq!(code(result), "crl_missing");
+
+        // A CRL with the issuer's name but another key (an impostor or a re-keyed CA).
+        let mut impostor = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let result = store(&ca, vec![impostor.crl(7).unwrap()]).validate_signer(&sign, &[], None);
+        assert_eq!(code(result), "crl_invalid");
+        // ... which does not spoil a genuine one beside it.
+        let genuine = ca.crl(7).unwrap();
+        let both = vec![impostor.crl(7).unwrap(), genuine];
+        assert_eq!(
+            code(store(&ca, both).validate_signer(&sign, &[], None)),
+            "ok"
+        );
+
+        // A CRL past its nextUpdate, or not yet valid.
+        let day = StdDuration::from_secs(86_400);
+        let now = SystemTime::now();
+        let stale = crl::build(ca.cert(), ca.key(), 9, &[], 1, now - 3 * day).unwrap();
+        let result = store(&ca, vec![stale]).validate_signer(&sign, &[], None);
+        assert_eq!(code(result), "crl_invalid");
+        let early = crl::build(ca.cert(), ca.key(), 9, &[], 7, now + day).unwrap();
+        let result = store(&ca, vec![early]).validate_signer(&sign, &[], None);
+        assert_eq!(code(result), "crl_invalid");
+        // A stale CRL still revokes what it lists.
+        let entry = crl::Entry {
+            serial: sign.serial_number().to_bn().unwrap().to_vec(),
+            revoked_at: now - 3 * day,
+            reason: None,
+        };
+        let stale = crl::build(ca.cert(), ca.key(), 9, &[entry], 1, now - 3 * day).unwrap();
+        let result = store(&ca, vec![stale]).validate_signer(&sign, &[], None);
+        assert_eq!(code(result), "revoked");
+    }
+
+    #[test]
+    fn certificates_parse_from_pem_bundles_and_der() {
+        let a = Ca::create("A", KeyKind::EcP256, 30).unwrap();
+        let b = Ca::create("B", KeyKind::EcP256, 30).unwrap();
+        let bundle = [a.cert().to_pem().unwrap(), b.cert().to_pem().unwrap()].concat();
+        let certs = parse_certs(&bundle).unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_eq!(subject_string(&certs[1]), "CN=B, O=B");
+        assert_eq!(parse_certs(&a.cert().to_der().unwrap()).unwrap().len(), 1);
+        assert_eq!(parse_certs(b"").unwrap_err().code(), "parse");
+        assert_eq!(parse_certs(b"\x30\x03abc").unwrap_err().code(), "parse");
+    }
+}
