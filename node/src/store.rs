@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use vdx_protocol::wire::Offer;
-use vdx_protocol::OrganCode;
+use vdx_protocol::{hex, OrganCode};
 
 /// A dispatch's message id (UUID bytes); shown and stored as 32 hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -30,7 +30,7 @@ pub struct MessageId(pub [u8; 16]);
 
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(&hex::encode(&self.0))
     }
 }
 
@@ -44,16 +44,9 @@ impl TryFrom<String> for MessageId {
     type Error = StoreError;
 
     fn try_from(s: String) -> Result<Self, StoreError> {
-        let bad = || StoreError::Corrupt(format!("bad message id {s:?}"));
-        if s.len() != 32 {
-            return Err(bad());
-        }
-        let mut id = [0u8; 16];
-        for (i, byte) in id.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
-                .map_err(|_| bad())?;
-        }
-        Ok(Self(id))
+        hex::decode(&s)
+            .map(Self)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad message id {s:?}")))
     }
 }
 
@@ -427,15 +420,8 @@ impl Store {
 impl Record {
     /// The sealed object's SHA-256 as bytes (the record keeps it as hex for people).
     pub fn sealed_digest(&self) -> Result<[u8; 32], StoreError> {
-        let mut sha = [0u8; 32];
-        for (i, byte) in sha.iter_mut().enumerate() {
-            *byte = self
-                .sealed_sha256
-                .get(2 * i..2 * i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| StoreError::Corrupt(format!("digest of {}", self.id)))?;
-        }
-        Ok(sha)
+        hex::decode(&self.sealed_sha256)
+            .ok_or_else(|| StoreError::Corrupt(format!("digest of {}", self.id)))
     }
 
     fn new(new: &Offer, direction: Direction, state: DispatchState, now: u64) -> Self {
@@ -445,7 +431,7 @@ impl Record {
             from: new.from.clone(),
             to: new.to.clone(),
             size: new.size,
-            sealed_sha256: hex(&new.sealed_sha256),
+            sealed_sha256: hex::encode(&new.sealed_sha256),
             urgency: new.urgency,
             expires: new.expires,
             created: now,
@@ -456,7 +442,7 @@ impl Record {
 }
 
 fn same_content(existing: Record, new: &Offer) -> Result<Record, StoreError> {
-    if existing.sealed_sha256 == hex(&new.sealed_sha256) && existing.size == new.size {
+    if existing.sealed_sha256 == hex::encode(&new.sealed_sha256) && existing.size == new.size {
         Ok(existing)
     } else {
         Err(StoreError::Conflict(MessageId(new.id)))
@@ -525,10 +511,6 @@ fn transaction_error(e: TransactionError<StoreError>) -> StoreError {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => StoreError::Db(e),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

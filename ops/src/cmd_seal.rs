@@ -121,7 +121,7 @@ pub(crate) fn run(args: SealArgs) -> Result<ExitCode> {
         eprintln!(
             "sealed {} bytes (sha256 {}) for {} recipient(s), signed by {} at {} -> {}",
             summary.content_bytes,
-            hex(&summary.content_sha256),
+            vdx_protocol::hex::encode(&summary.content_sha256),
             recipients.len(),
             signers.len(),
             summary.signing_time.format(&Rfc3339).unwrap_or_default(),
@@ -150,8 +150,4 @@ fn check_current(cert: &X509, role: &str, path: &std::path::Path) -> Result<()> 
         );
     }
     Ok(())
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

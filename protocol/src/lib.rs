@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod header;
+pub mod hex;
 mod organ_code;
 pub mod package;
 pub mod receipt;

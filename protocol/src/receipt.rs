@@ -8,7 +8,7 @@ use base64::Engine as _;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::OrganCode;
+use crate::{hex, OrganCode};
 
 /// The first line: format and version.
 pub const MAGIC: &str = "vdx-receipt/1";
@@ -79,8 +79,8 @@ impl Receipt {
         let _ = write!(
             out,
             "{MAGIC}\nkind {kind}\nid {}\nsealed-sha256 {}\nby {}\ntime {time}\ncheckpoint {checkpoint}\n",
-            hex(&self.id),
-            hex(&self.sealed_sha256),
+            hex::encode(&self.id),
+            hex::encode(&self.sealed_sha256),
             self.by
         );
         out
@@ -124,11 +124,11 @@ impl Receipt {
                 })
             }
         };
-        let id = unhex::<16>(line(3, "id", "expected id")?).ok_or(ReceiptError::Line {
+        let id = hex::decode::<16>(line(3, "id", "expected id")?).ok_or(ReceiptError::Line {
             line: 3,
             what: "id must be 32 lower-case hex digits",
         })?;
-        let sealed_sha256 = unhex::<32>(line(4, "sealed-sha256", "expected sealed-sha256")?)
+        let sealed_sha256 = hex::decode::<32>(line(4, "sealed-sha256", "expected sealed-sha256")?)
             .ok_or(ReceiptError::Line {
                 line: 4,
                 what: "sealed-sha256 must be 64 lower-case hex digits",
@@ -170,25 +170,6 @@ impl Receipt {
         }
         Ok(receipt)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return None;
-    }
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
