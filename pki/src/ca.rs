@@ -428,13 +428,7 @@ mod cases {
     #[test]
     fn profiles_carry_the_usages_each_role_needs() {
         let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
-        let ec = ca
-            .issue(&request(
-                "000.00.00.G22",
-                KeyKind::EcP256,
-                Profile::Separate,
-            ))
-            .unwrap();
+        let ec = issue_ec(&mut ca, "000.00.00.G22");
         let rsa = ca
             .issue(&request("000.00.00.H26", KeyKind::Rsa, Profile::Separate))
             .unwrap();
@@ -572,13 +566,7 @@ mod cases {
     #[test]
     fn ca_state_survives_storage() {
         let mut ca = Ca::create("Root", KeyKind::Rsa, 30).unwrap();
-        let issued = ca
-            .issue(&request(
-                "000.00.00.G22",
-                KeyKind::EcP256,
-                Profile::Separate,
-            ))
-            .unwrap();
+        let issued = issue_ec(&mut ca, "000.00.00.G22");
         ca.revoke(
             &cert_of(&issued, "sign"),
             Some(RevocationReason::Superseded),

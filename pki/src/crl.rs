@@ -192,19 +192,13 @@ mod cases {
 
     use crate::names::serial_hex;
     use crate::testkit::*;
-    use crate::{Ca, Profile, RevocationReason};
+    use crate::{Ca, RevocationReason};
 
     #[test]
     fn crls_are_honoured_by_the_openssl_cli() {
         for kind in [KeyKind::EcP256, KeyKind::Rsa] {
             let mut ca = Ca::create("Root", kind, 30).unwrap();
-            let issued = ca
-                .issue(&request(
-                    "000.00.00.G22",
-                    KeyKind::EcP256,
-                    Profile::Separate,
-                ))
-                .unwrap();
+            let issued = issue_ec(&mut ca, "000.00.00.G22");
             let (sign, tls) = (cert_of(&issued, "sign"), cert_of(&issued, "tls"));
             ca.revoke(&sign, Some(RevocationReason::KeyCompromise))
                 .unwrap();

@@ -40,6 +40,12 @@ mod testkit {
         }
     }
 
+    /// An agency with EC keys in the separate profile: what most tests need.
+    pub(crate) fn issue_ec(ca: &mut Ca, org: &str) -> Issued {
+        ca.issue(&request(org, KeyKind::EcP256, Profile::Separate))
+            .unwrap()
+    }
+
     pub(crate) fn cert_of(issued: &Issued, role: &str) -> X509 {
         issued
             .roles()

@@ -419,13 +419,7 @@ mod cases {
     #[test]
     fn issued_signers_validate_with_their_organ_code() {
         let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
-        let ec = ca
-            .issue(&request(
-                "000.00.00.G22",
-                KeyKind::EcP256,
-                Profile::Separate,
-            ))
-            .unwrap();
+        let ec = issue_ec(&mut ca, "000.00.00.G22");
         let rsa = ca
             .issue(&request("000.00.00.H26", KeyKind::Rsa, Profile::Separate))
             .unwrap();
@@ -478,13 +472,7 @@ mod cases {
     fn refusals_name_their_reason() {
         let mut ca = Ca::create("Root", KeyKind::EcP256, 3650).unwrap();
         let other = Ca::create("Other root", KeyKind::EcP256, 30).unwrap();
-        let good = ca
-            .issue(&request(
-                "000.00.00.G22",
-                KeyKind::EcP256,
-                Profile::Separate,
-            ))
-            .unwrap();
+        let good = issue_ec(&mut ca, "000.00.00.G22");
         let mut old = request("000.00.00.G23", KeyKind::EcP256, Profile::Separate);
         old.not_before = Some(OffsetDateTime::now_utc() - Duration::days(400));
         let expired = ca.issue(&old).unwrap();
@@ -530,13 +518,7 @@ mod cases {
         req.not_before = Some(OffsetDateTime::now_utc() - Duration::days(100));
         req.days = 60;
         let old = ca.issue(&req).unwrap();
-        let current = ca
-            .issue(&request(
-                "000.00.00.H41",
-                KeyKind::EcP256,
-                Profile::Separate,
-            ))
-            .unwrap();
+        let current = issue_ec(&mut ca, "000.00.00.H41");
         let signed_at = OffsetDateTime::now_utc() - Duration::days(70);
         let old_sign = cert_of(&old, "sign");
 
@@ -575,13 +557,7 @@ mod cases {
             "already_revoked"
         );
         let mut other = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
-        let foreign = other
-            .issue(&request(
-                "000.00.00.G22",
-                KeyKind::EcP256,
-                Profile::Separate,
-            ))
-            .unwrap();
+        let foreign = issue_ec(&mut other, "000.00.00.G22");
         let err = ca.revoke(&cert_of(&foreign, "sign"), None).unwrap_err();
         assert_eq!(err.code(), "not_ours");
         assert_eq!(
@@ -593,13 +569,7 @@ mod cases {
     #[test]
     fn crls_that_cannot_vouch_fail_closed() {
         let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
-        let issued = ca
-            .issue(&request(
-                "000.00.00.G22",
-                KeyKind::EcP256,
-                Profile::Separate,
-            ))
-            .unwrap();
+        let issued = issue_ec(&mut ca, "000.00.00.G22");
         let sign = cert_of(&issued, "sign");
 
         // CRLs given, but none from this issuer.
