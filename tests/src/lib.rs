@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
+pub mod daemon;
+
 /// The `vdx` binary of this workspace, built once per test process with the test's profile.
 pub fn vdx_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

@@ -3,61 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use vdx_node::store::{DispatchState, MessageId, Store};
 use vdx_protocol::wire::Offer;
-use vdx_tests::{vdxd_bin, words, Session};
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(s: &Session, home: &str) -> Self {
-        let child = Command::new(vdxd_bin())
-            .args(["--home", home])
-            .current_dir(s.dir())
-            .env_remove("VDX_KEY_PASSPHRASE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(s.path(&format!("{home}.log"))).unwrap())
-            .spawn()
-            .unwrap();
-        Self(child)
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "vdxd did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use vdx_tests::daemon::{free_port, wait_until, Daemon};
+use vdx_tests::{words, Session};
 
 /// Two node homes from one dev CA; `introduce` decides whether each imports the other's entry.
 /// Returns the id of a sealed 2 MiB dispatch queued at g22 for h41, and the sealed bytes and document.
@@ -107,16 +59,7 @@ fn a_queued_dispatch_is_delivered_between_two_daemons() {
     let receiver = Daemon::start(&s, "h41");
     let sender = Daemon::start(&s, "g22");
     let arrived = s.path(&format!("h41/data/spool/objects/{id}.p7m"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !arrived.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "not delivered; sender log:\n{}\nreceiver log:\n{}",
-            String::from_utf8_lossy(&s.read("g22.log")),
-            String::from_utf8_lossy(&s.read("h41.log"))
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(&s, Duration::from_secs(30), "delivery", || arrived.exists());
     std::thread::sleep(Duration::from_millis(500));
     assert!(sender.stop().success());
     assert!(receiver.stop().success());

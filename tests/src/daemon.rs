@@ -1,0 +1,120 @@
+//! Real `vdxd` processes for multi-node tests: homes made with the real `vdx init`, daemons started,
+//! stopped with SIGTERM or killed with SIGKILL like an operator (or a power cut) would.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{vdxd_bin, words, Session};
+
+/// A UDP port free on loopback right now (QUIC listens on UDP).
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One running `vdxd`; killed (SIGKILL) when dropped so that a failing test leaves no process.
+pub struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    /// Starts `vdxd --home HOME` in the session's directory, logging to `HOME.log` (appended, so a
+    /// restarted daemon's log follows the previous one).
+    pub fn start(s: &Session, home: &str) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(s.path(&format!("{home}.log")))
+            .unwrap();
+        let child = Command::new(vdxd_bin())
+            .args(["--home", home])
+            .current_dir(s.dir())
+            .env_remove("VDX_KEY_PASSPHRASE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self { child }
+    }
+
+    /// SIGTERM, then the exit status (at most 20 s).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "vdxd did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to tidy up, as in a crash.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Makes one node home per `(home, organ code)` from the dev CA `ca` (created if missing), each
+/// listening on a free loopback port, and imports every node's directory entry into every other.
+pub fn homes(s: &Session, nodes: &[(&str, &str)]) {
+    if !s.exists("ca") {
+        s.vdx(&words("pki init-ca --out ca --name Root")).ok();
+    }
+    for (home, org) in nodes {
+        let listen = format!("127.0.0.1:{}", free_port());
+        s.vdx(&[
+            "--home", home, "init", "--org", org, "--name", home, "--listen", &listen, "--ca", "ca",
+        ])
+        .ok();
+        let entry = s.vdx(&["--home", home, "directory", "export"]).ok().stdout;
+        std::fs::write(s.path(&format!("{home}.json")), entry).unwrap();
+    }
+    for (home, _) in nodes {
+        for (other, _) in nodes {
+            if home != other {
+                s.vdx(&[
+                    "--home",
+                    home,
+                    "directory",
+                    "import",
+                    &format!("{other}.json"),
+                ])
+                .ok();
+            }
+        }
+    }
+}
+
+/// Polls `done` every 100 ms for up to `limit`; panics with `what` and the session's daemon logs.
+pub fn wait_until(s: &Session, limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if Instant::now() > deadline {
+            let mut logs = String::new();
+            for log in s.files_starting_with("") {
+                if log.ends_with(".log") {
+                    logs += &format!("--- {log}\n{}\n", String::from_utf8_lossy(&s.read(&log)));
+                }
+            }
+            panic!("timed out waiting for {what}\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
