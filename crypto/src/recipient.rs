@@ -324,7 +324,7 @@ fn aes_wrap(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>, Error> {
 }
 
 fn aes_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
-    if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
+    if wrapped.len() < 24 || !wrapped.len().is_multiple_of(8) {
         return Err(Error::KeyDecryptFailed);
     }
     let key = openssl::aes::AesKey::new_decrypt(kek).map_err(|_| Error::KeyDecryptFailed)?;

@@ -34,6 +34,28 @@ pub struct Config {
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Who may use the local socket API, by Unix user id.
+    #[serde(default)]
+    pub api: Api,
+}
+
+/// The local socket API's users (DESIGN §6): each uid gets the roles of the lists it is in. The
+/// owner of the node home is always `admin`; nobody else gets anything not listed here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    /// Clerks (văn thư): send, read the inbox and outbox, fetch.
+    #[serde(default)]
+    pub clerks: Vec<u32>,
+    /// Office systems: the same rights as clerks, recorded as systems.
+    #[serde(default)]
+    pub systems: Vec<u32>,
+    /// Security officers: read metadata and the ledger; never documents.
+    #[serde(default)]
+    pub officers: Vec<u32>,
+    /// Administrators: everything.
+    #[serde(default)]
+    pub admins: Vec<u32>,
 }
 
 /// Certificate and key files, by role.
@@ -132,6 +154,7 @@ impl Config {
                 crls: Vec::new(),
             },
             limits: Limits::default(),
+            api: Api::default(),
         }
     }
 

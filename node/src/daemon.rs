@@ -1,11 +1,15 @@
-//! `vdxd`'s main loop: listen for peers (receive into the store), and work through the outbox
-//! (connect to the recipient's node from the directory, send, check the receipt), until SIGTERM or
-//! SIGINT. Retries back off exponentially with jitter; expired dispatches fail with a reason.
+//! `vdxd`'s main loop: listen for peers (receive into the store), open what arrives (the inbox),
+//! work through the outbox (connect to the next hop from the directory, send, check the receipt),
+//! and serve the local socket API, until SIGTERM or SIGINT.
+//!
+//! The outbox is served in priority order: a transfer to a peer does not start while a more urgent
+//! one to the same peer is in flight, and at most `limits.max_concurrent_per_peer` run per peer.
+//! A peer that cannot be reached is backed off as a whole (exponentially, with jitter), so that
+//! when it returns its dispatches leave in priority order; expired dispatches fail with a reason.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openssl::x509::X509;
 use tokio::sync::Notify;
@@ -15,17 +19,17 @@ use vdx_protocol::receipt::ReceiptKind;
 use vdx_protocol::wire::{Offer, RejectCode};
 use vdx_protocol::OrganCode;
 
+use crate::compose::Composer;
 use crate::config::{resolve, Config};
-use crate::receipts::{verify_receipt, ReceiptSigner};
-use crate::store::{MessageId, Record, Store};
+use crate::inbox::{Inbox, Outcome};
+use crate::receipts::ReceiptSigner;
+use crate::store::{Record, Store};
 use crate::tls::{client_config, server_config, PeerPolicy};
-use crate::transfer::{receive_dispatch, send_dispatch, ReceivePolicy, SendOutcome};
+use crate::transfer::{receive_dispatch, ReceivePolicy};
+use crate::uploads::Uploads;
 
 /// How often the outbox is looked at when nothing wakes it.
 const TICK: Duration = Duration::from_millis(500);
-/// First retry delay; doubled per attempt up to [`MAX_BACKOFF`], with up to 25 % jitter.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +65,68 @@ pub enum StartError {
     },
 }
 
-/// Everything the loops share.
-struct Node {
-    config: Config,
-    store: Store,
+/// Everything the loops and the local API share.
+pub(crate) struct Node {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) uploads: Uploads,
+    scratch: PathBuf,
     directory: Directory,
-    trust: Arc<TrustStore>,
+    pub(crate) trust: Arc<TrustStore>,
     signer: ReceiptSigner,
+    pub(crate) enc_cert: X509,
+    pub(crate) enc_key: PrivateKey,
+    /// Wakes the outbox loop (a new submission, a reply queued, a transfer finished).
+    pub(crate) wake_outbox: Notify,
+    /// Wakes the inbox loop (something arrived).
+    wake_inbox: Notify,
+}
+
+impl Node {
+    pub(crate) fn composer(&self) -> Composer<'_> {
+        Composer {
+            organ_code: &self.config.organ_code,
+            name: &self.config.name,
+            signer: &self.signer,
+            directory: &self.directory,
+            uploads: &self.uploads,
+            scratch: &self.scratch,
+            default_expiry_days: self.config.limits.default_expiry_days,
+        }
+    }
+
+    /// Where a dispatch goes next: its recipient, or our relay.
+    pub(crate) fn next_hop(&self, record: &Record) -> OrganCode {
+        self.config
+            .relay
+            .clone()
+            .unwrap_or_else(|| record.to.clone())
+    }
+
+    /// A peer's QUIC address from the directory.
+    pub(crate) fn endpoint_of(&self, peer: &OrganCode) -> Option<&str> {
+        self.directory
+            .get(peer.as_str())
+            .and_then(|e| e.endpoint.as_deref())
+    }
+
+    /// Unix seconds now.
+    pub(crate) fn now_secs(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    fn inbox(&self) -> Inbox<'_> {
+        Inbox {
+            store: &self.store,
+            signer: &self.signer,
+            enc_cert: &self.enc_cert,
+            enc_key: &self.enc_key,
+            trust: &self.trust,
+            directory: &self.directory,
+        }
+    }
 }
 
 fn read(home: &Path, path: &Path) -> Result<Vec<u8>, StartError> {
@@ -119,7 +178,13 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let trust = load_trust(home, &config)?;
     let directory = Directory::from_json(&read(home, &config.directory)?)
         .map_err(|e| file_error(home, &config.directory, e))?;
-    let store = Store::open(&resolve(home, &config.data_dir))?;
+    let data = resolve(home, &config.data_dir);
+    let store = Store::open(&data)?;
+    let uploads = Uploads::open(&data.join("uploads"))?;
+    let scratch = data.join("scratch");
+    std::fs::create_dir_all(&scratch).map_err(|e| file_error(home, &scratch, e))?;
+    let enc_cert = load_cert(home, &config.keys.enc_cert)?;
+    let enc_key = load_key(home, &config.keys.enc_key)?;
     let tls_chain = vec![load_cert(home, &config.keys.tls_cert)?];
     let tls_key = load_key(home, &config.keys.tls_key)?;
     let signer = ReceiptSigner::new(
@@ -146,25 +211,44 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         source,
     })?;
     endpoint.set_default_client_config(client_config(&tls_chain, &tls_key, policy)?);
-    tracing::info!(organ_code = %config.organ_code, listen = %config.listen, "vdxd started");
+    let (socket, socket_path) = crate::api::bind(home).map_err(|e| StartError::File {
+        path: home.join(crate::api::SOCKET_NAME),
+        reason: e.to_string(),
+    })?;
+    tracing::info!(organ_code = %config.organ_code, listen = %config.listen, socket = %socket_path.display(), "vdxd started");
 
     let node = Arc::new(Node {
         config,
         store,
+        uploads,
+        scratch,
         directory,
         trust: Arc::new(trust),
         signer,
+        enc_cert,
+        enc_key,
+        wake_outbox: Notify::new(),
+        wake_inbox: Notify::new(),
     });
     let stop = Arc::new(Notify::new());
     let accept = tokio::spawn(accept_loop(endpoint.clone(), node.clone()));
-    let outbox = tokio::spawn(outbox_loop(endpoint.clone(), node.clone(), stop.clone()));
+    let api = tokio::spawn(crate::api::serve(socket, node.clone(), home.to_owned()));
+    let inbox = tokio::spawn(inbox_loop(node.clone(), stop.clone()));
+    let outbox = tokio::spawn(crate::outbox::run(
+        endpoint.clone(),
+        node.clone(),
+        stop.clone(),
+    ));
 
     shutdown_signal().await;
     tracing::info!("stopping: no new transfers; what is on disk stays");
     stop.notify_waiters();
+    api.abort();
+    let _ = std::fs::remove_file(&socket_path);
     endpoint.close(0u32.into(), b"shutting down");
     accept.abort();
     let _ = outbox.await;
+    let _ = inbox.await;
     endpoint.wait_idle().await;
     node.store.flush()?;
     tracing::info!("vdxd stopped");
@@ -204,7 +288,8 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
                 tokio::spawn(async move {
                     match receive_dispatch(send, recv, &node.store, node.as_ref()).await {
                         Ok(Some(record)) => {
-                            tracing::info!(id = %record.id, from = %record.from, size = record.size, "dispatch received")
+                            tracing::info!(id = %record.id, from = %record.from, size = record.size, kind = ?record.kind, "object received");
+                            node.wake_inbox.notify_one();
                         }
                         Ok(None) => {}
                         Err(e) => tracing::warn!(error = %e, "incoming transfer failed"),
@@ -255,120 +340,44 @@ impl ReceivePolicy for Node {
     }
 
     fn now(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        self.now_secs()
     }
 }
 
-async fn outbox_loop(endpoint: quinn::Endpoint, node: Arc<Node>, stop: Arc<Notify>) {
-    let mut next_try: HashMap<MessageId, Instant> = HashMap::new();
-    let mut connections: HashMap<OrganCode, quinn::Connection> = HashMap::new();
+/// Opens what arrived, oldest most-urgent first; repeats whatever a crash interrupted.
+async fn inbox_loop(node: Arc<Node>, stop: Arc<Notify>) {
     loop {
-        let queued = match node.store.outbox() {
-            Ok(queued) => queued,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the outbox");
-                Vec::new()
-            }
-        };
-        // The outbox is in priority order: hỏa tốc first.
-        for record in queued {
-            if next_try
-                .get(&record.id)
-                .is_some_and(|t| *t > Instant::now())
-            {
-                continue;
-            }
-            if record.expires != 0 && record.expires < node.now() {
-                let _ = node
-                    .store
-                    .mark_failed(record.id, "expired before delivery".into());
-                tracing::warn!(id = %record.id, "dispatch expired");
-                continue;
-            }
-            match deliver(&endpoint, &node, &mut connections, &record).await {
-                Ok(outcome) => {
-                    next_try.remove(&record.id);
-                    tracing::info!(id = %record.id, to = %record.to, ?outcome, "dispatch handed over");
+        let arrivals = node.store.arrivals().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the arrivals");
+            Vec::new()
+        });
+        for record in arrivals {
+            let worker = node.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                worker
+                    .inbox()
+                    .process(&record, time::OffsetDateTime::now_utc())
+            })
+            .await;
+            match done {
+                Ok(Ok(Outcome::Registered(r))) => {
+                    tracing::info!(id = %r.id, from = %r.from, number = ?r.incoming_number.map(|n| n.to_string()), "dispatch registered");
                 }
-                Err(reason) => {
-                    let delay = backoff(record.attempts);
-                    next_try.insert(record.id, Instant::now() + delay);
-                    tracing::warn!(id = %record.id, to = %record.to, %reason, retry_in = ?delay, "send failed");
+                Ok(Ok(Outcome::Refused(r))) => {
+                    tracing::warn!(id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival refused");
                 }
+                Ok(Ok(Outcome::Applied(r))) => {
+                    tracing::info!(id = %r.id, to = %r.to, status = r.status(), "reply applied");
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot process an arrival"),
+                Err(e) => tracing::error!(error = %e, "arrival processing failed"),
             }
+            node.wake_outbox.notify_one();
         }
         tokio::select! {
             _ = stop.notified() => return,
-            _ = tokio::time::sleep(TICK) => {}
+            _ = node.wake_inbox.notified() => {}
+            _ = tokio::time::sleep(TICK * 10) => {}
         }
-    }
-}
-
-async fn deliver(
-    endpoint: &quinn::Endpoint,
-    node: &Node,
-    connections: &mut HashMap<OrganCode, quinn::Connection>,
-    record: &Record,
-) -> Result<SendOutcome, String> {
-    let peer = node
-        .config
-        .relay
-        .clone()
-        .unwrap_or_else(|| record.to.clone());
-    let addr = node
-        .directory
-        .get(peer.as_str())
-        .and_then(|e| e.endpoint.as_deref())
-        .ok_or_else(|| format!("{peer} has no endpoint in the directory"))?
-        .parse()
-        .map_err(|e| format!("bad endpoint for {peer}: {e}"))?;
-    let conn = match connections
-        .get(&peer)
-        .filter(|c| c.close_reason().is_none())
-    {
-        Some(conn) => conn.clone(),
-        None => {
-            let conn = endpoint
-                .connect(addr, "peer.vdx.invalid")
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|e| e.to_string())?;
-            connections.insert(peer.clone(), conn.clone());
-            conn
-        }
-    };
-    let trust = node.trust.clone();
-    let check = move |r: &Record, receipt: &[u8]| {
-        verify_receipt(receipt, r, &peer, &trust)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    send_dispatch(&conn, &node.store, record.id, &check)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-fn backoff(attempts: u32) -> Duration {
-    let base = FIRST_BACKOFF
-        .saturating_mul(1u32 << attempts.min(16))
-        .min(MAX_BACKOFF);
-    let mut jitter = [0u8; 1];
-    let _ = openssl::rand::rand_bytes(&mut jitter);
-    base + base.mul_f64(f64::from(jitter[0]) / 255.0 / 4.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        let first = backoff(0);
-        assert!(first >= FIRST_BACKOFF && first <= FIRST_BACKOFF.mul_f64(1.25));
-        let third = backoff(2);
-        assert!(third >= FIRST_BACKOFF * 4 && third <= (FIRST_BACKOFF * 4).mul_f64(1.25));
-        assert!(backoff(40) <= MAX_BACKOFF.mul_f64(1.25));
     }
 }

@@ -1,20 +1,30 @@
 //! The daemon's parts. `vdxd` (src/main.rs) puts them together; each part has one job.
 //!
 //! - [`daemon`]: the main loop: accept peers, work through the outbox, stop cleanly on a signal.
+//! - [`api`]: the local socket API (HTTP/1.1 + JSON over a Unix socket) for clerks, systems, officers.
+//! - [`compose`]: a clerk's request → header, package, seal, one queued copy per recipient.
 //! - [`config`]: the node home's `config.toml`.
+//! - [`inbox`]: arrivals opened, verified, numbered and answered; replies applied.
+//! - `outbox`: the scheduler — priority order, per-peer concurrency, retries, expiry.
 //! - [`receipts`]: signing and checking hop and delivery receipts (CMS over the receipt text).
 //! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
 //!   in the daemon touches sled or the spool directory.
 //! - [`tls`]: QUIC endpoints' mutual TLS — who may connect, decided by the trust anchors, CRLs and
 //!   the directory.
 //! - [`transfer`]: one dispatch over one QUIC stream, between a sender's store and a receiver's.
+//! - [`uploads`]: files uploaded by clients before they are named in a dispatch.
 
+pub mod api;
+pub mod compose;
 pub mod config;
 pub mod daemon;
+pub mod inbox;
+mod outbox;
 pub mod receipts;
 pub mod store;
 pub mod tls;
 pub mod transfer;
+pub mod uploads;
 
 /// Test fixtures shared by the node's modules: a CA, agencies, and TLS identities and policies.
 #[cfg(test)]

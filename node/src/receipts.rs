@@ -52,6 +52,23 @@ impl ReceiptSigner {
         Ok(Self { by, cert, key })
     }
 
+    /// A sealer with this agency as the signer, for dispatches composed here.
+    pub fn sealer(&self) -> Result<Sealer<'_>, vdx_crypto::Error> {
+        Sealer::new().signer(&self.cert, &self.key)
+    }
+
+    /// `text` signed as a CMS SignedData (content inside): how receipts and notices travel.
+    pub fn sign_text(&self, text: &[u8]) -> Result<Vec<u8>, ReceiptError> {
+        let mut out = Vec::new();
+        self.sealer()?.sign(text, &mut out)?;
+        Ok(out)
+    }
+
+    /// The organ code this signs as.
+    pub fn organ_code(&self) -> &OrganCode {
+        &self.by
+    }
+
     /// The signed receipt for `record`.
     pub fn sign(
         &self,
@@ -67,11 +84,7 @@ impl ReceiptSigner {
             time: at,
             checkpoint: None,
         };
-        let mut out = Vec::new();
-        Sealer::new()
-            .signer(&self.cert, &self.key)?
-            .sign(receipt.to_text().as_bytes(), &mut out)?;
-        Ok(out)
+        self.sign_text(receipt.to_text().as_bytes())
     }
 }
 
@@ -83,6 +96,23 @@ pub fn verify_receipt(
     by: &OrganCode,
     trust: &TrustStore,
 ) -> Result<Receipt, ReceiptError> {
+    let receipt = Receipt::parse(&verify_signed_text(signed, by, trust)?)?;
+    if receipt.by != *by {
+        return Err(ReceiptError::Mismatch("names another organ code"));
+    }
+    if receipt.id != record.id.0 || receipt.sealed_sha256 != digest_of(record)? {
+        return Err(ReceiptError::Mismatch("names another dispatch"));
+    }
+    Ok(receipt)
+}
+
+/// The text inside a signed receipt or notice, once its one signature verifies and its signer is
+/// trusted and carries the organ code `by`.
+pub fn verify_signed_text(
+    signed: &[u8],
+    by: &OrganCode,
+    trust: &TrustStore,
+) -> Result<Vec<u8>, ReceiptError> {
     if signed.len() > MAX_RECEIPT {
         return Err(ReceiptError::Mismatch("receipt too large"));
     }
@@ -99,14 +129,7 @@ pub fn verify_receipt(
     if validated.organ_code() != Some(by.as_str()) {
         return Err(ReceiptError::Mismatch("signed by another organ code"));
     }
-    let receipt = Receipt::parse(&text)?;
-    if receipt.by != *by {
-        return Err(ReceiptError::Mismatch("names another organ code"));
-    }
-    if receipt.id != record.id.0 || receipt.sealed_sha256 != digest_of(record)? {
-        return Err(ReceiptError::Mismatch("names another dispatch"));
-    }
-    Ok(receipt)
+    Ok(text)
 }
 
 fn digest_of(record: &Record) -> Result<[u8; 32], ReceiptError> {
@@ -155,6 +178,7 @@ mod tests {
                 sealed_sha256: Sha256::digest(&body).into(),
                 urgency: 0,
                 expires: 0,
+                kind: vdx_protocol::wire::ObjectKind::Dispatch,
             };
             records.push(store.submit(&offer, &body[..], 1).unwrap());
         }

@@ -6,7 +6,8 @@
 //! removes it and the sender (or clerk) retries. Layout under the data directory:
 //!
 //! ```text
-//! meta/                       sled: trees "dispatches" (id -> record), "outbox" (priority key -> id)
+//! meta/                       sled: trees "dispatches" (id -> record), "outbox" (priority key -> id),
+//!                             "arrivals" (id -> ()) received but not yet opened, "counters" (số đến)
 //! spool/objects/<id>.p7m      complete sealed objects
 //! spool/partial/<id>.part     incoming transfers in progress (resume from their synced length)
 //! spool/tmp/                  outgoing objects being written
@@ -20,7 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-use vdx_protocol::wire::Offer;
+use vdx_protocol::header::DispatchHeader;
+use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
 /// A dispatch's message id (UUID bytes); shown and stored as 32 hex digits.
@@ -78,8 +80,50 @@ pub enum DispatchState {
         /// Why.
         reason: String,
     },
-    /// Stored here, durably, from a peer.
+    /// Stored here, durably, from a peer; not yet opened (or, at a relay, not yet forwarded).
     Received,
+    /// Opened and verified here, and given its incoming number (số đến).
+    Registered,
+    /// Opened here and refused: the sealed object is deleted, the reason kept and sent back.
+    Refused {
+        /// Why, in words the sender's clerk can read.
+        reason: String,
+    },
+    /// A reply (receipt or notice) that has been checked and applied to the dispatch it is about.
+    Applied,
+}
+
+/// The incoming number (số đến) given to a registered dispatch: consecutive per year, in one series
+/// for ordinary dispatches and a separate one for classified dispatches (Decree 30/2020).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingNumber {
+    /// Calendar year of registration.
+    pub year: i32,
+    /// Whether this is the classified (mật) series.
+    pub classified: bool,
+    /// 1, 2, 3, … within the year and series.
+    pub number: u64,
+}
+
+impl fmt::Display for IncomingNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let series = if self.classified { "M" } else { "" };
+        write!(f, "{series}{}/{}", self.number, self.year)
+    }
+}
+
+/// A status notice received about an outgoing dispatch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeSeen {
+    /// edXML status code, e.g. "01" (arrived) or "02" (refused).
+    pub status: String,
+    /// Which agency sent it.
+    pub by: OrganCode,
+    /// Unix seconds it was signed.
+    pub time: i64,
+    /// The reason, for a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What is known about one dispatch.
@@ -108,6 +152,22 @@ pub struct Record {
     /// Current state.
     #[serde(flatten)]
     pub state: DispatchState,
+    /// A sealed dispatch or a reply travelling back.
+    #[serde(default)]
+    pub kind: ObjectKind,
+    /// The dispatch header: known to the sender, and to the recipient once opened. Relays never
+    /// know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<DispatchHeader>,
+    /// Số đến, once registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming_number: Option<IncomingNumber>,
+    /// The recipient agency's signed delivery receipt, once it came back (outgoing only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_receipt: Option<Vec<u8>>,
+    /// Status notices received about this dispatch, oldest first (outgoing only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<NoticeSeen>,
 }
 
 /// Why the store could not do what was asked. Nothing was acknowledged when this is returned.
@@ -174,6 +234,8 @@ pub struct Store {
     db: sled::Db,
     dispatches: sled::Tree,
     outbox: sled::Tree,
+    arrivals: sled::Tree,
+    counters: sled::Tree,
     spool: PathBuf,
 }
 
@@ -189,6 +251,8 @@ impl Store {
         let store = Self {
             dispatches: db.open_tree("dispatches")?,
             outbox: db.open_tree("outbox")?,
+            arrivals: db.open_tree("arrivals")?,
+            counters: db.open_tree("counters")?,
             db,
             spool,
         };
@@ -244,6 +308,17 @@ impl Store {
     /// Accepts a sealed dispatch for sending. Returns once object and record are durable; the same
     /// submission again returns the existing record (idempotent), different content is a conflict.
     pub fn submit(&self, new: &Offer, sealed: impl Read, now: u64) -> Result<Record, StoreError> {
+        self.submit_dispatch(new, None, sealed, now)
+    }
+
+    /// [`Store::submit`], keeping the header of a dispatch composed here for the clerk to see.
+    pub fn submit_dispatch(
+        &self,
+        new: &Offer,
+        header: Option<&DispatchHeader>,
+        sealed: impl Read,
+        now: u64,
+    ) -> Result<Record, StoreError> {
         if let Some(existing) = self.get(MessageId(new.id))? {
             return same_content(existing, new);
         }
@@ -259,7 +334,8 @@ impl Store {
         let object = self.object_path(MessageId(new.id));
         fs::rename(&temp, &object).map_err(io_error("moving the object into the spool"))?;
         sync_dir(&self.spool.join("objects"))?;
-        let record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
+        let mut record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
+        record.header = header.cloned();
         let key = self.outbox_key(new.urgency, MessageId(new.id))?;
         let value = encode(&record)?;
         (&self.dispatches, &self.outbox)
@@ -304,27 +380,34 @@ impl Store {
     }
 
     fn finish(&self, id: MessageId, state: DispatchState) -> Result<Record, StoreError> {
-        let mut record = self.get(id)?.ok_or(StoreError::NotFound(id))?;
         let key = self.find_outbox_key(id)?;
-        record.state = state;
-        let value = encode(&record)?;
-        (&self.dispatches, &self.outbox)
-            .transaction(|(dispatches, outbox)| {
-                dispatches.insert(&id.0, value.as_slice())?;
-                if let Some(key) = &key {
-                    outbox.remove(key.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            })
-            .map_err(transaction_error)?;
-        self.db.flush()?;
-        Ok(record)
+        self.modify(id, key, |r| r.state = state.clone())
     }
 
     fn update(&self, id: MessageId, change: impl Fn(&mut Record)) -> Result<Record, StoreError> {
-        let mut record = self.get(id)?.ok_or(StoreError::NotFound(id))?;
-        change(&mut record);
-        self.dispatches.insert(id.0, encode(&record)?)?;
+        self.modify(id, None, change)
+    }
+
+    /// Reads, changes and writes one record in a transaction (so concurrent changes to other
+    /// fields are not lost), optionally taking it off the outbox, then flushes.
+    fn modify(
+        &self,
+        id: MessageId,
+        outbox_key: Option<Vec<u8>>,
+        change: impl Fn(&mut Record),
+    ) -> Result<Record, StoreError> {
+        let record = (&self.dispatches, &self.outbox)
+            .transaction(|(dispatches, outbox)| {
+                let mut record = load(dispatches, id)?;
+                change(&mut record);
+                let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                dispatches.insert(&id.0, value)?;
+                if let Some(key) = &outbox_key {
+                    outbox.remove(key.as_slice())?;
+                }
+                Ok(record)
+            })
+            .map_err(transaction_error)?;
         self.db.flush()?;
         Ok(record)
     }
@@ -411,13 +494,176 @@ impl Store {
         sync_dir(&self.spool.join("objects"))?;
         sync_dir(&self.spool.join("partial"))?;
         let record = Record::new(new, Direction::Incoming, DispatchState::Received, now);
-        self.dispatches.insert(new.id, encode(&record)?)?;
+        let value = encode(&record)?;
+        (&self.dispatches, &self.arrivals)
+            .transaction(|(dispatches, arrivals)| {
+                dispatches.insert(&record.id.0, value.as_slice())?;
+                arrivals.insert(&record.id.0, &[])?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            })
+            .map_err(transaction_error)?;
         self.db.flush()?;
         Ok((record, false))
+    }
+
+    /// Received objects not yet opened or applied, oldest first by id order; after a crash these
+    /// are simply processed again.
+    pub fn arrivals(&self) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.arrivals.iter() {
+            let (id, _) = entry?;
+            let id = MessageId(
+                id.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("arrivals entry".into()))?,
+            );
+            out.push(self.get(id)?.ok_or(StoreError::NotFound(id))?);
+        }
+        out.sort_by_key(|r| (u8::MAX - r.urgency, r.created));
+        Ok(out)
+    }
+
+    /// Registers an opened dispatch: keeps its header and gives it the next incoming number of
+    /// `year` in its series, in one transaction. Registering again returns the first registration.
+    pub fn register(
+        &self,
+        id: MessageId,
+        header: &DispatchHeader,
+        year: i32,
+    ) -> Result<Record, StoreError> {
+        let classified = header.classification.is_classified();
+        let counter = format!(
+            "{year}/{}",
+            if classified { "classified" } else { "regular" }
+        );
+        let record = (&self.dispatches, &self.arrivals, &self.counters)
+            .transaction(|(dispatches, arrivals, counters)| {
+                let mut record = load(dispatches, id)?;
+                if record.incoming_number.is_some() {
+                    return Ok(record);
+                }
+                let number = counters
+                    .get(counter.as_bytes())?
+                    .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                    .map_or(0, u64::from_be_bytes)
+                    + 1;
+                counters.insert(counter.as_bytes(), &number.to_be_bytes())?;
+                record.state = DispatchState::Registered;
+                record.header = Some(header.clone());
+                record.incoming_number = Some(IncomingNumber {
+                    year,
+                    classified,
+                    number,
+                });
+                let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                dispatches.insert(&id.0, value)?;
+                arrivals.remove(&id.0)?;
+                Ok(record)
+            })
+            .map_err(transaction_error)?;
+        self.db.flush()?;
+        Ok(record)
+    }
+
+    /// Refuses a received object after opening it: the reason is kept, the object deleted, so
+    /// nothing refused is ever shown or fetched as valid.
+    pub fn refuse(&self, id: MessageId, reason: String) -> Result<Record, StoreError> {
+        let record = self.settle(id, None, |r| {
+            r.state = DispatchState::Refused {
+                reason: reason.clone(),
+            }
+        })?;
+        match fs::remove_file(self.object_path(id)) {
+            Ok(()) => Ok(record),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(record),
+            Err(e) => Err(io_error("removing a refused object")(e)),
+        }
+    }
+
+    /// Applies a checked reply (`reply`, an arrival) to the outgoing dispatch `target`, in one
+    /// transaction with marking the reply applied.
+    pub fn apply_reply(
+        &self,
+        reply: MessageId,
+        target: MessageId,
+        change: impl Fn(&mut Record),
+    ) -> Result<Record, StoreError> {
+        self.settle(reply, Some((target, &change)), |r| {
+            r.state = DispatchState::Applied;
+        })
+    }
+
+    /// Takes `id` off the arrivals with `settle` applied to its record, and `change` applied to
+    /// another record if given, all in one transaction.
+    fn settle(
+        &self,
+        id: MessageId,
+        other: Option<(MessageId, Change<'_>)>,
+        settle: impl Fn(&mut Record),
+    ) -> Result<Record, StoreError> {
+        let record = (&self.dispatches, &self.arrivals)
+            .transaction(|(dispatches, arrivals)| {
+                let mut record = load(dispatches, id)?;
+                settle(&mut record);
+                if let Some((other, change)) = &other {
+                    let mut target = load(dispatches, *other)?;
+                    change(&mut target);
+                    let value = encode(&target).map_err(ConflictableTransactionError::Abort)?;
+                    dispatches.insert(&other.0, value)?;
+                }
+                let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                dispatches.insert(&id.0, value)?;
+                arrivals.remove(&id.0)?;
+                Ok(record)
+            })
+            .map_err(transaction_error)?;
+        self.db.flush()?;
+        Ok(record)
+    }
+
+    /// Every dispatch (not replies) that went `direction`, newest first.
+    pub fn list(&self, direction: Direction) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.dispatches.iter() {
+            let (_, value) = entry?;
+            let record = decode(&value)?;
+            if record.direction == direction && record.kind == ObjectKind::Dispatch {
+                out.push(record);
+            }
+        }
+        out.sort_by_key(|r| std::cmp::Reverse(r.created));
+        Ok(out)
     }
 }
 
 impl Record {
+    /// One word for people and scripts: queued, sent, delivered, failed (outgoing); received,
+    /// registered, refused (incoming); applied (a reply).
+    pub fn status(&self) -> &'static str {
+        match &self.state {
+            DispatchState::Queued | DispatchState::Sent { .. }
+                if self.delivery_receipt.is_some() =>
+            {
+                "delivered"
+            }
+            DispatchState::Queued => "queued",
+            DispatchState::Sent { .. } => "sent",
+            DispatchState::Failed { .. } => "failed",
+            DispatchState::Received => "received",
+            DispatchState::Registered => "registered",
+            DispatchState::Refused { .. } => "refused",
+            DispatchState::Applied => "applied",
+        }
+    }
+
+    /// Why it failed or was refused, if it was.
+    pub fn reason(&self) -> Option<&str> {
+        match &self.state {
+            DispatchState::Failed { reason } | DispatchState::Refused { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The sealed object's SHA-256 as bytes (the record keeps it as hex for people).
     pub fn sealed_digest(&self) -> Result<[u8; 32], StoreError> {
         hex::decode(&self.sealed_sha256)
@@ -434,9 +680,14 @@ impl Record {
             sealed_sha256: hex::encode(&new.sealed_sha256),
             urgency: new.urgency,
             expires: new.expires,
+            kind: new.kind,
             created: now,
             attempts: 0,
             state,
+            header: None,
+            incoming_number: None,
+            delivery_receipt: None,
+            notices: Vec::new(),
         }
     }
 }
@@ -506,6 +757,22 @@ fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("record: {e}")))
 }
 
+/// A change to a record, applied inside a transaction.
+type Change<'a> = &'a dyn Fn(&mut Record);
+
+/// A record read inside a transaction.
+fn load(
+    dispatches: &sled::transaction::TransactionalTree,
+    id: MessageId,
+) -> Result<Record, ConflictableTransactionError<StoreError>> {
+    match dispatches.get(id.0)? {
+        Some(bytes) => decode(&bytes).map_err(ConflictableTransactionError::Abort),
+        None => Err(ConflictableTransactionError::Abort(StoreError::NotFound(
+            id,
+        ))),
+    }
+}
+
 fn transaction_error(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
@@ -526,6 +793,7 @@ mod tests {
             sealed_sha256: Sha256::digest(content).into(),
             urgency,
             expires: 2_000_000_000,
+            kind: vdx_protocol::wire::ObjectKind::Dispatch,
         }
     }
 

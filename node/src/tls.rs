@@ -15,6 +15,16 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Signatu
 use vdx_crypto::PrivateKey;
 use vdx_pki::{TrustStore, ValidatedSigner};
 
+/// Timeouts for a WAN of agencies: a peer silent for 15 s is taken as gone (so a dispatch waits
+/// for it in the outbox, not on a dead connection), and keep-alives every 5 s hold a reused
+/// connection open through NATs and firewalls.
+fn transport() -> Arc<quinn::TransportConfig> {
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(quinn::VarInt::from_u32(15_000).into()));
+    transport.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
+    Arc::new(transport)
+}
+
 /// The ALPN protocol of vdx's transfer protocol, version 1.
 pub const ALPN: &[u8] = b"vdx/1";
 
@@ -220,7 +230,9 @@ pub fn server_config(
     tls.max_early_data_size = 0;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
-    Ok(quinn::ServerConfig::with_crypto(Arc::new(quic)))
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(transport());
+    Ok(config)
 }
 
 /// The connecting side: our TLS certificate chain and key, and which servers we accept.
@@ -240,7 +252,9 @@ pub fn client_config(
     tls.enable_early_data = false;
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
-    Ok(quinn::ClientConfig::new(Arc::new(quic)))
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(transport());
+    Ok(config)
 }
 
 /// The peer's certificate on an established connection (already validated and bound).

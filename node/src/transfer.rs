@@ -195,6 +195,7 @@ fn offer_of(record: &Record) -> Result<Offer, TransferError> {
         sealed_sha256: sha,
         urgency: record.urgency,
         expires: record.expires,
+        kind: record.kind,
     })
 }
 
@@ -434,6 +435,7 @@ mod tests {
             sealed_sha256: Sha256::digest(body).into(),
             urgency: 3,
             expires: 2_000_000_000,
+            kind: vdx_protocol::wire::ObjectKind::Dispatch,
         };
         store.submit(&offer, body, 1).unwrap();
         MessageId(offer.id)

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client;
 mod cmd_demo;
 mod cmd_home;
+mod cmd_mail;
 mod cmd_open;
 mod cmd_pki;
 mod cmd_seal;
@@ -42,6 +44,16 @@ enum Command {
     /// The directory of known agencies of a node (needs --home).
     #[command(subcommand)]
     Directory(cmd_home::DirectoryCommand),
+    /// Send a dispatch through the running node (needs --home).
+    Send(cmd_mail::SendArgs),
+    /// Incoming dispatches of the running node (needs --home).
+    Inbox(cmd_mail::ListArgs),
+    /// Outgoing dispatches and their delivery state (needs --home).
+    Outbox(cmd_mail::ListArgs),
+    /// One dispatch in detail (needs --home).
+    Show(cmd_mail::ShowArgs),
+    /// Write an incoming dispatch's files into a directory (needs --home).
+    Fetch(cmd_mail::FetchArgs),
 }
 
 fn home(home: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
@@ -57,6 +69,11 @@ fn main() -> ExitCode {
         Command::Pki(cmd) => cmd_pki::run(cmd),
         Command::Init(args) => home(cli.home).and_then(|h| cmd_home::init(&h, args)),
         Command::Directory(cmd) => home(cli.home).and_then(|h| cmd_home::directory(&h, cmd)),
+        Command::Send(args) => home(cli.home).and_then(|h| cmd_mail::send(&h, args)),
+        Command::Inbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, true, args)),
+        Command::Outbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, false, args)),
+        Command::Show(args) => home(cli.home).and_then(|h| cmd_mail::show(&h, args)),
+        Command::Fetch(args) => home(cli.home).and_then(|h| cmd_mail::fetch(&h, args)),
     };
     match result {
         Ok(code) => code,

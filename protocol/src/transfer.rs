@@ -243,6 +243,7 @@ mod tests {
             sealed_sha256: [2; 32],
             urgency: 0,
             expires: 0,
+            kind: crate::wire::ObjectKind::Dispatch,
         }
     }
 

@@ -72,6 +72,42 @@ pub struct Offer {
     pub urgency: u8,
     /// Unix seconds after which the offer must not be accepted.
     pub expires: u64,
+    /// What the object is: a sealed dispatch, or a signed reply travelling back to its sender.
+    pub kind: ObjectKind,
+}
+
+/// What a transferred object is, so that the final receiver knows how to open it. Relays carry all
+/// kinds alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ObjectKind {
+    /// A sealed dispatch (signed, then encrypted to the recipient).
+    #[default]
+    Dispatch,
+    /// A signed delivery receipt (`docs/receipts.md`) for an earlier dispatch.
+    Receipt,
+    /// A signed status notice (`docs/status-notices.md`) about an earlier dispatch.
+    Notice,
+}
+
+impl ObjectKind {
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::Dispatch => 0,
+            Self::Receipt => 1,
+            Self::Notice => 2,
+        }
+    }
+
+    fn from_u8(n: u8) -> Option<Self> {
+        Some(match n {
+            0 => Self::Dispatch,
+            1 => Self::Receipt,
+            2 => Self::Notice,
+            _ => return None,
+        })
+    }
 }
 
 /// Why a transfer was refused. Permanent codes fail the dispatch; temporary ones are retried.
@@ -256,6 +292,7 @@ impl Frame {
                 out.extend_from_slice(&offer.sealed_sha256);
                 out.push(offer.urgency);
                 out.extend_from_slice(&offer.expires.to_be_bytes());
+                out.push(offer.kind.to_u8());
                 FrameKind::Offer
             }
             Self::Accept { resume_from } => {
@@ -311,6 +348,10 @@ impl Frame {
                 let sealed_sha256 = r.array::<32>().ok_or(bad("sha256"))?;
                 let urgency = r.array::<1>().ok_or(bad("urgency"))?[0];
                 let expires = r.u64().ok_or(bad("expires"))?;
+                let kind = r
+                    .array::<1>()
+                    .and_then(|[k]| ObjectKind::from_u8(k))
+                    .ok_or(bad("object kind"))?;
                 if size == 0 {
                     return Err(bad("size 0"));
                 }
@@ -325,6 +366,7 @@ impl Frame {
                     sealed_sha256,
                     urgency,
                     expires,
+                    kind,
                 })
             }
             FrameKind::Accept => Self::Accept {
@@ -461,6 +503,7 @@ mod tests {
             sealed_sha256: [0xab; 32],
             urgency: 3,
             expires: 1_795_000_000,
+            kind: ObjectKind::Dispatch,
         }
     }
 
@@ -512,8 +555,8 @@ mod tests {
         });
         assert_eq!(bytes, [1, 2, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0x10, 0, 0]);
         let offer_bytes = encoded(&Frame::Offer(offer()));
-        assert_eq!(&offer_bytes[..6], &[1, 1, 0, 0, 0, 0x5d]);
-        assert_eq!(offer_bytes.len(), 6 + 0x5d);
+        assert_eq!(&offer_bytes[..6], &[1, 1, 0, 0, 0, 0x5e]);
+        assert_eq!(offer_bytes.len(), 6 + 0x5e);
     }
 
     #[test]
@@ -528,9 +571,12 @@ mod tests {
             (vec![1, 3, 0, 0, 0, 3, 0, 1, 0xff], 0x13),
         ];
         let mut bad_offer = encoded(&Frame::Offer(offer()));
-        let urgency_at = bad_offer.len() - 9;
+        let urgency_at = bad_offer.len() - 10;
         bad_offer[urgency_at] = 5;
         cases.push((bad_offer, 0x13));
+        let mut bad_kind = encoded(&Frame::Offer(offer()));
+        *bad_kind.last_mut().unwrap() = 3;
+        cases.push((bad_kind, 0x13));
         let mut bad_code = encoded(&Frame::Offer(offer()));
         bad_code[6 + 16 + 1] = b' ';
         cases.push((bad_code, 0x13));

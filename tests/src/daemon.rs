@@ -22,8 +22,29 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `vdxd --home HOME` in the session's directory, logging to `HOME.log` (appended, so a
-    /// restarted daemon's log follows the previous one).
+    /// restarted daemon's log follows the previous one), and waits until its local socket is up.
     pub fn start(s: &Session, home: &str) -> Self {
+        let mut daemon = Self::spawn(s, home);
+        let socket = s.path(&format!("{home}/vdxd.sock"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                panic!(
+                    "vdxd --home {home} exited with {status}:\n{}",
+                    String::from_utf8_lossy(&s.read(&format!("{home}.log")))
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vdxd --home {home} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        daemon
+    }
+
+    /// Starts `vdxd --home HOME` without waiting for it.
+    pub fn spawn(s: &Session, home: &str) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

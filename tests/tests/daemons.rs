@@ -1,111 +1,234 @@
-//! Two real `vdxd` processes on loopback: a dispatch queued at one is delivered to the other over
-//! QUIC with mutual TLS, stored once, receipted, and both stop cleanly on SIGTERM.
+//! Real `vdxd` processes on loopback, driven like a clerk would: `vdx send`, `outbox`, `inbox`,
+//! `show`, `fetch` (clients of each node's local socket API). Dispatches are sealed, delivered over
+//! QUIC with mutual TLS, opened, numbered, receipted and fetched byte for byte; the sender learns
+//! what became of each one.
 
 #![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
 
 use std::time::Duration;
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use vdx_node::store::{DispatchState, MessageId, Store};
-use vdx_protocol::wire::Offer;
-use vdx_tests::daemon::{free_port, wait_until, Daemon};
+use vdx_protocol::wire::{ObjectKind, Offer};
+use vdx_tests::daemon::{homes, wait_until, Daemon};
 use vdx_tests::{words, Session};
 
-/// Two node homes from one dev CA; `introduce` decides whether each imports the other's entry.
-/// Returns the id of a sealed 2 MiB dispatch queued at g22 for h41, and the sealed bytes and document.
-fn two_homes(s: &Session, introduce: bool) -> (MessageId, Vec<u8>, Vec<u8>) {
-    s.vdx(&words("pki init-ca --out ca --name Root")).ok();
-    for (home, org, port) in [
-        ("g22", "000.00.00.G22", free_port()),
-        ("h41", "000.00.00.H41", free_port()),
-    ] {
-        let listen = format!("127.0.0.1:{port}");
-        s.vdx(&[
-            "--home", home, "init", "--org", org, "--name", home, "--listen", &listen, "--ca", "ca",
-        ])
-        .ok();
-        let entry = s.vdx(&["--home", home, "directory", "export"]).ok().stdout;
-        std::fs::write(s.path(&format!("{home}.json")), entry).unwrap();
-    }
-    s.vdx(&words("--home g22 directory import h41.json")).ok();
-    if introduce {
-        s.vdx(&words("--home h41 directory import g22.json")).ok();
-    }
+const G22: &str = "000.00.00.G22";
+const H41: &str = "000.00.00.H41";
+const LIMIT: Duration = Duration::from_secs(60);
 
-    // A sealed dispatch, queued in the sender's store while its daemon is down.
-    let doc = s.document("doc.bin", 2 * 1024 * 1024 + 7);
-    s.vdx(&words("seal --cert g22/keys/sign.pem --key g22/keys/sign.key --to h41/keys/enc.pem -o d.p7m doc.bin")).ok();
-    let sealed = s.read("d.p7m");
-    let id = MessageId([0x42; 16]);
-    let store = Store::open(&s.path("g22/data")).unwrap();
-    let offer = Offer {
-        id: id.0,
-        from: "000.00.00.G22".parse().unwrap(),
-        to: "000.00.00.H41".parse().unwrap(),
-        size: sealed.len() as u64,
-        sealed_sha256: Sha256::digest(&sealed).into(),
-        urgency: 3,
-        expires: 0,
-    };
-    store.submit(&offer, &sealed[..], 1).unwrap();
-    (id, sealed, doc)
+fn two_nodes(s: &Session) {
+    homes(s, &[("g22", G22), ("h41", H41)]);
+}
+
+/// `vdx send` from g22 to h41 of `files` (default `cv.txt`) with extra `flags`; returns the
+/// transfer id of the copy.
+fn send(s: &Session, urgency: &str, number: &str, flags: &[&str], files: &[&str]) -> String {
+    let mut args = vec![
+        "--home",
+        "g22",
+        "send",
+        "--json",
+        "--to",
+        H41,
+        "--subject",
+        "V/v kiểm thử",
+        "--number",
+        number,
+        "--notation",
+        "VPCP-TTĐT",
+        "--urgency",
+        urgency,
+    ];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(if files.is_empty() { &["cv.txt"] } else { files });
+    let answer = s.vdx(&args).ok().json();
+    answer["copies"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// `vdx show --json`; `null` while the node does not know the dispatch.
+fn show(s: &Session, home: &str, id: &str) -> Value {
+    let ran = s.vdx(&["--home", home, "show", "--json", id]);
+    if ran.stderr.contains("(not_found)") {
+        return Value::Null;
+    }
+    ran.ok().json()
+}
+
+fn wait_status(s: &Session, home: &str, id: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    wait_until(s, LIMIT, &format!("{id} to be {want} at {home}"), || {
+        last = show(s, home, id);
+        last["status"] == want
+    });
+    last
 }
 
 #[test]
-fn a_queued_dispatch_is_delivered_between_two_daemons() {
+fn a_dispatch_is_delivered_numbered_receipted_and_fetched_byte_for_byte() {
     let s = Session::new();
-    let (id, sealed, doc) = two_homes(&s, true);
+    two_nodes(&s);
+    s.write("cv.txt", "Kính gửi: UBND tỉnh Nghệ An\n".as_bytes());
+    let big = s.document("phu-luc.pdf", 3 * 1024 * 1024 + 5);
+    let receiver = Daemon::start(&s, "h41");
+    let sender = Daemon::start(&s, "g22");
+
+    let id = send(&s, "hoa-toc", "7816", &[], &["cv.txt", "phu-luc.pdf"]);
+    let at_sender = wait_status(&s, "g22", &id, "delivered");
+    assert_eq!(at_sender["notices"][0]["status"], "01", "{at_sender}");
+    assert_eq!(at_sender["notices"][0]["by"], H41);
+    let at_receiver = wait_status(&s, "h41", &id, "registered");
+    let year = at_receiver["header"]["promulgation"]["date"]
+        .as_str()
+        .unwrap()[..4]
+        .to_owned();
+    assert_eq!(at_receiver["incoming_number"], format!("1/{year}"));
+    assert_eq!(at_receiver["subject"], "V/v kiểm thử");
+    assert_eq!(at_receiver["from"], G22);
+
+    s.vdx(&["--home", "h41", "fetch", &id, "--out", "got"]).ok();
+    assert_eq!(s.read("got/phu-luc.pdf"), big);
+    assert_eq!(
+        s.read("got/cv.txt"),
+        "Kính gửi: UBND tỉnh Nghệ An\n".as_bytes()
+    );
+    // Fetching again would overwrite: refused, nothing touched.
+    let again = s.vdx(&["--home", "h41", "fetch", &id, "--out", "got"]);
+    assert_eq!(again.status, 1);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+
+    // Classified dispatches are numbered in their own series; ordinary ones go on.
+    let secret = send(&s, "khan", "7817", &["--class", "mat"], &[]);
+    let plain = send(&s, "thuong", "7818", &[], &[]);
+    assert_eq!(
+        wait_status(&s, "h41", &secret, "registered")["incoming_number"],
+        format!("M1/{year}")
+    );
+    assert_eq!(
+        wait_status(&s, "h41", &plain, "registered")["incoming_number"],
+        format!("2/{year}")
+    );
+
+    let inbox = s.vdx(&words("--home h41 inbox")).ok().stdout;
+    assert!(
+        inbox.contains("7816/VPCP-TTĐT") && inbox.contains("M1/"),
+        "{inbox}"
+    );
+    let outbox = s.vdx(&words("--home g22 outbox --json")).ok().json();
+    assert_eq!(outbox.as_array().unwrap().len(), 3);
+
+    assert!(sender.stop().success());
+    assert!(receiver.stop().success());
+    let refused = s.vdx(&words("--home h41 inbox"));
+    assert_eq!(refused.status, 1);
+    assert!(
+        refused.stderr.contains("vdxd is not running") && refused.stderr.lines().count() == 1,
+        "{}",
+        refused.stderr
+    );
+}
+
+#[test]
+fn dispatches_queued_while_the_receiver_is_down_arrive_in_priority_order_or_expire() {
+    let s = Session::new();
+    two_nodes(&s);
+    s.write("cv.txt", b"noi dung\n");
+    let sender = Daemon::start(&s, "g22");
+    let ids: Vec<(String, &str)> = ["thuong", "khan", "hoa-toc", "thuong-khan"]
+        .into_iter()
+        .enumerate()
+        .map(|(n, urgency)| {
+            (
+                send(&s, urgency, &format!("{}", 100 + n), &[], &[]),
+                urgency,
+            )
+        })
+        .collect();
+    let doomed = send(&s, "thuong", "200", &["--expires-in", "2s"], &[]);
+    let failed = wait_status(&s, "g22", &doomed, "failed");
+    assert_eq!(failed["reason"], "expired before delivery");
+    for (id, _) in &ids {
+        assert_eq!(show(&s, "g22", id)["status"], "queued");
+    }
+
+    let receiver = Daemon::start(&s, "h41");
+    let mut numbers = Vec::new();
+    for (id, urgency) in &ids {
+        let at_receiver = wait_status(&s, "h41", id, "registered");
+        let number = at_receiver["incoming_number"].as_str().unwrap().to_owned();
+        numbers.push((
+            number.split('/').next().unwrap().parse::<u32>().unwrap(),
+            *urgency,
+        ));
+        wait_status(&s, "g22", id, "delivered");
+    }
+    numbers.sort();
+    let order: Vec<&str> = numbers.iter().map(|(_, u)| *u).collect();
+    assert_eq!(order, ["hoa-toc", "thuong-khan", "khan", "thuong"]);
+    assert!(show(&s, "g22", &ids[0].0)["attempts"].as_u64().unwrap() >= 1);
+    assert!(sender.stop().success());
+    assert!(receiver.stop().success());
+    assert!(!s
+        .path(&format!("h41/data/spool/objects/{doomed}.p7m"))
+        .exists());
+}
+
+#[test]
+fn a_dispatch_signed_with_a_revoked_key_is_refused_and_the_sender_is_told_why() {
+    let s = Session::new();
+    two_nodes(&s);
+    s.write("cv.txt", b"noi dung\n");
+    s.vdx(&words("pki revoke --ca ca g22/keys/sign.pem")).ok();
+    s.vdx(&words("pki crl --ca ca --out h41/keys/ca.crl")).ok();
+    let config = std::fs::read_to_string(s.path("h41/config.toml")).unwrap();
+    let config = config.replace("crls = []", "crls = [\"keys/ca.crl\"]");
+    assert!(config.contains("keys/ca.crl"), "{config}");
+    std::fs::write(s.path("h41/config.toml"), config).unwrap();
 
     let receiver = Daemon::start(&s, "h41");
     let sender = Daemon::start(&s, "g22");
-    let arrived = s.path(&format!("h41/data/spool/objects/{id}.p7m"));
-    wait_until(&s, Duration::from_secs(30), "delivery", || arrived.exists());
-    std::thread::sleep(Duration::from_millis(500));
+    let id = send(&s, "khan", "9", &[], &[]);
+    let failed = wait_status(&s, "g22", &id, "failed");
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(reason.starts_with("refused by 000.00.00.H41: "), "{reason}");
+    assert!(reason.contains("revoked"), "{reason}");
+    assert_eq!(failed["notices"][0]["status"], "02");
+    let at_receiver = wait_status(&s, "h41", &id, "refused");
+    assert_eq!(at_receiver["reason"], failed["notices"][0]["reason"]);
+    assert!(!s.path(&format!("h41/data/spool/objects/{id}.p7m")).exists());
+    let fetch = s.vdx(&["--home", "h41", "fetch", &id, "--out", "got"]);
+    assert_eq!(fetch.status, 1);
+    assert!(!s.exists("got/cv.txt"));
     assert!(sender.stop().success());
     assert!(receiver.stop().success());
-
-    let at_sender = Store::open(&s.path("g22/data"))
-        .unwrap()
-        .get(id)
-        .unwrap()
-        .unwrap();
-    assert!(
-        matches!(at_sender.state, DispatchState::Sent { ref receipt } if !receipt.is_empty()),
-        "{at_sender:?}"
-    );
-    let at_receiver = Store::open(&s.path("h41/data"))
-        .unwrap()
-        .get(id)
-        .unwrap()
-        .unwrap();
-    assert_eq!(at_receiver.state, DispatchState::Received);
-    assert_eq!(std::fs::read(&arrived).unwrap(), sealed);
-
-    // The recipient agency opens it with its own key.
-    let opened = s.vdx(&[
-        "open",
-        "--json",
-        "--cert",
-        "h41/keys/enc.pem",
-        "--key",
-        "h41/keys/enc.key",
-        "--trust",
-        "ca/ca.pem",
-        "-o",
-        "received.bin",
-        arrived.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        opened.ok().json()["signers"][0]["organ_code"],
-        "000.00.00.G22"
-    );
-    assert_eq!(s.read("received.bin"), doc);
 }
 
 #[test]
 fn a_sender_missing_from_the_receivers_directory_is_refused_and_keeps_its_dispatch() {
     let s = Session::new();
-    let (id, _, _) = two_homes(&s, false);
+    two_nodes(&s);
+    // h41 forgets g22: its directory holds only itself again.
+    let own = s.vdx(&words("--home h41 directory export")).ok().stdout;
+    let directory = format!("{{\"version\":1,\"entries\":[{own}]}}");
+    std::fs::write(s.path("h41/directory.json"), directory).unwrap();
+
+    let sealed = b"any bytes: refused before a frame is read".to_vec();
+    let id = MessageId([0x42; 16]);
+    let offer = Offer {
+        id: id.0,
+        from: G22.parse().unwrap(),
+        to: H41.parse().unwrap(),
+        size: sealed.len() as u64,
+        sealed_sha256: Sha256::digest(&sealed).into(),
+        urgency: 3,
+        expires: 0,
+        kind: ObjectKind::Dispatch,
+    };
+    Store::open(&s.path("g22/data"))
+        .unwrap()
+        .submit(&offer, &sealed[..], 1)
+        .unwrap();
     let receiver = Daemon::start(&s, "h41");
     let sender = Daemon::start(&s, "g22");
     // Long enough for several attempts with backoff.

@@ -1,0 +1,446 @@
+//! The local socket API (DESIGN §6, spec `docs/local-api.md`): HTTP/1.1 + JSON over the Unix socket
+//! `vdxd.sock` in the node home (mode 0660). A client is known by its socket peer's uid (SO_PEERCRED),
+//! mapped to roles by `config.toml [api]`; the home's owner is admin.
+
+use std::convert::Infallible;
+use std::io::{self, BufReader};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::UnixListener;
+use vdx_crypto::Opener;
+
+use crate::compose::{ComposeError, SendRequest};
+use crate::config::Api;
+use crate::daemon::Node;
+use crate::store::{Direction, DispatchState, MessageId, Record, StoreError};
+
+/// The socket's file name in the node home.
+pub const SOCKET_NAME: &str = "vdxd.sock";
+/// Largest JSON request body.
+const MAX_JSON: usize = 4 << 20;
+
+type Body = BoxBody<Bytes, io::Error>;
+
+/// What a client may do.
+#[derive(Debug, Clone, Copy, Default)]
+struct Roles {
+    /// Send, list, show, fetch.
+    clerk: bool,
+    /// Read metadata (lists, show), never document content.
+    officer: bool,
+}
+
+impl Roles {
+    fn of(uid: u32, owner: u32, api: &Api) -> Self {
+        let admin = uid == owner || api.admins.contains(&uid);
+        Self {
+            clerk: admin || api.clerks.contains(&uid) || api.systems.contains(&uid),
+            officer: admin || api.officers.contains(&uid),
+        }
+    }
+}
+
+/// An error answer: HTTP status, a stable code for programs, a sentence for people.
+struct ApiError(StatusCode, &'static str, String);
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, "bad_request", message.into())
+    }
+
+    fn not_found(what: impl Into<String>) -> Self {
+        Self(StatusCode::NOT_FOUND, "not_found", what.into())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::DiskFull(_) => {
+                Self(StatusCode::INSUFFICIENT_STORAGE, "disk_full", e.to_string())
+            }
+            StoreError::NotFound(_) => Self::not_found(e.to_string()),
+            StoreError::Conflict(_) => Self(StatusCode::CONFLICT, "conflict", e.to_string()),
+            _ => Self(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        }
+    }
+}
+
+impl From<ComposeError> for ApiError {
+    fn from(e: ComposeError) -> Self {
+        match e {
+            ComposeError::Store(e) => e.into(),
+            ComposeError::UnknownRecipient(_) => Self(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_recipient",
+                e.to_string(),
+            ),
+            ComposeError::UnknownUpload(_) => Self(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_upload",
+                e.to_string(),
+            ),
+            ComposeError::Invalid(_) => Self::bad(e.to_string()),
+            _ => Self(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        }
+    }
+}
+
+/// Binds the socket (replacing a stale one), mode 0660.
+pub fn bind(home: &Path) -> io::Result<(UnixListener, PathBuf)> {
+    let path = home.join(SOCKET_NAME);
+    if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("{} is in use: is another vdxd running?", path.display()),
+        ));
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+    Ok((listener, path))
+}
+
+/// Serves clients until the task is aborted.
+pub(crate) async fn serve(listener: UnixListener, node: Arc<Node>, home: PathBuf) {
+    let owner = std::fs::metadata(&home).map_or(u32::MAX, |m| m.uid());
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "local API accept failed");
+                continue;
+            }
+        };
+        let roles = stream
+            .peer_cred()
+            .map(|c| Roles::of(c.uid(), owner, &node.config.api))
+            .unwrap_or_default();
+        let node = node.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let node = node.clone();
+                async move { Ok::<_, Infallible>(answer(node, roles, req).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "local API connection ended");
+            }
+        });
+    }
+}
+
+async fn answer(node: Arc<Node>, roles: Roles, req: Request<Incoming>) -> Response<Body> {
+    route(node, roles, req)
+        .await
+        .unwrap_or_else(|ApiError(status, code, message)| {
+            json_response(
+                status,
+                &json!({ "error": { "code": code, "message": message } }),
+            )
+        })
+}
+
+async fn route(
+    node: Arc<Node>,
+    roles: Roles,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let path: Vec<String> = req
+        .uri()
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+    let need = |ok: bool, what: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("your user has no role that may {what} (config.toml [api])"),
+            ))
+        }
+    };
+    match (req.method().clone(), parts.as_slice()) {
+        (Method::GET, ["v1", "health"]) => {
+            need(roles.clerk || roles.officer, "use this node")?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "organ_code": node.config.organ_code,
+                    "name": node.config.name,
+                    "version": env!("CARGO_PKG_VERSION"),
+                }),
+            ))
+        }
+        (Method::POST, ["v1", "uploads"]) => {
+            need(roles.clerk, "upload files")?;
+            upload(&node, req.into_body()).await
+        }
+        (Method::POST, ["v1", "dispatches"]) => {
+            need(roles.clerk, "send dispatches")?;
+            submit(node, req.into_body()).await
+        }
+        (Method::GET, ["v1", box_name @ ("inbox" | "outbox")]) => {
+            need(roles.clerk || roles.officer, "list dispatches")?;
+            let direction = if *box_name == "inbox" {
+                Direction::Incoming
+            } else {
+                Direction::Outgoing
+            };
+            let records = node.store.list(direction)?;
+            let views: Vec<_> = records.iter().map(|r| View::of(r, false)).collect();
+            Ok(json_response(StatusCode::OK, &views))
+        }
+        (Method::GET, ["v1", "dispatches", id]) => {
+            need(roles.clerk || roles.officer, "read dispatches")?;
+            let record = find(&node, id)?;
+            Ok(json_response(StatusCode::OK, &View::of(&record, true)))
+        }
+        (Method::GET, ["v1", "dispatches", id, "package"]) => {
+            need(roles.clerk, "fetch documents")?;
+            let record = find(&node, id)?;
+            package(node, record)
+        }
+        _ => Err(ApiError::not_found(format!(
+            "no endpoint {} {}",
+            req.method(),
+            req.uri().path()
+        ))),
+    }
+}
+
+fn find(node: &Node, id: &str) -> Result<Record, ApiError> {
+    let id = MessageId::try_from(id.to_owned())
+        .map_err(|_| ApiError::bad(format!("{id:?} is not a dispatch id (32 hex digits)")))?;
+    node.store
+        .get(id)?
+        .filter(|r| r.kind == vdx_protocol::wire::ObjectKind::Dispatch)
+        .ok_or_else(|| ApiError::not_found(format!("no dispatch {id}")))
+}
+
+async fn upload(node: &Node, mut body: Incoming) -> Result<Response<Body>, ApiError> {
+    let limit = node.config.limits.max_dispatch_bytes;
+    let mut upload = node.uploads.begin()?;
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad(format!("reading the upload: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len() as u64;
+            if total > limit {
+                return Err(ApiError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("uploads are limited to {limit} bytes"),
+                ));
+            }
+            upload.write(&data)?;
+        }
+    }
+    let (id, size) = tokio::task::spawn_blocking(move || upload.finish())
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({ "upload": id, "size": size }),
+    ))
+}
+
+async fn submit(node: Arc<Node>, body: Incoming) -> Result<Response<Body>, ApiError> {
+    let bytes = http_body_util::Limited::new(body, MAX_JSON)
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad(format!("reading the request: {e}")))?
+        .to_bytes();
+    let request: SendRequest =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
+    let worker = node.clone();
+    let (header, records) = tokio::task::spawn_blocking(move || {
+        let queued =
+            worker
+                .composer()
+                .compose(&request, &worker.store, time::OffsetDateTime::now_utc());
+        if queued.is_ok() {
+            for file in &request.files {
+                worker.uploads.remove(&file.upload);
+            }
+        }
+        queued
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    node.wake_outbox.notify_one();
+    for r in &records {
+        tracing::info!(id = %r.id, to = %r.to, message_id = %header.message_id, "dispatch submitted");
+    }
+    let copies: Vec<_> = records.iter().map(|r| View::of(r, false)).collect();
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({ "message_id": header.message_id, "copies": copies }),
+    ))
+}
+
+/// The opened package (tar: `dispatch.json`, then the files) of a registered incoming dispatch,
+/// streamed as it is decrypted. A failure mid-way (which would mean the stored object changed
+/// since it was verified) aborts the body, so the client never takes it for complete.
+fn package(node: Arc<Node>, record: Record) -> Result<Response<Body>, ApiError> {
+    if record.state != DispatchState::Registered {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "not_registered",
+            format!(
+                "dispatch {} is {}: only registered incoming dispatches can be fetched",
+                record.id,
+                record.status()
+            ),
+        ));
+    }
+    let object = std::fs::File::open(node.store.object_path(record.id))
+        .map_err(|e| ApiError::from(StoreError::from_io("opening a dispatch")(e)))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, io::Error>>(8);
+    tokio::task::spawn_blocking(move || {
+        let writer = ChannelWriter(tx.clone());
+        let opened = Opener::new(&node.enc_cert, &node.enc_key)
+            .and_then(|o| o.open(BufReader::new(object), writer));
+        if let Err(e) = opened {
+            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/x-tar")
+        .body(BodyExt::boxed(ChannelBody(rx)))
+        .unwrap_or_else(|_| Response::new(empty())))
+}
+
+/// Bytes written here become body frames.
+struct ChannelWriter(tokio::sync::mpsc::Sender<Result<Frame<Bytes>, io::Error>>);
+
+impl io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Frame::data(Bytes::copy_from_slice(buf))))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A response body fed by [`ChannelWriter`].
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<Frame<Bytes>, io::Error>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+fn empty() -> Body {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(
+            Full::new(Bytes::from(bytes))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+/// A dispatch as clients see it (`docs/local-api.md`, "Dispatch view").
+#[derive(Serialize)]
+struct View<'a> {
+    id: String,
+    direction: Direction,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    from: &'a str,
+    to: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notation: Option<&'a str>,
+    urgency: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    classification: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incoming_number: Option<String>,
+    size: u64,
+    sealed_sha256: &'a str,
+    created: u64,
+    expires: u64,
+    attempts: u32,
+    delivered: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    notices: &'a [crate::store::NoticeSeen],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header: Option<&'a vdx_protocol::header::DispatchHeader>,
+}
+
+impl<'a> View<'a> {
+    fn of(r: &'a Record, full: bool) -> Self {
+        let h = r.header.as_ref();
+        Self {
+            id: r.id.to_string(),
+            direction: r.direction,
+            status: r.status(),
+            reason: r.reason(),
+            from: r.from.as_str(),
+            to: r.to.as_str(),
+            message_id: h.map(|h| h.message_id.as_str()),
+            subject: h.and_then(|h| h.subject.as_deref()),
+            number: h.map(|h| h.code.number.as_str()),
+            notation: h.map(|h| h.code.notation.as_str()),
+            urgency: vdx_protocol::header::Priority::ALL
+                .into_iter()
+                .find(|p| p.code() == r.urgency)
+                .map_or("unknown", |p| p.name()),
+            classification: h.map(|h| h.classification.name()),
+            incoming_number: r.incoming_number.map(|n| n.to_string()),
+            size: r.size,
+            sealed_sha256: &r.sealed_sha256,
+            created: r.created,
+            expires: r.expires,
+            attempts: r.attempts,
+            delivered: r.delivery_receipt.is_some(),
+            notices: &r.notices,
+            header: h.filter(|_| full),
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Turning a clerk's request into queued dispatches: the header (DESIGN §3), the package (header
+//! then files, `docs/dispatch-package.md`), sealed once to every recipient's encryption certificate
+//! and queued once per recipient, under a transfer id derived from the message id and recipient.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use vdx_crypto::RsaPadding;
+use vdx_pki::Directory;
+use vdx_protocol::header::{
+    Business, CalendarDate, Classification, Code, DispatchHeader, DocumentId, DocumentType,
+    FileEntry, Party, Priority, Promulgation, SignerInfo,
+};
+use vdx_protocol::package::PackageWriter;
+use vdx_protocol::wire::{ObjectKind, Offer};
+use vdx_protocol::{hex, OrganCode};
+
+use crate::receipts::ReceiptSigner;
+use crate::store::{MessageId, Record, Store, StoreError};
+use crate::uploads::Uploads;
+
+/// What a clerk or an office system asks to send (the body of `POST /v1/dispatches`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// Recipient agencies, each in the directory.
+    pub to: Vec<OrganCode>,
+    /// Trích yếu; must be absent for tuyệt mật.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Số.
+    pub number: String,
+    /// Ký hiệu.
+    pub notation: String,
+    /// Độ khẩn by name (`thuong`, `khan`, `thuong-khan`, `hoa-toc`, `hoa-toc-hen-gio`).
+    pub urgency: String,
+    /// Độ mật by name (`none`, `mat`, `toi-mat`, `tuyet-mat`).
+    pub classification: String,
+    /// Document type; a công văn (code 1) when absent.
+    #[serde(default)]
+    pub document_type: Option<DocumentType>,
+    /// The competent signer; the agency itself when absent.
+    #[serde(default)]
+    pub signer: Option<SignerInfo>,
+    /// Place of promulgation; the agency's name when absent.
+    #[serde(default)]
+    pub place: Option<String>,
+    /// Unix seconds after which delivery is pointless; the configured default when absent.
+    #[serde(default)]
+    pub expires: Option<u64>,
+    /// The files, in package order, each uploaded first.
+    pub files: Vec<FileRequest>,
+}
+
+/// One file of a [`SendRequest`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRequest {
+    /// The name the recipient saves it under.
+    pub name: String,
+    /// Media type; `application/octet-stream` when absent.
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// The upload id (`POST /v1/uploads`): the SHA-256 of the bytes.
+    pub upload: String,
+}
+
+/// Why a request could not be queued. Nothing was queued when this is returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ComposeError {
+    /// The request breaks a rule (unknown name, bad header field, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// A recipient is not in the directory (or has no usable encryption certificate).
+    #[error("unknown recipient {0}: not in the directory")]
+    UnknownRecipient(String),
+    /// An upload id that is not (or no longer) there.
+    #[error("no upload {0}")]
+    UnknownUpload(String),
+    /// Sealing failed.
+    #[error("sealing: {0}")]
+    Seal(#[from] vdx_crypto::Error),
+    /// The store refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The id a copy for `to` travels under: dispatches to several agencies are one sealed object
+/// but one transfer (and one receipt) per recipient.
+pub fn transfer_id(message_id: &[u8; 16], to: &OrganCode) -> MessageId {
+    derived_id(b"vdx/copy", message_id, to.as_str().as_bytes())
+}
+
+/// The id a reply (delivery receipt or notice `status`) to transfer `id` travels under: fixed, so
+/// that a reply made again after a crash is recognised as already queued.
+pub fn reply_id(id: MessageId, kind: ObjectKind, status: &str) -> MessageId {
+    let tag: &[u8] = match kind {
+        ObjectKind::Receipt => b"receipt",
+        _ => status.as_bytes(),
+    };
+    derived_id(b"vdx/reply", &id.0, tag)
+}
+
+fn derived_id(domain: &[u8], id: &[u8; 16], tag: &[u8]) -> MessageId {
+    let digest = Sha256::new()
+        .chain_update(domain)
+        .chain_update(id)
+        .chain_update(tag)
+        .finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    MessageId(out)
+}
+
+/// Everything composing needs from the node.
+pub struct Composer<'a> {
+    /// The sending agency.
+    pub organ_code: &'a OrganCode,
+    /// Its name, as the header states it.
+    pub name: &'a str,
+    /// Who signs.
+    pub signer: &'a ReceiptSigner,
+    /// Where recipients' certificates come from.
+    pub directory: &'a Directory,
+    /// Where the files were uploaded.
+    pub uploads: &'a Uploads,
+    /// Scratch space for the sealed object.
+    pub scratch: &'a Path,
+    /// Expiry when the request gives none, in days (0 = none).
+    pub default_expiry_days: u32,
+}
+
+impl Composer<'_> {
+    /// Builds, seals and queues the dispatch; returns its header and one record per recipient.
+    pub fn compose(
+        &self,
+        request: &SendRequest,
+        store: &Store,
+        now: OffsetDateTime,
+    ) -> Result<(DispatchHeader, Vec<Record>), ComposeError> {
+        let header = self.header(request, now)?;
+        let mut recipients = Vec::new();
+        for party in &header.to {
+            let cert = self
+                .directory
+                .get(party.organ_id.as_str())
+                .and_then(|e| e.certificate("enc").ok().flatten())
+                .ok_or_else(|| ComposeError::UnknownRecipient(party.organ_id.to_string()))?;
+            recipients.push(cert);
+        }
+        let sealed = Scratch(self.scratch.join(format!("{}.p7m", header.message_id)));
+        let (size, digest) = self.seal(&header, request, &recipients, &sealed.0)?;
+
+        let message_id = uuid_bytes(&header.message_id)?;
+        let expires = request
+            .expires
+            .unwrap_or_else(|| match self.default_expiry_days {
+                0 => 0,
+                days => now.unix_timestamp() as u64 + u64::from(days) * 86_400,
+            });
+        let mut records = Vec::new();
+        for party in &header.to {
+            let offer = Offer {
+                id: transfer_id(&message_id, &party.organ_id).0,
+                from: self.organ_code.clone(),
+                to: party.organ_id.clone(),
+                size,
+                sealed_sha256: digest,
+                urgency: header.priority.code(),
+                expires,
+                kind: ObjectKind::Dispatch,
+            };
+            let object =
+                File::open(&sealed.0).map_err(StoreError::from_io("reading the sealed object"))?;
+            records.push(store.submit_dispatch(
+                &offer,
+                Some(&header),
+                object,
+                now.unix_timestamp() as u64,
+            )?);
+        }
+        Ok((header, records))
+    }
+
+    fn header(
+        &self,
+        request: &SendRequest,
+        now: OffsetDateTime,
+    ) -> Result<DispatchHeader, ComposeError> {
+        let invalid = |e: &dyn std::fmt::Display| ComposeError::Invalid(e.to_string());
+        let priority: Priority = request.urgency.parse().map_err(|e| invalid(&e))?;
+        let classification: Classification =
+            request.classification.parse().map_err(|e| invalid(&e))?;
+        let date = CalendarDate::new(now.year() as u16, now.month() as u8, now.day())
+            .ok_or_else(|| ComposeError::Invalid("today's date".into()))?;
+        let document_id = DocumentId::new(
+            self.organ_code.clone(),
+            date,
+            &request.number,
+            &request.notation,
+        )
+        .map_err(|e| invalid(&e))?;
+        let mut to = Vec::new();
+        for code in &request.to {
+            let entry = self
+                .directory
+                .get(code.as_str())
+                .ok_or_else(|| ComposeError::UnknownRecipient(code.to_string()))?;
+            to.push(Party {
+                organ_id: code.clone(),
+                organ_name: entry.name.clone(),
+            });
+        }
+        let mut files = Vec::new();
+        for file in &request.files {
+            let size = self
+                .uploads
+                .size(&file.upload)
+                .map_err(|_| ComposeError::UnknownUpload(file.upload.clone()))?;
+            files.push(FileEntry {
+                name: file.name.clone(),
+                media_type: file
+                    .media_type
+                    .clone()
+                    .unwrap_or_else(|| "application/octet-stream".into()),
+                size,
+                sha256: file.upload.clone(),
+            });
+        }
+        let header = DispatchHeader {
+            version: DispatchHeader::VERSION,
+            message_id: new_uuid()?,
+            document_id,
+            from: Party {
+                organ_id: self.organ_code.clone(),
+                organ_name: self.name.to_owned(),
+            },
+            to,
+            code: Code {
+                number: request.number.clone(),
+                notation: request.notation.clone(),
+            },
+            promulgation: Promulgation {
+                place: request
+                    .place
+                    .clone()
+                    .unwrap_or_else(|| self.name.to_owned()),
+                date: date.to_string(),
+            },
+            document_type: request.document_type.clone().unwrap_or(DocumentType {
+                code: "1".into(),
+                name: "Công văn".into(),
+            }),
+            subject: request.subject.clone(),
+            signer: request.signer.clone().unwrap_or_else(|| SignerInfo {
+                competence: self.name.to_owned(),
+                position: "Văn thư".into(),
+                full_name: self.name.to_owned(),
+            }),
+            due_date: None,
+            steering_type: None,
+            response_for: None,
+            priority,
+            business: Business::New,
+            classification,
+            files,
+        };
+        header.validate().map_err(|e| invalid(&e))?;
+        Ok(header)
+    }
+
+    /// Writes the package through the sealer into `out`: returns the sealed size and SHA-256.
+    fn seal(
+        &self,
+        header: &DispatchHeader,
+        request: &SendRequest,
+        recipients: &[openssl::x509::X509],
+        out: &Path,
+    ) -> Result<(u64, [u8; 32]), ComposeError> {
+        let header_json =
+            serde_json::to_vec_pretty(header).map_err(|e| ComposeError::Invalid(e.to_string()))?;
+        let (reader, writer) = io::pipe().map_err(StoreError::from_io("making a pipe"))?;
+        let mut output = HashingFile::create(out)?;
+        let sealed = std::thread::scope(|scope| {
+            let packer = scope.spawn(move || self.package(&header_json, header, request, writer));
+            let sealer = self.signer.sealer().map(|s| {
+                recipients
+                    .iter()
+                    .fold(s, |s, cert| s.recipient(cert, RsaPadding::Oaep))
+            });
+            let sealed = sealer.and_then(|s| s.seal(reader, &mut output));
+            let packed = packer
+                .join()
+                .unwrap_or_else(|_| Err(ComposeError::Invalid("packaging failed".into())));
+            packed.and(sealed.map_err(ComposeError::from))
+        });
+        sealed?;
+        output.finish()
+    }
+
+    fn package(
+        &self,
+        header_json: &[u8],
+        header: &DispatchHeader,
+        request: &SendRequest,
+        out: io::PipeWriter,
+    ) -> Result<(), ComposeError> {
+        let invalid = |e: &dyn std::fmt::Display| ComposeError::Invalid(e.to_string());
+        let mut package = PackageWriter::new(out, header_json).map_err(|e| invalid(&e))?;
+        for (file, entry) in request.files.iter().zip(&header.files) {
+            let content = self
+                .uploads
+                .read(&file.upload)
+                .map_err(|_| ComposeError::UnknownUpload(file.upload.clone()))?;
+            let digest = package
+                .add_file(&entry.name, entry.size, content)
+                .map_err(|e| invalid(&e))?;
+            if hex::encode(&digest.sha256) != entry.sha256 {
+                return Err(ComposeError::Invalid(format!(
+                    "upload {} changed while it was being sent",
+                    file.upload
+                )));
+            }
+        }
+        package.finish().map_err(|e| invalid(&e))?;
+        Ok(())
+    }
+}
+
+/// A file removed when dropped: the sealed object is copied into the store per recipient.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A file that hashes what is written to it.
+struct HashingFile {
+    file: io::BufWriter<File>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl HashingFile {
+    fn create(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            file: io::BufWriter::with_capacity(
+                256 * 1024,
+                File::create(path).map_err(StoreError::from_io("creating the sealed object"))?,
+            ),
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    fn finish(mut self) -> Result<(u64, [u8; 32]), ComposeError> {
+        self.file
+            .flush()
+            .map_err(StoreError::from_io("writing the sealed object"))?;
+        Ok((self.size, self.hasher.finalize().into()))
+    }
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A random (version 4) UUID in its text form.
+fn new_uuid() -> Result<String, ComposeError> {
+    let mut b = [0u8; 16];
+    openssl::rand::rand_bytes(&mut b).map_err(|e| ComposeError::Invalid(e.to_string()))?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(&b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
+}
+
+/// The 16 bytes of a UUID in text form.
+pub fn uuid_bytes(text: &str) -> Result<[u8; 16], ComposeError> {
+    hex::decode(&text.replace('-', ""))
+        .ok_or_else(|| ComposeError::Invalid(format!("bad message id {text}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_differ_per_recipient_and_per_reply() {
+        let m = [9u8; 16];
+        let a: OrganCode = "000.00.00.H41".parse().unwrap();
+        let b: OrganCode = "000.00.00.H40".parse().unwrap();
+        assert_ne!(transfer_id(&m, &a), transfer_id(&m, &b));
+        assert_eq!(transfer_id(&m, &a), transfer_id(&m, &a));
+        let t = transfer_id(&m, &a);
+        assert_ne!(
+            reply_id(t, ObjectKind::Receipt, ""),
+            reply_id(t, ObjectKind::Notice, "01")
+        );
+        assert_ne!(
+            reply_id(t, ObjectKind::Notice, "01"),
+            reply_id(t, ObjectKind::Notice, "02")
+        );
+    }
+
+    #[test]
+    fn uuids_are_version_4_text() {
+        let u = new_uuid().unwrap();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert_eq!(uuid_bytes(&u).unwrap().len(), 16);
+        assert_ne!(u, new_uuid().unwrap());
+    }
+}

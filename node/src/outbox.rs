@@ -1,0 +1,260 @@
+//! The outbox scheduler: which queued dispatch goes next, to which peer, and when to retry.
+//!
+//! - A peer is connected first, on its own: dispatches wait for the connection, not inside it, so
+//!   when a peer that was down comes back its dispatches leave in priority order.
+//! - Transfers start in priority order (hỏa tốc first): one to a peer does not start while a more
+//!   urgent one to the same peer is in flight, and at most `limits.max_concurrent_per_peer` run.
+//! - A peer that cannot be reached is backed off as a whole; a dispatch whose transfer failed is
+//!   backed off alone. Both double per failure up to five minutes, with up to 25 % jitter.
+//! - Expired dispatches fail with a reason the clerk sees.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use vdx_protocol::OrganCode;
+
+use crate::daemon::Node;
+use crate::receipts::verify_receipt;
+use crate::store::{MessageId, Record};
+use crate::transfer::{send_dispatch, SendOutcome, TransferError};
+
+/// How often the outbox is looked at when nothing wakes it.
+const TICK: Duration = Duration::from_millis(500);
+/// First retry delay; doubled per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// What is known of one peer.
+enum Peer {
+    /// A connection attempt is running.
+    Connecting,
+    /// Connected; transfers use this connection.
+    Up(quinn::Connection),
+    /// Unreachable: not before `until`; `failures` in a row so far.
+    Down { until: Instant, failures: u32 },
+}
+
+/// The scheduler's state, shared with its connection and transfer tasks.
+#[derive(Default)]
+struct Schedule {
+    peers: HashMap<OrganCode, Peer>,
+    /// Per dispatch: not before (after a failed transfer).
+    next_try: HashMap<MessageId, Instant>,
+    /// Transfers running: dispatch → peer and urgency.
+    in_flight: HashMap<MessageId, (OrganCode, u8)>,
+}
+
+/// What to do with one queued dispatch this round.
+enum Step {
+    Wait,
+    Connect,
+    Send(quinn::Connection),
+}
+
+impl Schedule {
+    fn step(&mut self, record: &Record, peer: &OrganCode, limit: u32) -> Step {
+        let now = Instant::now();
+        match self.peers.get(peer) {
+            None => return Step::Connect,
+            Some(Peer::Down { until, .. }) if *until <= now => return Step::Connect,
+            Some(Peer::Up(conn)) if conn.close_reason().is_some() => return Step::Connect,
+            Some(Peer::Connecting | Peer::Down { .. }) => return Step::Wait,
+            Some(Peer::Up(_)) => {}
+        }
+        if self.in_flight.contains_key(&record.id)
+            || self.next_try.get(&record.id).is_some_and(|t| *t > now)
+        {
+            return Step::Wait;
+        }
+        let (count, more_urgent) = self
+            .in_flight
+            .values()
+            .filter(|(p, _)| p == peer)
+            .fold((0u32, false), |(n, m), (_, u)| {
+                (n + 1, m || *u > record.urgency)
+            });
+        match self.peers.get(peer) {
+            Some(Peer::Up(conn)) if count < limit.max(1) && !more_urgent => {
+                Step::Send(conn.clone())
+            }
+            _ => Step::Wait,
+        }
+    }
+
+    fn peer_failed(&mut self, peer: &OrganCode) -> Duration {
+        let failures = match self.peers.get(peer) {
+            Some(Peer::Down { failures, .. }) => *failures,
+            _ => 0,
+        };
+        let delay = backoff(failures);
+        self.peers.insert(
+            peer.clone(),
+            Peer::Down {
+                until: Instant::now() + delay,
+                failures: failures + 1,
+            },
+        );
+        delay
+    }
+}
+
+/// Runs the outbox until `stop`; running transfers are let finish (or fail) before returning.
+pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, stop: Arc<Notify>) {
+    let schedule = Arc::new(Mutex::new(Schedule::default()));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let queued = node.store.outbox().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the outbox");
+            Vec::new()
+        });
+        for record in queued {
+            let Ok(mut s) = schedule.lock() else { return };
+            if record.expires != 0 && record.expires < node.now_secs() {
+                if !s.in_flight.contains_key(&record.id) {
+                    let _ = node
+                        .store
+                        .mark_failed(record.id, "expired before delivery".into());
+                    tracing::warn!(id = %record.id, to = %record.to, "dispatch expired");
+                }
+                continue;
+            }
+            let peer = node.next_hop(&record);
+            match s.step(&record, &peer, node.config.limits.max_concurrent_per_peer) {
+                Step::Wait => {}
+                Step::Connect => {
+                    s.peers.insert(peer.clone(), Peer::Connecting);
+                    let (endpoint, node, schedule) =
+                        (endpoint.clone(), node.clone(), schedule.clone());
+                    tasks.spawn(async move {
+                        let connected = connect(&endpoint, &node, &peer).await;
+                        let Ok(mut s) = schedule.lock() else { return };
+                        match connected {
+                            Ok(conn) => {
+                                tracing::info!(%peer, "connected");
+                                s.peers.insert(peer, Peer::Up(conn));
+                            }
+                            Err(reason) => {
+                                let delay = s.peer_failed(&peer);
+                                tracing::warn!(%peer, %reason, retry_in = ?delay, "peer unreachable");
+                            }
+                        }
+                        node.wake_outbox.notify_one();
+                    });
+                }
+                Step::Send(conn) => {
+                    s.in_flight
+                        .insert(record.id, (peer.clone(), record.urgency));
+                    let (node, schedule) = (node.clone(), schedule.clone());
+                    tasks.spawn(async move {
+                        let result = transfer(&conn, &node, &peer, &record).await;
+                        let Ok(mut s) = schedule.lock() else { return };
+                        s.in_flight.remove(&record.id);
+                        finished(&mut s, &record, &peer, result);
+                        node.wake_outbox.notify_one();
+                    });
+                }
+            }
+        }
+        while let Some(joined) = tasks.try_join_next() {
+            if let Err(e) = joined {
+                tracing::error!(error = %e, "outbox task failed");
+            }
+        }
+        tokio::select! {
+            _ = stop.notified() => break,
+            _ = node.wake_outbox.notified() => {}
+            _ = tokio::time::sleep(TICK) => {}
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+fn finished(
+    s: &mut Schedule,
+    record: &Record,
+    peer: &OrganCode,
+    result: Result<SendOutcome, TransferError>,
+) {
+    match result {
+        Ok(SendOutcome::Stored { resumed_from, .. }) => {
+            s.next_try.remove(&record.id);
+            tracing::info!(id = %record.id, to = %record.to, %peer, resumed_from, "handed over");
+        }
+        Ok(SendOutcome::Rejected { code, reason }) => {
+            s.next_try.remove(&record.id);
+            if !code.is_permanent() {
+                s.next_try
+                    .insert(record.id, Instant::now() + backoff(record.attempts));
+            }
+            tracing::warn!(id = %record.id, %peer, ?code, %reason, "refused by the peer");
+        }
+        Err(TransferError::Connection(reason)) => {
+            // The connection broke (or the peer closed it after the handshake): reconnect later.
+            let delay = s.peer_failed(peer);
+            tracing::warn!(id = %record.id, %peer, %reason, retry_in = ?delay, "connection lost");
+        }
+        Err(e) => {
+            let delay = backoff(record.attempts);
+            s.next_try.insert(record.id, Instant::now() + delay);
+            tracing::warn!(id = %record.id, %peer, error = %e, retry_in = ?delay, "send failed");
+        }
+    }
+}
+
+async fn connect(
+    endpoint: &quinn::Endpoint,
+    node: &Node,
+    peer: &OrganCode,
+) -> Result<quinn::Connection, String> {
+    let addr = node
+        .endpoint_of(peer)
+        .ok_or_else(|| format!("{peer} has no endpoint in the directory"))?
+        .parse()
+        .map_err(|e| format!("bad endpoint for {peer}: {e}"))?;
+    endpoint
+        .connect(addr, "peer.vdx.invalid")
+        .map_err(|e| e.to_string())?
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn transfer(
+    conn: &quinn::Connection,
+    node: &Node,
+    peer: &OrganCode,
+    record: &Record,
+) -> Result<SendOutcome, TransferError> {
+    let trust = node.trust.clone();
+    let hop = peer.clone();
+    let check = move |r: &Record, receipt: &[u8]| {
+        verify_receipt(receipt, r, &hop, &trust)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    send_dispatch(conn, &node.store, record.id, &check).await
+}
+
+fn backoff(failures: u32) -> Duration {
+    let base = FIRST_BACKOFF
+        .saturating_mul(1u32 << failures.min(16))
+        .min(MAX_BACKOFF);
+    let mut jitter = [0u8; 1];
+    let _ = openssl::rand::rand_bytes(&mut jitter);
+    base + base.mul_f64(f64::from(jitter[0]) / 255.0 / 4.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let first = backoff(0);
+        assert!(first >= FIRST_BACKOFF && first <= FIRST_BACKOFF.mul_f64(1.25));
+        let third = backoff(2);
+        assert!(third >= FIRST_BACKOFF * 4 && third <= (FIRST_BACKOFF * 4).mul_f64(1.25));
+        assert!(backoff(40) <= MAX_BACKOFF.mul_f64(1.25));
+    }
+}

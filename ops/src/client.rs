@@ -1,0 +1,183 @@
+//! A client of the node's local socket API (`docs/local-api.md`): HTTP/1.1 over `HOME/vdxd.sock`.
+//! `vdx` is one client among others (office systems use the same API).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::UnixStream;
+
+use vdx_node::api::SOCKET_NAME;
+
+/// A connection-per-request client (requests are few and the socket is local).
+pub(crate) struct Client {
+    socket: PathBuf,
+    home: PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Client {
+    /// A client for the daemon of `home`.
+    pub(crate) fn new(home: &Path) -> Result<Self> {
+        Ok(Self {
+            socket: home.join(SOCKET_NAME),
+            home: home.to_owned(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        })
+    }
+
+    /// GET, answering JSON.
+    pub(crate) fn get(&self, path: &str) -> Result<Value> {
+        let body = self.send(Method::GET, path, None, full(Bytes::new()))?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// POST a JSON body, answering JSON.
+    pub(crate) fn post(&self, path: &str, value: &Value) -> Result<Value> {
+        let bytes = Bytes::from(serde_json::to_vec(value)?);
+        let body = self.send(Method::POST, path, Some("application/json"), full(bytes))?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// POST the bytes read from `content`, answering JSON.
+    pub(crate) fn post_stream(&self, path: &str, content: Box<dyn Read + Send>) -> Result<Value> {
+        let body = self.send(
+            Method::POST,
+            path,
+            Some("application/octet-stream"),
+            ReadBody(content).boxed_unsync(),
+        )?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// GET, writing the answer's bytes to `out` as they come.
+    pub(crate) fn download(&self, path: &str, out: &mut dyn Write) -> Result<u64> {
+        self.runtime.block_on(async {
+            let response = self
+                .request(Method::GET, path, None, full(Bytes::new()))
+                .await?;
+            let status = response.status();
+            let mut body = response.into_body();
+            if status != StatusCode::OK {
+                let bytes = body.collect().await?.to_bytes();
+                return Err(api_error(status, &bytes));
+            }
+            let mut total = 0u64;
+            while let Some(frame) = body.frame().await {
+                let frame = frame.context("the daemon broke off the download")?;
+                if let Ok(data) = frame.into_data() {
+                    out.write_all(&data)?;
+                    total += data.len() as u64;
+                }
+            }
+            Ok(total)
+        })
+    }
+
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: BoxBody,
+    ) -> Result<Bytes> {
+        self.runtime.block_on(async {
+            let response = self.request(method, path, content_type, body).await?;
+            let status = response.status();
+            let bytes = response.into_body().collect().await?.to_bytes();
+            if !status.is_success() {
+                return Err(api_error(status, &bytes));
+            }
+            Ok(bytes)
+        })
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: BoxBody,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
+            anyhow!(
+                "vdxd is not running for {} (cannot connect to {}: {e})",
+                self.home.display(),
+                self.socket.display()
+            )
+        })?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "vdxd");
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        Ok(sender.send_request(request.body(body)?).await?)
+    }
+}
+
+/// The API's error answer as one line: its message and code.
+fn api_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    match parsed.as_ref().and_then(|v| v.get("error")) {
+        Some(e) => anyhow!(
+            "{} ({})",
+            e["message"].as_str().unwrap_or("error"),
+            e["code"].as_str().unwrap_or("unknown")
+        ),
+        None => anyhow!("the daemon answered {status}"),
+    }
+}
+
+type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: Bytes) -> BoxBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A request body read from a file as it is sent (files may be larger than memory).
+struct ReadBody(Box<dyn Read + Send>);
+
+impl Body for ReadBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let mut buf = vec![0u8; 256 * 1024];
+        match self.0.read(&mut buf) {
+            Ok(0) => Poll::Ready(None),
+            Ok(n) => {
+                buf.truncate(n);
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from(buf)))))
+            }
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    }
+}
+
+/// Checks that a value from the daemon is an object with `key`; a clear error otherwise.
+pub(crate) fn field<'a>(value: &'a Value, key: &str) -> Result<&'a Value> {
+    match value.get(key) {
+        Some(v) => Ok(v),
+        None => bail!("the daemon's answer has no {key:?}"),
+    }
+}

@@ -1,0 +1,364 @@
+//! The clerk's commands against a running node: `send`, `inbox`, `outbox`, `show`, `fetch`. Each
+//! is a client of the local socket API; with `--json` each prints the API's JSON.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+use vdx_protocol::hex;
+use vdx_protocol::package::{check_name, read_package};
+
+use crate::client::{field, Client};
+
+/// Files at least this large get a progress bar on a terminal.
+const BAR_BYTES: u64 = 32 * 1024 * 1024;
+
+#[derive(Args, Debug)]
+pub(crate) struct SendArgs {
+    /// Recipient agency's organ code. Repeatable.
+    #[arg(long = "to", value_name = "CODE", required = true)]
+    to: Vec<String>,
+    /// Trích yếu (not allowed for tuyet-mat).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Số of the document.
+    #[arg(long)]
+    number: String,
+    /// Ký hiệu of the document.
+    #[arg(long)]
+    notation: String,
+    /// Độ khẩn.
+    #[arg(long, default_value = "thuong", value_parser = ["thuong", "khan", "thuong-khan", "hoa-toc", "hoa-toc-hen-gio"])]
+    urgency: String,
+    /// Độ mật.
+    #[arg(long = "class", default_value = "none", value_parser = ["none", "mat", "toi-mat", "tuyet-mat"])]
+    class: String,
+    /// Give up delivery after this long: seconds, or with a unit (90s, 30m, 12h, 7d). Default: the
+    /// node's configured expiry.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    expires_in: Option<u64>,
+    /// Print the API's answer as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The files of the dispatch, in order.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ListArgs {
+    /// Print the API's answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ShowArgs {
+    /// The dispatch id (32 hex digits, as `inbox`/`outbox` show it).
+    id: String,
+    /// Print the API's answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct FetchArgs {
+    /// The dispatch id.
+    id: String,
+    /// Directory to write the files into, under their original names.
+    #[arg(long = "out", value_name = "DIR")]
+    out: PathBuf,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn send(home: &Path, args: SendArgs) -> Result<ExitCode> {
+    let client = Client::new(home)?;
+    let mut files = Vec::new();
+    for path in &args.files {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{}: not a file name", path.display()))?;
+        check_name(name).with_context(|| format!("{}", path.display()))?;
+        let file = File::open(path).with_context(|| format!("{}", path.display()))?;
+        let len = file.metadata()?.len();
+        let content: Box<dyn Read + Send> = match bar(len, &format!("upload {name}")) {
+            Some(bar) => Box::new(bar.wrap_read(file)),
+            None => Box::new(file),
+        };
+        let uploaded = client.post_stream("/v1/uploads", content)?;
+        files.push(json!({
+            "name": name,
+            "media_type": media_type(name),
+            "upload": field(&uploaded, "upload")?,
+        }));
+    }
+    let expires = args
+        .expires_in
+        .map(|secs| time::OffsetDateTime::now_utc().unix_timestamp() as u64 + secs);
+    let request = json!({
+        "to": args.to,
+        "subject": args.subject,
+        "number": args.number,
+        "notation": args.notation,
+        "urgency": args.urgency,
+        "classification": args.class,
+        "expires": expires,
+        "files": files,
+    });
+    let answer = client.post("/v1/dispatches", &request)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        println!("queued dispatch {}", text(&answer["message_id"]));
+        for copy in answer["copies"].as_array().into_iter().flatten() {
+            println!("  to {}  id {}", text(&copy["to"]), text(&copy["id"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn list(home: &Path, inbox: bool, args: ListArgs) -> Result<ExitCode> {
+    let path = if inbox { "/v1/inbox" } else { "/v1/outbox" };
+    let answer = Client::new(home)?.get(path)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = answer.as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.is_empty() {
+        println!("{} is empty", if inbox { "inbox" } else { "outbox" });
+        return Ok(ExitCode::SUCCESS);
+    }
+    let party = if inbox { "FROM" } else { "TO" };
+    println!(
+        "{:<32}  {:<10}  {:<13}  {:<11}  {:<8}  {:<20}  SUBJECT",
+        "ID", "STATUS", party, "URGENCY", "SỐ ĐẾN", "SỐ/KÝ HIỆU"
+    );
+    for r in rows {
+        let code = format!("{}/{}", text(&r["number"]), text(&r["notation"]));
+        println!(
+            "{:<32}  {:<10}  {:<13}  {:<11}  {:<8}  {:<20}  {}",
+            text(&r["id"]),
+            text(&r["status"]),
+            text(&r[if inbox { "from" } else { "to" }]),
+            text(&r["urgency"]),
+            text(&r["incoming_number"]),
+            code,
+            short(&text(&r["subject"]), 50),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn show(home: &Path, args: ShowArgs) -> Result<ExitCode> {
+    let r = Client::new(home)?.get(&format!("/v1/dispatches/{}", args.id))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for key in [
+        "id",
+        "direction",
+        "status",
+        "reason",
+        "from",
+        "to",
+        "message_id",
+        "number",
+        "notation",
+        "subject",
+        "urgency",
+        "classification",
+        "incoming_number",
+        "delivered",
+        "attempts",
+        "size",
+    ] {
+        if !r[key].is_null() {
+            println!("{key:<16} {}", text(&r[key]));
+        }
+    }
+    for n in r["notices"].as_array().into_iter().flatten() {
+        println!(
+            "{:<16} {} from {} {}",
+            "notice",
+            text(&n["status"]),
+            text(&n["by"]),
+            text(&n["reason"])
+        );
+    }
+    for f in r["header"]["files"].as_array().into_iter().flatten() {
+        println!(
+            "{:<16} {} ({} bytes)",
+            "file",
+            text(&f["name"]),
+            text(&f["size"])
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn fetch(home: &Path, args: FetchArgs) -> Result<ExitCode> {
+    let client = Client::new(home)?;
+    let view = client.get(&format!("/v1/dispatches/{}", args.id))?;
+    let manifest = view["header"]["files"]
+        .as_array()
+        .context("this dispatch has no opened header (is it incoming and registered?)")?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    for f in manifest {
+        let target = args.out.join(text(&f["name"]));
+        if target.exists() {
+            bail!("{} already exists; choose another --out", target.display());
+        }
+    }
+    // Everything lands in a hidden directory beside the targets and is moved into place only
+    // once every file matches the manifest.
+    let staging = tempfile::Builder::new()
+        .prefix(".vdx-fetch-")
+        .tempdir_in(&args.out)?;
+    let tar_path = staging.path().join("package.tar");
+    let mut tar = File::create(&tar_path)?;
+    let size = view["size"].as_u64().unwrap_or(0);
+    match bar(size, "fetch") {
+        Some(bar) => client.download(
+            &format!("/v1/dispatches/{}/package", args.id),
+            &mut bar.wrap_write(&mut tar),
+        )?,
+        None => client.download(&format!("/v1/dispatches/{}/package", args.id), &mut tar)?,
+    };
+    let files_dir = staging.path().join("files");
+    std::fs::create_dir(&files_dir)?;
+    let contents = read_package(File::open(&tar_path)?, |name, content| {
+        let mut out = File::create(files_dir.join(name))?;
+        io::copy(content, &mut out)?;
+        out.sync_all()
+    })
+    .context("the fetched package")?;
+    if contents.files.len() != manifest.len() {
+        bail!("the package does not match the dispatch's manifest");
+    }
+    let mut written = Vec::new();
+    for (found, listed) in contents.files.iter().zip(manifest) {
+        if found.name != text(&listed["name"])
+            || hex::encode(&found.sha256) != text(&listed["sha256"])
+        {
+            bail!("{} does not match the dispatch's manifest", found.name);
+        }
+    }
+    for found in &contents.files {
+        let target = args.out.join(&found.name);
+        std::fs::rename(files_dir.join(&found.name), &target)?;
+        written.push(json!({
+            "name": found.name,
+            "size": found.size,
+            "sha256": hex::encode(&found.sha256),
+            "path": target,
+        }));
+    }
+    File::open(&args.out).and_then(|d| d.sync_all())?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "id": args.id, "files": written }))?
+        );
+    } else {
+        for w in &written {
+            println!("wrote {} ({} bytes)", text(&w["path"]), text(&w["size"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bar(len: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    if len < BAR_BYTES || !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len).with_message(what.to_owned());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:20} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
+
+/// A JSON value as a table cell: strings without quotes, null as empty.
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+/// Seconds in `90`, `90s`, `30m`, `12h` or `7d`.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c),
+        _ => (text, 's'),
+    };
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("unknown unit {unit:?}: use s, m, h or d")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{text:?} is not a duration like 90s, 30m, 12h or 7d"))
+}
+
+/// The media type the manifest states, from the file name's extension.
+fn media_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("pdf") => "application/pdf",
+        Some("doc") => "application/msword",
+        Some("docx") => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        Some("xls") => "application/vnd.ms-excel",
+        Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        Some("odt") => "application/vnd.oasis.opendocument.text",
+        Some("txt") => "text/plain",
+        Some("xml") => "application/xml",
+        Some("json") => "application/json",
+        Some("zip") => "application/zip",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("30m"), Ok(1800));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        for bad in ["", "0", "m", "5w", "-3h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
