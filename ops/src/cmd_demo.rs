@@ -1,6 +1,6 @@
-//! `vdx demo`: the whole offline exchange on an embedded default, so a new user sees it work.
-//!
-//! A throw-away CA issues certificates to three agencies; the Government Office seals a dispatch to
+//! `vdx demo`: the whole exchange on an embedded default, so a new user sees it work. By default a
+//! network of real daemons (`demo_network`); with `--offline`, the sealing and opening alone:
+//! a throw-away CA issues certificates to three agencies; the Government Office seals a dispatch to
 //! two provinces (one with EC keys, one with a government-style RSA certificate); each opens it and
 //! prints what was verified; OpenSSL's CLI, when installed, checks the same file independently; and
 //! two refusals (a tampered copy, an agency that was not addressed) show what failure looks like.
@@ -23,9 +23,13 @@ pub(crate) struct DemoArgs {
     /// Keep the demo's files (CA, agencies, sealed and opened documents) in this directory.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
+    /// Only seal and open (no daemons): also checks the result with the OpenSSL CLI and shows two
+    /// refusals.
+    #[arg(long)]
+    offline: bool,
 }
 
-const DISPATCH: &str = "\
+pub(crate) const DISPATCH: &str = "\
 VĂN PHÒNG CHÍNH PHỦ
 Số: 7816/VPCP-TTĐT                                Hà Nội, ngày 23 tháng 11 năm 2026
 
@@ -57,7 +61,24 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         }
     };
     println!("vdx demo: working in {}", root.display());
+    let passed = if args.offline {
+        offline(&root)?
+    } else {
+        crate::demo_network::run(&root)?
+    };
+    if args.keep.is_none() {
+        println!("vdx demo: cleaned up (use --keep DIR to keep the files)");
+    }
+    if passed {
+        println!("vdx demo: PASSED");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("vdx demo: FAILED");
+        Ok(ExitCode::from(1))
+    }
+}
 
+fn offline(root: &Path) -> Result<bool> {
     let mut ca = Ca::create("vdx demo root CA", KeyKind::EcP256, 30)?;
     let ca_pem = root.join("ca.pem");
     fs::write(&ca_pem, ca.cert().to_pem()?)?;
@@ -205,17 +226,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
         open_and_validate(cert, key, &trust, Vec::new(), &sealed, &refused),
         &refused,
     );
-
-    if args.keep.is_none() {
-        println!("vdx demo: cleaned up (use --keep DIR to keep the files)");
-    }
-    if all_ok {
-        println!("vdx demo: PASSED");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("vdx demo: FAILED");
-        Ok(ExitCode::from(1))
-    }
+    Ok(all_ok)
 }
 
 fn role<'a>(

@@ -26,17 +26,17 @@ use crate::files;
 pub(crate) struct InitArgs {
     /// Organ code of the agency this node serves, e.g. 000.00.00.G22.
     #[arg(long, value_name = "ORGAN_CODE")]
-    org: String,
+    pub(crate) org: String,
     /// The agency's name.
     #[arg(long)]
-    name: String,
+    pub(crate) name: String,
     /// QUIC listen address, e.g. 127.0.0.1:4433.
     #[arg(long, value_name = "ADDR")]
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// A development CA (from `vdx pki init-ca`) to issue the node's certificates now; without it,
     /// keys and certificate requests are written for a real CA to sign.
     #[arg(long, value_name = "CA_DIR")]
-    ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,6 +54,31 @@ pub(crate) enum DirectoryCommand {
 }
 
 pub(crate) fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
+    print!("{}", create(home, &args)?);
+    println!(
+        "node home {} for {} ({}), listening on {}",
+        home.display(),
+        args.name,
+        args.org,
+        args.listen
+    );
+    if args.ca.is_none() {
+        println!(
+            "certificate requests written to {}/keys/{{sign,enc,tls}}.csr: have them signed, save \
+             the certificates as keys/sign.pem, keys/enc.pem, keys/tls.pem and the CA as keys/ca.pem",
+            home.display()
+        );
+    }
+    println!(
+        "next: `vdx --home {} directory export > entry.json` and import the peers' entries",
+        home.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Makes the node home: config, keys and certificates (or requests), its own directory entry.
+/// Returns the report of the certificates issued, if any.
+pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
     let org: OrganCode = args.org.parse().context("invalid --org")?;
     if home.join(config::FILE_NAME).exists() {
         bail!(
@@ -66,9 +91,9 @@ pub(crate) fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
     fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
     fs::create_dir_all(config::resolve(home, &config.data_dir))?;
     let mut directory = Directory::default();
-    match &args.ca {
+    let report = match &args.ca {
         Some(ca_dir) => {
-            cmd_pki::issue(
+            let report = cmd_pki::issue(
                 ca_dir,
                 &IssueRequest {
                     org: org.to_string(),
@@ -81,9 +106,13 @@ pub(crate) fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
                 &keys,
             )?;
             directory.upsert(own_entry(home, &config)?)?;
+            report
         }
-        None => write_requests(&keys, &org, &args.name)?,
-    }
+        None => {
+            write_requests(&keys, &org, &args.name)?;
+            String::new()
+        }
+    };
     write_file(
         &config::resolve(home, &config.directory),
         &directory.to_json()?,
@@ -94,24 +123,7 @@ pub(crate) fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
         config.to_toml()?.as_bytes(),
         Mode::Private,
     )?;
-    println!(
-        "node home {} for {} ({org}), listening on {}",
-        home.display(),
-        args.name,
-        args.listen
-    );
-    if args.ca.is_none() {
-        println!(
-            "certificate requests written to {}/{{sign,enc,tls}}.csr: have them signed, save the \
-             certificates as keys/sign.pem, keys/enc.pem, keys/tls.pem and the CA as keys/ca.pem",
-            keys.display()
-        );
-    }
-    println!(
-        "next: `vdx --home {} directory export > entry.json` and import the peers' entries",
-        home.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(report)
 }
 
 pub(crate) fn directory(home: &Path, cmd: DirectoryCommand) -> Result<ExitCode> {

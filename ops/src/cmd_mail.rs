@@ -78,9 +78,34 @@ pub(crate) struct FetchArgs {
 }
 
 pub(crate) fn send(home: &Path, args: SendArgs) -> Result<ExitCode> {
-    let client = Client::new(home)?;
-    let mut files = Vec::new();
-    for path in &args.files {
+    let expires = args
+        .expires_in
+        .map(|secs| time::OffsetDateTime::now_utc().unix_timestamp() as u64 + secs);
+    let request = json!({
+        "to": args.to,
+        "subject": args.subject,
+        "number": args.number,
+        "notation": args.notation,
+        "urgency": args.urgency,
+        "classification": args.class,
+        "expires": expires,
+    });
+    let answer = submit(&Client::new(home)?, request, &args.files)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        println!("queued dispatch {}", text(&answer["message_id"]));
+        for copy in answer["copies"].as_array().into_iter().flatten() {
+            println!("  to {}  id {}", text(&copy["to"]), text(&copy["id"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Uploads `files` and submits `request` (every field but `files`) naming them; the API's answer.
+pub(crate) fn submit(client: &Client, mut request: Value, files: &[PathBuf]) -> Result<Value> {
+    let mut named = Vec::new();
+    for path in files {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -93,35 +118,14 @@ pub(crate) fn send(home: &Path, args: SendArgs) -> Result<ExitCode> {
             None => Box::new(file),
         };
         let uploaded = client.post_stream("/v1/uploads", content)?;
-        files.push(json!({
+        named.push(json!({
             "name": name,
             "media_type": media_type(name),
             "upload": field(&uploaded, "upload")?,
         }));
     }
-    let expires = args
-        .expires_in
-        .map(|secs| time::OffsetDateTime::now_utc().unix_timestamp() as u64 + secs);
-    let request = json!({
-        "to": args.to,
-        "subject": args.subject,
-        "number": args.number,
-        "notation": args.notation,
-        "urgency": args.urgency,
-        "classification": args.class,
-        "expires": expires,
-        "files": files,
-    });
-    let answer = client.post("/v1/dispatches", &request)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
-    } else {
-        println!("queued dispatch {}", text(&answer["message_id"]));
-        for copy in answer["copies"].as_array().into_iter().flatten() {
-            println!("  to {}  id {}", text(&copy["to"]), text(&copy["id"]));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    request["files"] = Value::Array(named);
+    client.post("/v1/dispatches", &request)
 }
 
 pub(crate) fn list(home: &Path, inbox: bool, args: ListArgs) -> Result<ExitCode> {
@@ -206,14 +210,30 @@ pub(crate) fn show(home: &Path, args: ShowArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn fetch(home: &Path, args: FetchArgs) -> Result<ExitCode> {
-    let client = Client::new(home)?;
-    let view = client.get(&format!("/v1/dispatches/{}", args.id))?;
+    let written = fetch_into(&Client::new(home)?, &args.id, &args.out)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "id": args.id, "files": written }))?
+        );
+    } else {
+        for w in &written {
+            println!("wrote {} ({} bytes)", text(&w["path"]), text(&w["size"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the files of incoming dispatch `id` into `out` under their names, only once every one
+/// matches the manifest; returns what was written (name, size, sha256, path).
+pub(crate) fn fetch_into(client: &Client, id: &str, out: &Path) -> Result<Vec<Value>> {
+    let view = client.get(&format!("/v1/dispatches/{id}"))?;
     let manifest = view["header"]["files"]
         .as_array()
         .context("this dispatch has no opened header (is it incoming and registered?)")?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
     for f in manifest {
-        let target = args.out.join(text(&f["name"]));
+        let target = out.join(text(&f["name"]));
         if target.exists() {
             bail!("{} already exists; choose another --out", target.display());
         }
@@ -222,16 +242,16 @@ pub(crate) fn fetch(home: &Path, args: FetchArgs) -> Result<ExitCode> {
     // once every file matches the manifest.
     let staging = tempfile::Builder::new()
         .prefix(".vdx-fetch-")
-        .tempdir_in(&args.out)?;
+        .tempdir_in(out)?;
     let tar_path = staging.path().join("package.tar");
     let mut tar = File::create(&tar_path)?;
     let size = view["size"].as_u64().unwrap_or(0);
     match bar(size, "fetch") {
         Some(bar) => client.download(
-            &format!("/v1/dispatches/{}/package", args.id),
+            &format!("/v1/dispatches/{id}/package"),
             &mut bar.wrap_write(&mut tar),
         )?,
-        None => client.download(&format!("/v1/dispatches/{}/package", args.id), &mut tar)?,
+        None => client.download(&format!("/v1/dispatches/{id}/package"), &mut tar)?,
     };
     let files_dir = staging.path().join("files");
     std::fs::create_dir(&files_dir)?;
@@ -253,7 +273,7 @@ pub(crate) fn fetch(home: &Path, args: FetchArgs) -> Result<ExitCode> {
         }
     }
     for found in &contents.files {
-        let target = args.out.join(&found.name);
+        let target = out.join(&found.name);
         std::fs::rename(files_dir.join(&found.name), &target)?;
         written.push(json!({
             "name": found.name,
@@ -262,18 +282,8 @@ pub(crate) fn fetch(home: &Path, args: FetchArgs) -> Result<ExitCode> {
             "path": target,
         }));
     }
-    File::open(&args.out).and_then(|d| d.sync_all())?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "id": args.id, "files": written }))?
-        );
-    } else {
-        for w in &written {
-            println!("wrote {} ({} bytes)", text(&w["path"]), text(&w["size"]));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    File::open(out).and_then(|d| d.sync_all())?;
+    Ok(written)
 }
 
 fn bar(len: u64, what: &str) -> Option<indicatif::ProgressBar> {

@@ -145,7 +145,8 @@ pub(crate) fn run(cmd: PkiCommand) -> Result<ExitCode> {
                 not_before,
                 days,
             };
-            issue(&ca, &request, &out)
+            print!("{}", issue(&ca, &request, &out)?);
+            Ok(())
         }
         PkiCommand::Revoke { ca, reason, cert } => revoke(&ca, reason, &cert),
         PkiCommand::Crl { ca, days, out } => crl(&ca, days, &out),
@@ -154,6 +155,26 @@ pub(crate) fn run(cmd: PkiCommand) -> Result<ExitCode> {
 }
 
 fn init_ca(out: &Path, name: &str, key_type: KeyType, days: u32) -> Result<()> {
+    let (ca, encrypted) = write_ca(out, name, key_type, days)?;
+    println!("CA created in {}", out.display());
+    println!("  subject:   {}", vdx_pki::subject_string(ca.cert()));
+    println!("  key:       {}", key_name(key_type));
+    println!("  serial:    {}", vdx_pki::serial_hex(ca.cert()));
+    println!("  not after: {}", ca.cert().not_after());
+    println!(
+        "  files:     ca.pem, ca.key ({}), state.json",
+        if encrypted {
+            "encrypted"
+        } else {
+            "NOT encrypted"
+        }
+    );
+    Ok(())
+}
+
+/// Creates a CA's files in `out` (refusing to overwrite one); returns it and whether its key file
+/// is encrypted.
+pub(crate) fn write_ca(out: &Path, name: &str, key_type: KeyType, days: u32) -> Result<(Ca, bool)> {
     for file in ["ca.key", "ca.pem", "state.json"] {
         let path = out.join(file);
         if path.exists() {
@@ -170,23 +191,14 @@ fn init_ca(out: &Path, name: &str, key_type: KeyType, days: u32) -> Result<()> {
     write_file(&out.join("ca.key"), &key_pem, Mode::NewSecret)?;
     write_file(&out.join("ca.pem"), &ca.cert().to_pem()?, Mode::Public)?;
     write_file(&out.join("state.json"), &ca.state_json()?, Mode::Private)?;
-    println!("CA created in {}", out.display());
-    println!("  subject:   {}", vdx_pki::subject_string(ca.cert()));
-    println!("  key:       {}", key_name(key_type));
-    println!("  serial:    {}", vdx_pki::serial_hex(ca.cert()));
-    println!("  not after: {}", ca.cert().not_after());
-    println!(
-        "  files:     ca.pem, ca.key ({}), state.json",
-        if pass.is_some() {
-            "encrypted"
-        } else {
-            "NOT encrypted"
-        }
-    );
-    Ok(())
+    Ok((ca, pass.is_some()))
 }
 
-pub(crate) fn issue(ca_dir: &Path, request: &IssueRequest, out: &Path) -> Result<()> {
+/// Issues `request` into `out` (keys, certificates, the CA certificate); returns a report of what
+/// was written, for the caller to print.
+pub(crate) fn issue(ca_dir: &Path, request: &IssueRequest, out: &Path) -> Result<String> {
+    use std::fmt::Write as _;
+    let mut report = String::new();
     let mut ca = load_ca(ca_dir)?;
     // Refuse before generating anything if a key would be overwritten.
     let roles: &[&str] = match request.profile {
@@ -207,40 +219,49 @@ pub(crate) fn issue(ca_dir: &Path, request: &IssueRequest, out: &Path) -> Result
     let pass = files::new_key_passphrase()?;
     // The CA records the serials first: a crash after this leaves certificates it knows of.
     write_file(&ca_dir.join("state.json"), &ca.state_json()?, Mode::Private)?;
-    println!(
+    writeln!(
+        report,
         "issued for {} ({}) into {}:",
         request.name,
         request.org,
         out.display()
-    );
+    )?;
     for (role, cert, key) in issued.roles() {
         let key_path = out.join(format!("{role}.key"));
         let cert_path = out.join(format!("{role}.pem"));
         let key_pem = key.to_pkcs8_pem(pass.as_ref().map(|p| p.as_bytes()))?;
         write_file(&key_path, &key_pem, Mode::NewSecret)?;
         write_file(&cert_path, &cert.to_pem()?, Mode::Public)?;
-        println!("  {role}: {} + {}", cert_path.display(), key_path.display());
-        println!("    subject:    {}", vdx_pki::subject_string(cert));
-        println!(
+        writeln!(
+            report,
+            "  {role}: {} + {}",
+            cert_path.display(),
+            key_path.display()
+        )?;
+        writeln!(report, "    subject:    {}", vdx_pki::subject_string(cert))?;
+        writeln!(
+            report,
             "    organ code: {}",
             vdx_pki::organ_code(cert).unwrap_or_default()
-        );
-        println!("    serial:     {}", vdx_pki::serial_hex(cert));
-        println!(
+        )?;
+        writeln!(report, "    serial:     {}", vdx_pki::serial_hex(cert))?;
+        writeln!(
+            report,
             "    valid:      {} .. {}",
             cert.not_before(),
             cert.not_after()
-        );
+        )?;
     }
     write_file(&out.join("ca.pem"), &ca.cert().to_pem()?, Mode::Public)?;
-    println!("  CA certificate: {}", out.join("ca.pem").display());
+    writeln!(report, "  CA certificate: {}", out.join("ca.pem").display())?;
     if pass.is_none() {
-        println!(
+        writeln!(
+            report,
             "  keys are NOT encrypted (set {} or answer the prompt to encrypt them)",
             files::PASSPHRASE_ENV
-        );
+        )?;
     }
-    Ok(())
+    Ok(report)
 }
 
 fn revoke(ca_dir: &Path, reason: Option<RevocationReason>, cert: &Path) -> Result<()> {

@@ -13,6 +13,7 @@ mod cmd_mail;
 mod cmd_open;
 mod cmd_pki;
 mod cmd_seal;
+mod demo_network;
 mod files;
 mod pipeline;
 mod progress;
@@ -30,7 +31,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a throw-away CA and agencies, seal a document from one to another, and open it.
+    /// Run a throw-away network of three agencies (real vdxd daemons) and send a dispatch across it.
     Demo(cmd_demo::DemoArgs),
     /// Sign a document and encrypt it to one or more recipient agencies (offline).
     Seal(cmd_seal::SealArgs),

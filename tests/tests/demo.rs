@@ -1,11 +1,41 @@
-//! The README's main command works and cleans up after itself.
+//! The README's main command works and cleans up after itself: `vdx demo` runs three real `vdxd`
+//! and sends a dispatch across them; `vdx demo --offline` seals and opens without daemons.
 
-use vdx_tests::Session;
+use vdx_tests::{vdxd_bin, Session};
 
 #[test]
-fn demo_passes_and_keeps_files_only_when_asked() {
+fn the_network_demo_delivers_to_both_provinces_and_cleans_up() {
     let s = Session::new();
+    vdxd_bin(); // `vdx demo` starts the vdxd built beside it.
     let ran = s.vdx(&["demo"]).ok();
+    let out = &ran.stdout;
+    assert!(out.contains("vdx demo: PASSED"), "{out}");
+    assert_eq!(
+        out.matches("identical to what was sent").count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("signed delivery receipt verified").count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("số đến 1/"), "{out}");
+    assert!(out.contains("all three vdxd stopped cleanly"), "{out}");
+    let workdir = out
+        .lines()
+        .find_map(|l| l.strip_prefix("vdx demo: working in "))
+        .expect("the demo names its directory");
+    assert!(
+        !std::path::Path::new(workdir).exists(),
+        "demo left {workdir} behind"
+    );
+}
+
+#[test]
+fn the_offline_demo_passes_and_keeps_files_only_when_asked() {
+    let s = Session::new();
+    let ran = s.vdx(&["demo", "--offline"]).ok();
     assert!(ran.stdout.contains("vdx demo: PASSED"), "{}", ran.stdout);
     assert!(
         ran.stdout
@@ -15,17 +45,8 @@ fn demo_passes_and_keeps_files_only_when_asked() {
     );
     assert!(ran.stdout.contains("[integrity_failed]"), "{}", ran.stdout);
     assert!(ran.stdout.contains("[not_a_recipient]"), "{}", ran.stdout);
-    let workdir = ran
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("vdx demo: working in "))
-        .expect("the demo names its directory");
-    assert!(
-        !std::path::Path::new(workdir).exists(),
-        "demo left {workdir} behind"
-    );
 
-    s.vdx(&["demo", "--keep", "kept"]).ok();
+    s.vdx(&["demo", "--offline", "--keep", "kept"]).ok();
     assert!(s.exists("kept/ca.pem") && s.exists("kept/7816-VPCP-TTDT.p7m"));
     assert!(s.exists("kept/000.00.00.H40/received.txt"));
 }
