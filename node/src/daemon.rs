@@ -65,6 +65,22 @@ pub enum StartError {
     },
 }
 
+/// The shutdown signal as the loops see it: set once, seen by every loop whenever it looks (unlike a
+/// notification, which a loop busy elsewhere at that moment would miss).
+#[derive(Clone)]
+pub(crate) struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    pub(crate) fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Returns once the signal is set (at once if it already is).
+    pub(crate) async fn wait(&mut self) {
+        let _ = self.0.wait_for(|set| *set).await;
+    }
+}
+
 /// Everything the loops and the local API share.
 pub(crate) struct Node {
     pub(crate) config: Config,
@@ -230,19 +246,19 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         wake_outbox: Notify::new(),
         wake_inbox: Notify::new(),
     });
-    let stop = Arc::new(Notify::new());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let accept = tokio::spawn(accept_loop(endpoint.clone(), node.clone()));
     let api = tokio::spawn(crate::api::serve(socket, node.clone(), home.to_owned()));
-    let inbox = tokio::spawn(inbox_loop(node.clone(), stop.clone()));
+    let inbox = tokio::spawn(inbox_loop(node.clone(), Stop(stop.clone())));
     let outbox = tokio::spawn(crate::outbox::run(
         endpoint.clone(),
         node.clone(),
-        stop.clone(),
+        Stop(stop),
     ));
 
     shutdown_signal().await;
     tracing::info!("stopping: no new transfers; what is on disk stays");
-    stop.notify_waiters();
+    let _ = stop_tx.send(true);
     api.abort();
     let _ = std::fs::remove_file(&socket_path);
     endpoint.close(0u32.into(), b"shutting down");
@@ -345,8 +361,8 @@ impl ReceivePolicy for Node {
 }
 
 /// Opens what arrived, oldest most-urgent first; repeats whatever a crash interrupted.
-async fn inbox_loop(node: Arc<Node>, stop: Arc<Notify>) {
-    loop {
+async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
+    while !stop.is_set() {
         let arrivals = node.store.arrivals().unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the arrivals");
             Vec::new()
@@ -375,7 +391,7 @@ async fn inbox_loop(node: Arc<Node>, stop: Arc<Notify>) {
             node.wake_outbox.notify_one();
         }
         tokio::select! {
-            _ = stop.notified() => return,
+            _ = stop.wait() => return,
             _ = node.wake_inbox.notified() => {}
             _ = tokio::time::sleep(TICK * 10) => {}
         }

@@ -12,10 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
 use vdx_protocol::OrganCode;
 
-use crate::daemon::Node;
+use crate::daemon::{Node, Stop};
 use crate::receipts::verify_receipt;
 use crate::store::{MessageId, Record};
 use crate::transfer::{send_dispatch, SendOutcome, TransferError};
@@ -101,10 +100,10 @@ impl Schedule {
 }
 
 /// Runs the outbox until `stop`; running transfers are let finish (or fail) before returning.
-pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, stop: Arc<Notify>) {
+pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: Stop) {
     let schedule = Arc::new(Mutex::new(Schedule::default()));
     let mut tasks = tokio::task::JoinSet::new();
-    loop {
+    while !stop.is_set() {
         let queued = node.store.outbox().unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the outbox");
             Vec::new()
@@ -163,7 +162,7 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, stop: Arc<No
             }
         }
         tokio::select! {
-            _ = stop.notified() => break,
+            _ = stop.wait() => break,
             _ = node.wake_outbox.notified() => {}
             _ = tokio::time::sleep(TICK) => {}
         }

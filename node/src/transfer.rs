@@ -244,6 +244,11 @@ async fn drive_receive(
         return Ok(None);
     }
     if let Some(existing) = store.get(id)? {
+        if existing.size != offer.size || existing.sealed_digest()? != offer.sealed_sha256 {
+            let reason = format!("a different object is already stored under id {id}");
+            write_frame(send, &machine.reject(RejectCode::BadOffer, reason)).await?;
+            return Ok(None);
+        }
         // A repeat (our STORED was lost): answer it again, exactly once stored.
         let accept = machine.accept(offer.size)?;
         write_frame(send, &accept).await?;

@@ -27,7 +27,8 @@ impl Daemon {
         let mut daemon = Self::spawn(s, home);
         let socket = s.path(&format!("{home}/vdxd.sock"));
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
+        // A killed daemon leaves its socket file behind: wait until this one answers on it.
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
             if let Some(status) = daemon.child.try_wait().unwrap() {
                 panic!(
                     "vdxd --home {home} exited with {status}:\n{}",
