@@ -111,12 +111,35 @@ impl Node {
         }
     }
 
-    /// Where a dispatch goes next: its recipient, or our relay.
+    /// Where an object goes next: straight to an agency we relay for; else through our relay if
+    /// we have one; else through the recipient's relay if the directory names one; else to the
+    /// recipient itself.
     pub(crate) fn next_hop(&self, record: &Record) -> OrganCode {
-        self.config
-            .relay
-            .clone()
-            .unwrap_or_else(|| record.to.clone())
+        let theirs = self.relay_of(&record.to);
+        if theirs.as_ref() == Some(&self.config.organ_code) {
+            return record.to.clone();
+        }
+        if let Some(ours) = self.config.relay.as_ref().filter(|r| **r != record.to) {
+            return ours.clone();
+        }
+        theirs.unwrap_or_else(|| record.to.clone())
+    }
+
+    /// The relay the directory names for `code`.
+    fn relay_of(&self, code: &OrganCode) -> Option<OrganCode> {
+        self.directory
+            .get(code.as_str())
+            .and_then(|e| e.relay.as_deref())
+            .and_then(|r| r.parse().ok())
+    }
+
+    /// Whether this node carries `offer` for others: it is the relay of its sender or recipient,
+    /// and knows the recipient. What it carries it stores and forwards, never opens.
+    fn relays_for(&self, offer: &Offer) -> bool {
+        let me = Some(&self.config.organ_code);
+        self.directory.get(offer.to.as_str()).is_some()
+            && (self.relay_of(&offer.to).as_ref() == me
+                || self.relay_of(&offer.from).as_ref() == me)
     }
 
     /// A peer's QUIC address from the directory.
@@ -318,7 +341,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
 
 impl ReceivePolicy for Node {
     fn admit(&self, offer: &Offer) -> Result<(), (RejectCode, String)> {
-        if offer.to != self.config.organ_code {
+        if offer.to != self.config.organ_code && !self.relays_for(offer) {
             return Err((
                 RejectCode::NotForUs,
                 format!("{} is not served by {}", offer.to, self.config.organ_code),
@@ -368,6 +391,16 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
             Vec::new()
         });
         for record in arrivals {
+            if record.to != node.config.organ_code {
+                match node.store.forward(record.id) {
+                    Ok(r) => tracing::info!(id = %r.id, from = %r.from, to = %r.to, "relaying"),
+                    Err(e) => {
+                        tracing::error!(id = %record.id, error = %e, "cannot queue for relaying")
+                    }
+                }
+                node.wake_outbox.notify_one();
+                continue;
+            }
             let worker = node.clone();
             let done = tokio::task::spawn_blocking(move || {
                 worker

@@ -61,6 +61,8 @@ pub enum Direction {
     Outgoing,
     /// Received here.
     Incoming,
+    /// Received here for another agency, and forwarded (or to be): this node is its relay.
+    Relayed,
 }
 
 /// Where a dispatch stands. Every change is a record update in one transaction.
@@ -614,6 +616,31 @@ impl Store {
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
                 arrivals.remove(&id.0)?;
+                Ok(record)
+            })
+            .map_err(transaction_error)?;
+        self.db.flush()?;
+        Ok(record)
+    }
+
+    /// Queues a received object for another agency for forwarding, in one transaction: it leaves
+    /// the arrivals, enters the outbox, and its record says it is relayed.
+    pub fn forward(&self, id: MessageId) -> Result<Record, StoreError> {
+        let current = self.get(id)?.ok_or(StoreError::NotFound(id))?;
+        let key = self.outbox_key(current.urgency, id)?;
+        let record = (&self.dispatches, &self.arrivals, &self.outbox)
+            .transaction(|(dispatches, arrivals, outbox)| {
+                let mut record = load(dispatches, id)?;
+                if record.direction == Direction::Relayed {
+                    return Ok(record);
+                }
+                record.direction = Direction::Relayed;
+                record.state = DispatchState::Queued;
+                record.attempts = 0;
+                let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                dispatches.insert(&id.0, value)?;
+                arrivals.remove(&id.0)?;
+                outbox.insert(key.as_slice(), &id.0)?;
                 Ok(record)
             })
             .map_err(transaction_error)?;

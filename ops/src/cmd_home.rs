@@ -37,6 +37,10 @@ pub(crate) struct InitArgs {
     /// keys and certificate requests are written for a real CA to sign.
     #[arg(long, value_name = "CA_DIR")]
     pub(crate) ca: Option<PathBuf>,
+    /// Organ code of the node that relays for this one (e.g. the province for a commune): every
+    /// dispatch leaves through it, and the directory entry tells others to send through it.
+    #[arg(long, value_name = "ORGAN_CODE")]
+    pub(crate) relay: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,7 +90,13 @@ pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
             home.display()
         );
     }
-    let config = Config::new(org.clone(), args.name.clone(), args.listen);
+    let mut config = Config::new(org.clone(), args.name.clone(), args.listen);
+    config.relay = args
+        .relay
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .context("invalid --relay")?;
     let keys = home.join("keys");
     fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
     fs::create_dir_all(config::resolve(home, &config.data_dir))?;

@@ -55,6 +55,7 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
                 name: (*name).to_owned(),
                 listen: format!("127.0.0.1:{}", free_port()?).parse()?,
                 ca: Some(ca.clone()),
+                relay: None,
             },
         )?;
     }

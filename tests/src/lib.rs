@@ -12,16 +12,24 @@ pub mod daemon;
 /// The `vdx` binary of this workspace, built once per test process with the test's profile.
 pub fn vdx_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build("vdx-ops", "vdx"))
+    BIN.get_or_init(|| build_bins().join("vdx"))
 }
 
 /// The `vdxd` daemon of this workspace, built once per test process.
 pub fn vdxd_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build("vdx-node", "vdxd"))
+    BIN.get_or_init(|| build_bins().join("vdxd"))
 }
 
-fn build(package: &str, bin: &str) -> PathBuf {
+/// Builds every binary of the workspace in one `cargo build --workspace --bins`, so that both are
+/// built with the same (unified) features: building them one package at a time would resolve
+/// features differently each time and rebuild the shared crates on every test run.
+fn build_bins() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(build)
+}
+
+fn build() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let release = std::env::current_exe()
         .map(|p| p.components().any(|c| c.as_os_str() == "release"))
@@ -29,22 +37,20 @@ fn build(package: &str, bin: &str) -> PathBuf {
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build
         .current_dir(&workspace)
-        .args(["build", "-q", "-p", package, "--bin", bin]);
+        .args(["build", "-q", "--workspace", "--bins"]);
     if release {
         build.arg("--release");
     }
     let out = build.output().expect("cargo runs");
     assert!(
         out.status.success(),
-        "building {bin} failed:\n{}",
+        "building the binaries failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
-    target
-        .join(if release { "release" } else { "debug" })
-        .join(bin)
+    target.join(if release { "release" } else { "debug" })
 }
 
 /// One test's world: a temporary directory and the commands a user would type there.

@@ -252,3 +252,98 @@ fn a_sender_missing_from_the_receivers_directory_is_refused_and_keeps_its_dispat
     // sender counts attempts (and backs off) rather than failing the dispatch.
     assert!(record.attempts >= 1, "{record:?}");
 }
+
+#[test]
+fn a_commune_is_reached_through_its_province_which_carries_but_cannot_read() {
+    const COMMUNE: &str = "000.01.41.H41";
+    let s = Session::new();
+    two_nodes(&s);
+    let listen = format!("127.0.0.1:{}", vdx_tests::daemon::free_port());
+    s.vdx(&[
+        "--home",
+        "xa",
+        "init",
+        "--org",
+        COMMUNE,
+        "--name",
+        "UBND xã Tây Hòa",
+        "--listen",
+        &listen,
+        "--ca",
+        "ca",
+        "--relay",
+        H41,
+    ])
+    .ok();
+    let entry = s.vdx(&words("--home xa directory export")).ok().stdout;
+    s.write("xa.json", entry.as_bytes());
+    for home in ["g22", "h41"] {
+        s.vdx(&["--home", home, "directory", "import", "xa.json"])
+            .ok();
+    }
+    for other in ["g22.json", "h41.json"] {
+        s.vdx(&["--home", "xa", "directory", "import", other]).ok();
+    }
+    s.write("cv.txt", "Kính gửi: UBND xã Tây Hòa\n".as_bytes());
+    let daemons = [
+        Daemon::start(&s, "xa"),
+        Daemon::start(&s, "h41"),
+        Daemon::start(&s, "g22"),
+    ];
+
+    let answer = s
+        .vdx(&[
+            "--home",
+            "g22",
+            "send",
+            "--json",
+            "--to",
+            COMMUNE,
+            "--subject",
+            "V/v qua tỉnh",
+            "--number",
+            "5",
+            "--notation",
+            "VPCP-TTĐT",
+            "--urgency",
+            "khan",
+            "cv.txt",
+        ])
+        .ok()
+        .json();
+    let id = answer["copies"][0]["id"].as_str().unwrap().to_owned();
+    let at_commune = wait_status(&s, "xa", &id, "registered");
+    assert_eq!(at_commune["from"], G22);
+    let at_sender = wait_status(&s, "g22", &id, "delivered");
+    assert_eq!(at_sender["notices"][0]["by"], COMMUNE);
+    s.vdx(&["--home", "xa", "fetch", &id, "--out", "got"]).ok();
+    assert_eq!(
+        s.read("got/cv.txt"),
+        "Kính gửi: UBND xã Tây Hòa\n".as_bytes()
+    );
+
+    // The province carried it (its log says so, its inbox does not list it) and cannot open it.
+    let relay_log = String::from_utf8_lossy(&s.read("h41.log")).into_owned();
+    assert!(relay_log.contains("relaying"), "{relay_log}");
+    let province_inbox = s.vdx(&words("--home h41 inbox --json")).ok().json();
+    assert_eq!(province_inbox.as_array().unwrap().len(), 0);
+    for daemon in daemons {
+        assert!(daemon.stop().success());
+    }
+    let carried = s.path(&format!("h41/data/spool/objects/{id}.p7m"));
+    let opened = s.vdx(&[
+        "open",
+        "--json",
+        "--cert",
+        "h41/keys/enc.pem",
+        "--key",
+        "h41/keys/enc.key",
+        "--trust",
+        "ca/ca.pem",
+        "-o",
+        "peek.txt",
+        carried.to_str().unwrap(),
+    ]);
+    assert_eq!(opened.refusal(), "not_a_recipient");
+    assert!(!s.exists("peek.txt"));
+}
