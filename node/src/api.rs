@@ -265,7 +265,13 @@ async fn submit(node: Arc<Node>, body: Incoming) -> Result<Response<Body>, ApiEr
     let bytes = http_body_util::Limited::new(body, MAX_JSON)
         .collect()
         .await
-        .map_err(|e| ApiError::bad(format!("reading the request: {e}")))?
+        .map_err(|e| {
+            ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("reading the request (at most {MAX_JSON} bytes): {e}"),
+            )
+        })?
         .to_bytes();
     let request: SendRequest =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;

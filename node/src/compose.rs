@@ -23,6 +23,13 @@ use crate::receipts::ReceiptSigner;
 use crate::store::{MessageId, Record, Store, StoreError};
 use crate::uploads::Uploads;
 
+/// Vietnam's civil time (Asia/Ho_Chi_Minh: UTC+7, no daylight saving): promulgation dates and the
+/// year of an incoming number follow the calendar of the office, not UTC.
+pub const VIETNAM: time::UtcOffset = match time::UtcOffset::from_hms(7, 0, 0) {
+    Ok(offset) => offset,
+    Err(_) => time::UtcOffset::UTC,
+};
+
 /// What a clerk or an office system asks to send (the body of `POST /v1/dispatches`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,9 +170,10 @@ impl Composer<'_> {
                 0 => 0,
                 days => now.unix_timestamp() as u64 + u64::from(days) * 86_400,
             });
-        let mut records = Vec::new();
-        for party in &header.to {
-            let offer = Offer {
+        let copies: Vec<Offer> = header
+            .to
+            .iter()
+            .map(|party| Offer {
                 id: transfer_id(&message_id, &party.organ_id).0,
                 from: self.organ_code.clone(),
                 to: party.organ_id.clone(),
@@ -174,16 +182,10 @@ impl Composer<'_> {
                 urgency: header.priority.code(),
                 expires,
                 kind: ObjectKind::Dispatch,
-            };
-            let object =
-                File::open(&sealed.0).map_err(StoreError::from_io("reading the sealed object"))?;
-            records.push(store.submit_dispatch(
-                &offer,
-                Some(&header),
-                object,
-                now.unix_timestamp() as u64,
-            )?);
-        }
+            })
+            .collect();
+        let records =
+            store.submit_copies(&copies, &header, &sealed.0, now.unix_timestamp() as u64)?;
         Ok((header, records))
     }
 
@@ -196,7 +198,14 @@ impl Composer<'_> {
         let priority: Priority = request.urgency.parse().map_err(|e| invalid(&e))?;
         let classification: Classification =
             request.classification.parse().map_err(|e| invalid(&e))?;
-        let date = CalendarDate::new(now.year() as u16, now.month() as u8, now.day())
+        let local = now.to_offset(VIETNAM);
+        if request
+            .expires
+            .is_some_and(|e| e <= now.unix_timestamp() as u64)
+        {
+            return Err(ComposeError::Invalid("expires is in the past".into()));
+        }
+        let date = CalendarDate::new(local.year() as u16, local.month() as u8, local.day())
             .ok_or_else(|| ComposeError::Invalid("today's date".into()))?;
         let document_id = DocumentId::new(
             self.organ_code.clone(),

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use vdx_crypto::PrivateKey;
 use vdx_pki::{Directory, TrustStore, ValidatedSigner};
 use vdx_protocol::receipt::ReceiptKind;
-use vdx_protocol::wire::{Offer, RejectCode};
+use vdx_protocol::wire::{ObjectKind, Offer, RejectCode};
 use vdx_protocol::OrganCode;
 
 use crate::compose::Composer;
@@ -64,6 +64,9 @@ pub enum StartError {
         source: std::io::Error,
     },
 }
+
+/// Largest receipt or notice accepted (they are a few KiB).
+const MAX_REPLY_BYTES: u64 = 64 * 1024;
 
 /// The shutdown signal as the loops see it: set once, seen by every loop whenever it looks (unlike a
 /// notification, which a loop busy elsewhere at that moment would miss).
@@ -353,13 +356,14 @@ impl ReceivePolicy for Node {
                 format!("{} is not in the directory", offer.from),
             ));
         }
-        if offer.size > self.config.limits.max_dispatch_bytes {
+        let limit = match offer.kind {
+            ObjectKind::Dispatch => self.config.limits.max_dispatch_bytes,
+            _ => MAX_REPLY_BYTES,
+        };
+        if offer.size > limit {
             return Err((
                 RejectCode::TooLarge,
-                format!(
-                    "{} bytes exceed the limit of {}",
-                    offer.size, self.config.limits.max_dispatch_bytes
-                ),
+                format!("{} bytes exceed the limit of {limit}", offer.size),
             ));
         }
         if offer.expires != 0 && offer.expires < self.now() {

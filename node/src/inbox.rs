@@ -69,7 +69,7 @@ impl Inbox<'_> {
             Ok(header) => {
                 self.answer(record, ObjectKind::Receipt, "", None, now)?;
                 self.answer(record, ObjectKind::Notice, "01", None, now)?;
-                let year = now.year();
+                let year = now.to_offset(crate::compose::VIETNAM).year();
                 Ok(Outcome::Registered(
                     self.store.register(record.id, &header, year)?,
                 ))

@@ -310,45 +310,96 @@ impl Store {
     /// Accepts a sealed dispatch for sending. Returns once object and record are durable; the same
     /// submission again returns the existing record (idempotent), different content is a conflict.
     pub fn submit(&self, new: &Offer, sealed: impl Read, now: u64) -> Result<Record, StoreError> {
-        self.submit_dispatch(new, None, sealed, now)
-    }
-
-    /// [`Store::submit`], keeping the header of a dispatch composed here for the clerk to see.
-    pub fn submit_dispatch(
-        &self,
-        new: &Offer,
-        header: Option<&DispatchHeader>,
-        sealed: impl Read,
-        now: u64,
-    ) -> Result<Record, StoreError> {
         if let Some(existing) = self.get(MessageId(new.id))? {
             return same_content(existing, new);
         }
+        self.place_object(new, sealed)?;
+        let record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
+        self.commit_outgoing(&[record])?;
+        self.get(MessageId(new.id))?
+            .ok_or(StoreError::NotFound(MessageId(new.id)))
+    }
+
+    /// Queues one copy of a dispatch composed here per recipient (`copies`: one offer each, all
+    /// of the object at `sealed`), keeping its header for the clerk: all copies or none.
+    pub fn submit_copies(
+        &self,
+        copies: &[Offer],
+        header: &DispatchHeader,
+        sealed: &Path,
+        now: u64,
+    ) -> Result<Vec<Record>, StoreError> {
+        for copy in copies {
+            if self.get(MessageId(copy.id))?.is_some() {
+                return Err(StoreError::Conflict(MessageId(copy.id)));
+            }
+        }
+        let mut placed = Vec::new();
+        let mut records = Vec::new();
+        let mut result = Ok(());
+        for copy in copies {
+            result = File::open(sealed)
+                .map_err(io_error("reading the sealed object"))
+                .and_then(|object| self.place_object(copy, object));
+            if result.is_err() {
+                break;
+            }
+            placed.push(self.object_path(MessageId(copy.id)));
+            let mut record = Record::new(copy, Direction::Outgoing, DispatchState::Queued, now);
+            record.header = Some(header.clone());
+            records.push(record);
+        }
+        let result = result.and_then(|()| self.commit_outgoing(&records));
+        if let Err(e) = result {
+            for path in placed {
+                let _ = fs::remove_file(path);
+            }
+            return Err(e);
+        }
+        Ok(records)
+    }
+
+    /// Writes an object to the spool (temp, fsync, rename, directory fsync), checking its digest.
+    fn place_object(&self, new: &Offer, sealed: impl Read) -> Result<(), StoreError> {
         let temp = self
             .spool
             .join("tmp")
             .join(format!("{}.p7m", MessageId(new.id)));
-        let written = write_verified(&temp, sealed, new);
-        if let Err(e) = written {
+        if let Err(e) = write_verified(&temp, sealed, new) {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
         let object = self.object_path(MessageId(new.id));
         fs::rename(&temp, &object).map_err(io_error("moving the object into the spool"))?;
-        sync_dir(&self.spool.join("objects"))?;
-        let mut record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
-        record.header = header.cloned();
-        let key = self.outbox_key(new.urgency, MessageId(new.id))?;
-        let value = encode(&record)?;
+        sync_dir(&self.spool.join("objects"))
+    }
+
+    /// Records outgoing objects already in the spool and queues them, in one transaction.
+    fn commit_outgoing(&self, records: &[Record]) -> Result<(), StoreError> {
+        let mut rows = Vec::new();
+        for record in records {
+            rows.push((
+                record.id,
+                self.outbox_key(record.urgency, record.id)?,
+                encode(record)?,
+            ));
+        }
         (&self.dispatches, &self.outbox)
             .transaction(|(dispatches, outbox)| {
-                dispatches.insert(&record.id.0, value.as_slice())?;
-                outbox.insert(key.as_slice(), &record.id.0)?;
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
+                for (id, key, value) in &rows {
+                    if dispatches.get(id.0)?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+                            *id,
+                        )));
+                    }
+                    dispatches.insert(&id.0, value.as_slice())?;
+                    outbox.insert(key.as_slice(), &id.0)?;
+                }
+                Ok(())
             })
             .map_err(transaction_error)?;
         self.db.flush()?;
-        Ok(record)
+        Ok(())
     }
 
     /// The queued outgoing dispatches, hỏa tốc first, then in order of submission.
@@ -822,6 +873,54 @@ mod tests {
             expires: 2_000_000_000,
             kind: vdx_protocol::wire::ObjectKind::Dispatch,
         }
+    }
+
+    /// The header of `docs/dispatch-header.md`'s example.
+    fn header() -> DispatchHeader {
+        let doc = include_str!("../../docs/dispatch-header.md");
+        let json = doc
+            .split("```json\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn copies_to_several_recipients_are_queued_all_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let content = b"one sealed object for two agencies";
+        let sealed = dir.path().join("sealed.p7m");
+        fs::write(&sealed, content).unwrap();
+        let (a, b) = (dispatch(1, 2, content), dispatch(2, 2, content));
+        let records = store
+            .submit_copies(&[a.clone(), b], &header(), &sealed, 5)
+            .unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(store.outbox().unwrap().len(), 2);
+        assert!(store
+            .get(MessageId([2; 16]))
+            .unwrap()
+            .unwrap()
+            .header
+            .is_some());
+
+        // A batch with a copy that cannot be queued (its id is taken) queues nothing.
+        let c = dispatch(3, 2, content);
+        let err = store
+            .submit_copies(&[c, a], &header(), &sealed, 6)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+        assert!(store.get(MessageId([3; 16])).unwrap().is_none());
+        assert!(!store.object_path(MessageId([3; 16])).exists());
+        assert_eq!(store.outbox().unwrap().len(), 2);
+        assert_eq!(
+            fs::read(store.object_path(MessageId([1; 16]))).unwrap(),
+            content
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -23,6 +24,11 @@ impl Uploads {
         let _ = fs::remove_dir_all(&incoming);
         fs::create_dir_all(&incoming)
             .map_err(StoreError::from_io("creating the upload directory"))?;
+        // Uploads are plaintext documents: only the daemon's user may read them.
+        for d in [dir, incoming.as_path()] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o700))
+                .map_err(StoreError::from_io("protecting the upload directory"))?;
+        }
         Ok(Self {
             dir: dir.to_owned(),
         })
