@@ -407,13 +407,21 @@ impl Store {
 
     /// The queued outgoing dispatches, hỏa tốc first, then in order of submission.
     pub fn outbox(&self) -> Result<Vec<Record>, StoreError> {
+        self.records_named_by(self.outbox.iter().map(|e| e.map(|(_, id)| id)), "outbox")
+    }
+
+    /// The records whose ids `ids` yields, in that order.
+    fn records_named_by(
+        &self,
+        ids: impl Iterator<Item = sled::Result<sled::IVec>>,
+        index: &str,
+    ) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.outbox.iter() {
-            let (_, id) = entry?;
+        for id in ids {
             let id = MessageId(
-                id.as_ref()
+                id?.as_ref()
                     .try_into()
-                    .map_err(|_| StoreError::Corrupt("outbox entry".into()))?,
+                    .map_err(|_| StoreError::Corrupt(format!("{index} entry")))?,
             );
             out.push(self.get(id)?.ok_or(StoreError::NotFound(id))?);
         }
@@ -569,19 +577,13 @@ impl Store {
         Ok((record, false))
     }
 
-    /// Received objects not yet opened or applied, oldest first by id order; after a crash these
-    /// are simply processed again.
+    /// Received objects not yet opened or applied, most urgent first, then oldest; after a crash
+    /// these are simply processed again.
     pub fn arrivals(&self) -> Result<Vec<Record>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.arrivals.iter() {
-            let (id, _) = entry?;
-            let id = MessageId(
-                id.as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("arrivals entry".into()))?,
-            );
-            out.push(self.get(id)?.ok_or(StoreError::NotFound(id))?);
-        }
+        let mut out = self.records_named_by(
+            self.arrivals.iter().map(|e| e.map(|(id, _)| id)),
+            "arrivals",
+        )?;
         out.sort_by_key(|r| (u8::MAX - r.urgency, r.created));
         Ok(out)
     }
