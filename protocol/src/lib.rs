@@ -5,6 +5,7 @@
 
 pub mod header;
 pub mod hex;
+pub mod ledger;
 pub mod notice;
 mod organ_code;
 pub mod package;
