@@ -244,14 +244,18 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
                 .is_some_and(|code| bound_directory.binds_tls(code, peer.certificate()))
         }),
     ));
-    let mut endpoint = quinn::Endpoint::server(
-        server_config(&tls_chain, &tls_key, policy.clone())?,
-        config.listen,
-    )
-    .map_err(|source| StartError::Listen {
+    let listen_error = |source| StartError::Listen {
         addr: config.listen,
         source,
-    })?;
+    };
+    let udp = std::net::UdpSocket::bind(config.listen).map_err(listen_error)?;
+    let mut endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::new(Arc::new(reset_key(&tls_key)?)),
+        Some(server_config(&tls_chain, &tls_key, policy.clone())?),
+        udp,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(listen_error)?;
     endpoint.set_default_client_config(client_config(&tls_chain, &tls_key, policy)?);
     let (socket, socket_path) = crate::api::bind(home).map_err(|e| StartError::File {
         path: home.join(crate::api::SOCKET_NAME),
@@ -295,6 +299,25 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     node.store.flush()?;
     tracing::info!("vdxd stopped");
     Ok(())
+}
+
+/// The key of QUIC stateless resets, derived from the node's TLS key so that it survives a
+/// restart: peers still holding a connection to the previous process are told at once that it is
+/// gone (and reconnect) instead of waiting out the idle timeout.
+fn reset_key(tls_key: &PrivateKey) -> Result<ring::hmac::Key, StartError> {
+    use sha2::{Digest, Sha256};
+    let key = tls_key.to_pkcs8_pem(None).map_err(|e| StartError::File {
+        path: PathBuf::from("keys/tls.key"),
+        reason: e.to_string(),
+    })?;
+    let secret: zeroize::Zeroizing<[u8; 32]> = zeroize::Zeroizing::new(
+        Sha256::new()
+            .chain_update(b"vdx/1 stateless reset key\n")
+            .chain_update(key.as_slice())
+            .finalize()
+            .into(),
+    );
+    Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &*secret))
 }
 
 async fn shutdown_signal() {

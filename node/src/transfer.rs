@@ -262,6 +262,9 @@ async fn drive_receive(
         return Ok(None);
     }
     let resume = store.resume_offset(id)?.min(offer.size);
+    if resume > 0 {
+        tracing::info!(%id, from = %offer.from, resume_from = resume, size = offer.size, "resuming a cut transfer");
+    }
     write_frame(send, &machine.accept(resume)?).await?;
     while !machine.is_complete() {
         match machine.handle(reader.next().await?)? {

@@ -37,7 +37,10 @@ fn build() -> PathBuf {
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build
         .current_dir(&workspace)
-        .args(["build", "-q", "--workspace", "--bins"]);
+        .args(["build", "-q", "--workspace", "--bins"])
+        // Build scripts (ring's) watch this variable: inherited from the test, it would make the
+        // nested build and the outer one rebuild each other's dependencies every time.
+        .env_remove("CARGO_MANIFEST_DIR");
     if release {
         build.arg("--release");
     }
