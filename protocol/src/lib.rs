@@ -6,6 +6,7 @@
 pub mod header;
 pub mod hex;
 pub mod ledger;
+pub mod merkle;
 pub mod notice;
 mod organ_code;
 pub mod package;
