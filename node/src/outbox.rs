@@ -7,6 +7,9 @@
 //! - A peer that cannot be reached is backed off as a whole; a dispatch whose transfer failed is
 //!   backed off alone. Both double per failure up to five minutes, with up to 25 % jitter.
 //! - Expired dispatches fail with a reason the clerk sees.
+//! - A pass looks at the 512 most urgent queued dispatches only, so its cost does not grow with
+//!   the backlog (a backlog of more than that to unreachable peers delays the rest until they
+//!   expire or the peers return).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +19,7 @@ use vdx_protocol::OrganCode;
 
 use crate::daemon::{Node, Stop};
 use crate::receipts::verify_receipt;
-use crate::store::{MessageId, Record};
+use crate::store::{DispatchState, MessageId, Record};
 use crate::transfer::{send_dispatch, SendOutcome, TransferError};
 
 /// How often the outbox is looked at when nothing wakes it.
@@ -24,6 +27,8 @@ const TICK: Duration = Duration::from_millis(500);
 /// First retry delay; doubled per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Queued dispatches one pass looks at, most urgent first (the rest wait for later passes).
+const PASS_LIMIT: usize = 512;
 
 /// What is known of one peer.
 enum Peer {
@@ -104,7 +109,7 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
     let schedule = Arc::new(Mutex::new(Schedule::default()));
     let mut tasks = tokio::task::JoinSet::new();
     while !stop.is_set() {
-        let queued = node.store.outbox().unwrap_or_else(|e| {
+        let queued = node.store.outbox_head(PASS_LIMIT).unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the outbox");
             Vec::new()
         });
@@ -143,6 +148,15 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                     });
                 }
                 Step::Send(conn) => {
+                    // The list is a snapshot: a transfer that finished since it was read must not
+                    // start again.
+                    let still_queued = node
+                        .store
+                        .get(record.id)
+                        .is_ok_and(|r| r.is_some_and(|r| r.state == DispatchState::Queued));
+                    if !still_queued {
+                        continue;
+                    }
                     s.in_flight
                         .insert(record.id, (peer.clone(), record.urgency));
                     let (node, schedule) = (node.clone(), schedule.clone());

@@ -25,6 +25,10 @@ use vdx_protocol::header::DispatchHeader;
 use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
+/// sled's page cache (its default, 1 GiB, would let a large backlog grow the daemon far past its
+/// memory budget).
+const SLED_CACHE_BYTES: u64 = 32 << 20;
+
 /// An incoming transfer is fsynced each time it crosses a multiple of this many bytes.
 const PARTIAL_SYNC_EVERY: u64 = 64 << 20;
 
@@ -252,7 +256,10 @@ impl Store {
         for sub in ["objects", "partial", "tmp"] {
             fs::create_dir_all(spool.join(sub)).map_err(io_error("creating the spool"))?;
         }
-        let db = sled::open(dir.join("meta"))?;
+        let db = sled::Config::new()
+            .path(dir.join("meta"))
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()?;
         let store = Self {
             dispatches: db.open_tree("dispatches")?,
             outbox: db.open_tree("outbox")?,
@@ -407,7 +414,16 @@ impl Store {
 
     /// The queued outgoing dispatches, hỏa tốc first, then in order of submission.
     pub fn outbox(&self) -> Result<Vec<Record>, StoreError> {
-        self.records_named_by(self.outbox.iter().map(|e| e.map(|(_, id)| id)), "outbox")
+        self.outbox_head(usize::MAX)
+    }
+
+    /// The first `limit` queued outgoing dispatches in priority order: what a scheduler pass looks
+    /// at, so that its cost does not grow with the backlog.
+    pub fn outbox_head(&self, limit: usize) -> Result<Vec<Record>, StoreError> {
+        self.records_named_by(
+            self.outbox.iter().take(limit).map(|e| e.map(|(_, id)| id)),
+            "outbox",
+        )
     }
 
     /// The records whose ids `ids` yields, in that order.
