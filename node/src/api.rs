@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::net::UnixListener;
 use vdx_crypto::Opener;
+use vdx_protocol::header::DispatchHeader;
 
 use crate::compose::{ComposeError, SendRequest};
 use crate::config::Api;
@@ -204,13 +205,25 @@ async fn route(
                 Direction::Outgoing
             };
             let records = node.store.list(direction)?;
-            let views: Vec<_> = records.iter().map(|r| View::of(r, false)).collect();
+            let headers = records
+                .iter()
+                .map(|r| node.store.header(r.id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let views: Vec<_> = records
+                .iter()
+                .zip(&headers)
+                .map(|(r, h)| View::of(r, h.as_ref(), false))
+                .collect();
             Ok(json_response(StatusCode::OK, &views))
         }
         (Method::GET, ["v1", "dispatches", id]) => {
             need(roles.clerk || roles.officer, "read dispatches")?;
             let record = find(&node, id)?;
-            Ok(json_response(StatusCode::OK, &View::of(&record, true)))
+            let header = node.store.header(record.id)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &View::of(&record, header.as_ref(), true),
+            ))
         }
         (Method::GET, ["v1", "dispatches", id, "package"]) => {
             need(roles.clerk, "fetch documents")?;
@@ -294,7 +307,10 @@ async fn submit(node: Arc<Node>, body: Incoming) -> Result<Response<Body>, ApiEr
     for r in &records {
         tracing::info!(id = %r.id, to = %r.to, message_id = %header.message_id, "dispatch submitted");
     }
-    let copies: Vec<_> = records.iter().map(|r| View::of(r, false)).collect();
+    let copies: Vec<_> = records
+        .iter()
+        .map(|r| View::of(r, Some(&header), false))
+        .collect();
     Ok(json_response(
         StatusCode::CREATED,
         &json!({ "message_id": header.message_id, "copies": copies }),
@@ -416,12 +432,13 @@ struct View<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     notices: &'a [crate::store::NoticeSeen],
     #[serde(skip_serializing_if = "Option::is_none")]
-    header: Option<&'a vdx_protocol::header::DispatchHeader>,
+    header: Option<&'a DispatchHeader>,
 }
 
 impl<'a> View<'a> {
-    fn of(r: &'a Record, full: bool) -> Self {
-        let h = r.header.as_ref();
+    /// The view of `r`, with the whole header when `full`.
+    fn of(r: &'a Record, header: Option<&'a DispatchHeader>, full: bool) -> Self {
+        let h = header;
         Self {
             id: r.id.to_string(),
             direction: r.direction,

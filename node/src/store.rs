@@ -7,7 +7,9 @@
 //!
 //! ```text
 //! meta/                       sled: trees "dispatches" (id -> record), "outbox" (priority key -> id),
-//!                             "arrivals" (id -> ()) received but not yet opened, "counters" (số đến)
+//!                             "arrivals" (id -> ()) received but not yet opened, "counters" (số đến),
+//!                             "headers" (id -> dispatch header JSON, kept apart so that the
+//!                             scheduler's reads of records stay small)
 //! spool/objects/<id>.p7m      complete sealed objects
 //! spool/partial/<id>.part     incoming transfers in progress (resume from their synced length)
 //! spool/tmp/                  outgoing objects being written
@@ -164,10 +166,6 @@ pub struct Record {
     /// A sealed dispatch or a reply travelling back.
     #[serde(default)]
     pub kind: ObjectKind,
-    /// The dispatch header: known to the sender, and to the recipient once opened. Relays never
-    /// know it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub header: Option<DispatchHeader>,
     /// Số đến, once registered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incoming_number: Option<IncomingNumber>,
@@ -245,6 +243,7 @@ pub struct Store {
     outbox: sled::Tree,
     arrivals: sled::Tree,
     counters: sled::Tree,
+    headers: sled::Tree,
     spool: PathBuf,
 }
 
@@ -265,6 +264,7 @@ impl Store {
             outbox: db.open_tree("outbox")?,
             arrivals: db.open_tree("arrivals")?,
             counters: db.open_tree("counters")?,
+            headers: db.open_tree("headers")?,
             db,
             spool,
         };
@@ -312,6 +312,17 @@ impl Store {
         self.spool.join("partial").join(format!("{id}.part"))
     }
 
+    /// The header of dispatch `id`: known for what was composed here, and for what was opened here.
+    pub fn header(&self, id: MessageId) -> Result<Option<DispatchHeader>, StoreError> {
+        self.headers
+            .get(id.0)?
+            .map(|v| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("header of {id}: {e}")))
+            })
+            .transpose()
+    }
+
     /// The record of `id`, if any.
     pub fn get(&self, id: MessageId) -> Result<Option<Record>, StoreError> {
         self.dispatches.get(id.0)?.map(|v| decode(&v)).transpose()
@@ -325,7 +336,7 @@ impl Store {
         }
         self.place_object(new, sealed)?;
         let record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
-        self.commit_outgoing(&[record])?;
+        self.commit_outgoing(&[record], None)?;
         self.get(MessageId(new.id))?
             .ok_or(StoreError::NotFound(MessageId(new.id)))
     }
@@ -355,11 +366,16 @@ impl Store {
                 break;
             }
             placed.push(self.object_path(MessageId(copy.id)));
-            let mut record = Record::new(copy, Direction::Outgoing, DispatchState::Queued, now);
-            record.header = Some(header.clone());
-            records.push(record);
+            records.push(Record::new(
+                copy,
+                Direction::Outgoing,
+                DispatchState::Queued,
+                now,
+            ));
         }
-        let result = result.and_then(|()| self.commit_outgoing(&records));
+        let result = result
+            .and_then(|()| encode_header(header))
+            .and_then(|json| self.commit_outgoing(&records, Some(&json)));
         if let Err(e) = result {
             for path in placed {
                 let _ = fs::remove_file(path);
@@ -384,8 +400,9 @@ impl Store {
         sync_dir(&self.spool.join("objects"))
     }
 
-    /// Records outgoing objects already in the spool and queues them, in one transaction.
-    fn commit_outgoing(&self, records: &[Record]) -> Result<(), StoreError> {
+    /// Records outgoing objects already in the spool (with their header, if composed here) and
+    /// queues them, in one transaction.
+    fn commit_outgoing(&self, records: &[Record], header: Option<&[u8]>) -> Result<(), StoreError> {
         let mut rows = Vec::new();
         for record in records {
             rows.push((
@@ -394,8 +411,8 @@ impl Store {
                 encode(record)?,
             ));
         }
-        (&self.dispatches, &self.outbox)
-            .transaction(|(dispatches, outbox)| {
+        (&self.dispatches, &self.outbox, &self.headers)
+            .transaction(|(dispatches, outbox, headers)| {
                 for (id, key, value) in &rows {
                     if dispatches.get(id.0)?.is_some() {
                         return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
@@ -404,6 +421,9 @@ impl Store {
                     }
                     dispatches.insert(&id.0, value.as_slice())?;
                     outbox.insert(key.as_slice(), &id.0)?;
+                    if let Some(header) = header {
+                        headers.insert(&id.0, header)?;
+                    }
                 }
                 Ok(())
             })
@@ -617,8 +637,14 @@ impl Store {
             "{year}/{}",
             if classified { "classified" } else { "regular" }
         );
-        let record = (&self.dispatches, &self.arrivals, &self.counters)
-            .transaction(|(dispatches, arrivals, counters)| {
+        let header_json = encode_header(header)?;
+        let record = (
+            &self.dispatches,
+            &self.arrivals,
+            &self.counters,
+            &self.headers,
+        )
+            .transaction(|(dispatches, arrivals, counters, headers)| {
                 let mut record = load(dispatches, id)?;
                 if record.incoming_number.is_some() {
                     return Ok(record);
@@ -630,7 +656,7 @@ impl Store {
                     + 1;
                 counters.insert(counter.as_bytes(), &number.to_be_bytes())?;
                 record.state = DispatchState::Registered;
-                record.header = Some(header.clone());
+                headers.insert(&id.0, header_json.as_slice())?;
                 record.incoming_number = Some(IncomingNumber {
                     year,
                     classified,
@@ -790,7 +816,6 @@ impl Record {
             created: now,
             attempts: 0,
             state,
-            header: None,
             incoming_number: None,
             delivery_receipt: None,
             notices: Vec::new(),
@@ -857,6 +882,10 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode_header(header: &DispatchHeader) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(header).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
@@ -929,12 +958,7 @@ mod tests {
             .unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(store.outbox().unwrap().len(), 2);
-        assert!(store
-            .get(MessageId([2; 16]))
-            .unwrap()
-            .unwrap()
-            .header
-            .is_some());
+        assert!(store.header(MessageId([2; 16])).unwrap().is_some());
 
         // A batch with a copy that cannot be queued (its id is taken) queues nothing.
         let c = dispatch(3, 2, content);
