@@ -172,6 +172,9 @@ pub struct Record {
     /// The recipient agency's signed delivery receipt, once it came back (outgoing only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_receipt: Option<Vec<u8>>,
+    /// Its key in the outbox index while queued (so that taking it off needs no scan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox_key: Option<Vec<u8>>,
     /// Status notices received about this dispatch, oldest first (outgoing only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<NoticeSeen>,
@@ -405,11 +408,10 @@ impl Store {
     fn commit_outgoing(&self, records: &[Record], header: Option<&[u8]>) -> Result<(), StoreError> {
         let mut rows = Vec::new();
         for record in records {
-            rows.push((
-                record.id,
-                self.outbox_key(record.urgency, record.id)?,
-                encode(record)?,
-            ));
+            let key = self.outbox_key(record.urgency, record.id)?;
+            let mut record = record.clone();
+            record.outbox_key = Some(key.clone());
+            rows.push((record.id, key, encode(&record)?));
         }
         (&self.dispatches, &self.outbox, &self.headers)
             .transaction(|(dispatches, outbox, headers)| {
@@ -464,9 +466,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Counts an attempt (for backoff), durably.
+    /// Counts an attempt (for backoff and for the clerk). Not flushed on its own: a count lost in
+    /// a crash only shortens one backoff.
     pub fn record_attempt(&self, id: MessageId) -> Result<Record, StoreError> {
-        self.update(id, |r| r.attempts += 1)
+        self.modify(id, None, |r| r.attempts += 1)
     }
 
     /// The next hop took custody: out of the outbox, receipt kept.
@@ -480,23 +483,27 @@ impl Store {
     }
 
     fn finish(&self, id: MessageId, state: DispatchState) -> Result<Record, StoreError> {
-        let key = self.find_outbox_key(id)?;
-        self.modify(id, key, |r| r.state = state.clone())
-    }
-
-    fn update(&self, id: MessageId, change: impl Fn(&mut Record)) -> Result<Record, StoreError> {
-        self.modify(id, None, change)
+        let key = match self.get(id)?.and_then(|r| r.outbox_key) {
+            Some(key) => Some(key),
+            None => self.find_outbox_key(id)?,
+        };
+        let record = self.modify(id, key, |r| {
+            r.state = state.clone();
+            r.outbox_key = None;
+        })?;
+        self.db.flush()?;
+        Ok(record)
     }
 
     /// Reads, changes and writes one record in a transaction (so concurrent changes to other
-    /// fields are not lost), optionally taking it off the outbox, then flushes.
+    /// fields are not lost), optionally taking it off the outbox. The caller flushes.
     fn modify(
         &self,
         id: MessageId,
         outbox_key: Option<Vec<u8>>,
         change: impl Fn(&mut Record),
     ) -> Result<Record, StoreError> {
-        let record = (&self.dispatches, &self.outbox)
+        (&self.dispatches, &self.outbox)
             .transaction(|(dispatches, outbox)| {
                 let mut record = load(dispatches, id)?;
                 change(&mut record);
@@ -507,9 +514,7 @@ impl Store {
                 }
                 Ok(record)
             })
-            .map_err(transaction_error)?;
-        self.db.flush()?;
-        Ok(record)
+            .map_err(transaction_error)
     }
 
     fn outbox_key(&self, urgency: u8, id: MessageId) -> Result<Vec<u8>, StoreError> {
@@ -741,6 +746,7 @@ impl Store {
                 }
                 record.direction = Direction::Relayed;
                 record.state = DispatchState::Queued;
+                record.outbox_key = Some(key.clone());
                 record.attempts = 0;
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
@@ -818,6 +824,7 @@ impl Record {
             state,
             incoming_number: None,
             delivery_receipt: None,
+            outbox_key: None,
             notices: Vec::new(),
         }
     }
