@@ -118,7 +118,9 @@ pub(crate) async fn serve(listener: UnixListener, node: Arc<Node>, home: PathBuf
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
+                // E.g. out of file descriptors: wait a little rather than spin.
                 tracing::warn!(error = %e, "local API accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
