@@ -9,10 +9,9 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::{hex, OrganCode};
+use crate::{hex, utc, OrganCode};
 
 /// The first line of an entry.
 pub const ENTRY_MAGIC: &str = "vdx-ledger/1";
@@ -189,13 +188,7 @@ fn bad(line: usize, what: &'static str) -> LedgerError {
 impl Entry {
     /// The canonical text: the Merkle leaf. Fails if a field would break the format.
     pub fn to_text(&self) -> Result<String, LedgerError> {
-        let time = self
-            .time
-            .replace_nanosecond(0)
-            .unwrap_or(self.time)
-            .to_offset(time::UtcOffset::UTC)
-            .format(&Rfc3339)
-            .map_err(|_| LedgerError::Shape("time out of range"))?;
+        let time = utc::format(self.time).ok_or(LedgerError::Shape("time out of range"))?;
         let id = self
             .id
             .map_or_else(|| "-".to_owned(), |id| hex::encode(&id));
@@ -239,7 +232,7 @@ impl Entry {
         };
         let index = decimal(value(2, "index", "expected index")?)
             .ok_or(bad(2, "index must be a decimal number"))?;
-        let time = parse_time(value(3, "time", "expected time")?).ok_or(bad(
+        let time = utc::parse(value(3, "time", "expected time")?).ok_or(bad(
             3,
             "time must be RFC 3339 UTC, whole seconds, ending in Z",
         ))?;
@@ -402,12 +395,6 @@ fn decimal(s: &str) -> Option<u64> {
     let canonical =
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     canonical.then(|| s.parse().ok()).flatten()
-}
-
-fn parse_time(s: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .ok()
-        .filter(|t| t.offset().is_utc() && t.nanosecond() == 0 && s.ends_with('Z'))
 }
 
 fn is_field_name(name: &str) -> bool {

@@ -12,6 +12,7 @@ mod organ_code;
 pub mod package;
 pub mod receipt;
 pub mod transfer;
+pub mod utc;
 pub mod wire;
 
 pub use organ_code::{OrganCode, OrganCodeError};

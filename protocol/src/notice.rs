@@ -2,10 +2,9 @@
 //! its dispatch (arrived, refused, …). Signing is the node's job; this module formats and strictly
 //! parses the text.
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::{hex, OrganCode};
+use crate::{hex, utc, OrganCode};
 
 /// The first line: format and version.
 pub const MAGIC: &str = "vdx-notice/1";
@@ -74,11 +73,7 @@ impl Notice {
 
     /// The canonical text, which is what gets signed.
     pub fn to_text(&self) -> String {
-        let time = self
-            .time
-            .to_offset(time::UtcOffset::UTC)
-            .format(&Rfc3339)
-            .unwrap_or_default();
+        let time = utc::format(self.time).unwrap_or_default();
         format!(
             "{MAGIC}\nid {}\nstatus {}\nby {}\ntime {time}\nreason {}\n",
             hex::encode(&self.id),
@@ -118,13 +113,10 @@ impl Notice {
             .parse()
             .map_err(|_| bad(4, "by must be an organ code"))?;
         let time_text = value(5, "time", "expected time")?;
-        let time = OffsetDateTime::parse(time_text, &Rfc3339)
-            .ok()
-            .filter(|t| t.offset().is_utc() && t.nanosecond() == 0 && time_text.ends_with('Z'))
-            .ok_or(bad(
-                5,
-                "time must be RFC 3339 UTC, whole seconds, ending in Z",
-            ))?;
+        let time = utc::parse(time_text).ok_or(bad(
+            5,
+            "time must be RFC 3339 UTC, whole seconds, ending in Z",
+        ))?;
         let reason = match value(6, "reason", "expected reason")? {
             "-" => None,
             r if r.len() <= MAX_REASON && !r.is_empty() => Some(r.to_owned()),

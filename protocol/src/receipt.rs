@@ -5,10 +5,9 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::{hex, OrganCode};
+use crate::{hex, utc, OrganCode};
 
 /// The first line: format and version.
 pub const MAGIC: &str = "vdx-receipt/1";
@@ -65,13 +64,7 @@ impl Receipt {
             ReceiptKind::Hop => "hop",
             ReceiptKind::Delivery => "delivery",
         };
-        let time = self
-            .time
-            .replace_nanosecond(0)
-            .unwrap_or(self.time)
-            .to_offset(time::UtcOffset::UTC)
-            .format(&Rfc3339)
-            .unwrap_or_default();
+        let time = utc::format(self.time).unwrap_or_default();
         let checkpoint = self
             .checkpoint
             .as_deref()
@@ -140,13 +133,10 @@ impl Receipt {
                 what: "by must be an organ code",
             })?;
         let time_text = line(6, "time", "expected time")?;
-        let time = OffsetDateTime::parse(time_text, &Rfc3339)
-            .ok()
-            .filter(|t| t.offset().is_utc() && t.nanosecond() == 0 && time_text.ends_with('Z'))
-            .ok_or(ReceiptError::Line {
-                line: 6,
-                what: "time must be RFC 3339 UTC, whole seconds, ending in Z",
-            })?;
+        let time = utc::parse(time_text).ok_or(ReceiptError::Line {
+            line: 6,
+            what: "time must be RFC 3339 UTC, whole seconds, ending in Z",
+        })?;
         let checkpoint = match line(7, "checkpoint", "expected checkpoint")? {
             "-" => None,
             b64 => Some(base64_decode(b64).ok_or(ReceiptError::Line {
