@@ -217,7 +217,7 @@ fn load_trust(home: &Path, config: &Config) -> Result<TrustStore, StartError> {
 /// Runs the node in `home` until a termination signal; returns after a clean shutdown.
 pub async fn run(home: &Path) -> Result<(), StartError> {
     let config = Config::load(home)?;
-    let trust = load_trust(home, &config)?;
+    let trust = Arc::new(load_trust(home, &config)?);
     let directory = Directory::from_json(&read(home, &config.directory)?)
         .map_err(|e| file_error(home, &config.directory, e))?;
     let data = resolve(home, &config.data_dir);
@@ -238,7 +238,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     // Peers are accepted when the directory binds their TLS certificate to their organ code.
     let bound_directory = Arc::new(directory.clone());
     let policy = Arc::new(PeerPolicy::new(
-        load_trust(home, &config)?,
+        trust.clone(),
         Box::new(move |peer: &ValidatedSigner| {
             peer.organ_code()
                 .is_some_and(|code| bound_directory.binds_tls(code, peer.certificate()))
@@ -269,7 +269,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         uploads,
         scratch,
         directory,
-        trust: Arc::new(trust),
+        trust,
         signer,
         enc_cert,
         enc_key,

@@ -61,7 +61,7 @@ mod testkit {
 
     /// Trusts `ca` and accepts the peers whose organ code is in `bound`.
     pub(crate) fn policy(ca: &Ca, bound: &'static [&'static str]) -> Arc<PeerPolicy> {
-        let trust = TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap();
+        let trust = Arc::new(TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap());
         Arc::new(PeerPolicy::new(
             trust,
             Box::new(move |peer: &ValidatedSigner| {

@@ -33,14 +33,14 @@ pub type Binding = dyn Fn(&ValidatedSigner) -> bool + Send + Sync;
 
 /// Who may connect, and who we accept to connect to: trust anchors, CRLs and the directory binding.
 pub struct PeerPolicy {
-    trust: TrustStore,
+    trust: Arc<TrustStore>,
     bound: Box<Binding>,
 }
 
 impl PeerPolicy {
     /// `bound` is asked about every peer whose path validated (e.g. "is this organ code in the
     /// directory, with this certificate?").
-    pub fn new(trust: TrustStore, bound: Box<Binding>) -> Self {
+    pub fn new(trust: Arc<TrustStore>, bound: Box<Binding>) -> Self {
         Self { trust, bound }
     }
 
