@@ -2,7 +2,7 @@
 //! is a client of the local socket API; with `--json` each prints the API's JSON.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,9 +13,7 @@ use vdx_protocol::hex;
 use vdx_protocol::package::{check_name, read_package};
 
 use crate::client::{field, Client};
-
-/// Files at least this large get a progress bar on a terminal.
-const BAR_BYTES: u64 = 32 * 1024 * 1024;
+use crate::progress::bar;
 
 #[derive(Args, Debug)]
 pub(crate) struct SendArgs {
@@ -286,21 +284,8 @@ pub(crate) fn fetch_into(client: &Client, id: &str, out: &Path) -> Result<Vec<Va
     Ok(written)
 }
 
-fn bar(len: u64, what: &str) -> Option<indicatif::ProgressBar> {
-    if len < BAR_BYTES || !io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(len).with_message(what.to_owned());
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg:20} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    Some(bar)
-}
-
 /// A JSON value as a table cell: strings without quotes, null as empty.
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),

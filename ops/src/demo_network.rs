@@ -16,7 +16,7 @@ use vdx_pki::Directory;
 use crate::client::Client;
 use crate::cmd_demo::DISPATCH;
 use crate::cmd_home::{self, InitArgs};
-use crate::cmd_mail;
+use crate::cmd_mail::{self, text};
 use crate::cmd_pki;
 
 const SENDER: (&str, &str) = ("000.00.00.G22", "Văn phòng Chính phủ");
@@ -262,11 +262,4 @@ fn annex_bytes() -> Vec<u8> {
     (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect()
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }

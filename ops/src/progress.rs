@@ -13,14 +13,23 @@ pub(crate) fn wrap<'a>(
     len: Option<u64>,
     verb: &str,
 ) -> (Box<dyn Read + 'a>, Option<ProgressBar>) {
-    let Some(len) = len.filter(|&l| l >= MIN_BYTES && io::stderr().is_terminal()) else {
-        return (input, None);
-    };
-    let bar = ProgressBar::new(len).with_message(verb.to_owned());
+    match len.and_then(|len| bar(len, verb)) {
+        Some(bar) => (Box::new(bar.wrap_read(input)), Some(bar)),
+        None => (input, None),
+    }
+}
+
+/// A byte-counting bar for `len` bytes labelled `what`, or `None` when it is not worth drawing
+/// (short input, or stderr not a terminal).
+pub(crate) fn bar(len: u64, what: &str) -> Option<ProgressBar> {
+    if len < MIN_BYTES || !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(len).with_message(what.to_owned());
     if let Ok(style) = ProgressStyle::with_template(
         "{msg:8} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
-    (Box::new(bar.wrap_read(input)), Some(bar))
+    Some(bar)
 }
