@@ -339,8 +339,9 @@ impl Store {
         }
         self.place_object(new, sealed)?;
         let record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
-        self.commit_outgoing(&[record], None)?;
-        self.get(MessageId(new.id))?
+        let mut committed = self.commit_outgoing(vec![record], None)?;
+        committed
+            .pop()
             .ok_or(StoreError::NotFound(MessageId(new.id)))
     }
 
@@ -378,14 +379,13 @@ impl Store {
         }
         let result = result
             .and_then(|()| encode_header(header))
-            .and_then(|json| self.commit_outgoing(&records, Some(&json)));
-        if let Err(e) = result {
+            .and_then(|json| self.commit_outgoing(records, Some(&json)));
+        if result.is_err() {
             for path in placed {
                 let _ = fs::remove_file(path);
             }
-            return Err(e);
         }
-        Ok(records)
+        result
     }
 
     /// Writes an object to the spool (temp, fsync, rename, directory fsync), checking its digest.
@@ -405,13 +405,16 @@ impl Store {
 
     /// Records outgoing objects already in the spool (with their header, if composed here) and
     /// queues them, in one transaction.
-    fn commit_outgoing(&self, records: &[Record], header: Option<&[u8]>) -> Result<(), StoreError> {
+    fn commit_outgoing(
+        &self,
+        mut records: Vec<Record>,
+        header: Option<&[u8]>,
+    ) -> Result<Vec<Record>, StoreError> {
         let mut rows = Vec::new();
-        for record in records {
+        for record in &mut records {
             let key = self.outbox_key(record.urgency, record.id)?;
-            let mut record = record.clone();
             record.outbox_key = Some(key.clone());
-            rows.push((record.id, key, encode(&record)?));
+            rows.push((record.id, key, encode(record)?));
         }
         (&self.dispatches, &self.outbox, &self.headers)
             .transaction(|(dispatches, outbox, headers)| {
@@ -431,7 +434,7 @@ impl Store {
             })
             .map_err(transaction_error)?;
         self.db.flush()?;
-        Ok(())
+        Ok(records)
     }
 
     /// The queued outgoing dispatches, hỏa tốc first, then in order of submission.
