@@ -27,6 +27,18 @@ use crate::store::{Direction, DispatchState, MessageId, NoticeSeen, Record, Stor
 /// Largest reply object read (receipts and notices are a few KiB).
 const MAX_REPLY: u64 = 64 * 1024;
 
+/// Why an arrival could not be processed now; it stays an arrival and is processed again later.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InboxError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Our receipt or notice could not be signed.
+    #[error("cannot sign a reply: {0}")]
+    Sign(#[from] crate::receipts::ReceiptError),
+}
+
 /// What became of an arrival.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -57,14 +69,14 @@ pub struct Inbox<'a> {
 
 impl Inbox<'_> {
     /// Processes one arrival (a record in state `Received`).
-    pub fn process(&self, record: &Record, now: OffsetDateTime) -> Result<Outcome, StoreError> {
+    pub fn process(&self, record: &Record, now: OffsetDateTime) -> Result<Outcome, InboxError> {
         match record.kind {
             ObjectKind::Dispatch => self.dispatch(record, now),
             _ => self.reply_arrived(record),
         }
     }
 
-    fn dispatch(&self, record: &Record, now: OffsetDateTime) -> Result<Outcome, StoreError> {
+    fn dispatch(&self, record: &Record, now: OffsetDateTime) -> Result<Outcome, InboxError> {
         match self.open(record) {
             Ok(header) => {
                 self.answer(record, ObjectKind::Receipt, "", None, now)?;
@@ -166,7 +178,7 @@ impl Inbox<'_> {
         status: &str,
         reason: Option<&str>,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), InboxError> {
         let id = reply_id(about.id, kind, status);
         if self.store.get(id)?.is_some() || self.directory.get(about.from.as_str()).is_none() {
             return Ok(());
@@ -179,8 +191,7 @@ impl Inbox<'_> {
                     .to_text()
                     .as_bytes(),
             ),
-        }
-        .map_err(|e| StoreError::Corrupt(format!("cannot sign a reply: {e}")))?;
+        }?;
         let offer = Offer {
             id: id.0,
             from: me,
@@ -196,7 +207,7 @@ impl Inbox<'_> {
         Ok(())
     }
 
-    fn reply_arrived(&self, record: &Record) -> Result<Outcome, StoreError> {
+    fn reply_arrived(&self, record: &Record) -> Result<Outcome, InboxError> {
         let mut signed = Vec::new();
         File::open(self.store.object_path(record.id))
             .and_then(|f| f.take(MAX_REPLY).read_to_end(&mut signed))
