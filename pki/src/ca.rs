@@ -427,14 +427,7 @@ mod cases {
 
     #[test]
     fn profiles_carry_the_usages_each_role_needs() {
-        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
-        let ec = issue_ec(&mut ca, "000.00.00.G22");
-        let rsa = ca
-            .issue(&request("000.00.00.H26", KeyKind::Rsa, Profile::Separate))
-            .unwrap();
-        let combined = ca
-            .issue(&request("000.00.00.H41", KeyKind::Rsa, Profile::Combined))
-            .unwrap();
+        let (ca, [ec, rsa, combined]) = ca_with_every_profile();
         let ku = |issued: &Issued, role: &str| cert_of(issued, role).key_usage().unwrap();
         type Ku = X509KeyUsage;
         assert_eq!(ku(&ec, "sign"), Ku::DIGITAL_SIGNATURE | Ku::NON_REPUDIATION);

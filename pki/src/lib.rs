@@ -46,6 +46,20 @@ mod testkit {
             .unwrap()
     }
 
+    /// A fresh CA and one agency of each shape: EC separate (G22), RSA separate (H26), RSA
+    /// combined "government" profile (H41).
+    pub(crate) fn ca_with_every_profile() -> (Ca, [Issued; 3]) {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let ec = issue_ec(&mut ca, "000.00.00.G22");
+        let rsa = ca
+            .issue(&request("000.00.00.H26", KeyKind::Rsa, Profile::Separate))
+            .unwrap();
+        let combined = ca
+            .issue(&request("000.00.00.H41", KeyKind::Rsa, Profile::Combined))
+            .unwrap();
+        (ca, [ec, rsa, combined])
+    }
+
     pub(crate) fn cert_of(issued: &Issued, role: &str) -> X509 {
         issued
             .roles()

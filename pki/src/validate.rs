@@ -418,14 +418,7 @@ mod cases {
 
     #[test]
     fn issued_signers_validate_with_their_organ_code() {
-        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
-        let ec = issue_ec(&mut ca, "000.00.00.G22");
-        let rsa = ca
-            .issue(&request("000.00.00.H26", KeyKind::Rsa, Profile::Separate))
-            .unwrap();
-        let combined = ca
-            .issue(&request("000.00.00.H41", KeyKind::Rsa, Profile::Combined))
-            .unwrap();
+        let (mut ca, [ec, rsa, combined]) = ca_with_every_profile();
         let roles: Vec<_> = combined.roles().into_iter().map(|(r, _, _)| r).collect();
         assert_eq!(roles, ["agency"]);
         let roles: Vec<_> = ec.roles().into_iter().map(|(r, _, _)| r).collect();
