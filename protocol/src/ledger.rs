@@ -100,7 +100,7 @@ impl FromStr for EntryKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or(LedgerError::Line {
-                line: 4,
+                line: 5,
                 what: "unknown kind",
             })
     }
@@ -152,6 +152,9 @@ impl FromStr for Actor {
 pub struct Entry {
     /// Position in the ledger (= leaf index).
     pub index: u64,
+    /// The leaf hash of the entry before (none for entry 0): a hash chain that lets a verifier
+    /// name the one entry changed between two checkpoints.
+    pub prev: Option<[u8; 32]>,
     /// When the change was committed (whole seconds, UTC).
     pub time: OffsetDateTime,
     /// What happened.
@@ -192,13 +195,16 @@ impl Entry {
         let id = self
             .id
             .map_or_else(|| "-".to_owned(), |id| hex::encode(&id));
+        let prev = self
+            .prev
+            .map_or_else(|| "-".to_owned(), |h| hex::encode(&h));
         let mut out = format!(
-            "{ENTRY_MAGIC}\nindex {}\ntime {time}\nkind {}\nid {id}\nactor {}\n",
+            "{ENTRY_MAGIC}\nindex {}\nprev {prev}\ntime {time}\nkind {}\nid {id}\nactor {}\n",
             self.index, self.kind, self.actor
         );
         for (n, (name, value)) in self.fields.iter().enumerate() {
             if !is_field_name(name) || !is_value(value) {
-                return Err(bad(7 + n, "bad field name or value"));
+                return Err(bad(8 + n, "bad field name or value"));
             }
             out.push_str(&format!("field {name} {value}\n"));
         }
@@ -221,8 +227,8 @@ impl Entry {
         if lines.first() != Some(&ENTRY_MAGIC) {
             return Err(bad(1, "expected vdx-ledger/1"));
         }
-        if lines.len() < 6 {
-            return Err(bad(lines.len() + 1, "an entry has at least six lines"));
+        if lines.len() < 7 {
+            return Err(bad(lines.len() + 1, "an entry has at least seven lines"));
         }
         let value = |n: usize, key: &str, what| {
             lines[n - 1]
@@ -232,22 +238,31 @@ impl Entry {
         };
         let index = decimal(value(2, "index", "expected index")?)
             .ok_or(bad(2, "index must be a decimal number"))?;
-        let time = utc::parse(value(3, "time", "expected time")?).ok_or(bad(
-            3,
-            "time must be RFC 3339 UTC, whole seconds, ending in Z",
-        ))?;
-        let kind = value(4, "kind", "expected kind")?.parse()?;
-        let id = match value(5, "id", "expected id")? {
+        let prev = match value(3, "prev", "expected prev")? {
             "-" => None,
             h => Some(
-                hex::decode::<16>(h).ok_or(bad(5, "id must be 32 lower-case hex digits or -"))?,
+                hex::decode::<32>(h).ok_or(bad(3, "prev must be 64 lower-case hex digits or -"))?,
             ),
         };
-        let actor = value(6, "actor", "expected actor")?
+        if prev.is_none() != (index == 0) {
+            return Err(bad(3, "prev is - in entry 0 and a hash in every other"));
+        }
+        let time = utc::parse(value(4, "time", "expected time")?).ok_or(bad(
+            4,
+            "time must be RFC 3339 UTC, whole seconds, ending in Z",
+        ))?;
+        let kind = value(5, "kind", "expected kind")?.parse()?;
+        let id = match value(6, "id", "expected id")? {
+            "-" => None,
+            h => Some(
+                hex::decode::<16>(h).ok_or(bad(6, "id must be 32 lower-case hex digits or -"))?,
+            ),
+        };
+        let actor = value(7, "actor", "expected actor")?
             .parse()
-            .map_err(|()| bad(6, "actor must be uid:N, peer:CODE or node"))?;
+            .map_err(|()| bad(7, "actor must be uid:N, peer:CODE or node"))?;
         let mut fields = BTreeMap::new();
-        for (n, line) in lines.iter().enumerate().skip(6) {
+        for (n, line) in lines.iter().enumerate().skip(7) {
             let (name, value) = line
                 .strip_prefix("field ")
                 .and_then(|l| l.split_once(' '))
@@ -259,6 +274,7 @@ impl Entry {
         }
         let entry = Self {
             index,
+            prev,
             time,
             kind,
             id,
@@ -452,16 +468,21 @@ mod tests {
             (text.replace("vdx-ledger/1", "vdx-ledger/2"), 1),
             (text.replace("index 0", "index 00"), 2),
             (text.replace("index 0", "index -1"), 2),
-            (text.replace("08:00:05Z", "08:00:05+07:00"), 3),
-            (text.replace("kind received", "kind eaten"), 4),
-            (text.replace("id 6f1c", "id 6F1C"), 5),
-            (text.replace("actor peer:", "actor friend:"), 6),
-            (text.replace("field size", "field Size"), 8),
+            (text.replace("prev -", "prev 00"), 3),
+            (
+                text.replace("prev -", &format!("prev {}", "0".repeat(64))),
+                3,
+            ),
+            (text.replace("08:00:05Z", "08:00:05+07:00"), 4),
+            (text.replace("kind received", "kind eaten"), 5),
+            (text.replace("id 6f1c", "id 6F1C"), 6),
+            (text.replace("actor peer:", "actor friend:"), 7),
+            (text.replace("field size", "field Size"), 9),
             (
                 text.replace("field size 3145728", "field sealed-sha256 x"),
-                8,
+                9,
             ),
-            (format!("{text}stray\n"), 9),
+            (format!("{text}stray\n"), 10),
             (text.replace('\n', "\r\n"), 1),
         ];
         for (bad_text, line) in cases {
@@ -489,6 +510,7 @@ mod tests {
             ] {
                 let entry = Entry {
                     index: n as u64 * 1_000_003,
+                    prev: (n > 0).then_some([n as u8; 32]),
                     time: OffsetDateTime::from_unix_timestamp(1_795_420_800 + n as i64).unwrap(),
                     kind,
                     id: (n % 2 == 0).then_some([n as u8; 16]),
