@@ -6,6 +6,7 @@
 //! no I/O of its own beyond the `Read` and `Write` it is handed, and it does not decide whether a
 //! certificate is trusted: that is `vdx-pki`'s job.
 
+pub mod checkpoint;
 mod error;
 pub mod keys;
 
@@ -27,3 +28,5 @@ pub use signed::SignerReport;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+#[cfg(test)]
+mod testpki;

@@ -373,89 +373,9 @@ fn from_io(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testpki::{agency, ca, Party};
     use crate::{RsaPadding, Sealer};
-    use pki::{agency, ca, Party};
 
-    /// A test-only PKI: a root and end-entity certificates made in memory with OpenSSL.
-    mod pki {
-        use openssl::asn1::Asn1Time;
-        use openssl::bn::BigNum;
-        use openssl::hash::MessageDigest;
-        use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
-        use openssl::x509::{X509Builder, X509NameBuilder, X509};
-
-        use crate::{KeyKind, PrivateKey};
-
-        pub(crate) struct Party {
-            pub(crate) cert: X509,
-            pub(crate) key: PrivateKey,
-        }
-
-        fn build(name: &str, kind: KeyKind, issuer: Option<&Party>, ca: bool) -> Party {
-            let key = PrivateKey::generate(kind).unwrap();
-            let mut n = X509NameBuilder::new().unwrap();
-            n.append_entry_by_text("CN", name).unwrap();
-            n.append_entry_by_text("organizationIdentifier", "000.00.00.G22")
-                .unwrap();
-            let n = n.build();
-            let mut b = X509Builder::new().unwrap();
-            b.set_version(2).unwrap();
-            let serial = BigNum::from_u32(rand_u32())
-                .unwrap()
-                .to_asn1_integer()
-                .unwrap();
-            b.set_serial_number(&serial).unwrap();
-            b.set_subject_name(&n).unwrap();
-            b.set_issuer_name(issuer.map_or(&n, |i| i.cert.subject_name()))
-                .unwrap();
-            b.set_pubkey(key.pkey()).unwrap();
-            b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-                .unwrap();
-            b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-                .unwrap();
-            let mut bc = BasicConstraints::new();
-            if ca {
-                bc.ca();
-            }
-            b.append_extension(bc.critical().build().unwrap()).unwrap();
-            let ku = if ca {
-                KeyUsage::new().key_cert_sign().crl_sign().build().unwrap()
-            } else {
-                KeyUsage::new()
-                    .digital_signature()
-                    .non_repudiation()
-                    .key_encipherment()
-                    .key_agreement()
-                    .build()
-                    .unwrap()
-            };
-            b.append_extension(ku).unwrap();
-            let ski = SubjectKeyIdentifier::new()
-                .build(&b.x509v3_context(None, None))
-                .unwrap();
-            b.append_extension(ski).unwrap();
-            let signing_key = issuer.map_or(&key, |i| &i.key);
-            b.sign(signing_key.pkey(), MessageDigest::sha256()).unwrap();
-            Party {
-                cert: b.build(),
-                key,
-            }
-        }
-
-        fn rand_u32() -> u32 {
-            let mut b = [0u8; 4];
-            openssl::rand::rand_bytes(&mut b).unwrap();
-            u32::from_be_bytes(b) >> 1
-        }
-
-        pub(crate) fn ca() -> Party {
-            build("Test Root", KeyKind::EcP256, None, true)
-        }
-
-        pub(crate) fn agency(ca: &Party, name: &str, kind: KeyKind) -> Party {
-            build(name, kind, Some(ca), false)
-        }
-    }
     use crate::KeyKind;
 
     fn seal(content: &[u8], signer: &Party, to: &[&Party], padding: RsaPadding) -> Vec<u8> {

@@ -18,11 +18,13 @@ use serde_json::json;
 use tokio::net::UnixListener;
 use vdx_crypto::Opener;
 use vdx_protocol::header::DispatchHeader;
+use vdx_protocol::ledger::{Actor, EntryKind};
 
+use crate::audit::{AuditError, LogFilter};
 use crate::compose::{ComposeError, SendRequest};
 use crate::config::Api;
 use crate::daemon::Node;
-use crate::store::{Direction, DispatchState, MessageId, Record, StoreError};
+use crate::store::{Direction, DispatchState, Event, MessageId, Record, StoreError};
 
 /// The socket's file name in the node home.
 pub const SOCKET_NAME: &str = "vdxd.sock";
@@ -31,22 +33,48 @@ const MAX_JSON: usize = 4 << 20;
 
 type Body = BoxBody<Bytes, io::Error>;
 
-/// What a client may do.
+/// What a client may do, and who it is (for the ledger).
 #[derive(Debug, Clone, Copy, Default)]
 struct Roles {
     /// Send, list, show, fetch.
     clerk: bool,
-    /// Read metadata (lists, show), never document content.
+    /// Read metadata (lists, show) and the ledger, never document content.
     officer: bool,
+    /// The client's Unix uid.
+    uid: u32,
+    /// Its first role, as the ledger names it.
+    name: &'static str,
 }
 
 impl Roles {
     fn of(uid: u32, owner: u32, api: &Api) -> Self {
         let admin = uid == owner || api.admins.contains(&uid);
+        let system = api.systems.contains(&uid);
+        let clerk = api.clerks.contains(&uid);
+        let officer = api.officers.contains(&uid);
+        let name = match () {
+            () if admin => "admin",
+            () if clerk => "clerk",
+            () if system => "system",
+            () if officer => "officer",
+            () => "none",
+        };
         Self {
-            clerk: admin || api.clerks.contains(&uid) || api.systems.contains(&uid),
-            officer: admin || api.officers.contains(&uid),
+            clerk: admin || clerk || system,
+            officer: admin || officer,
+            uid,
+            name,
         }
+    }
+
+    /// The ledger's actor for this client.
+    fn actor(&self) -> Actor {
+        Actor::User(self.uid)
+    }
+
+    /// An event caused by this client: its uid as the actor, its role as a field.
+    fn event(&self, kind: EntryKind, id: Option<[u8; 16]>) -> Event {
+        Event::new(kind, id, self.actor()).field("role", self.name)
     }
 }
 
@@ -60,6 +88,20 @@ impl ApiError {
 
     fn not_found(what: impl Into<String>) -> Self {
         Self(StatusCode::NOT_FOUND, "not_found", what.into())
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Store(e) => e.into(),
+            AuditError::Bad(m) => Self::bad(m),
+            other => Self(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
+        }
     }
 }
 
@@ -197,7 +239,7 @@ async fn route(
         }
         (Method::POST, ["v1", "dispatches"]) => {
             need(roles.clerk, "send dispatches")?;
-            submit(node, req.into_body()).await
+            submit(node, req.into_body(), roles).await
         }
         (Method::GET, ["v1", box_name @ ("inbox" | "outbox")]) => {
             need(roles.clerk || roles.officer, "list dispatches")?;
@@ -230,7 +272,12 @@ async fn route(
         (Method::GET, ["v1", "dispatches", id, "package"]) => {
             need(roles.clerk, "fetch documents")?;
             let record = find(&node, id)?;
-            package(node, record)
+            package(node, record, roles)
+        }
+        (Method::GET, ["v1", "audit", what]) => {
+            need(roles.officer, "audit the ledger")?;
+            let query = Query::parse(req.uri().query())?;
+            audit(node, what, &query, roles).await
         }
         _ => Err(ApiError::not_found(format!(
             "no endpoint {} {}",
@@ -276,7 +323,7 @@ async fn upload(node: &Node, mut body: Incoming) -> Result<Response<Body>, ApiEr
     ))
 }
 
-async fn submit(node: Arc<Node>, body: Incoming) -> Result<Response<Body>, ApiError> {
+async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Response<Body>, ApiError> {
     let bytes = http_body_util::Limited::new(body, MAX_JSON)
         .collect()
         .await
@@ -292,10 +339,12 @@ async fn submit(node: Arc<Node>, body: Incoming) -> Result<Response<Body>, ApiEr
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
     let worker = node.clone();
     let (header, records) = tokio::task::spawn_blocking(move || {
-        let queued =
-            worker
-                .composer()
-                .compose(&request, &worker.store, time::OffsetDateTime::now_utc());
+        let queued = worker.composer().compose(
+            &request,
+            &worker.store,
+            time::OffsetDateTime::now_utc(),
+            &roles.actor(),
+        );
         if queued.is_ok() {
             for file in &request.files {
                 worker.uploads.remove(&file.upload);
@@ -322,7 +371,7 @@ async fn submit(node: Arc<Node>, body: Incoming) -> Result<Response<Body>, ApiEr
 /// The opened package (tar: `dispatch.json`, then the files) of a registered incoming dispatch,
 /// streamed as it is decrypted. A failure mid-way (which would mean the stored object changed
 /// since it was verified) aborts the body, so the client never takes it for complete.
-fn package(node: Arc<Node>, record: Record) -> Result<Response<Body>, ApiError> {
+fn package(node: Arc<Node>, record: Record, roles: Roles) -> Result<Response<Body>, ApiError> {
     if record.state != DispatchState::Registered {
         return Err(ApiError(
             StatusCode::CONFLICT,
@@ -336,20 +385,158 @@ fn package(node: Arc<Node>, record: Record) -> Result<Response<Body>, ApiError> 
     }
     let object = std::fs::File::open(node.store.object_path(record.id))
         .map_err(|e| ApiError::from(StoreError::from_io("opening a dispatch")(e)))?;
+    // Recorded before the first byte leaves: no read of the documents goes unrecorded.
+    node.store.record(
+        &roles
+            .event(EntryKind::Fetched, Some(record.id.0))
+            .field("from", &record.from),
+    )?;
+    Ok(streamed("application/x-tar", move |writer| {
+        Opener::new(&node.enc_cert, &node.enc_key)
+            .and_then(|o| o.open(BufReader::new(object), writer))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }))
+}
+
+/// A response whose body `write` produces on a blocking thread; an error aborts the body, so the
+/// client never takes a cut answer for a whole one.
+fn streamed(
+    content_type: &'static str,
+    write: impl FnOnce(&mut ChannelWriter) -> Result<(), String> + Send + 'static,
+) -> Response<Body> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, io::Error>>(8);
     tokio::task::spawn_blocking(move || {
-        let writer = ChannelWriter(tx.clone());
-        let opened = Opener::new(&node.enc_cert, &node.enc_key)
-            .and_then(|o| o.open(BufReader::new(object), writer));
-        if let Err(e) = opened {
-            let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+        let mut writer = ChannelWriter(tx.clone());
+        if let Err(e) = write(&mut writer) {
+            let _ = tx.blocking_send(Err(io::Error::other(e)));
         }
     });
-    Ok(Response::builder()
+    Response::builder()
         .status(StatusCode::OK)
-        .header("content-type", "application/x-tar")
+        .header("content-type", content_type)
         .body(BodyExt::boxed(ChannelBody(rx)))
-        .unwrap_or_else(|_| Response::new(empty())))
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+/// The officer's ledger endpoints (`docs/local-api.md`, "Audit"); each answer is recorded in the
+/// ledger by [`crate::audit::Auditor`].
+async fn audit(
+    node: Arc<Node>,
+    what: &str,
+    query: &Query,
+    roles: Roles,
+) -> Result<Response<Body>, ApiError> {
+    let actor = roles.actor();
+    match what {
+        "bundle" => {
+            let (from, to) = (query.number("from")?.unwrap_or(0), query.number("to")?);
+            let parts = blocking(move || node.auditor().bundle(from, to, &actor)).await?;
+            Ok(json_response(StatusCode::OK, &parts))
+        }
+        "entries" => {
+            let from = query.number("from")?.unwrap_or(0);
+            let to = query
+                .number("to")?
+                .ok_or_else(|| ApiError::bad("entries needs to=N"))?;
+            if from > to || to > node.store.durable_ledger_size() {
+                return Err(ApiError::bad(format!(
+                    "the range {from}..{to} is not within the ledger"
+                )));
+            }
+            Ok(streamed("application/octet-stream", move |writer| {
+                let mut out = io::BufWriter::with_capacity(256 * 1024, writer);
+                node.auditor()
+                    .write_entries(from, to, &mut out)
+                    .and_then(|()| io::Write::flush(&mut out).map_err(AuditError::from))
+                    .map_err(|e| e.to_string())
+            }))
+        }
+        "prove" => {
+            let id = query
+                .get("id")
+                .and_then(|id| MessageId::try_from(id.to_owned()).ok())
+                .ok_or_else(|| ApiError::bad("prove needs id=<32 hex digits>"))?;
+            let proofs = blocking(move || node.auditor().prove(id.0, &actor)).await?;
+            Ok(json_response(StatusCode::OK, &json!({ "proofs": proofs })))
+        }
+        "log" => {
+            let filter = LogFilter {
+                since: query
+                    .get("since")
+                    .map(|t| {
+                        vdx_protocol::utc::parse(t).ok_or_else(|| {
+                            ApiError::bad("since must be RFC 3339 UTC, e.g. 2026-11-23T00:00:00Z")
+                        })
+                    })
+                    .transpose()?,
+                org: query
+                    .get("org")
+                    .map(|o| {
+                        o.parse()
+                            .map_err(|_| ApiError::bad(format!("{o:?} is not an organ code")))
+                    })
+                    .transpose()?,
+                kind: query
+                    .get("kind")
+                    .map(|k| {
+                        k.parse()
+                            .map_err(|_| ApiError::bad(format!("{k:?} is not an entry kind")))
+                    })
+                    .transpose()?,
+            };
+            let rows = blocking(move || node.auditor().log(&filter, &actor)).await?;
+            Ok(json_response(StatusCode::OK, &rows))
+        }
+        "witness" => {
+            let reports = crate::witness::check_peers(&node).await?;
+            Ok(json_response(StatusCode::OK, &reports))
+        }
+        _ => Err(ApiError::not_found(format!("no audit endpoint {what}"))),
+    }
+}
+
+/// Runs a ledger question on a blocking thread (it reads and fsyncs).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AuditError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+/// Query parameters (`?from=0&to=10`): plain values, no percent-encoding needed for numbers, ids,
+/// organ codes, kinds and RFC 3339 times.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let mut pairs = Vec::new();
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| ApiError::bad(format!("query parameter {pair:?} has no value")))?;
+            pairs.push((k.to_owned(), v.replace("%3A", ":").replace("%3a", ":")));
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn number(&self, key: &str) -> Result<Option<u64>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::bad(format!("{key} must be a number, not {v:?}")))
+            })
+            .transpose()
+    }
 }
 
 /// Bytes written here become body frames.

@@ -15,6 +15,7 @@ use vdx_protocol::header::{
     Business, CalendarDate, Classification, Code, DispatchHeader, DocumentId, DocumentType,
     FileEntry, Party, Priority, Promulgation, SignerInfo,
 };
+use vdx_protocol::ledger::Actor;
 use vdx_protocol::package::PackageWriter;
 use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
@@ -149,6 +150,7 @@ impl Composer<'_> {
         request: &SendRequest,
         store: &Store,
         now: OffsetDateTime,
+        submitter: &Actor,
     ) -> Result<(DispatchHeader, Vec<Record>), ComposeError> {
         let header = self.header(request, now)?;
         let mut recipients = Vec::new();
@@ -184,8 +186,13 @@ impl Composer<'_> {
                 kind: ObjectKind::Dispatch,
             })
             .collect();
-        let records =
-            store.submit_copies(&copies, &header, &sealed.0, now.unix_timestamp() as u64)?;
+        let records = store.submit_copies(
+            &copies,
+            &header,
+            &sealed.0,
+            now.unix_timestamp() as u64,
+            submitter,
+        )?;
         Ok((header, records))
     }
 

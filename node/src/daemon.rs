@@ -19,6 +19,7 @@ use vdx_protocol::receipt::ReceiptKind;
 use vdx_protocol::wire::{ObjectKind, Offer, RejectCode};
 use vdx_protocol::OrganCode;
 
+use crate::audit::Auditor;
 use crate::compose::Composer;
 use crate::config::{resolve, Config};
 use crate::inbox::{Inbox, Outcome};
@@ -99,6 +100,10 @@ pub(crate) struct Node {
     pub(crate) wake_outbox: Notify,
     /// Wakes the inbox loop (something arrived).
     wake_inbox: Notify,
+    /// Our QUIC endpoint (the outbox's and the witness checks' connections).
+    pub(crate) endpoint: quinn::Endpoint,
+    /// The signing certificate and the trust anchors, PEM: the chain audit bundles carry.
+    chain_pem: String,
 }
 
 impl Node {
@@ -159,6 +164,20 @@ impl Node {
             .map_or(0, |d| d.as_secs())
     }
 
+    /// Answers the security officer's questions to the ledger.
+    pub(crate) fn auditor(&self) -> Auditor<'_> {
+        Auditor {
+            store: &self.store,
+            signer: &self.signer,
+            chain_pem: &self.chain_pem,
+        }
+    }
+
+    /// Signs a checkpoint of the durable ledger unless one of that size exists.
+    pub(crate) fn checkpoint(&self) -> Option<Vec<u8>> {
+        self.signer.checkpoint(&self.store)
+    }
+
     fn inbox(&self) -> Inbox<'_> {
         Inbox {
             store: &self.store,
@@ -214,6 +233,33 @@ fn load_trust(home: &Path, config: &Config) -> Result<TrustStore, StartError> {
         .map_err(|e| file_error(home, Path::new("config.toml [trust]"), e))
 }
 
+/// The agency's signing identity as the daemon loads it (key decrypted with
+/// `VDX_KEY_PASSPHRASE`), and the chain audit bundles carry: for offline audits of a stopped node.
+pub fn load_signer(home: &Path) -> Result<(Config, ReceiptSigner, String), StartError> {
+    let config = Config::load(home)?;
+    let cert = load_cert(home, &config.keys.sign_cert)?;
+    let signer = ReceiptSigner::new(
+        config.organ_code.clone(),
+        cert,
+        load_key(home, &config.keys.sign_key)?,
+    )?;
+    let chain = chain_pem(home, &config, &signer)?;
+    Ok((config, signer, chain))
+}
+
+/// The signing certificate, then the trust anchors (PEM).
+fn chain_pem(home: &Path, config: &Config, signer: &ReceiptSigner) -> Result<String, StartError> {
+    let leaf = signer
+        .certificate()
+        .to_pem()
+        .map_err(|e| file_error(home, &config.keys.sign_cert, e))?;
+    let mut chain = String::from_utf8_lossy(&leaf).into_owned();
+    for path in &config.trust.anchors {
+        chain.push_str(&String::from_utf8_lossy(&read(home, path)?));
+    }
+    Ok(chain)
+}
+
 /// Runs the node in `home` until a termination signal; returns after a clean shutdown.
 pub async fn run(home: &Path) -> Result<(), StartError> {
     let config = Config::load(home)?;
@@ -234,6 +280,8 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         load_cert(home, &config.keys.sign_cert)?,
         load_key(home, &config.keys.sign_key)?,
     )?;
+    let chain_pem = chain_pem(home, &config, &signer)?;
+    crate::checkpoints::record_config_changes(home, &config, &store)?;
 
     // Peers are accepted when the directory binds their TLS certificate to their organ code.
     let bound_directory = Arc::new(directory.clone());
@@ -275,11 +323,14 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         enc_key,
         wake_outbox: Notify::new(),
         wake_inbox: Notify::new(),
+        endpoint: endpoint.clone(),
+        chain_pem,
     });
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let accept = tokio::spawn(accept_loop(endpoint.clone(), node.clone()));
     let api = tokio::spawn(crate::api::serve(socket, node.clone(), home.to_owned()));
     let inbox = tokio::spawn(inbox_loop(node.clone(), Stop(stop.clone())));
+    let checkpoints = tokio::spawn(crate::checkpoints::run(node.clone(), Stop(stop.clone())));
     let outbox = tokio::spawn(crate::outbox::run(
         endpoint.clone(),
         node.clone(),
@@ -295,8 +346,10 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     accept.abort();
     let _ = outbox.await;
     let _ = inbox.await;
+    let _ = checkpoints.await;
     endpoint.wait_idle().await;
     node.store.flush()?;
+    node.checkpoint();
     tracing::info!("vdxd stopped");
     Ok(())
 }
@@ -348,10 +401,17 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
                     return;
                 }
             };
+            let Some(peer) = crate::tls::peer_certificate(&conn)
+                .and_then(|cert| vdx_pki::organ_code(&cert))
+                .and_then(|code| code.parse::<OrganCode>().ok())
+            else {
+                conn.close(1u32.into(), b"no organ code in the peer certificate");
+                return;
+            };
             while let Ok((send, recv)) = conn.accept_bi().await {
-                let node = node.clone();
+                let (node, peer) = (node.clone(), peer.clone());
                 tokio::spawn(async move {
-                    match receive_dispatch(send, recv, &node.store, node.as_ref()).await {
+                    match receive_dispatch(send, recv, &node.store, node.as_ref(), &peer).await {
                         Ok(Some(record)) => {
                             tracing::info!(id = %record.id, from = %record.from, size = record.size, kind = ?record.kind, "object received");
                             node.wake_inbox.notify_one();
@@ -398,7 +458,7 @@ impl ReceivePolicy for Node {
     fn receipt(&self, record: &Record) -> Vec<u8> {
         let now = time::OffsetDateTime::now_utc();
         self.signer
-            .sign(ReceiptKind::Hop, record, now)
+            .sign(ReceiptKind::Hop, record, now, self.checkpoint())
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot sign a receipt");
                 Vec::new()

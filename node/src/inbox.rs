@@ -15,6 +15,7 @@ use vdx_crypto::{Opener, PrivateKey};
 use vdx_pki::{Directory, TrustStore};
 use vdx_protocol::header::DispatchHeader;
 use vdx_protocol::hex;
+use vdx_protocol::ledger::{Actor, EntryKind};
 use vdx_protocol::notice::Notice;
 use vdx_protocol::package::read_package;
 use vdx_protocol::receipt::{Receipt, ReceiptKind};
@@ -22,7 +23,9 @@ use vdx_protocol::wire::{ObjectKind, Offer};
 
 use crate::compose::{reply_id, transfer_id, uuid_bytes};
 use crate::receipts::{verify_receipt, verify_signed_text, ReceiptSigner};
-use crate::store::{Direction, DispatchState, MessageId, NoticeSeen, Record, Store, StoreError};
+use crate::store::{
+    Direction, DispatchState, Event, MessageId, NoticeSeen, Record, Store, StoreError,
+};
 
 /// Largest reply object read (receipts and notices are a few KiB).
 const MAX_REPLY: u64 = 64 * 1024;
@@ -185,7 +188,12 @@ impl Inbox<'_> {
         }
         let me = self.signer.organ_code().clone();
         let signed = match kind {
-            ObjectKind::Receipt => self.signer.sign(ReceiptKind::Delivery, about, now),
+            ObjectKind::Receipt => self.signer.sign(
+                ReceiptKind::Delivery,
+                about,
+                now,
+                self.signer.checkpoint(self.store),
+            ),
             _ => self.signer.sign_text(
                 Notice::new(about.id.0, status, me.clone(), now, reason)
                     .to_text()
@@ -214,21 +222,31 @@ impl Inbox<'_> {
             .map_err(StoreError::from_io("reading a reply"))?;
         match self.check_reply(record, &signed) {
             Ok((target, seen)) => {
-                let applied = self.store.apply_reply(record.id, target, |r| match &seen {
-                    None => r.delivery_receipt = Some(signed.clone()),
-                    Some(notice) => {
-                        if notice.status == "02" {
-                            r.state = DispatchState::Failed {
-                                reason: format!(
-                                    "refused by {}: {}",
-                                    notice.by,
-                                    notice.reason.as_deref().unwrap_or("no reason given")
-                                ),
-                            };
-                        }
-                        r.notices.push(notice.clone());
-                    }
-                })?;
+                let by = Actor::Peer(record.from.clone());
+                let event = match &seen {
+                    None => Event::new(EntryKind::Receipt, Some(target.0), by),
+                    Some(notice) => Event::new(EntryKind::Notice, Some(target.0), by)
+                        .field("status", &notice.status)
+                        .field("reason", notice.reason.as_deref().unwrap_or("")),
+                }
+                .field("reply", record.id);
+                let applied =
+                    self.store
+                        .apply_reply(record.id, target, &event, |r| match &seen {
+                            None => r.delivery_receipt = Some(signed.clone()),
+                            Some(notice) => {
+                                if notice.status == "02" {
+                                    r.state = DispatchState::Failed {
+                                        reason: format!(
+                                            "refused by {}: {}",
+                                            notice.by,
+                                            notice.reason.as_deref().unwrap_or("no reason given")
+                                        ),
+                                    };
+                                }
+                                r.notices.push(notice.clone());
+                            }
+                        })?;
                 Ok(Outcome::Applied(self.store.get(target)?.unwrap_or(applied)))
             }
             Err(reason) => Ok(Outcome::Refused(self.store.refuse(record.id, reason)?)),
@@ -241,7 +259,7 @@ impl Inbox<'_> {
         record: &Record,
         signed: &[u8],
     ) -> Result<(MessageId, Option<NoticeSeen>), String> {
-        let text =
+        let (text, _) =
             verify_signed_text(signed, &record.from, self.trust).map_err(|e| e.to_string())?;
         let (target, notice) = match record.kind {
             ObjectKind::Receipt => {
@@ -264,8 +282,13 @@ impl Inbox<'_> {
             .ok_or_else(|| format!("no dispatch {target} was sent to {}", record.from))?;
         let seen = match notice {
             None => {
-                verify_receipt(signed, &dispatch, &record.from, self.trust)
+                let verified = verify_receipt(signed, &dispatch, &record.from, self.trust)
                     .map_err(|e| e.to_string())?;
+                if let Err(e) =
+                    crate::witness::keep(self.store, &verified.receipt, &verified.signer)
+                {
+                    tracing::error!(peer = %record.from, error = %e, "peer checkpoint");
+                }
                 None
             }
             Some(n) => Some(NoticeSeen {

@@ -2,6 +2,8 @@
 //!
 //! - [`daemon`]: the main loop: accept peers, work through the outbox, stop cleanly on a signal.
 //! - [`api`]: the local socket API (HTTP/1.1 + JSON over a Unix socket) for clerks, systems, officers.
+//! - [`audit`]: the officer's questions to the ledger (bundles, proofs, the log), each recorded.
+//! - `checkpoints`: when the ledger gets signed checkpoints, and its `config` entries at start.
 //! - [`compose`]: a clerk's request → header, package, seal, one queued copy per recipient.
 //! - [`config`]: the node home's `config.toml`.
 //! - [`inbox`]: arrivals opened, verified, numbered and answered; replies applied.
@@ -13,8 +15,11 @@
 //!   the directory.
 //! - [`transfer`]: one dispatch over one QUIC stream, between a sender's store and a receiver's.
 //! - [`uploads`]: files uploaded by clients before they are named in a dispatch.
+//! - [`witness`]: peers' ledger checkpoints from their receipts, kept and checked for forks.
 
 pub mod api;
+pub mod audit;
+mod checkpoints;
 pub mod compose;
 pub mod config;
 pub mod daemon;
@@ -25,6 +30,7 @@ pub mod store;
 pub mod tls;
 pub mod transfer;
 pub mod uploads;
+pub mod witness;
 
 /// Test fixtures shared by the node's modules: a CA, agencies, and TLS identities and policies.
 #[cfg(test)]

@@ -216,7 +216,8 @@ fn finished(
     }
 }
 
-async fn connect(
+/// A connection to `peer` at its directory endpoint (mutual TLS checks who answers).
+pub(crate) async fn connect(
     endpoint: &quinn::Endpoint,
     node: &Node,
     peer: &OrganCode,
@@ -242,9 +243,11 @@ async fn transfer(
     let trust = node.trust.clone();
     let hop = peer.clone();
     let check = move |r: &Record, receipt: &[u8]| {
-        verify_receipt(receipt, r, &hop, &trust)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let verified = verify_receipt(receipt, r, &hop, &trust).map_err(|e| e.to_string())?;
+        if let Err(e) = crate::witness::keep(&node.store, &verified.receipt, &verified.signer) {
+            tracing::error!(peer = %hop, error = %e, "peer checkpoint");
+        }
+        Ok(verified.receipt.by)
     };
     send_dispatch(conn, &node.store, record.id, &check).await
 }

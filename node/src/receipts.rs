@@ -5,10 +5,11 @@ use openssl::x509::X509;
 use time::OffsetDateTime;
 use vdx_crypto::{verify_signed, PrivateKey, Sealer};
 use vdx_pki::TrustStore;
+use vdx_protocol::ledger::Checkpoint;
 use vdx_protocol::receipt::{Receipt, ReceiptKind};
 use vdx_protocol::OrganCode;
 
-use crate::store::Record;
+use crate::store::{Record, Store};
 
 /// Largest signed receipt we read (text, signature and the signer's certificates).
 const MAX_RECEIPT: usize = 64 * 1024;
@@ -69,12 +70,38 @@ impl ReceiptSigner {
         &self.by
     }
 
-    /// The signed receipt for `record`.
+    /// The origin line of this agency's ledger checkpoints.
+    pub fn origin(&self) -> String {
+        Checkpoint::origin_of(&self.by)
+    }
+
+    /// A checkpoint of this agency's ledger as a signed note, with the same key as receipts (so a
+    /// peer that trusts our receipts can check our checkpoints).
+    pub fn sign_checkpoint(&self, checkpoint: &Checkpoint) -> Result<String, vdx_crypto::Error> {
+        vdx_crypto::checkpoint::sign(checkpoint, &self.cert, &self.key)
+    }
+
+    /// A signed checkpoint of `store`'s durable ledger, for a receipt: `None` (logged) if it
+    /// cannot be made, since the receipt is still worth sending.
+    pub fn checkpoint(&self, store: &Store) -> Option<Vec<u8>> {
+        store
+            .checkpoint(&self.origin(), |c| self.sign_checkpoint(c))
+            .map_err(|e| tracing::error!(error = %e, "cannot make a ledger checkpoint"))
+            .ok()
+    }
+
+    /// The certificate receipts and checkpoints are signed with.
+    pub fn certificate(&self) -> &X509 {
+        &self.cert
+    }
+
+    /// The signed receipt for `record`, carrying our latest ledger checkpoint if there is one.
     pub fn sign(
         &self,
         kind: ReceiptKind,
         record: &Record,
         at: OffsetDateTime,
+        checkpoint: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, ReceiptError> {
         let receipt = Receipt {
             kind,
@@ -82,10 +109,20 @@ impl ReceiptSigner {
             sealed_sha256: digest_of(record)?,
             by: self.by.clone(),
             time: at,
-            checkpoint: None,
+            checkpoint,
         };
         self.sign_text(receipt.to_text().as_bytes())
     }
+}
+
+/// A receipt whose signature and signer were checked, with the signer's certificate (which also
+/// checks the ledger checkpoint the receipt carries).
+#[derive(Debug)]
+pub struct VerifiedReceipt {
+    /// The receipt's content.
+    pub receipt: Receipt,
+    /// Who signed it.
+    pub signer: X509,
 }
 
 /// Checks a signed receipt for `record` from `by`: signature, signer trusted now and bound to `by`
@@ -95,24 +132,25 @@ pub fn verify_receipt(
     record: &Record,
     by: &OrganCode,
     trust: &TrustStore,
-) -> Result<Receipt, ReceiptError> {
-    let receipt = Receipt::parse(&verify_signed_text(signed, by, trust)?)?;
+) -> Result<VerifiedReceipt, ReceiptError> {
+    let (text, signer) = verify_signed_text(signed, by, trust)?;
+    let receipt = Receipt::parse(&text)?;
     if receipt.by != *by {
         return Err(ReceiptError::Mismatch("names another organ code"));
     }
     if receipt.id != record.id.0 || receipt.sealed_sha256 != digest_of(record)? {
         return Err(ReceiptError::Mismatch("names another dispatch"));
     }
-    Ok(receipt)
+    Ok(VerifiedReceipt { receipt, signer })
 }
 
-/// The text inside a signed receipt or notice, once its one signature verifies and its signer is
-/// trusted and carries the organ code `by`.
+/// The text inside a signed receipt or notice, and its signer's certificate, once its one
+/// signature verifies and its signer is trusted and carries the organ code `by`.
 pub fn verify_signed_text(
     signed: &[u8],
     by: &OrganCode,
     trust: &TrustStore,
-) -> Result<Vec<u8>, ReceiptError> {
+) -> Result<(Vec<u8>, X509), ReceiptError> {
     if signed.len() > MAX_RECEIPT {
         return Err(ReceiptError::Mismatch("receipt too large"));
     }
@@ -129,7 +167,7 @@ pub fn verify_signed_text(
     if validated.organ_code() != Some(by.as_str()) {
         return Err(ReceiptError::Mismatch("signed by another organ code"));
     }
-    Ok(text)
+    Ok((text, validated.certificate().to_owned()))
 }
 
 fn digest_of(record: &Record) -> Result<[u8; 32], ReceiptError> {
@@ -146,7 +184,6 @@ mod tests {
     use vdx_protocol::wire::Offer;
 
     use super::*;
-    use crate::store::Store;
     use crate::testkit::agency;
 
     fn signer_for(issued: &vdx_pki::Issued, org: &str) -> ReceiptSigner {
@@ -184,10 +221,15 @@ mod tests {
         }
         let h41_code: OrganCode = "000.00.00.H41".parse().unwrap();
         let signed = signer_for(&h41, "000.00.00.H41")
-            .sign(ReceiptKind::Hop, &records[0], OffsetDateTime::now_utc())
+            .sign(
+                ReceiptKind::Hop,
+                &records[0],
+                OffsetDateTime::now_utc(),
+                None,
+            )
             .unwrap();
-        let receipt = verify_receipt(&signed, &records[0], &h41_code, &trust).unwrap();
-        assert_eq!(receipt.kind, ReceiptKind::Hop);
+        let verified = verify_receipt(&signed, &records[0], &h41_code, &trust).unwrap();
+        assert_eq!(verified.receipt.kind, ReceiptKind::Hop);
 
         assert!(matches!(
             verify_receipt(&signed, &records[1], &h41_code, &trust),
@@ -196,7 +238,12 @@ mod tests {
         let h26_code: OrganCode = "000.00.00.H26".parse().unwrap();
         assert!(verify_receipt(&signed, &records[0], &h26_code, &trust).is_err());
         let forged = signer_for(&h26, "000.00.00.H26")
-            .sign(ReceiptKind::Hop, &records[0], OffsetDateTime::now_utc())
+            .sign(
+                ReceiptKind::Hop,
+                &records[0],
+                OffsetDateTime::now_utc(),
+                None,
+            )
             .unwrap();
         assert!(verify_receipt(&forged, &records[0], &h41_code, &trust).is_err());
         let other_root = Ca::create("Other", KeyKind::EcP256, 30).unwrap();

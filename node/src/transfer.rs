@@ -1,14 +1,18 @@
 //! One dispatch over one QUIC stream (spec: `docs/wire-frames.md`): the sender offers from its store,
 //! the receiver resumes from what it durably holds, and custody moves only on STORED, after the
 //! receiver's store has made the object durable. The frame order is enforced by
-//! `vdx_protocol::transfer`; a violation resets the stream with the spec's error code.
+//! `vdx_protocol::transfer`; a violation resets the stream with the spec's error code. A stream
+//! may instead carry one PROVE/PROOF exchange: a witness asking for a consistency proof of this
+//! node's ledger.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 use quinn::{RecvStream, SendStream, VarInt};
+use vdx_protocol::merkle::Hash;
 use vdx_protocol::transfer::{Inbound, InboundEvent, Outbound, OutboundEvent};
 use vdx_protocol::wire::{Frame, FrameDecoder, Offer, RejectCode, WireError};
+use vdx_protocol::OrganCode;
 
 use crate::store::{MessageId, Record, Store, StoreError};
 
@@ -35,6 +39,9 @@ pub enum TransferError {
     /// moved, and the dispatch stays queued.
     #[error("unacceptable receipt: {0}")]
     BadReceipt(String),
+    /// The peer refused a request (a PROVE it cannot answer).
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// How a send ended.
@@ -105,8 +112,9 @@ fn close_with(send: &mut SendStream, reader: &mut FrameReader, error: &TransferE
     }
 }
 
-/// Checks a hop receipt for a record before custody is taken as moved (see `receipts::verify_receipt`).
-pub type ReceiptCheck<'a> = &'a (dyn Fn(&Record, &[u8]) -> Result<(), String> + Sync);
+/// Checks a hop receipt for a record before custody is taken as moved (see
+/// `receipts::verify_receipt`); returns the organ code that signed it.
+pub type ReceiptCheck<'a> = &'a (dyn Fn(&Record, &[u8]) -> Result<OrganCode, String> + Sync);
 
 /// Sends the queued dispatch `id` over a new stream of `conn`, and records the outcome.
 pub async fn send_dispatch(
@@ -129,8 +137,8 @@ pub async fn send_dispatch(
             receipt,
             resumed_from,
         } => {
-            check_receipt(&record, &receipt).map_err(TransferError::BadReceipt)?;
-            store.mark_sent(id, receipt.clone())?;
+            let by = check_receipt(&record, &receipt).map_err(TransferError::BadReceipt)?;
+            store.mark_sent(id, receipt.clone(), &by)?;
             Ok(SendOutcome::Stored {
                 receipt,
                 resumed_from,
@@ -209,15 +217,34 @@ pub trait ReceivePolicy {
     fn now(&self) -> u64;
 }
 
-/// Serves one incoming stream: returns the stored record, `None` when refused (or a repeat).
+/// Asks the peer on `conn` for the consistency proof of its ledger between sizes `old` and `new`.
+pub async fn ask_consistency(
+    conn: &quinn::Connection,
+    old: u64,
+    new: u64,
+) -> Result<Vec<Hash>, TransferError> {
+    let (mut send, recv) = conn.open_bi().await.map_err(connection)?;
+    let mut reader = FrameReader::new(recv);
+    write_frame(&mut send, &Frame::Prove { old, new }).await?;
+    let _ = send.finish();
+    match reader.next().await? {
+        Frame::Proof { hashes } => Ok(hashes),
+        Frame::Reject { reason, .. } => Err(TransferError::Refused(reason)),
+        _ => Err(WireError::Unexpected("PROVE is answered by PROOF or REJECT").into()),
+    }
+}
+
+/// Serves one incoming stream from `peer` (the TLS peer's organ code): returns the stored record,
+/// `None` when refused, a repeat, or a PROVE answered.
 pub async fn receive_dispatch(
     mut send: SendStream,
     recv: RecvStream,
     store: &Store,
     policy: &impl ReceivePolicy,
+    peer: &OrganCode,
 ) -> Result<Option<Record>, TransferError> {
     let mut reader = FrameReader::new(recv);
-    let result = drive_receive(&mut send, &mut reader, store, policy).await;
+    let result = drive_receive(&mut send, &mut reader, store, policy, peer).await;
     match &result {
         Err(e) => close_with(&mut send, &mut reader, e),
         Ok(_) => {
@@ -233,9 +260,22 @@ async fn drive_receive(
     reader: &mut FrameReader,
     store: &Store,
     policy: &impl ReceivePolicy,
+    peer: &OrganCode,
 ) -> Result<Option<Record>, TransferError> {
     let mut machine = Inbound::new();
-    let InboundEvent::Offered(offer) = machine.handle(reader.next().await?)? else {
+    let first = reader.next().await?;
+    if let Frame::Prove { old, new } = first {
+        let answer = match store.consistency_proof(old, new) {
+            Ok(hashes) => Frame::Proof { hashes },
+            Err(e) => Frame::Reject {
+                code: RejectCode::BadOffer,
+                reason: e.to_string(),
+            },
+        };
+        write_frame(send, &answer).await?;
+        return Ok(None);
+    }
+    let InboundEvent::Offered(offer) = machine.handle(first)? else {
         return Err(WireError::Unexpected("the first frame must be OFFER").into());
     };
     let id = MessageId(offer.id);
@@ -278,7 +318,7 @@ async fn drive_receive(
             _ => return Err(WireError::Unexpected("frame not allowed while receiving").into()),
         }
     }
-    match store.complete_incoming(&offer, policy.now()) {
+    match store.complete_incoming(&offer, policy.now(), peer) {
         Ok((record, _)) => {
             write_frame(
                 send,
@@ -340,7 +380,7 @@ mod tests {
         }
         fn receipt(&self, record: &Record) -> Vec<u8> {
             self.0
-                .sign(ReceiptKind::Hop, record, OffsetDateTime::now_utc())
+                .sign(ReceiptKind::Hop, record, OffsetDateTime::now_utc(), None)
                 .unwrap_or_default()
         }
         fn now(&self) -> u64 {
@@ -392,7 +432,9 @@ mod tests {
                     while let Ok((send, recv)) = conn.accept_bi().await {
                         let (store, receipts) = (store.clone(), receipts.clone());
                         tokio::spawn(async move {
-                            let _ = receive_dispatch(send, recv, &store, receipts.as_ref()).await;
+                            let g22 = "000.00.00.G22".parse().unwrap();
+                            let _ =
+                                receive_dispatch(send, recv, &store, receipts.as_ref(), &g22).await;
                         });
                     }
                 });
@@ -427,7 +469,7 @@ mod tests {
                     .parse()
                     .map_err(|_| "organ code".to_owned())?;
                 verify_receipt(receipt, record, &h41, &trust)
-                    .map(|_| ())
+                    .map(|v| v.receipt.by)
                     .map_err(|e| e.to_string())
             };
             send_dispatch(&self.conn, store, id, &check).await
@@ -487,7 +529,7 @@ mod tests {
     async fn a_receipt_that_does_not_check_leaves_the_dispatch_queued() {
         let net = network().await;
         let id = submit(&net.sender, 5, "000.00.00.H41", b"sealed");
-        let refuse = |_: &Record, _: &[u8]| Err("signed by a stranger".to_owned());
+        let refuse = |_: &Record, _: &[u8]| Err::<OrganCode, _>("signed by a stranger".to_owned());
         let result = send_dispatch(&net.conn, &net.sender, id, &refuse).await;
         assert!(
             matches!(result, Err(TransferError::BadReceipt(_))),

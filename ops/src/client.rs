@@ -36,6 +36,11 @@ impl Client {
         })
     }
 
+    /// Whether a daemon answers on the socket.
+    pub(crate) fn is_running(&self) -> bool {
+        std::os::unix::net::UnixStream::connect(&self.socket).is_ok()
+    }
+
     /// GET, answering JSON.
     pub(crate) fn get(&self, path: &str) -> Result<Value> {
         let body = self.send(Method::GET, path, None, full(Bytes::new()))?;

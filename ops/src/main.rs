@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit;
 mod client;
+mod cmd_audit;
 mod cmd_demo;
 mod cmd_home;
 mod cmd_mail;
@@ -55,6 +57,9 @@ enum Command {
     Show(cmd_mail::ShowArgs),
     /// Write an incoming dispatch's files into a directory (needs --home).
     Fetch(cmd_mail::FetchArgs),
+    /// The security officer's ledger tools: export, verify, prove, check-proof, log, witness.
+    #[command(subcommand)]
+    Audit(cmd_audit::AuditCommand),
 }
 
 fn home(home: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
         Command::Outbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, false, args)),
         Command::Show(args) => home(cli.home).and_then(|h| cmd_mail::show(&h, args)),
         Command::Fetch(args) => home(cli.home).and_then(|h| cmd_mail::fetch(&h, args)),
+        Command::Audit(cmd) => cmd_audit::run(cli.home, cmd),
     };
     match result {
         Ok(code) => code,

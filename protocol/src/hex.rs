@@ -2,7 +2,13 @@
 
 /// `bytes` as lower-case hex.
 pub fn encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Exactly `2 * N` lower-case hex digits as bytes; anything else is `None`.
@@ -29,6 +35,10 @@ mod tests {
     fn round_trip_and_strictness() {
         assert_eq!(encode(&[0x00, 0xab, 0xff]), "00abff");
         assert_eq!(decode::<3>("00abff"), Some([0x00, 0xab, 0xff]));
+        let every: [u8; 256] = std::array::from_fn(|b| b as u8);
+        let text = encode(&every);
+        assert_eq!(decode::<256>(&text), Some(every));
+        assert_eq!(&text[0x7a * 2..0x7a * 2 + 2], "7a");
         for bad in ["00ABFF", "00abf", "00abfff", "00abgg", "+0abff"] {
             assert_eq!(decode::<3>(bad), None, "{bad}");
         }

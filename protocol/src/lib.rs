@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod header;
 pub mod hex;
 pub mod ledger;

@@ -349,6 +349,84 @@ pub fn verify_consistency(
     Ok(())
 }
 
+/// The hashes of the perfect subtrees that make up leaves `[0, size)`, largest first (one per set
+/// bit of `size`, high to low): the `prefix` of an audit bundle that starts at entry `size`, from
+/// which [`CompactRange::from_prefix`] carries on. Reads `popcount(size)` stored hashes.
+pub fn compact_range<R: HashReader + ?Sized>(
+    size: u64,
+    reader: &R,
+) -> Result<Vec<Hash>, TreeError<R::Error>> {
+    check_size(size)?;
+    let mut indexes = Vec::new();
+    cover(0, size, &mut indexes);
+    read_exactly(reader, &indexes)
+}
+
+/// The right edge of a growing tree: the perfect subtrees covering leaves `[0, size)`, largest
+/// first. Appending a leaf and asking for the root need no store, so an auditor recomputes the
+/// roots of a whole ledger streaming, in O(log n) memory, from the entries alone (or from a
+/// [`compact_range`] prefix and the entries after it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactRange {
+    size: u64,
+    hashes: Vec<Hash>,
+}
+
+impl CompactRange {
+    /// The empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The tree of `size` leaves given by its perfect subtrees, largest first (what
+    /// [`compact_range`] returns); there must be exactly one per set bit of `size`.
+    pub fn from_prefix(size: u64, hashes: Vec<Hash>) -> Result<Self, MerkleError> {
+        let expected = size.count_ones() as usize;
+        if size > MAX_TREE_SIZE || hashes.len() != expected {
+            return Err(MerkleError::ProofLength {
+                expected,
+                got: hashes.len(),
+            });
+        }
+        Ok(Self { size, hashes })
+    }
+
+    /// Leaves covered.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The perfect subtrees' hashes, largest first.
+    pub fn hashes(&self) -> &[Hash] {
+        &self.hashes
+    }
+
+    /// Appends the leaf with hash `leaf`: the new leaf merges with one complete left sibling per
+    /// trailing one bit of the old size. Past [`MAX_TREE_SIZE`] leaves it stops growing and
+    /// returns `false`.
+    pub fn append(&mut self, leaf: &Hash) -> bool {
+        if self.size >= MAX_TREE_SIZE {
+            return false;
+        }
+        let mut hash = *leaf;
+        for _ in 0..self.size.trailing_ones() {
+            // One stored subtree per set bit of `size`, so a trailing one always has its hash.
+            let Some(left) = self.hashes.pop() else {
+                break;
+            };
+            hash = node_hash(&left, &hash);
+        }
+        self.hashes.push(hash);
+        self.size += 1;
+        true
+    }
+
+    /// The root of the tree of [`CompactRange::size`] leaves (RFC 9162 `MTH`).
+    pub fn root(&self) -> Hash {
+        fold(&self.hashes)
+    }
+}
+
 fn check_size<E>(size: u64) -> Result<(), TreeError<E>> {
     if size > MAX_TREE_SIZE {
         return Err(TreeError::TooLarge { size });
@@ -593,6 +671,33 @@ mod tests {
         } else {
             subproof(m, leaves, true)
         }
+    }
+
+    #[test]
+    fn compact_ranges_give_every_root_and_carry_on_from_a_stored_prefix() {
+        let leaves = test_leaves(70);
+        let store = Store::with(&leaves);
+        let mut range = CompactRange::new();
+        assert_eq!(range.root(), EMPTY_ROOT);
+        for (n, leaf) in leaves.iter().enumerate() {
+            assert!(range.append(leaf));
+            let size = n as u64 + 1;
+            assert_eq!(range.size(), size);
+            assert_eq!(range.root(), mth(&leaves[..=n]), "size {size}");
+            assert_eq!(range.hashes(), compact_range(size, &store).unwrap());
+        }
+        for from in 0..70u64 {
+            let prefix = compact_range(from, &store).unwrap();
+            assert_eq!(prefix.len() as u32, from.count_ones());
+            let mut range = CompactRange::from_prefix(from, prefix).unwrap();
+            for leaf in &leaves[from as usize..] {
+                range.append(leaf);
+            }
+            assert_eq!(range.root(), mth(&leaves), "from {from}");
+        }
+        assert!(CompactRange::from_prefix(5, vec![[0; 32]]).is_err());
+        assert!(CompactRange::from_prefix(4, vec![[0; 32]; 2]).is_err());
+        assert!(compact_range(71, &store).is_err());
     }
 
     fn test_leaves(n: usize) -> Vec<Hash> {

@@ -21,7 +21,11 @@ const ACCEPT: u8 = 0x02;
 const REJECT: u8 = 0x03;
 const DATA: u8 = 0x04;
 const STORED: u8 = 0x06;
+const PROVE: u8 = 0x07;
+const PROOF: u8 = 0x08;
 const MAX_OFFER: usize = 512;
+/// Most hashes in a PROOF (a consistency proof of trees below 2^62 has at most 124).
+pub const MAX_PROOF_HASHES: usize = 128;
 
 /// One frame, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,18 @@ pub enum Frame {
     Stored {
         /// The hop receipt, opaque at this layer.
         receipt: Vec<u8>,
+    },
+    /// A witness asks for the consistency proof of the peer's ledger between two sizes.
+    Prove {
+        /// The older tree size.
+        old: u64,
+        /// The newer tree size.
+        new: u64,
+    },
+    /// The answer to PROVE: the RFC 9162 consistency proof.
+    Proof {
+        /// The proof's hashes, in order.
+        hashes: Vec<[u8; 32]>,
     },
 }
 
@@ -238,6 +254,10 @@ pub enum FrameKind {
     Data,
     /// STORED.
     Stored,
+    /// PROVE.
+    Prove,
+    /// PROOF.
+    Proof,
 }
 
 impl fmt::Display for FrameKind {
@@ -248,6 +268,8 @@ impl fmt::Display for FrameKind {
             Self::Reject => "REJECT",
             Self::Data => "DATA",
             Self::Stored => "STORED",
+            Self::Prove => "PROVE",
+            Self::Proof => "PROOF",
         })
     }
 }
@@ -260,6 +282,8 @@ impl FrameKind {
             REJECT => Self::Reject,
             DATA => Self::Data,
             STORED => Self::Stored,
+            PROVE => Self::Prove,
+            PROOF => Self::Proof,
             other => return Err(WireError::UnknownFrame(other)),
         })
     }
@@ -271,6 +295,8 @@ impl FrameKind {
             Self::Reject => 2 + MAX_REASON,
             Self::Data => 8 + MAX_CHUNK,
             Self::Stored => MAX_RECEIPT,
+            Self::Prove => 16,
+            Self::Proof => 32 * MAX_PROOF_HASHES,
         }
     }
 }
@@ -319,6 +345,17 @@ impl Frame {
             Self::Stored { receipt } => {
                 out.extend_from_slice(receipt);
                 FrameKind::Stored
+            }
+            Self::Prove { old, new } => {
+                out.extend_from_slice(&old.to_be_bytes());
+                out.extend_from_slice(&new.to_be_bytes());
+                FrameKind::Prove
+            }
+            Self::Proof { hashes } => {
+                for hash in hashes {
+                    out.extend_from_slice(hash);
+                }
+                FrameKind::Proof
             }
         };
         let len = out.len() - start - HEADER_LEN;
@@ -393,6 +430,21 @@ impl Frame {
             FrameKind::Stored => Self::Stored {
                 receipt: r.rest().to_vec(),
             },
+            FrameKind::Prove => {
+                let old = r.u64().ok_or(bad("old size"))?;
+                let new = r.u64().ok_or(bad("new size"))?;
+                if old > new {
+                    return Err(bad("old size above new size"));
+                }
+                Self::Prove { old, new }
+            }
+            FrameKind::Proof => {
+                let mut hashes = Vec::new();
+                while !r.0.is_empty() {
+                    hashes.push(r.array::<32>().ok_or(bad("not a whole number of hashes"))?);
+                }
+                Self::Proof { hashes }
+            }
         };
         if !r.0.is_empty() {
             return Err(bad("trailing bytes"));
@@ -408,6 +460,8 @@ fn kind_type(kind: FrameKind) -> u8 {
         FrameKind::Reject => REJECT,
         FrameKind::Data => DATA,
         FrameKind::Stored => STORED,
+        FrameKind::Prove => PROVE,
+        FrameKind::Proof => PROOF,
     }
 }
 
@@ -531,6 +585,13 @@ mod tests {
             Frame::Stored {
                 receipt: b"receipt".to_vec(),
             },
+            Frame::Prove {
+                old: 7,
+                new: 1 << 40,
+            },
+            Frame::Proof {
+                hashes: vec![[1; 32], [2; 32]],
+            },
         ];
         let mut stream = Vec::new();
         for f in &frames {
@@ -569,6 +630,12 @@ mod tests {
             (vec![1, 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0], 0x13),
             (vec![1, 4, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0], 0x13),
             (vec![1, 3, 0, 0, 0, 3, 0, 1, 0xff], 0x13),
+            (vec![1, 7, 0, 0, 0, 17], 0x12),
+            (
+                [&[1, 7, 0, 0, 0, 16][..], &[0, 0, 0, 0, 0, 0, 0, 2], &[0; 8]].concat(),
+                0x13,
+            ),
+            ([&[1, 8, 0, 0, 0, 33][..], &[0; 33]].concat(), 0x13),
         ];
         let mut bad_offer = encoded(&Frame::Offer(offer()));
         let urgency_at = bad_offer.len() - 10;

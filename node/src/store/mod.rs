@@ -9,7 +9,7 @@
 //! meta/                       sled: trees "dispatches" (id -> record), "outbox" (priority key -> id),
 //!                             "arrivals" (id -> ()) received but not yet opened, "counters" (số đến),
 //!                             "headers" (id -> dispatch header JSON, kept apart so that the
-//!                             scheduler's reads of records stay small)
+//!                             scheduler's reads of records stay small), "ledger" (see [`ledger`])
 //! spool/objects/<id>.p7m      complete sealed objects
 //! spool/partial/<id>.part     incoming transfers in progress (resume from their synced length)
 //! spool/tmp/                  outgoing objects being written
@@ -24,8 +24,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use vdx_protocol::header::DispatchHeader;
+use vdx_protocol::ledger::{Actor, EntryKind};
 use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
+
+use self::group_commit::GroupCommit;
+pub use self::ledger::{CheckpointError, Event, Witnessed};
+
+mod group_commit;
+pub mod ledger;
 
 /// sled's page cache (its default, 1 GiB, would let a large backlog grow the daemon far past its
 /// memory budget).
@@ -220,6 +227,9 @@ pub enum StoreError {
     /// A record or file that should not be as it is.
     #[error("store is inconsistent: {0}")]
     Corrupt(String),
+    /// A ledger question that has no answer (an entry or size past the end).
+    #[error("ledger: {0}")]
+    Ledger(String),
 }
 
 impl StoreError {
@@ -247,6 +257,8 @@ pub struct Store {
     arrivals: sled::Tree,
     counters: sled::Tree,
     headers: sled::Tree,
+    ledger: sled::Tree,
+    commit: GroupCommit,
     spool: PathBuf,
 }
 
@@ -262,7 +274,10 @@ impl Store {
             .path(dir.join("meta"))
             .cache_capacity(SLED_CACHE_BYTES)
             .open()?;
+        let ledger = db.open_tree("ledger")?;
         let store = Self {
+            commit: GroupCommit::new(ledger::size_at_open(&ledger)?),
+            ledger,
             dispatches: db.open_tree("dispatches")?,
             outbox: db.open_tree("outbox")?,
             arrivals: db.open_tree("arrivals")?,
@@ -339,20 +354,22 @@ impl Store {
         }
         self.place_object(new, sealed)?;
         let record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
-        let mut committed = self.commit_outgoing(vec![record], None)?;
+        let mut committed = self.commit_outgoing(vec![record], None, &Actor::Node)?;
         committed
             .pop()
             .ok_or(StoreError::NotFound(MessageId(new.id)))
     }
 
     /// Queues one copy of a dispatch composed here per recipient (`copies`: one offer each, all
-    /// of the object at `sealed`), keeping its header for the clerk: all copies or none.
+    /// of the object at `sealed`), keeping its header for the clerk: all copies or none. `actor`
+    /// is the local user or system that submitted it, for the ledger.
     pub fn submit_copies(
         &self,
         copies: &[Offer],
         header: &DispatchHeader,
         sealed: &Path,
         now: u64,
+        actor: &Actor,
     ) -> Result<Vec<Record>, StoreError> {
         for copy in copies {
             if self.get(MessageId(copy.id))?.is_some() {
@@ -379,7 +396,7 @@ impl Store {
         }
         let result = result
             .and_then(|()| encode_header(header))
-            .and_then(|json| self.commit_outgoing(records, Some(&json)));
+            .and_then(|json| self.commit_outgoing(records, Some(&json), actor));
         if result.is_err() {
             for path in placed {
                 let _ = fs::remove_file(path);
@@ -409,16 +426,18 @@ impl Store {
         &self,
         mut records: Vec<Record>,
         header: Option<&[u8]>,
+        actor: &Actor,
     ) -> Result<Vec<Record>, StoreError> {
         let mut rows = Vec::new();
         for record in &mut records {
             let key = self.outbox_key(record.urgency, record.id)?;
             record.outbox_key = Some(key.clone());
-            rows.push((record.id, key, encode(record)?));
+            let event = record.event(EntryKind::Submitted, actor.clone());
+            rows.push((record.id, key, encode(record)?, event));
         }
-        (&self.dispatches, &self.outbox, &self.headers)
-            .transaction(|(dispatches, outbox, headers)| {
-                for (id, key, value) in &rows {
+        (&self.dispatches, &self.outbox, &self.headers, &self.ledger)
+            .transaction(|(dispatches, outbox, headers, ledger)| {
+                for (id, key, value, event) in &rows {
                     if dispatches.get(id.0)?.is_some() {
                         return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
                             *id,
@@ -429,11 +448,12 @@ impl Store {
                     if let Some(header) = header {
                         headers.insert(&id.0, header)?;
                     }
+                    ledger::append(ledger, event)?;
                 }
                 Ok(())
             })
             .map_err(transaction_error)?;
-        self.db.flush()?;
+        self.sync()?;
         Ok(records)
     }
 
@@ -472,48 +492,68 @@ impl Store {
     /// Counts an attempt (for backoff and for the clerk). Not flushed on its own: a count lost in
     /// a crash only shortens one backoff.
     pub fn record_attempt(&self, id: MessageId) -> Result<Record, StoreError> {
-        self.modify(id, None, |r| r.attempts += 1)
+        self.modify(id, None, None, |r| r.attempts += 1)
     }
 
-    /// The next hop took custody: out of the outbox, receipt kept.
-    pub fn mark_sent(&self, id: MessageId, receipt: Vec<u8>) -> Result<Record, StoreError> {
-        self.finish(id, DispatchState::Sent { receipt })
+    /// The next hop (`by`, who signed the hop receipt) took custody: out of the outbox, receipt
+    /// kept.
+    pub fn mark_sent(
+        &self,
+        id: MessageId,
+        receipt: Vec<u8>,
+        by: &OrganCode,
+    ) -> Result<Record, StoreError> {
+        let digest = hex::encode(Sha256::digest(&receipt).as_slice());
+        let event = Event::new(EntryKind::Sent, Some(id.0), Actor::Peer(by.clone()))
+            .field("receipt-sha256", digest);
+        self.finish(id, DispatchState::Sent { receipt }, event)
     }
 
     /// Giving up (permanent refusal or expiry): out of the outbox, reason kept for the clerk.
     pub fn mark_failed(&self, id: MessageId, reason: String) -> Result<Record, StoreError> {
-        self.finish(id, DispatchState::Failed { reason })
+        let event = Event::new(EntryKind::Failed, Some(id.0), Actor::Node).field("reason", &reason);
+        self.finish(id, DispatchState::Failed { reason }, event)
     }
 
-    fn finish(&self, id: MessageId, state: DispatchState) -> Result<Record, StoreError> {
+    fn finish(
+        &self,
+        id: MessageId,
+        state: DispatchState,
+        event: Event,
+    ) -> Result<Record, StoreError> {
         let key = match self.get(id)?.and_then(|r| r.outbox_key) {
             Some(key) => Some(key),
             None => self.find_outbox_key(id)?,
         };
-        let record = self.modify(id, key, |r| {
+        let record = self.modify(id, key, Some(&event), |r| {
             r.state = state.clone();
             r.outbox_key = None;
         })?;
-        self.db.flush()?;
+        self.sync()?;
         Ok(record)
     }
 
     /// Reads, changes and writes one record in a transaction (so concurrent changes to other
-    /// fields are not lost), optionally taking it off the outbox. The caller flushes.
+    /// fields are not lost), optionally taking it off the outbox and recording `event` (with the
+    /// record's `to`). The caller syncs.
     fn modify(
         &self,
         id: MessageId,
         outbox_key: Option<Vec<u8>>,
+        event: Option<&Event>,
         change: impl Fn(&mut Record),
     ) -> Result<Record, StoreError> {
-        (&self.dispatches, &self.outbox)
-            .transaction(|(dispatches, outbox)| {
+        (&self.dispatches, &self.outbox, &self.ledger)
+            .transaction(|(dispatches, outbox, ledger)| {
                 let mut record = load(dispatches, id)?;
                 change(&mut record);
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
                 if let Some(key) = &outbox_key {
                     outbox.remove(key.as_slice())?;
+                }
+                if let Some(event) = event {
+                    ledger::append(ledger, &event.clone().field("to", &record.to))?;
                 }
                 Ok(record)
             })
@@ -592,7 +632,13 @@ impl Store {
 
     /// Makes a fully received object durable and recorded, exactly once: returns the record and
     /// whether it was already there. A digest mismatch discards the partial file (retry from 0).
-    pub fn complete_incoming(&self, new: &Offer, now: u64) -> Result<(Record, bool), StoreError> {
+    /// `peer` is the node it came from (the TLS peer), for the ledger.
+    pub fn complete_incoming(
+        &self,
+        new: &Offer,
+        now: u64,
+        peer: &OrganCode,
+    ) -> Result<(Record, bool), StoreError> {
         if let Some(existing) = self.get(MessageId(new.id))? {
             return Ok((same_content(existing, new)?, true));
         }
@@ -610,14 +656,16 @@ impl Store {
         sync_dir(&self.spool.join("partial"))?;
         let record = Record::new(new, Direction::Incoming, DispatchState::Received, now);
         let value = encode(&record)?;
-        (&self.dispatches, &self.arrivals)
-            .transaction(|(dispatches, arrivals)| {
+        let event = record.event(EntryKind::Received, Actor::Peer(peer.clone()));
+        (&self.dispatches, &self.arrivals, &self.ledger)
+            .transaction(|(dispatches, arrivals, ledger)| {
                 dispatches.insert(&record.id.0, value.as_slice())?;
                 arrivals.insert(&record.id.0, &[])?;
+                ledger::append(ledger, &event)?;
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
             .map_err(transaction_error)?;
-        self.db.flush()?;
+        self.sync()?;
         Ok((record, false))
     }
 
@@ -651,8 +699,9 @@ impl Store {
             &self.arrivals,
             &self.counters,
             &self.headers,
+            &self.ledger,
         )
-            .transaction(|(dispatches, arrivals, counters, headers)| {
+            .transaction(|(dispatches, arrivals, counters, headers, ledger)| {
                 let mut record = load(dispatches, id)?;
                 if record.incoming_number.is_some() {
                     return Ok(record);
@@ -673,17 +722,23 @@ impl Store {
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
                 arrivals.remove(&id.0)?;
+                let event = Event::new(EntryKind::Registered, Some(id.0), Actor::Node)
+                    .field("from", &record.from)
+                    .field("number", number_text(&record));
+                ledger::append(ledger, &event)?;
                 Ok(record)
             })
             .map_err(transaction_error)?;
-        self.db.flush()?;
+        self.sync()?;
         Ok(record)
     }
 
     /// Refuses a received object after opening it: the reason is kept, the object deleted, so
     /// nothing refused is ever shown or fetched as valid.
     pub fn refuse(&self, id: MessageId, reason: String) -> Result<Record, StoreError> {
-        let record = self.settle(id, None, |r| {
+        let event =
+            Event::new(EntryKind::Refused, Some(id.0), Actor::Node).field("reason", &reason);
+        let record = self.settle(id, None, &event, |r| {
             r.state = DispatchState::Refused {
                 reason: reason.clone(),
             }
@@ -696,28 +751,30 @@ impl Store {
     }
 
     /// Applies a checked reply (`reply`, an arrival) to the outgoing dispatch `target`, in one
-    /// transaction with marking the reply applied.
+    /// transaction with marking the reply applied and recording `event` (a receipt or notice).
     pub fn apply_reply(
         &self,
         reply: MessageId,
         target: MessageId,
+        event: &Event,
         change: impl Fn(&mut Record),
     ) -> Result<Record, StoreError> {
-        self.settle(reply, Some((target, &change)), |r| {
+        self.settle(reply, Some((target, &change)), event, |r| {
             r.state = DispatchState::Applied;
         })
     }
 
     /// Takes `id` off the arrivals with `settle` applied to its record, and `change` applied to
-    /// another record if given, all in one transaction.
+    /// another record if given, all in one transaction with recording `event`.
     fn settle(
         &self,
         id: MessageId,
         other: Option<(MessageId, Change<'_>)>,
+        event: &Event,
         settle: impl Fn(&mut Record),
     ) -> Result<Record, StoreError> {
-        let record = (&self.dispatches, &self.arrivals)
-            .transaction(|(dispatches, arrivals)| {
+        let record = (&self.dispatches, &self.arrivals, &self.ledger)
+            .transaction(|(dispatches, arrivals, ledger)| {
                 let mut record = load(dispatches, id)?;
                 settle(&mut record);
                 if let Some((other, change)) = &other {
@@ -729,10 +786,11 @@ impl Store {
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
                 arrivals.remove(&id.0)?;
+                ledger::append(ledger, event)?;
                 Ok(record)
             })
             .map_err(transaction_error)?;
-        self.db.flush()?;
+        self.sync()?;
         Ok(record)
     }
 
@@ -741,8 +799,9 @@ impl Store {
     pub fn forward(&self, id: MessageId) -> Result<Record, StoreError> {
         let current = self.get(id)?.ok_or(StoreError::NotFound(id))?;
         let key = self.outbox_key(current.urgency, id)?;
-        let record = (&self.dispatches, &self.arrivals, &self.outbox)
-            .transaction(|(dispatches, arrivals, outbox)| {
+        let event = current.event(EntryKind::Relayed, Actor::Node);
+        let record = (&self.dispatches, &self.arrivals, &self.outbox, &self.ledger)
+            .transaction(|(dispatches, arrivals, outbox, ledger)| {
                 let mut record = load(dispatches, id)?;
                 if record.direction == Direction::Relayed {
                     return Ok(record);
@@ -755,10 +814,11 @@ impl Store {
                 dispatches.insert(&id.0, value)?;
                 arrivals.remove(&id.0)?;
                 outbox.insert(key.as_slice(), &id.0)?;
+                ledger::append(ledger, &event)?;
                 Ok(record)
             })
             .map_err(transaction_error)?;
-        self.db.flush()?;
+        self.sync()?;
         Ok(record)
     }
 
@@ -811,6 +871,20 @@ impl Record {
             .ok_or_else(|| StoreError::Corrupt(format!("digest of {}", self.id)))
     }
 
+    /// The ledger event of this record's object entering a state: who it is from and to, what
+    /// it is (replies say which kind), its size and digest.
+    fn event(&self, kind: EntryKind, actor: Actor) -> Event {
+        let event = Event::new(kind, Some(self.id.0), actor)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("size", self.size)
+            .field("sealed-sha256", &self.sealed_sha256);
+        match self.kind {
+            ObjectKind::Dispatch => event,
+            other => event.field("object", format!("{other:?}").to_lowercase()),
+        }
+    }
+
     fn new(new: &Offer, direction: Direction, state: DispatchState, now: u64) -> Self {
         Self {
             id: MessageId(new.id),
@@ -831,6 +905,13 @@ impl Record {
             notices: Vec::new(),
         }
     }
+}
+
+fn number_text(record: &Record) -> String {
+    record
+        .incoming_number
+        .map(|n| n.to_string())
+        .unwrap_or_default()
 }
 
 fn same_content(existing: Record, new: &Offer) -> Result<Record, StoreError> {
@@ -929,6 +1010,10 @@ fn transaction_error(e: TransactionError<StoreError>) -> StoreError {
 mod tests {
     use super::*;
 
+    fn peer() -> OrganCode {
+        "000.00.00.G22".parse().unwrap()
+    }
+
     fn dispatch(n: u8, urgency: u8, content: &[u8]) -> Offer {
         Offer {
             id: [n; 16],
@@ -944,7 +1029,7 @@ mod tests {
 
     /// The header of `docs/dispatch-header.md`'s example.
     fn header() -> DispatchHeader {
-        let doc = include_str!("../../docs/dispatch-header.md");
+        let doc = include_str!("../../../docs/dispatch-header.md");
         let json = doc
             .split("```json\n")
             .nth(1)
@@ -964,7 +1049,7 @@ mod tests {
         fs::write(&sealed, content).unwrap();
         let (a, b) = (dispatch(1, 2, content), dispatch(2, 2, content));
         let records = store
-            .submit_copies(&[a.clone(), b], &header(), &sealed, 5)
+            .submit_copies(&[a.clone(), b], &header(), &sealed, 5, &Actor::User(1000))
             .unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(store.outbox().unwrap().len(), 2);
@@ -973,7 +1058,7 @@ mod tests {
         // A batch with a copy that cannot be queued (its id is taken) queues nothing.
         let c = dispatch(3, 2, content);
         let err = store
-            .submit_copies(&[c, a], &header(), &sealed, 6)
+            .submit_copies(&[c, a], &header(), &sealed, 6, &Actor::User(1000))
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
         assert!(store.get(MessageId([3; 16])).unwrap().is_none());
@@ -1007,7 +1092,7 @@ mod tests {
         );
 
         store
-            .mark_sent(MessageId([2; 16]), b"receipt".to_vec())
+            .mark_sent(MessageId([2; 16]), b"receipt".to_vec(), &peer())
             .unwrap();
         store
             .mark_failed(MessageId([1; 16]), "expired".into())
@@ -1082,11 +1167,11 @@ mod tests {
         store
             .append_incoming(MessageId(d.id), 4000, &body[4000..])
             .unwrap();
-        let (record, duplicate) = store.complete_incoming(&d, 5).unwrap();
+        let (record, duplicate) = store.complete_incoming(&d, 5, &peer()).unwrap();
         assert!(!duplicate);
         assert_eq!(record.state, DispatchState::Received);
         assert_eq!(fs::read(store.object_path(MessageId(d.id))).unwrap(), body);
-        let (_, duplicate) = store.complete_incoming(&d, 6).unwrap();
+        let (_, duplicate) = store.complete_incoming(&d, 6, &peer()).unwrap();
         assert!(
             duplicate,
             "the same dispatch again is recognised, not stored twice"
@@ -1108,7 +1193,7 @@ mod tests {
                 .append_incoming(MessageId(d.id), 0, b"tampered content")
                 .unwrap();
             assert!(matches!(
-                store.complete_incoming(&d, 1),
+                store.complete_incoming(&d, 1, &peer()),
                 Err(StoreError::DigestMismatch(_))
             ));
             assert_eq!(

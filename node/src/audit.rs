@@ -1,0 +1,252 @@
+//! The security officer's questions to the ledger (DESIGN §5, `docs/ledger.md`), answered the
+//! same way through the local API and offline (`vdx audit … --home` while the daemon is
+//! stopped). Every answer is itself recorded as an `audit` entry: reading the ledger leaves a
+//! trace in it.
+
+use std::io::Write;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use vdx_protocol::bundle::{write_entry, Proof};
+use vdx_protocol::ledger::{Actor, Checkpoint, Entry, EntryKind};
+use vdx_protocol::{hex, utc, OrganCode};
+
+use crate::receipts::ReceiptSigner;
+use crate::store::{CheckpointError, Event, Store, StoreError};
+
+/// Why an audit question could not be answered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A checkpoint could not be signed.
+    #[error("signing a checkpoint: {0}")]
+    Sign(#[from] vdx_crypto::Error),
+    /// The question itself is wrong (a range past the end, an unknown id).
+    #[error("{0}")]
+    Bad(String),
+    /// Writing the answer failed.
+    #[error("writing: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<CheckpointError<vdx_crypto::Error>> for AuditError {
+    fn from(e: CheckpointError<vdx_crypto::Error>) -> Self {
+        match e {
+            CheckpointError::Store(e) => Self::Store(e),
+            CheckpointError::Sign(e) => Self::Sign(e),
+        }
+    }
+}
+
+/// Everything of a bundle but its entries (which are streamed): the range, the hashes of what
+/// comes before it, the checkpoints in it, and who signed them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleParts {
+    /// First entry.
+    pub from: u64,
+    /// One past the last entry.
+    pub to: u64,
+    /// The perfect subtrees covering entries `0..from`, left to right, standard base64.
+    pub prefix: Vec<String>,
+    /// Signed checkpoints of sizes `from..=to`, smallest first; always one of size `to` and one
+    /// of size `to - 1` (so the verifier can tell which of the last two entries was changed).
+    pub checkpoints: Vec<String>,
+    /// The node's signing certificate, then the trust anchors (PEM).
+    pub chain_pem: String,
+}
+
+/// The ledger's signer and where its certificate chain is.
+pub struct Auditor<'a> {
+    /// The store whose ledger is asked.
+    pub store: &'a Store,
+    /// Signs checkpoints.
+    pub signer: &'a ReceiptSigner,
+    /// The signing certificate's chain up to the trust anchors, PEM (for bundles).
+    pub chain_pem: &'a str,
+}
+
+impl Auditor<'_> {
+    /// The parts of a bundle of entries `from..to` (`to` defaults to everything durable),
+    /// signing the checkpoints it needs; records the export.
+    pub fn bundle(
+        &self,
+        from: u64,
+        to: Option<u64>,
+        actor: &Actor,
+    ) -> Result<BundleParts, AuditError> {
+        let durable = self.store.durable_ledger_size();
+        let to = to.unwrap_or(durable);
+        if from > to || to > durable {
+            return Err(AuditError::Bad(format!(
+                "the range {from}..{to} is not within the {durable} entries on disk"
+            )));
+        }
+        for size in [to.saturating_sub(1), to] {
+            if size >= from {
+                self.checkpoint_at(size)?;
+            }
+        }
+        let checkpoints = self
+            .store
+            .checkpoints(from, to)?
+            .into_iter()
+            .map(|(_, note)| String::from_utf8_lossy(&note).into_owned())
+            .collect();
+        let prefix = self
+            .store
+            .ledger_prefix(from)?
+            .iter()
+            .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
+            .collect();
+        self.store.record(
+            &Event::new(EntryKind::Audit, None, actor.clone())
+                .field("query", "export")
+                .field("from", from)
+                .field("to", to),
+        )?;
+        Ok(BundleParts {
+            from,
+            to,
+            prefix,
+            checkpoints,
+            chain_pem: self.chain_pem.to_owned(),
+        })
+    }
+
+    /// Writes entries `from..to` in the bundle's `entries` format.
+    pub fn write_entries(
+        &self,
+        from: u64,
+        to: u64,
+        out: &mut impl Write,
+    ) -> Result<(), AuditError> {
+        for entry in self.store.ledger_entries(from, to) {
+            write_entry(out, &entry?)?;
+        }
+        Ok(())
+    }
+
+    /// Inclusion proofs (`vdx-proof/1` texts) of every entry about transfer `id`, against a fresh
+    /// checkpoint; records the query.
+    pub fn prove(&self, id: [u8; 16], actor: &Actor) -> Result<Vec<String>, AuditError> {
+        let indexes = self.store.ledger_entries_about(id)?;
+        if indexes.is_empty() {
+            return Err(AuditError::Bad(format!(
+                "the ledger has no entry about {}",
+                hex::encode(&id)
+            )));
+        }
+        let note = self
+            .store
+            .checkpoint(&self.signer.origin(), |c| self.signer.sign_checkpoint(c))?;
+        let (checkpoint, _) = Checkpoint::parse_note(&note)
+            .map_err(|e| StoreError::Corrupt(format!("own checkpoint: {e}")))?;
+        let mut proofs = Vec::new();
+        for index in indexes.into_iter().filter(|&i| i < checkpoint.size) {
+            let proof = Proof {
+                index,
+                size: checkpoint.size,
+                leaf: self.store.ledger_entry(index)?,
+                path: self.store.inclusion_proof(index, checkpoint.size)?,
+                checkpoint: note.clone(),
+            };
+            proofs.push(String::from_utf8_lossy(&proof.to_text()).into_owned());
+        }
+        self.store.record(
+            &Event::new(EntryKind::Audit, Some(id), actor.clone()).field("query", "prove"),
+        )?;
+        Ok(proofs)
+    }
+
+    /// The entries matching `filter`, oldest first; records the query.
+    pub fn log(&self, filter: &LogFilter, actor: &Actor) -> Result<Vec<LogRow>, AuditError> {
+        let size = self.store.ledger_size()?;
+        let mut rows = Vec::new();
+        for bytes in self.store.ledger_entries(0, size) {
+            let bytes = bytes?;
+            let entry = Entry::parse(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("ledger entry: {e}")))?;
+            if filter.matches(&entry) {
+                rows.push(LogRow::of(&entry));
+            }
+        }
+        let mut event = Event::new(EntryKind::Audit, None, actor.clone()).field("query", "log");
+        if let Some(since) = filter.since {
+            event = event.field("since", utc::format(since).unwrap_or_default());
+        }
+        if let Some(org) = &filter.org {
+            event = event.field("org", org);
+        }
+        if let Some(kind) = filter.kind {
+            event = event.field("kind", kind);
+        }
+        self.store.record(&event)?;
+        Ok(rows)
+    }
+
+    fn checkpoint_at(&self, size: u64) -> Result<(), AuditError> {
+        self.store.checkpoint_at(&self.signer.origin(), size, |c| {
+            self.signer.sign_checkpoint(c)
+        })?;
+        Ok(())
+    }
+}
+
+/// Which entries `vdx audit log` shows.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Only entries at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only entries about this agency: as the actor, or as `from` / `to`.
+    pub org: Option<OrganCode>,
+    /// Only entries of this kind.
+    pub kind: Option<EntryKind>,
+}
+
+impl LogFilter {
+    fn matches(&self, entry: &Entry) -> bool {
+        let org_matches = self.org.as_ref().is_none_or(|org| {
+            entry.actor == Actor::Peer(org.clone())
+                || ["from", "to"]
+                    .iter()
+                    .any(|f| entry.fields.get(*f).map(String::as_str) == Some(org.as_str()))
+        });
+        self.since.is_none_or(|since| entry.time >= since)
+            && self.kind.is_none_or(|kind| entry.kind == kind)
+            && org_matches
+    }
+}
+
+/// One entry, for people and scripts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogRow {
+    /// Position in the ledger.
+    pub index: u64,
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// What happened.
+    pub kind: String,
+    /// The transfer id, if any.
+    pub id: Option<String>,
+    /// Who.
+    pub actor: String,
+    /// Details.
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+impl LogRow {
+    fn of(entry: &Entry) -> Self {
+        Self {
+            index: entry.index,
+            time: utc::format(entry.time).unwrap_or_default(),
+            kind: entry.kind.to_string(),
+            id: entry.id.map(|id| hex::encode(&id)),
+            actor: entry.actor.to_string(),
+            fields: entry.fields.clone(),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! When the ledger gets signed checkpoints (`docs/ledger.md`): at least every 64 entries or
+//! every 10 seconds while entries are added, for every receipt (`receipts`), and at stop. And the
+//! `config` entries: keys, configuration and directory changes, found by digest at start (they
+//! are edited while the daemon is stopped).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use vdx_protocol::hex;
+
+use crate::config::{resolve, Config};
+use crate::daemon::{Node, StartError, Stop};
+use crate::store::Store;
+
+/// Entries after which a checkpoint is signed at the latest.
+const EVERY_ENTRIES: u64 = 64;
+/// Time after which new entries get a checkpoint at the latest.
+const EVERY: Duration = Duration::from_secs(10);
+/// How often the ledger's size is looked at.
+const LOOK: Duration = Duration::from_millis(500);
+
+/// Signs checkpoints on the schedule until the node stops.
+pub(crate) async fn run(node: Arc<Node>, mut stop: Stop) {
+    let mut signed = latest_size(&node.store);
+    let mut since = Instant::now();
+    while !stop.is_set() {
+        let durable = node.store.durable_ledger_size();
+        if durable >= signed + EVERY_ENTRIES || (durable > signed && since.elapsed() >= EVERY) {
+            let worker = node.clone();
+            if let Ok(Some(_)) = tokio::task::spawn_blocking(move || worker.checkpoint()).await {
+                signed = durable;
+                since = Instant::now();
+            }
+        } else if durable == signed {
+            since = Instant::now();
+        }
+        tokio::select! {
+            _ = stop.wait() => return,
+            _ = tokio::time::sleep(LOOK) => {}
+        }
+    }
+}
+
+fn latest_size(store: &Store) -> u64 {
+    store
+        .latest_checkpoint()
+        .ok()
+        .flatten()
+        .map_or(0, |(size, _)| size)
+}
+
+/// Records a `config` entry for each of the node's configuration files, keys' certificates,
+/// directory, trust anchors and CRLs whose content differs from what the ledger last recorded.
+pub(crate) fn record_config_changes(
+    home: &Path,
+    config: &Config,
+    store: &Store,
+) -> Result<(), StartError> {
+    let mut files = vec![
+        ("config", Path::new(crate::config::FILE_NAME).to_path_buf()),
+        ("directory", config.directory.clone()),
+        ("sign-cert", config.keys.sign_cert.clone()),
+        ("enc-cert", config.keys.enc_cert.clone()),
+        ("tls-cert", config.keys.tls_cert.clone()),
+    ];
+    for path in &config.trust.anchors {
+        files.push(("trust-anchor", path.clone()));
+    }
+    for path in &config.trust.crls {
+        files.push(("crl", path.clone()));
+    }
+    for (what, path) in files {
+        let full = resolve(home, &path);
+        let digest = match std::fs::read(&full) {
+            Ok(bytes) => hex::encode(Sha256::digest(&bytes).as_slice()),
+            Err(_) => "absent".to_owned(),
+        };
+        let name = format!("{what} {}", path.display());
+        if store.record_config(&name, &digest)? {
+            tracing::info!(what = %name, sha256 = %digest, "configuration change recorded in the ledger");
+        }
+    }
+    Ok(())
+}

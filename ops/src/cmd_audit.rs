@@ -1,0 +1,481 @@
+//! `vdx audit …`: the security officer's tools (spec: `docs/ledger.md`). `export`, `prove` and
+//! `log` ask the node — through its local API (role `officer`) while the daemon runs, or its store
+//! directly while it is stopped — and each such reading is itself recorded in the ledger.
+//! `witness` asks the running daemon to check its peers. `verify` and `check-proof` need nothing
+//! but files.
+
+use std::io::BufReader;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine as _;
+use clap::{Args, Subcommand};
+use openssl::x509::X509;
+use serde_json::Value;
+use vdx_node::audit::{Auditor, BundleParts, LogFilter, LogRow};
+use vdx_node::receipts::ReceiptSigner;
+use vdx_node::store::Store;
+use vdx_protocol::bundle::{BundleWriter, EntryReader};
+use vdx_protocol::ledger::Actor;
+use vdx_protocol::merkle::Hash;
+
+use crate::audit::{check_proof, verify_bundle};
+use crate::client::Client;
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AuditCommand {
+    /// Write the ledger (or a range of it) as a bundle of plain files an auditor can carry away.
+    Export(ExportArgs),
+    /// Check a bundle (or, with --home, the node's whole ledger): every hash, signature and
+    /// checkpoint; names the first bad entry.
+    Verify(VerifyArgs),
+    /// Inclusion proofs of every ledger entry about a dispatch, against a signed checkpoint.
+    Prove(ProveArgs),
+    /// Check inclusion proofs with nothing but the node's certificate.
+    CheckProof(CheckProofArgs),
+    /// The ledger as a readable table.
+    Log(LogArgs),
+    /// Check that each peer's checkpoints, seen in its receipts, tell one consistent history.
+    Witness(JsonArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExportArgs {
+    /// The bundle directory to create (must not exist or be empty).
+    #[arg(long, value_name = "BUNDLE_DIR")]
+    out: PathBuf,
+    /// First entry (default 0).
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+    /// One past the last entry (default: everything on disk).
+    #[arg(long)]
+    to: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct VerifyArgs {
+    /// The bundle directory; without it, the node of --home is exported and checked.
+    #[arg(value_name = "BUNDLE_DIR")]
+    bundle: Option<PathBuf>,
+    /// Trust anchors (PEM) the node's certificate must chain to; without it only the bundle's
+    /// own consistency is checked.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ProveArgs {
+    /// The dispatch's transfer id (32 hex digits, as `inbox`/`outbox` show it).
+    #[arg(long)]
+    id: String,
+    /// Write one `INDEX.proof` file per entry into this directory (default: print them).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CheckProofArgs {
+    /// Proof files (`vdx-proof/1`).
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+    /// The node's signing certificate (PEM), e.g. the first of a bundle's chain.pem.
+    #[arg(long, value_name = "PEM")]
+    cert: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct LogArgs {
+    /// Only entries at or after this time (RFC 3339 UTC, or a date YYYY-MM-DD).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only entries about this agency (as the actor, sender or recipient).
+    #[arg(long, value_name = "CODE")]
+    org: Option<String>,
+    /// Only entries of this kind (submitted, sent, received, registered, fetched, …).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct JsonArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(home: Option<PathBuf>, command: AuditCommand) -> Result<ExitCode> {
+    let home = || {
+        home.clone()
+            .ok_or_else(|| anyhow!("this command needs --home DIR (or VDX_HOME)"))
+    };
+    match command {
+        AuditCommand::Export(args) => {
+            let end = export(&home()?, &args.out, args.from, args.to)?;
+            println!(
+                "exported entries {}..{end} to {} (check it with: vdx audit verify {})",
+                args.from,
+                args.out.display(),
+                args.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify(args) => verify(home().ok(), args),
+        AuditCommand::Prove(args) => prove(&home()?, args),
+        AuditCommand::CheckProof(args) => check_proofs(args),
+        AuditCommand::Log(args) => log(&home()?, args),
+        AuditCommand::Witness(args) => witness(&home()?, args),
+    }
+}
+
+/// Where ledger questions go: the running daemon, or the stopped node's store.
+enum Ledger {
+    Online(Client),
+    Offline {
+        store: Store,
+        signer: ReceiptSigner,
+        chain: String,
+    },
+}
+
+impl Ledger {
+    fn open(home: &Path) -> Result<Self> {
+        let client = Client::new(home)?;
+        if client.is_running() {
+            return Ok(Self::Online(client));
+        }
+        let (config, signer, chain) = vdx_node::daemon::load_signer(home)
+            .context("vdxd is not running; reading its ledger directly needs its signing key (VDX_KEY_PASSPHRASE)")?;
+        let data = vdx_node::config::resolve(home, &config.data_dir);
+        let store = Store::open(&data)
+            .with_context(|| format!("opening the store in {}", data.display()))?;
+        Ok(Self::Offline {
+            store,
+            signer,
+            chain,
+        })
+    }
+
+    fn offline_auditor<'a>(
+        store: &'a Store,
+        signer: &'a ReceiptSigner,
+        chain: &'a str,
+    ) -> Auditor<'a> {
+        Auditor {
+            store,
+            signer,
+            chain_pem: chain,
+        }
+    }
+}
+
+/// The offline reader: this process's user.
+fn me() -> Actor {
+    Actor::User(std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid()))
+}
+
+fn export(home: &Path, out: &Path, from: u64, to: Option<u64>) -> Result<u64> {
+    match Ledger::open(home)? {
+        Ledger::Online(client) => {
+            let to = to.map(|t| format!("&to={t}")).unwrap_or_default();
+            let parts: BundleParts =
+                serde_json::from_value(client.get(&format!("/v1/audit/bundle?from={from}{to}"))?)
+                    .context("the daemon's bundle answer")?;
+            let staged =
+                tempfile::NamedTempFile::new().context("a temporary file for the entries")?;
+            client.download(
+                &format!("/v1/audit/entries?from={}&to={}", parts.from, parts.to),
+                &mut staged.reopen()?,
+            )?;
+            let mut writer = BundleWriter::create(out, parts.from, &prefix_of(&parts)?)?;
+            let mut entries = EntryReader::new(BufReader::new(staged.reopen()?), parts.from);
+            let mut buf = Vec::new();
+            while entries.read_into(&mut buf)? {
+                writer.entry(&buf)?;
+            }
+            if entries.next_index() != parts.to {
+                bail!(
+                    "the daemon sent entries up to {}, not {}",
+                    entries.next_index(),
+                    parts.to
+                );
+            }
+            Ok(writer.finish(&parts.checkpoints, parts.chain_pem.as_bytes())?)
+        }
+        Ledger::Offline {
+            store,
+            signer,
+            chain,
+        } => {
+            let auditor = Ledger::offline_auditor(&store, &signer, &chain);
+            let parts = auditor.bundle(from, to, &me())?;
+            let mut writer = BundleWriter::create(out, parts.from, &prefix_of(&parts)?)?;
+            for entry in store.ledger_entries(parts.from, parts.to) {
+                writer.entry(&entry?)?;
+            }
+            Ok(writer.finish(&parts.checkpoints, parts.chain_pem.as_bytes())?)
+        }
+    }
+}
+
+fn prefix_of(parts: &BundleParts) -> Result<Vec<Hash>> {
+    parts
+        .prefix
+        .iter()
+        .map(|h| {
+            base64::engine::general_purpose::STANDARD
+                .decode(h)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| anyhow!("a prefix hash is not base64 of 32 bytes"))
+        })
+        .collect()
+}
+
+fn verify(home: Option<PathBuf>, args: VerifyArgs) -> Result<ExitCode> {
+    let staged;
+    let dir = match (&args.bundle, home) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(home)) => {
+            staged = tempfile::tempdir()?;
+            let dir = staged.path().join("bundle");
+            export(&home, &dir, 0, None)?;
+            dir
+        }
+        (None, None) => bail!("give a BUNDLE_DIR, or --home DIR to check that node's ledger"),
+    };
+    let trust = match &args.ca {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let anchors =
+                vdx_pki::parse_certs(&pem).with_context(|| format!("{}", path.display()))?;
+            Some(vdx_pki::TrustStore::new(anchors, Vec::new(), Vec::new())?)
+        }
+        None => None,
+    };
+    match verify_bundle(&dir, trust.as_ref()) {
+        Ok(summary) => {
+            println!(
+                "ok: {}: entries {}..{}, {} checkpoints verified, root {}, signed by {} ({})",
+                summary.origin,
+                summary.from,
+                summary.end,
+                summary.checkpoints,
+                base64::engine::general_purpose::STANDARD.encode(summary.root),
+                summary.signer,
+                if summary.trusted {
+                    "certificate valid under --ca"
+                } else {
+                    "certificate not checked against a CA: give --ca"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(finding) => {
+            eprintln!("vdx: {}: {finding}", dir.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn prove(home: &Path, args: ProveArgs) -> Result<ExitCode> {
+    let id: [u8; 16] = vdx_protocol::hex::decode(&args.id)
+        .ok_or_else(|| anyhow!("{:?} is not a dispatch id (32 hex digits)", args.id))?;
+    let proofs: Vec<String> = match Ledger::open(home)? {
+        Ledger::Online(client) => {
+            let answer = client.get(&format!("/v1/audit/prove?id={}", args.id))?;
+            serde_json::from_value(answer.get("proofs").cloned().unwrap_or_default())?
+        }
+        Ledger::Offline {
+            store,
+            signer,
+            chain,
+        } => Ledger::offline_auditor(&store, &signer, &chain).prove(id, &me())?,
+    };
+    match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            for proof in &proofs {
+                let index = proof
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.strip_prefix("index "))
+                    .context("a proof without its index line")?;
+                let path = dir.join(format!("{index}.proof"));
+                std::fs::write(&path, proof)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("{}", path.display());
+            }
+        }
+        None => {
+            for proof in &proofs {
+                print!("{proof}");
+                println!();
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_proofs(args: CheckProofArgs) -> Result<ExitCode> {
+    let pem =
+        std::fs::read(&args.cert).with_context(|| format!("reading {}", args.cert.display()))?;
+    let cert = X509::from_pem(&pem)
+        .with_context(|| format!("{} is not a PEM certificate", args.cert.display()))?;
+    let mut failed = false;
+    for path in &args.files {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        match check_proof(&text, &cert) {
+            Ok(summary) => println!(
+                "ok: {}: entry {} ({}) is in {} at size {}",
+                path.display(),
+                summary.entry.index,
+                summary.entry.kind,
+                summary.checkpoint.origin,
+                summary.checkpoint.size
+            ),
+            Err(e) => {
+                eprintln!("vdx: {}: {e}", path.display());
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
+    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let rows: Vec<LogRow> = match Ledger::open(home)? {
+        Ledger::Online(client) => {
+            let mut query = Vec::new();
+            if let Some(since) = since {
+                query.push(format!(
+                    "since={}",
+                    vdx_protocol::utc::format(since).unwrap_or_default()
+                ));
+            }
+            if let Some(org) = &args.org {
+                query.push(format!("org={org}"));
+            }
+            if let Some(kind) = &args.kind {
+                query.push(format!("kind={kind}"));
+            }
+            serde_json::from_value(client.get(&format!("/v1/audit/log?{}", query.join("&")))?)?
+        }
+        Ledger::Offline {
+            store,
+            signer,
+            chain,
+        } => {
+            let filter = LogFilter {
+                since,
+                org: args
+                    .org
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|_| anyhow!("--org is not an organ code"))?,
+                kind: args
+                    .kind
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|e| anyhow!("--kind: {e}"))?,
+            };
+            Ledger::offline_auditor(&store, &signer, &chain).log(&filter, &me())?
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:>7}  {:<20}  {:<10}  {:<32}  {:<18}  details",
+        "index", "time (UTC)", "kind", "dispatch", "who"
+    );
+    for row in &rows {
+        let details: Vec<String> = row.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{:>7}  {:<20}  {:<10}  {:<32}  {:<18}  {}",
+            row.index,
+            row.time,
+            row.kind,
+            row.id.as_deref().unwrap_or("-"),
+            row.actor,
+            details.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--since`: RFC 3339 UTC, or a date (midnight UTC).
+fn parse_since(text: &str) -> Result<time::OffsetDateTime> {
+    vdx_protocol::utc::parse(text)
+        .or_else(|| vdx_protocol::utc::parse(&format!("{text}T00:00:00Z")))
+        .ok_or_else(|| anyhow!("--since {text:?}: give 2026-11-23 or 2026-11-23T08:00:00Z"))
+}
+
+fn witness(home: &Path, args: JsonArgs) -> Result<ExitCode> {
+    let reports = Client::new(home)?.get("/v1/audit/witness")?;
+    let reports = reports.as_array().cloned().unwrap_or_default();
+    let forked = reports.iter().any(|r| {
+        r.get("forks")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else if reports.is_empty() {
+        println!("no peer checkpoints seen yet (they come with receipts)");
+    } else {
+        for r in &reports {
+            let get = |k: &str| r.get(k).cloned().unwrap_or_default();
+            let forks = get("forks");
+            let forks = forks.as_array().cloned().unwrap_or_default();
+            println!(
+                "{}: {} checkpoints, sizes {}..{}, {} consistency proofs verified, {} unchecked: {}",
+                get("origin").as_str().unwrap_or("?"),
+                get("checkpoints"),
+                get("sizes")[0],
+                get("sizes")[1],
+                get("proven"),
+                get("unchecked"),
+                if forks.is_empty() { "consistent".to_owned() } else { "FORKED".to_owned() }
+            );
+            for fork in forks {
+                println!("  fork: {}", fork.as_str().unwrap_or_default());
+            }
+            for note in get("notes").as_array().cloned().unwrap_or_default() {
+                println!("  note: {}", note.as_str().unwrap_or_default());
+            }
+        }
+    }
+    Ok(if forked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_a_date_or_a_utc_time() {
+        assert_eq!(
+            parse_since("2026-11-23").unwrap(),
+            vdx_protocol::utc::parse("2026-11-23T00:00:00Z").unwrap()
+        );
+        assert!(parse_since("2026-11-23T08:00:00Z").is_ok());
+        assert!(parse_since("23/11/2026").is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! The tamper-evident ledger with real daemons: a delivery leaves its entries in both ledgers, the
+//! security officer exports, verifies, proves and reads them (through the local API and with the
+//! daemon stopped), each reading is itself recorded, and a node that rewrites its history is
+//! caught by its peer's witness check.
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use vdx_tests::daemon::{homes, wait_until, Daemon};
+use vdx_tests::Session;
+
+const G22: &str = "000.00.00.G22";
+const H41: &str = "000.00.00.H41";
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Sends `file` from g22 to h41 and waits until g22 holds the delivery receipt; returns its id.
+fn deliver(s: &Session, number: &str, file: &str) -> String {
+    let answer = s
+        .vdx(&[
+            "--home",
+            "g22",
+            "send",
+            "--json",
+            "--to",
+            H41,
+            "--subject",
+            "Kiểm toán",
+            "--number",
+            number,
+            "--notation",
+            "VPCP-TTĐT",
+            file,
+        ])
+        .ok()
+        .json();
+    let id = answer["copies"][0]["id"].as_str().unwrap().to_owned();
+    wait_until(s, LIMIT, "delivery receipt", || {
+        s.vdx(&["--home", "g22", "show", "--json", &id]).ok().json()["status"] == "delivered"
+    });
+    id
+}
+
+fn log(s: &Session, home: &str, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--home", home, "audit", "log", "--json"];
+    all.extend_from_slice(args);
+    s.vdx(&all).ok().json().as_array().unwrap().clone()
+}
+
+fn kinds_about(entries: &[Value], id: &str) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e["id"] == id)
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_delivery_is_recorded_on_both_sides_and_the_officer_can_verify_and_prove_it() {
+    let s = Session::new();
+    homes(&s, &[("g22", G22), ("h41", H41)]);
+    let g22 = Daemon::start(&s, "g22");
+    let h41 = Daemon::start(&s, "h41");
+    s.write("cv.txt", "Công văn số 12/VPCP-TTĐT".as_bytes());
+    let id = deliver(&s, "12", "cv.txt");
+    s.vdx(&["--home", "h41", "fetch", &id, "--out", "got"]).ok();
+
+    // What each side recorded about the dispatch, in order.
+    let g22_log = log(&s, "g22", &[]);
+    let h41_log = log(&s, "h41", &[]);
+    // (The receipt and notice may come back before g22 has recorded STORED.)
+    let mut g22_kinds = kinds_about(&g22_log, &id);
+    assert_eq!(g22_kinds[0], "submitted");
+    g22_kinds.sort();
+    assert_eq!(g22_kinds, ["notice", "receipt", "sent", "submitted"]);
+    assert_eq!(
+        kinds_about(&h41_log, &id),
+        ["received", "registered", "fetched"]
+    );
+    let fetched = h41_log.iter().find(|e| e["kind"] == "fetched").unwrap();
+    assert!(
+        fetched["actor"].as_str().unwrap().starts_with("uid:"),
+        "{fetched}"
+    );
+    assert_eq!(fetched["fields"]["role"], "admin");
+    let sent = g22_log.iter().find(|e| e["kind"] == "sent").unwrap();
+    assert_eq!(sent["actor"], format!("peer:{H41}"));
+    // The node's configuration entered the ledger at first start.
+    assert!(h41_log.iter().any(|e| e["kind"] == "config"));
+    // Reading the ledger is itself recorded.
+    let audits = log(&s, "h41", &["--kind", "audit"]);
+    assert!(
+        audits.iter().any(|e| e["fields"]["query"] == "log"),
+        "{audits:?}"
+    );
+    // Filters: by agency and kind.
+    let about_h41 = log(&s, "g22", &["--org", H41, "--kind", "sent"]);
+    assert_eq!(about_h41.len(), 1);
+
+    // Export through the API and verify offline, also against the CA.
+    s.vdx(&["--home", "g22", "audit", "export", "--out", "bundle"])
+        .ok();
+    let verified = s
+        .vdx(&["audit", "verify", "bundle", "--ca", "ca/ca.pem"])
+        .ok();
+    assert!(verified.stdout.starts_with("ok"), "{}", verified.stdout);
+    s.vdx(&["--home", "g22", "audit", "verify"]).ok();
+    // A changed byte in one entry is caught, and that entry is named.
+    let entries = String::from_utf8(s.read("bundle/entries")).unwrap();
+    let at = entries.find("kind receipt").unwrap();
+    let index = entries[..at].matches("vdx-ledger/1").count() - 1;
+    let tampered = entries.replacen("kind receipt", "kind relayed", 1);
+    s.sh("cp -r bundle tampered && chmod -R u+w tampered").ok();
+    std::fs::write(s.path("tampered/entries"), tampered).unwrap();
+    let caught = s.vdx(&["audit", "verify", "tampered"]);
+    assert_ne!(caught.status, 0);
+    assert!(
+        caught.stderr.contains(&format!("entry {index}:")),
+        "entry {index} should be named: {}",
+        caught.stderr
+    );
+
+    // Inclusion proofs of the dispatch's entries, checkable with only the node's certificate.
+    let proofs = s
+        .vdx(&[
+            "--home", "g22", "audit", "prove", "--id", &id, "--out", "proofs",
+        ])
+        .ok();
+    let files: Vec<&str> = proofs.stdout.lines().collect();
+    assert_eq!(files.len(), 4, "{}", proofs.stdout);
+    s.sh("openssl x509 -in bundle/chain.pem -out g22-sign.pem")
+        .ok();
+    let mut args = vec!["audit", "check-proof", "--cert", "g22-sign.pem"];
+    args.extend(files.iter().copied());
+    let checked = s.vdx(&args).ok();
+    assert_eq!(
+        checked
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("ok"))
+            .count(),
+        4
+    );
+    // Someone else's certificate does not check them.
+    let mut args = vec!["audit", "check-proof", "--cert", "h41/keys/sign.pem"];
+    args.push(files[0]);
+    assert_ne!(s.vdx(&args).status, 0);
+
+    // g22 kept h41's checkpoints from its receipts (a second delivery makes h41's ledger grow
+    // between them), and h41 proves they are one history.
+    s.write("cv2.txt", b"second");
+    deliver(&s, "13", "cv2.txt");
+    let witness = s
+        .vdx(&["--home", "g22", "audit", "witness", "--json"])
+        .ok()
+        .json();
+    let h41_report = witness
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["origin"] == format!("vdx/{H41}"))
+        .unwrap()
+        .clone();
+    assert!(
+        h41_report["checkpoints"].as_u64().unwrap() >= 2,
+        "{h41_report}"
+    );
+    assert!(h41_report["proven"].as_u64().unwrap() >= 1, "{h41_report}");
+    assert_eq!(h41_report["forks"], serde_json::json!([]));
+
+    // With the daemons stopped, the officer still reads and checks the ledger from the store.
+    assert!(g22.stop().success());
+    assert!(h41.stop().success());
+    s.vdx(&["--home", "h41", "audit", "verify"]).ok();
+    let offline = log(&s, "h41", &["--kind", "registered"]);
+    assert_eq!(offline.len(), 2);
+    assert_eq!(offline[0]["id"], id.as_str());
+    assert!(offline[0]["fields"]["number"]
+        .as_str()
+        .unwrap()
+        .starts_with("1/"));
+}
+
+#[test]
+fn a_node_that_rewrites_its_history_is_caught_by_its_peer() {
+    let s = Session::new();
+    homes(&s, &[("g22", G22), ("h41", H41)]);
+    // h41's state before anything happened, to roll back to later.
+    let h41 = Daemon::start(&s, "h41");
+    assert!(h41.stop().success());
+    s.sh("cp -a h41/data h41-before").ok();
+
+    let g22 = Daemon::start(&s, "g22");
+    let h41 = Daemon::start(&s, "h41");
+    s.write("one.txt", b"first dispatch");
+    deliver(&s, "1", "one.txt");
+    let clean = s
+        .vdx(&["--home", "g22", "audit", "witness", "--json"])
+        .ok()
+        .json();
+    assert_eq!(clean[0]["forks"], serde_json::json!([]), "{clean}");
+
+    // h41 throws its history away and starts again from the old state.
+    assert!(h41.stop().success());
+    s.sh("rm -rf h41/data && cp -a h41-before h41/data").ok();
+    let _h41 = Daemon::start(&s, "h41");
+    s.write("two.txt", b"second dispatch, over the rewritten history");
+    deliver(&s, "2", "two.txt");
+
+    let caught = s.vdx(&["--home", "g22", "audit", "witness", "--json"]);
+    assert_eq!(caught.status, 1, "{}\n{}", caught.stdout, caught.stderr);
+    let report = caught.json();
+    let forks = report[0]["forks"].as_array().unwrap();
+    assert!(!forks.is_empty(), "{report}");
+    let plain = s.vdx(&["--home", "g22", "audit", "witness"]);
+    assert!(plain.stdout.contains("FORKED"), "{}", plain.stdout);
+    drop(g22);
+}
