@@ -142,6 +142,10 @@ fn two_hundred_dispatches_arrive_exactly_once_through_kill_9_of_either_side() {
     });
     let inbox = list(&s, "h41", "inbox");
     assert_eq!(inbox.len(), COUNT, "every dispatch exactly once");
+    let outbox_ids: BTreeSet<String> = list(&s, "g22", "outbox")
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
     let message_ids: BTreeSet<&str> = inbox
         .iter()
         .map(|d| d["message_id"].as_str().unwrap())
@@ -192,10 +196,6 @@ fn two_hundred_dispatches_arrive_exactly_once_through_kill_9_of_either_side() {
         let verified = s.vdx(&["--home", home, "audit", "verify"]);
         assert_eq!(verified.status, 0, "{home}: {}", verified.stderr);
     }
-    let outbox_ids: BTreeSet<String> = list(&s, "g22", "outbox")
-        .iter()
-        .map(|d| d["id"].as_str().unwrap().to_owned())
-        .collect();
     let inbox_ids: BTreeSet<String> = inbox
         .iter()
         .map(|d| d["id"].as_str().unwrap().to_owned())
