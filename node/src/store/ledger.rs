@@ -329,15 +329,7 @@ impl Store {
     /// what a bundle starting at `size` needs to recompute roots of later sizes.
     pub fn ledger_prefix(&self, size: u64) -> Result<Vec<Hash>, StoreError> {
         self.check_size(size)?;
-        let mut indexes = Vec::new();
-        let mut start = 0u64;
-        for level in (0..64u32).rev() {
-            if size & (1 << level) != 0 {
-                indexes.push(merkle::stored_hash_index(level, start >> level));
-                start += 1 << level;
-            }
-        }
-        TreeHashes(&self.ledger).read_hashes(&indexes)
+        merkle::compact_range(size, &TreeHashes(&self.ledger)).map_err(tree_error)
     }
 
     fn check_size(&self, size: u64) -> Result<(), StoreError> {
