@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: the node's tamper-evident ledger, then `vdx audit verify` of its exported bundle.
 #   scripts/bench-ledger.sh
-# Builds `vdx` (release), runs `cargo bench -p vdx-node --bench ledger` (node/benches/ledger.rs
+# Builds `vdx` (release), runs `cargo bench -p vdx-tests --bench ledger` (tests/benches/ledger.rs
 # documents every knob: durable appends by 1/16/64 threads, fill to LEDGER_ENTRIES = 1,000,000,
 # inclusion and consistency proofs, export of a bundle with signed checkpoints), then times
 # `vdx audit verify BUNDLE --ca CA` (wall time, peak RSS) and appends it to the bench's table.
@@ -30,7 +30,7 @@ else
     verify=0
     echo "bench: vdx-ops does not build: audit verify will be skipped" >&2
 fi
-BENCH_DIR=$dir cargo bench -q -p vdx-node --bench ledger >"$table"
+BENCH_DIR=$dir cargo bench -q -p vdx-tests --bench ledger >"$table"
 
 rows=()
 if ((verify == 1)); then

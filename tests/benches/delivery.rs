@@ -36,7 +36,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -51,6 +50,7 @@ use serde_json::{json, Value};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 use vdx_tests::daemon::free_port;
+use vdx_tests::measure::{cpu_secs, env_or, machine_busy_secs, memory_kib, met, percentile};
 use vdx_tests::{vdx_bin, vdxd_bin};
 
 const G22: &str = "000.00.00.G22";
@@ -69,16 +69,6 @@ struct Settings {
     drain: Duration,
     base: PathBuf,
     keep: bool,
-}
-
-fn env_or<T: FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v}: not a valid value")),
-        _ => default,
-    }
 }
 
 impl Settings {
@@ -247,35 +237,6 @@ impl Drop for Daemon {
     }
 }
 
-/// `VmRSS` and `VmHWM` of a process, in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU seconds (user + system) a process has used so far; `USER_HZ` is 100 on Linux.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    fields.iter().sum::<u64>() as f64 / 100.0
-}
-
 /// CPU used by sender, receiver and this benchmark since a mark.
 struct CpuMark {
     pids: [u32; 3],
@@ -320,28 +281,6 @@ impl CpuMark {
         }
         text
     }
-}
-
-/// CPU seconds the whole machine has been busy (all cores; from `/proc/stat`, USER_HZ 100).
-fn machine_busy_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
-    ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, t)| t)
-        .sum::<u64>() as f64
-        / 100.0
 }
 
 /// Peak VmRSS (KiB) of sender and receiver per phase, sampled every 100 ms by a thread.
@@ -665,15 +604,6 @@ async fn poll_delivered(
     }
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn millis(values: impl Iterator<Item = Duration>) -> Vec<f64> {
     let mut v: Vec<f64> = values.map(|d| d.as_secs_f64() * 1000.0).collect();
     v.sort_by(f64::total_cmp);
@@ -688,14 +618,6 @@ fn quantiles(sorted: &[f64]) -> String {
         percentile(sorted, 0.99),
         sorted.last().copied().unwrap_or(f64::NAN)
     )
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "MISSED"
-    }
 }
 
 fn main() {

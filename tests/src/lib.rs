@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub mod daemon;
+pub mod measure;
 
 /// The `vdx` binary of this workspace, built once per test process with the test's profile.
 pub fn vdx_bin() -> &'static Path {

@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! scripts/bench-ledger.sh                                  # also times `vdx audit verify`
-//! LEDGER_ENTRIES=100000 cargo bench -p vdx-node --bench ledger
+//! LEDGER_ENTRIES=100000 cargo bench -p vdx-tests --bench ledger
 //! ```
 //!
 //! Phases, in this order, while a thread signs a real checkpoint (ECDSA P-256, dev CA) at every
@@ -34,7 +34,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -46,6 +45,7 @@ use vdx_pki::{Ca, IssueRequest, Issued, Profile};
 use vdx_protocol::bundle::BundleWriter;
 use vdx_protocol::ledger::{Actor, Checkpoint, EntryKind};
 use vdx_protocol::{hex, merkle, OrganCode};
+use vdx_tests::measure::{cpu_secs, env_or, machine_busy_secs, memory_kib, met, percentile};
 
 const G22: &str = "000.00.00.G22";
 const H41: &str = "000.00.00.H41";
@@ -62,17 +62,6 @@ struct Settings {
     dir: Option<PathBuf>,
     base: PathBuf,
     keep: bool,
-}
-
-fn env_or<T: FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v}: not a valid value")),
-        _ => default,
-    }
 }
 
 impl Settings {
@@ -355,7 +344,7 @@ fn append(
                     eprintln!(
                         "bench: fill: {size} entries after {secs:.0} s ({:.0}/s), VmRSS {:.0} MiB",
                         (size - first) as f64 / secs,
-                        memory_kib().0 as f64 / 1024.0
+                        memory_kib(std::process::id()).0 as f64 / 1024.0
                     );
                 }
             }
@@ -374,57 +363,6 @@ fn append(
     (latencies, took)
 }
 
-/// `VmRSS` and `VmHWM` of this process, in KiB.
-fn memory_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU seconds (user + system) this process has used so far; `USER_HZ` is 100 on Linux.
-fn own_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    fields.iter().sum::<u64>() as f64 / 100.0
-}
-
-/// CPU seconds the whole machine has been busy (all cores; from `/proc/stat`, `USER_HZ` 100).
-fn machine_busy_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
-    ticks
-        .iter()
-        .take(8)
-        .enumerate()
-        .filter(|(i, _)| *i != 3 && *i != 4)
-        .map(|(_, t)| t)
-        .sum::<u64>() as f64
-        / 100.0
-}
-
 /// Starts a new peak: VmHWM back to the current RSS. False where the kernel does not allow it.
 fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -432,7 +370,7 @@ fn reset_peak() -> bool {
 
 /// The peak RSS since the last reset, MiB.
 fn peak_mib() -> f64 {
-    memory_kib().1 as f64 / 1024.0
+    memory_kib(std::process::id()).1 as f64 / 1024.0
 }
 
 /// The file system type `path` lives on (from `/proc/self/mounts`, longest mount point).
@@ -478,15 +416,6 @@ fn file_bytes(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn micros(mut values: Vec<f64>) -> Vec<f64> {
     values.sort_by(f64::total_cmp);
     values
@@ -500,14 +429,6 @@ fn quantiles(sorted: &[f64], unit: &str) -> String {
         percentile(sorted, 0.99),
         sorted.last().copied().unwrap_or(f64::NAN)
     )
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "MISSED"
-    }
 }
 
 /// Thousands separated by commas.
@@ -535,7 +456,7 @@ fn main() {
         );
     }
     let began = Instant::now();
-    let (cpu_before, busy_before) = (own_cpu_secs(), machine_busy_secs());
+    let (cpu_before, busy_before) = (cpu_secs(std::process::id()), machine_busy_secs());
     let peaks_reset = reset_peak();
     let store = Arc::new(Store::open(&dir.join("store")).unwrap());
     let signer = Arc::new(Signer::create());
@@ -732,7 +653,7 @@ fn main() {
     drop(store);
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let seconds = began.elapsed().as_secs_f64();
-    let ours = own_cpu_secs() - cpu_before;
+    let ours = cpu_secs(std::process::id()) - cpu_before;
     let others = (machine_busy_secs() - busy_before - ours).max(0.0);
     println!();
     println!(
