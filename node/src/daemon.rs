@@ -122,15 +122,15 @@ impl Node {
     /// Where an object goes next: straight to an agency we relay for; else through our relay if
     /// we have one; else through the recipient's relay if the directory names one; else to the
     /// recipient itself.
-    pub(crate) fn next_hop(&self, record: &Record) -> OrganCode {
-        let theirs = self.relay_of(&record.to);
+    pub(crate) fn next_hop(&self, to: &OrganCode) -> OrganCode {
+        let theirs = self.relay_of(to);
         if theirs.as_ref() == Some(&self.config.organ_code) {
-            return record.to.clone();
+            return to.clone();
         }
-        if let Some(ours) = self.config.relay.as_ref().filter(|r| **r != record.to) {
+        if let Some(ours) = self.config.relay.as_ref().filter(|r| *r != to) {
             return ours.clone();
         }
-        theirs.unwrap_or_else(|| record.to.clone())
+        theirs.unwrap_or_else(|| to.clone())
     }
 
     /// The relay the directory names for `code`.

@@ -19,7 +19,7 @@ use vdx_protocol::OrganCode;
 
 use crate::daemon::{Node, Stop};
 use crate::receipts::verify_receipt;
-use crate::store::{DispatchState, MessageId, Record};
+use crate::store::{DispatchState, MessageId, Queued, Record};
 use crate::transfer::{send_dispatch, SendOutcome, TransferError};
 
 /// How often the outbox is looked at when nothing wakes it.
@@ -58,7 +58,7 @@ enum Step {
 }
 
 impl Schedule {
-    fn step(&mut self, record: &Record, peer: &OrganCode, limit: u32) -> Step {
+    fn step(&mut self, record: &Queued, peer: &OrganCode, limit: u32) -> Step {
         let now = Instant::now();
         match self.peers.get(peer) {
             None => return Step::Connect,
@@ -124,7 +124,7 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                 }
                 continue;
             }
-            let peer = node.next_hop(&record);
+            let peer = node.next_hop(&record.to);
             match s.step(&record, &peer, node.config.limits.max_concurrent_per_peer) {
                 Step::Wait => {}
                 Step::Connect => {
@@ -150,13 +150,15 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                 Step::Send(conn) => {
                     // The list is a snapshot: a transfer that finished since it was read must not
                     // start again.
-                    let still_queued = node
+                    let Some(record) = node
                         .store
                         .get(record.id)
-                        .is_ok_and(|r| r.is_some_and(|r| r.state == DispatchState::Queued));
-                    if !still_queued {
+                        .ok()
+                        .flatten()
+                        .filter(|r| r.state == DispatchState::Queued)
+                    else {
                         continue;
-                    }
+                    };
                     s.in_flight
                         .insert(record.id, (peer.clone(), record.urgency));
                     let (node, schedule) = (node.clone(), schedule.clone());

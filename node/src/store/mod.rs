@@ -144,6 +144,52 @@ pub struct NoticeSeen {
     pub reason: Option<String>,
 }
 
+/// What the scheduler needs of a queued object, kept as the outbox index's value so that a pass
+/// over the queue decodes no records: id ‖ urgency ‖ expires (u64 BE) ‖ recipient organ code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    /// The transfer id.
+    pub id: MessageId,
+    /// The recipient agency (the next hop is chosen from it).
+    pub to: OrganCode,
+    /// Độ khẩn 0-4.
+    pub urgency: u8,
+    /// Unix seconds after which delivery is pointless (0: never).
+    pub expires: u64,
+}
+
+impl Queued {
+    fn of(record: &Record) -> Self {
+        Self {
+            id: record.id,
+            to: record.to.clone(),
+            urgency: record.urgency,
+            expires: record.expires,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(25 + self.to.as_str().len());
+        out.extend_from_slice(&self.id.0);
+        out.push(self.urgency);
+        out.extend_from_slice(&self.expires.to_be_bytes());
+        out.extend_from_slice(self.to.as_str().as_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let (id, rest) = bytes.split_first_chunk::<16>()?;
+        let (urgency, rest) = rest.split_first()?;
+        let (expires, to) = rest.split_first_chunk::<8>()?;
+        Some(Self {
+            id: MessageId(*id),
+            to: std::str::from_utf8(to).ok()?.parse().ok()?,
+            urgency: *urgency,
+            expires: u64::from_be_bytes(*expires),
+        })
+    }
+}
+
 /// What is known about one dispatch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -433,18 +479,19 @@ impl Store {
             let key = self.outbox_key(record.urgency, record.id)?;
             record.outbox_key = Some(key.clone());
             let event = record.event(EntryKind::Submitted, actor.clone());
-            rows.push((record.id, key, encode(record)?, event));
+            let queued = Queued::of(record).encode();
+            rows.push((record.id, key, encode(record)?, event, queued));
         }
         (&self.dispatches, &self.outbox, &self.headers, &self.ledger)
             .transaction(|(dispatches, outbox, headers, ledger)| {
-                for (id, key, value, event) in &rows {
+                for (id, key, value, event, queued) in &rows {
                     if dispatches.get(id.0)?.is_some() {
                         return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
                             *id,
                         )));
                     }
                     dispatches.insert(&id.0, value.as_slice())?;
-                    outbox.insert(key.as_slice(), &id.0)?;
+                    outbox.insert(key.as_slice(), queued.as_slice())?;
                     if let Some(header) = header {
                         headers.insert(&id.0, header)?;
                     }
@@ -458,17 +505,21 @@ impl Store {
     }
 
     /// The queued outgoing dispatches, hỏa tốc first, then in order of submission.
-    pub fn outbox(&self) -> Result<Vec<Record>, StoreError> {
+    pub fn outbox(&self) -> Result<Vec<Queued>, StoreError> {
         self.outbox_head(usize::MAX)
     }
 
     /// The first `limit` queued outgoing dispatches in priority order: what a scheduler pass looks
-    /// at, so that its cost does not grow with the backlog.
-    pub fn outbox_head(&self, limit: usize) -> Result<Vec<Record>, StoreError> {
-        self.records_named_by(
-            self.outbox.iter().take(limit).map(|e| e.map(|(_, id)| id)),
-            "outbox",
-        )
+    /// at, so that its cost does not grow with the backlog. Read from the outbox index alone.
+    pub fn outbox_head(&self, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        self.outbox
+            .iter()
+            .values()
+            .take(limit)
+            .map(|value| {
+                Queued::decode(&value?).ok_or_else(|| StoreError::Corrupt("outbox entry".into()))
+            })
+            .collect()
     }
 
     /// The records whose ids `ids` yields, in that order.
@@ -571,7 +622,7 @@ impl Store {
     fn find_outbox_key(&self, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
         for entry in self.outbox.iter() {
             let (key, value) = entry?;
-            if value.as_ref() == id.0 {
+            if value.starts_with(&id.0) {
                 return Ok(Some(key.to_vec()));
             }
         }
@@ -813,7 +864,7 @@ impl Store {
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
                 arrivals.remove(&id.0)?;
-                outbox.insert(key.as_slice(), &id.0)?;
+                outbox.insert(key.as_slice(), Queued::of(&record).encode())?;
                 ledger::append(ledger, &event)?;
                 Ok(record)
             })
