@@ -343,7 +343,7 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
             &request,
             &worker.store,
             time::OffsetDateTime::now_utc(),
-            &roles.actor(),
+            &roles.event(EntryKind::Submitted, None),
         );
         if queued.is_ok() {
             for file in &request.files {

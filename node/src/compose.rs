@@ -15,13 +15,12 @@ use vdx_protocol::header::{
     Business, CalendarDate, Classification, Code, DispatchHeader, DocumentId, DocumentType,
     FileEntry, Party, Priority, Promulgation, SignerInfo,
 };
-use vdx_protocol::ledger::Actor;
 use vdx_protocol::package::PackageWriter;
 use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
 use crate::receipts::ReceiptSigner;
-use crate::store::{MessageId, Record, Store, StoreError};
+use crate::store::{Event, MessageId, Record, Store, StoreError};
 use crate::uploads::Uploads;
 
 /// Vietnam's civil time (Asia/Ho_Chi_Minh: UTC+7, no daylight saving): promulgation dates and the
@@ -145,12 +144,13 @@ pub struct Composer<'a> {
 
 impl Composer<'_> {
     /// Builds, seals and queues the dispatch; returns its header and one record per recipient.
+    /// `submitter` is the submission's ledger event: who asked (and with which role).
     pub fn compose(
         &self,
         request: &SendRequest,
         store: &Store,
         now: OffsetDateTime,
-        submitter: &Actor,
+        submitter: &Event,
     ) -> Result<(DispatchHeader, Vec<Record>), ComposeError> {
         let header = self.header(request, now)?;
         let mut recipients = Vec::new();

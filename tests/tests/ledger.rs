@@ -84,6 +84,9 @@ fn a_delivery_is_recorded_on_both_sides_and_the_officer_can_verify_and_prove_it(
         "{fetched}"
     );
     assert_eq!(fetched["fields"]["role"], "admin");
+    let submitted = g22_log.iter().find(|e| e["kind"] == "submitted").unwrap();
+    assert_eq!(submitted["fields"]["role"], "admin", "{submitted}");
+    assert_eq!(submitted["fields"]["to"], H41);
     let sent = g22_log.iter().find(|e| e["kind"] == "sent").unwrap();
     assert_eq!(sent["actor"], format!("peer:{H41}"));
     // The node's configuration entered the ledger at first start.

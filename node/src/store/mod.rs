@@ -400,22 +400,23 @@ impl Store {
         }
         self.place_object(new, sealed)?;
         let record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
-        let mut committed = self.commit_outgoing(vec![record], None, &Actor::Node)?;
+        let by = Event::new(EntryKind::Submitted, None, Actor::Node);
+        let mut committed = self.commit_outgoing(vec![record], None, &by)?;
         committed
             .pop()
             .ok_or(StoreError::NotFound(MessageId(new.id)))
     }
 
     /// Queues one copy of a dispatch composed here per recipient (`copies`: one offer each, all
-    /// of the object at `sealed`), keeping its header for the clerk: all copies or none. `actor`
-    /// is the local user or system that submitted it, for the ledger.
+    /// of the object at `sealed`), keeping its header for the clerk: all copies or none. `by` is
+    /// the submission's ledger event without the object: who submitted it (and their role).
     pub fn submit_copies(
         &self,
         copies: &[Offer],
         header: &DispatchHeader,
         sealed: &Path,
         now: u64,
-        actor: &Actor,
+        by: &Event,
     ) -> Result<Vec<Record>, StoreError> {
         for copy in copies {
             if self.get(MessageId(copy.id))?.is_some() {
@@ -442,7 +443,7 @@ impl Store {
         }
         let result = result
             .and_then(|()| encode_header(header))
-            .and_then(|json| self.commit_outgoing(records, Some(&json), actor));
+            .and_then(|json| self.commit_outgoing(records, Some(&json), by));
         if result.is_err() {
             for path in placed {
                 let _ = fs::remove_file(path);
@@ -467,18 +468,18 @@ impl Store {
     }
 
     /// Records outgoing objects already in the spool (with their header, if composed here) and
-    /// queues them, in one transaction.
+    /// queues them, in one transaction with their `by` entries.
     fn commit_outgoing(
         &self,
         mut records: Vec<Record>,
         header: Option<&[u8]>,
-        actor: &Actor,
+        by: &Event,
     ) -> Result<Vec<Record>, StoreError> {
         let mut rows = Vec::new();
         for record in &mut records {
             let key = self.outbox_key(record.urgency, record.id)?;
             record.outbox_key = Some(key.clone());
-            let event = record.event(EntryKind::Submitted, actor.clone());
+            let event = record.event(by);
             let queued = Queued::of(record).encode();
             rows.push((record.id, key, encode(record)?, event, queued));
         }
@@ -707,7 +708,11 @@ impl Store {
         sync_dir(&self.spool.join("partial"))?;
         let record = Record::new(new, Direction::Incoming, DispatchState::Received, now);
         let value = encode(&record)?;
-        let event = record.event(EntryKind::Received, Actor::Peer(peer.clone()));
+        let event = record.event(&Event::new(
+            EntryKind::Received,
+            None,
+            Actor::Peer(peer.clone()),
+        ));
         (&self.dispatches, &self.arrivals, &self.ledger)
             .transaction(|(dispatches, arrivals, ledger)| {
                 dispatches.insert(&record.id.0, value.as_slice())?;
@@ -850,7 +855,7 @@ impl Store {
     pub fn forward(&self, id: MessageId) -> Result<Record, StoreError> {
         let current = self.get(id)?.ok_or(StoreError::NotFound(id))?;
         let key = self.outbox_key(current.urgency, id)?;
-        let event = current.event(EntryKind::Relayed, Actor::Node);
+        let event = current.event(&Event::new(EntryKind::Relayed, None, Actor::Node));
         let record = (&self.dispatches, &self.arrivals, &self.outbox, &self.ledger)
             .transaction(|(dispatches, arrivals, outbox, ledger)| {
                 let mut record = load(dispatches, id)?;
@@ -922,10 +927,12 @@ impl Record {
             .ok_or_else(|| StoreError::Corrupt(format!("digest of {}", self.id)))
     }
 
-    /// The ledger event of this record's object entering a state: who it is from and to, what
-    /// it is (replies say which kind), its size and digest.
-    fn event(&self, kind: EntryKind, actor: Actor) -> Event {
-        let event = Event::new(kind, Some(self.id.0), actor)
+    /// `base` (kind, actor, the actor's own fields) about this record's object: its id, who it is
+    /// from and to, what it is (replies say which kind), its size and digest.
+    fn event(&self, base: &Event) -> Event {
+        let mut event = base.clone();
+        event.id = Some(self.id.0);
+        let event = event
             .field("from", &self.from)
             .field("to", &self.to)
             .field("size", self.size)
@@ -1100,7 +1107,13 @@ mod tests {
         fs::write(&sealed, content).unwrap();
         let (a, b) = (dispatch(1, 2, content), dispatch(2, 2, content));
         let records = store
-            .submit_copies(&[a.clone(), b], &header(), &sealed, 5, &Actor::User(1000))
+            .submit_copies(
+                &[a.clone(), b],
+                &header(),
+                &sealed,
+                5,
+                &Event::new(EntryKind::Submitted, None, Actor::User(1000)),
+            )
             .unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(store.outbox().unwrap().len(), 2);
@@ -1109,7 +1122,13 @@ mod tests {
         // A batch with a copy that cannot be queued (its id is taken) queues nothing.
         let c = dispatch(3, 2, content);
         let err = store
-            .submit_copies(&[c, a], &header(), &sealed, 6, &Actor::User(1000))
+            .submit_copies(
+                &[c, a],
+                &header(),
+                &sealed,
+                6,
+                &Event::new(EntryKind::Submitted, None, Actor::User(1000)),
+            )
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
         assert!(store.get(MessageId([3; 16])).unwrap().is_none());
