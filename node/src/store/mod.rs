@@ -31,6 +31,7 @@ use vdx_protocol::{hex, OrganCode};
 use self::group_commit::GroupCommit;
 pub use self::ledger::{CheckpointError, Event, Witnessed};
 
+mod base64_bytes;
 mod group_commit;
 pub mod ledger;
 
@@ -91,6 +92,7 @@ pub enum DispatchState {
     /// The next hop answered STORED; its receipt is kept.
     Sent {
         /// The hop receipt as received.
+        #[serde(with = "base64_bytes")]
         receipt: Vec<u8>,
     },
     /// Given up; the reason is what the clerk sees.
@@ -223,10 +225,18 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incoming_number: Option<IncomingNumber>,
     /// The recipient agency's signed delivery receipt, once it came back (outgoing only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "base64_bytes::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub delivery_receipt: Option<Vec<u8>>,
     /// Its key in the outbox index while queued (so that taking it off needs no scan).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "base64_bytes::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub outbox_key: Option<Vec<u8>>,
     /// Status notices received about this dispatch, oldest first (outgoing only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
