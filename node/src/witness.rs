@@ -86,7 +86,9 @@ pub struct PeerReport {
 }
 
 /// Checks every peer's kept checkpoints: same size ⇒ same root, and each one consistent with
-/// the next larger one (consistency proofs asked from the peer over QUIC).
+/// the next larger one (consistency proofs asked from the peer over QUIC). A checkpoint proven
+/// to be a prefix of the next is then forgotten (the next one stands for it), so each run proves
+/// only what came since the last; with a fork, everything is kept as evidence.
 pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreError> {
     let mut reports = Vec::new();
     for (origin, mut seen) in node.store.witnessed()? {
@@ -112,6 +114,7 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
                 ));
             }
         }
+        let mut proven = Vec::new();
         let mut distinct: Vec<&Checkpoint> = seen.iter().map(|w| &w.checkpoint).collect();
         distinct.dedup_by_key(|c| c.size);
         let conn = match origin.strip_prefix("vdx/").and_then(|c| c.parse().ok()) {
@@ -133,7 +136,10 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
                     match merkle::verify_consistency(
                         old.size, new.size, &proof, &old.root, &new.root,
                     ) {
-                        Ok(()) => report.proven += 1,
+                        Ok(()) => {
+                            report.proven += 1;
+                            proven.push(old.clone());
+                        }
                         Err(e) => report.forks.push(format!(
                             "checkpoint {} is not a prefix of checkpoint {}: {e}",
                             old.size, new.size
@@ -149,6 +155,11 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
             }
         }
         report.notes.dedup();
+        if report.forks.is_empty() {
+            for old in &proven {
+                node.store.forget_witnessed(old)?;
+            }
+        }
         reports.push(report);
     }
     Ok(reports)

@@ -171,6 +171,10 @@ fn a_delivery_is_recorded_on_both_sides_and_the_officer_can_verify_and_prove_it(
     );
     assert!(h41_report["proven"].as_u64().unwrap() >= 1, "{h41_report}");
     assert_eq!(h41_report["forks"], serde_json::json!([]));
+    // What was proven is not proven again: the newest checkpoint stands for the older ones.
+    let again = s.vdx(&["--home", "g22", "audit", "witness", "--json"]).ok().json();
+    assert_eq!(again[0]["checkpoints"], 1, "{again}");
+    assert_eq!(again[0]["proven"], 0, "{again}");
 
     // With the daemons stopped, the officer still reads and checks the ledger from the store.
     assert!(g22.stop().success());

@@ -433,6 +433,16 @@ impl Store {
         Ok(conflicting)
     }
 
+    /// Drops a peer checkpoint that a larger one of the same peer was proven to extend: the larger
+    /// one is the evidence from now on, so the witness check only ever proves what is new.
+    pub fn forget_witnessed(&self, seen: &Checkpoint) -> Result<(), StoreError> {
+        let mut key = witness_prefix(&seen.origin);
+        key.extend_from_slice(&seen.size.to_be_bytes());
+        key.extend_from_slice(&seen.root);
+        self.ledger.remove(key)?;
+        Ok(())
+    }
+
     /// Every peer checkpoint kept, by origin, smallest size first.
     pub fn witnessed(&self) -> Result<BTreeMap<String, Vec<Witnessed>>, StoreError> {
         let mut out: BTreeMap<String, Vec<Witnessed>> = BTreeMap::new();
