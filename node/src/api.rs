@@ -455,9 +455,9 @@ async fn audit(
         "prove" => {
             let id = query
                 .get("id")
-                .and_then(|id| MessageId::try_from(id.to_owned()).ok())
-                .ok_or_else(|| ApiError::bad("prove needs id=<32 hex digits>"))?;
-            let proofs = blocking(move || node.auditor().prove(id.0, &actor)).await?;
+                .ok_or_else(|| ApiError::bad("prove needs id=<transfer id or message id>"))?
+                .to_owned();
+            let proofs = blocking(move || node.auditor().prove(&id, &actor)).await?;
             Ok(json_response(StatusCode::OK, &json!({ "proofs": proofs })))
         }
         "log" => {

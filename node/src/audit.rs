@@ -130,14 +130,27 @@ impl Auditor<'_> {
         Ok(())
     }
 
-    /// Inclusion proofs (`vdx-proof/1` texts) of every entry about transfer `id`, against a fresh
-    /// checkpoint; records the query.
-    pub fn prove(&self, id: [u8; 16], actor: &Actor) -> Result<Vec<String>, AuditError> {
-        let indexes = self.store.ledger_entries_about(id)?;
+    /// Inclusion proofs (`vdx-proof/1` texts) of every entry about a dispatch, against a fresh
+    /// checkpoint; records the query. `id` is a transfer id (32 hex digits, one copy) or the
+    /// dispatch's message id (a UUID: every copy this node holds).
+    pub fn prove(&self, id: &str, actor: &Actor) -> Result<Vec<String>, AuditError> {
+        let copies = match hex::decode::<16>(id) {
+            Some(transfer) => vec![transfer],
+            None if id.len() == 36 => self.store.copies_of(id)?.iter().map(|c| c.0).collect(),
+            None => {
+                return Err(AuditError::Bad(format!(
+                    "{id:?} is neither a transfer id (32 hex digits) nor a message id (UUID)"
+                )))
+            }
+        };
+        let mut indexes = Vec::new();
+        for copy in &copies {
+            indexes.extend(self.store.ledger_entries_about(*copy)?);
+        }
+        indexes.sort_unstable();
         if indexes.is_empty() {
             return Err(AuditError::Bad(format!(
-                "the ledger has no entry about {}",
-                hex::encode(&id)
+                "the ledger has no entry about {id}"
             )));
         }
         let note = self
@@ -157,7 +170,9 @@ impl Auditor<'_> {
             proofs.push(String::from_utf8_lossy(&proof.to_text()).into_owned());
         }
         self.store.record(
-            &Event::new(EntryKind::Audit, Some(id), actor.clone()).field("query", "prove"),
+            &Event::new(EntryKind::Audit, None, actor.clone())
+                .field("query", "prove")
+                .field("about", id),
         )?;
         Ok(proofs)
     }

@@ -67,7 +67,8 @@ pub(crate) struct VerifyArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct ProveArgs {
-    /// The dispatch's transfer id (32 hex digits, as `inbox`/`outbox` show it).
+    /// The dispatch: a transfer id (32 hex digits, as `inbox`/`outbox` show it: that copy) or its
+    /// message id (the UUID `show` gives: every copy this node holds).
     #[arg(long)]
     id: String,
     /// Write one `INDEX.proof` file per entry into this directory (default: print them).
@@ -283,8 +284,6 @@ fn verify(home: Option<PathBuf>, args: VerifyArgs) -> Result<ExitCode> {
 }
 
 fn prove(home: &Path, args: ProveArgs) -> Result<ExitCode> {
-    let id: [u8; 16] = vdx_protocol::hex::decode(&args.id)
-        .ok_or_else(|| anyhow!("{:?} is not a dispatch id (32 hex digits)", args.id))?;
     let proofs: Vec<String> = match Ledger::open(home)? {
         Ledger::Online(client) => {
             let answer = client.get(&format!("/v1/audit/prove?id={}", args.id))?;
@@ -294,7 +293,7 @@ fn prove(home: &Path, args: ProveArgs) -> Result<ExitCode> {
             store,
             signer,
             chain,
-        } => Ledger::offline_auditor(&store, &signer, &chain).prove(id, &me())?,
+        } => Ledger::offline_auditor(&store, &signer, &chain).prove(&args.id, &me())?,
     };
     match &args.out {
         Some(dir) => {

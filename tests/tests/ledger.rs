@@ -145,6 +145,28 @@ fn a_delivery_is_recorded_on_both_sides_and_the_officer_can_verify_and_prove_it(
             .count(),
         4
     );
+    // By message id (the UUID `show` gives), the receiver proves its own entries about it.
+    let message_id = s.vdx(&["--home", "h41", "show", "--json", &id]).ok().json()["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_message = s
+        .vdx(&[
+            "--home",
+            "h41",
+            "audit",
+            "prove",
+            "--id",
+            &message_id,
+            "--out",
+            "h41-proofs",
+        ])
+        .ok();
+    assert_eq!(
+        by_message.stdout.lines().count(),
+        3,
+        "received, registered, fetched"
+    );
     // Someone else's certificate does not check them.
     let mut args = vec!["audit", "check-proof", "--cert", "h41/keys/sign.pem"];
     args.push(files[0]);
@@ -172,7 +194,10 @@ fn a_delivery_is_recorded_on_both_sides_and_the_officer_can_verify_and_prove_it(
     assert!(h41_report["proven"].as_u64().unwrap() >= 1, "{h41_report}");
     assert_eq!(h41_report["forks"], serde_json::json!([]));
     // What was proven is not proven again: the newest checkpoint stands for the older ones.
-    let again = s.vdx(&["--home", "g22", "audit", "witness", "--json"]).ok().json();
+    let again = s
+        .vdx(&["--home", "g22", "audit", "witness", "--json"])
+        .ok()
+        .json();
     assert_eq!(again[0]["checkpoints"], 1, "{again}");
     assert_eq!(again[0]["proven"], 0, "{again}");
 

@@ -397,6 +397,26 @@ impl Store {
             .transpose()
     }
 
+    /// The transfer ids of the copies of the dispatch with this message id (UUID text) that this
+    /// node holds with their header: the copies it sent, or the one it registered. A scan, for
+    /// audit questions.
+    pub fn copies_of(&self, message_id: &str) -> Result<Vec<MessageId>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.headers.iter() {
+            let (id, json) = entry?;
+            let header: DispatchHeader = serde_json::from_slice(&json)
+                .map_err(|e| StoreError::Corrupt(format!("header: {e}")))?;
+            if header.message_id == message_id {
+                out.push(MessageId(
+                    id.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("header key".into()))?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     /// The record of `id`, if any.
     pub fn get(&self, id: MessageId) -> Result<Option<Record>, StoreError> {
         self.dispatches.get(id.0)?.map(|v| decode(&v)).transpose()
