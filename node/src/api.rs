@@ -338,8 +338,12 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
     let request: SendRequest =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
     let worker = node.clone();
-    let (header, records) = tokio::task::spawn_blocking(move || {
-        let queued = worker.composer().compose(
+    let (header, records, created) = tokio::task::spawn_blocking(move || {
+        let composer = worker.composer();
+        if let Some((header, records)) = composer.already_submitted(&request, &worker.store)? {
+            return Ok((header, records, false));
+        }
+        let queued = composer.compose(
             &request,
             &worker.store,
             time::OffsetDateTime::now_utc(),
@@ -350,20 +354,26 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
                 worker.uploads.remove(&file.upload);
             }
         }
-        queued
+        queued.map(|(header, records)| (header, records, true))
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
-    node.wake_outbox.notify_one();
-    for r in &records {
-        tracing::info!(id = %r.id, to = %r.to, message_id = %header.message_id, "dispatch submitted");
+    if created {
+        node.wake_outbox.notify_one();
+        for r in &records {
+            tracing::info!(id = %r.id, to = %r.to, message_id = %header.message_id, "dispatch submitted");
+        }
     }
     let copies: Vec<_> = records
         .iter()
         .map(|r| View::of(r, Some(&header), false))
         .collect();
     Ok(json_response(
-        StatusCode::CREATED,
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
         &json!({ "message_id": header.message_id, "copies": copies }),
     ))
 }

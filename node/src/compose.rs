@@ -61,6 +61,11 @@ pub struct SendRequest {
     pub expires: Option<u64>,
     /// The files, in package order, each uploaded first.
     pub files: Vec<FileRequest>,
+    /// A message id the client chose (lower-case UUID): submitting with it again returns the
+    /// dispatch already queued instead of sending a second one — what makes a retry after a lost
+    /// answer safe. A new random one when absent.
+    #[serde(default)]
+    pub message_id: Option<String>,
 }
 
 /// One file of a [`SendRequest`].
@@ -143,6 +148,30 @@ pub struct Composer<'a> {
 }
 
 impl Composer<'_> {
+    /// The dispatch already queued under the request's own message id, if the client gave one
+    /// and it was submitted before: its header and its copies.
+    pub fn already_submitted(
+        &self,
+        request: &SendRequest,
+        store: &Store,
+    ) -> Result<Option<(DispatchHeader, Vec<Record>)>, ComposeError> {
+        let Some(text) = &request.message_id else {
+            return Ok(None);
+        };
+        let message_id = uuid_bytes(text)?;
+        let mut copies = Vec::new();
+        for to in &request.to {
+            if let Some(record) = store.get(transfer_id(&message_id, to))? {
+                copies.push(record);
+            }
+        }
+        let header = match copies.first() {
+            Some(first) => store.header(first.id)?,
+            None => None,
+        };
+        Ok(header.map(|h| (h, copies)))
+    }
+
     /// Builds, seals and queues the dispatch; returns its header and one record per recipient.
     /// `submitter` is the submission's ledger event: who asked (and with which role).
     pub fn compose(
@@ -250,7 +279,10 @@ impl Composer<'_> {
         }
         let header = DispatchHeader {
             version: DispatchHeader::VERSION,
-            message_id: new_uuid()?,
+            message_id: match &request.message_id {
+                Some(id) => id.clone(),
+                None => new_uuid()?,
+            },
             document_id,
             from: Party {
                 organ_id: self.organ_code.clone(),

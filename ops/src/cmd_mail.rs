@@ -39,6 +39,10 @@ pub(crate) struct SendArgs {
     /// node's configured expiry.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     expires_in: Option<u64>,
+    /// Your own message id (lower-case UUID): sending again with the same one returns the
+    /// dispatch already queued instead of a second one (safe retries from scripts).
+    #[arg(long, value_name = "UUID")]
+    message_id: Option<String>,
     /// Print the API's answer as JSON.
     #[arg(long)]
     json: bool,
@@ -87,6 +91,7 @@ pub(crate) fn send(home: &Path, args: SendArgs) -> Result<ExitCode> {
         "urgency": args.urgency,
         "classification": args.class,
         "expires": expires,
+        "message_id": args.message_id,
     });
     let answer = submit(&Client::new(home)?, request, &args.files)?;
     if args.json {

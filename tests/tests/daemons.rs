@@ -130,6 +130,45 @@ fn a_dispatch_is_delivered_numbered_receipted_and_fetched_byte_for_byte() {
 }
 
 #[test]
+fn a_submission_retried_with_its_message_id_is_not_sent_twice() {
+    let s = Session::new();
+    two_nodes(&s);
+    let _g22 = Daemon::start(&s, "g22");
+    let _h41 = Daemon::start(&s, "h41");
+    s.write("cv.txt", "Công văn".as_bytes());
+    let uuid = "4f3c2b1a-0d9e-4c8b-a7f6-e5d4c3b2a190";
+    let first = send(&s, "thuong", "1", &["--message-id", uuid], &[]);
+    // The answer was "lost": the same submission again, even after its uploads are gone.
+    let again = send(&s, "thuong", "1", &["--message-id", uuid], &[]);
+    assert_eq!(again, first);
+    wait_status(&s, "g22", &first, "delivered");
+    let outbox = s.vdx(&["--home", "g22", "outbox", "--json"]).ok().json();
+    assert_eq!(outbox.as_array().unwrap().len(), 1, "{outbox}");
+    let inbox = s.vdx(&["--home", "h41", "inbox", "--json"]).ok().json();
+    assert_eq!(inbox.as_array().unwrap().len(), 1, "{inbox}");
+    assert_eq!(inbox[0]["message_id"], uuid);
+    // A malformed one is refused.
+    let bad = s.vdx(&[
+        "--home",
+        "g22",
+        "send",
+        "--to",
+        H41,
+        "--subject",
+        "x",
+        "--number",
+        "2",
+        "--notation",
+        "A",
+        "--message-id",
+        "not-a-uuid",
+        "cv.txt",
+    ]);
+    assert_ne!(bad.status, 0);
+    assert!(bad.stderr.contains("bad_request"), "{}", bad.stderr);
+}
+
+#[test]
 fn dispatches_queued_while_the_receiver_is_down_arrive_in_priority_order_or_expire() {
     let s = Session::new();
     two_nodes(&s);
