@@ -426,7 +426,20 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
 }
 
 impl ReceivePolicy for Node {
-    fn admit(&self, offer: &Offer) -> Result<(), (RejectCode, String)> {
+    fn admit(&self, offer: &Offer, peer: &OrganCode) -> Result<(), (RejectCode, String)> {
+        // A peer hands over its own objects, or carries them as the relay of their sender or
+        // recipient; anyone else claiming another agency's object (and its transfer id) is refused.
+        let carries = |code: &OrganCode| self.relay_of(code).as_ref() == Some(peer);
+        let our_relay = self.config.relay.as_ref() == Some(peer);
+        if offer.from != *peer && !our_relay && !carries(&offer.from) && !carries(&offer.to) {
+            return Err((
+                RejectCode::BadOffer,
+                format!(
+                    "{peer} may not hand over an object from {}: it is neither its sender nor a relay on its way",
+                    offer.from
+                ),
+            ));
+        }
         if offer.to != self.config.organ_code && !self.relays_for(offer) {
             return Err((
                 RejectCode::NotForUs,

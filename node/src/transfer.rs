@@ -209,8 +209,9 @@ fn offer_of(record: &Record) -> Result<Offer, TransferError> {
 
 /// What the receiving node decides about an offer, and how it signs custody.
 pub trait ReceivePolicy {
-    /// `Ok` to take the offer, or a refusal the sender's clerk will read.
-    fn admit(&self, offer: &Offer) -> Result<(), (RejectCode, String)>;
+    /// `Ok` to take the offer from `peer` (the TLS peer's organ code), or a refusal the sender's
+    /// clerk will read.
+    fn admit(&self, offer: &Offer, peer: &OrganCode) -> Result<(), (RejectCode, String)>;
     /// The hop receipt for a stored object.
     fn receipt(&self, record: &Record) -> Vec<u8>;
     /// Unix seconds, for the record.
@@ -279,7 +280,7 @@ async fn drive_receive(
         return Err(WireError::Unexpected("the first frame must be OFFER").into());
     };
     let id = MessageId(offer.id);
-    if let Err((code, reason)) = policy.admit(&offer) {
+    if let Err((code, reason)) = policy.admit(&offer, peer) {
         write_frame(send, &machine.reject(code, reason)).await?;
         return Ok(None);
     }
@@ -368,7 +369,7 @@ mod tests {
     struct ForH41(ReceiptSigner);
 
     impl ReceivePolicy for ForH41 {
-        fn admit(&self, offer: &Offer) -> Result<(), (RejectCode, String)> {
+        fn admit(&self, offer: &Offer, _peer: &OrganCode) -> Result<(), (RejectCode, String)> {
             if offer.to.as_str() == "000.00.00.H41" {
                 Ok(())
             } else {

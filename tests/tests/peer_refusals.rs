@@ -619,3 +619,35 @@ fn a_replayed_dispatch_is_answered_stored_and_kept_once() {
         verify_receipt(receipt, &record, &H41.parse().unwrap(), &trust).unwrap();
     }
 }
+
+#[test]
+fn a_peer_cannot_hand_over_another_agencys_object_or_take_its_transfer_id() {
+    let s = Session::new();
+    homes(&s, &[("h41", H41), ("g22", G22), ("h26", "000.00.00.H26")]);
+    let (_daemon, server) = start(&s, "h41");
+    let sealed = s.document("sealed.bin", 1000);
+    let id = 0x77;
+    runtime().block_on(async {
+        // h26 is bound and trusted, but offers an object from g22: it is neither g22 nor a relay.
+        let conn = connect(client_config(&s, Some("h26/keys")), server)
+            .await
+            .unwrap();
+        let mut stream = Transfer::open(&conn).await.unwrap();
+        stream.send(&offer(id, H41, &sealed)).await.unwrap();
+        match stream.answer().await {
+            Frame::Reject { code, reason } => {
+                assert_eq!(code, RejectCode::BadOffer);
+                assert!(reason.contains("may not hand over"), "{reason}");
+            }
+            other => panic!("expected REJECT, got {other:?}"),
+        }
+        conn.close(0u32.into(), b"done");
+        // The transfer id was not taken: g22 delivers under it.
+        let conn = connect(client_config(&s, Some("g22/keys")), server)
+            .await
+            .unwrap();
+        let (sent, _) = deliver(&conn, id, &sealed).await;
+        assert_eq!(sent, sealed.len());
+        conn.close(0u32.into(), b"done");
+    });
+}
