@@ -179,7 +179,8 @@ fn me() -> Actor {
     Actor::User(std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid()))
 }
 
-fn export(home: &Path, out: &Path, from: u64, to: Option<u64>) -> Result<u64> {
+/// Writes the ledger of the node in `home` (through its API, or its stopped store) as a bundle.
+pub(crate) fn export(home: &Path, out: &Path, from: u64, to: Option<u64>) -> Result<u64> {
     match Ledger::open(home)? {
         Ledger::Online(client) => {
             let to = to.map(|t| format!("&to={t}")).unwrap_or_default();

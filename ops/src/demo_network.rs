@@ -145,18 +145,45 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
         "   end to end (submit → both delivery receipts back): {:.2} s",
         started.elapsed().as_secs_f64()
     );
+    passed &= audit(root, &sender)?;
 
     for daemon in &mut daemons {
         let clean = stop(daemon)?;
         passed &= clean;
         if !clean {
-            println!("7. {}'s vdxd did not stop cleanly", daemon.code);
+            println!("8. {}'s vdxd did not stop cleanly", daemon.code);
         }
     }
     if passed {
-        println!("7. all three vdxd stopped cleanly on SIGTERM");
+        println!("8. all three vdxd stopped cleanly on SIGTERM");
     }
     Ok(passed)
+}
+
+/// The security officer's view of the sender: its ledger exported through the API and verified
+/// from the files alone, and its peers' checkpoints (from their receipts) checked for forks.
+fn audit(root: &Path, sender: &Client) -> Result<bool> {
+    let bundle = root.join("audit-bundle");
+    let end = crate::cmd_audit::export(&root.join(SENDER.0), &bundle, 0, None)?;
+    let verified = crate::audit::verify_bundle(&bundle, None);
+    let witness = sender.get("/v1/audit/witness")?;
+    let peers = witness.as_array().cloned().unwrap_or_default();
+    let forks: usize = peers
+        .iter()
+        .map(|p| p["forks"].as_array().map_or(0, Vec::len))
+        .sum();
+    match &verified {
+        Ok(summary) => println!(
+            "7. {} ledger: {end} entries exported and verified ({} signed checkpoints, hash chain and Merkle tree); \
+             {} peers' checkpoints from their receipts: {}",
+            SENDER.0,
+            summary.checkpoints,
+            peers.len(),
+            if forks == 0 { "one consistent history each" } else { "FORKED" }
+        ),
+        Err(finding) => println!("7. {} ledger did NOT verify: {finding}", SENDER.0),
+    }
+    Ok(verified.is_ok() && forks == 0 && !peers.is_empty())
 }
 
 /// Imports every node's own directory entry into every other node's directory.

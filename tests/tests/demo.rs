@@ -21,6 +21,11 @@ fn the_network_demo_delivers_to_both_provinces_and_cleans_up() {
         "{out}"
     );
     assert!(out.contains("số đến 1/"), "{out}");
+    assert!(
+        out.contains("entries exported and verified")
+            && out.contains("one consistent history each"),
+        "the sender's ledger verifies and its peers are witnessed: {out}"
+    );
     assert!(out.contains("all three vdxd stopped cleanly"), "{out}");
     let workdir = out
         .lines()
