@@ -136,11 +136,24 @@ pub(crate) fn run(home: Option<PathBuf>, command: AuditCommand) -> Result<ExitCo
 /// Where ledger questions go: the running daemon, or the stopped node's store.
 enum Ledger {
     Online(Client),
-    Offline {
-        store: Store,
-        signer: ReceiptSigner,
-        chain: String,
-    },
+    Offline(Offline),
+}
+
+/// A stopped node's store, and what signs its checkpoints.
+struct Offline {
+    store: Store,
+    signer: ReceiptSigner,
+    chain: String,
+}
+
+impl Offline {
+    fn auditor(&self) -> Auditor<'_> {
+        Auditor {
+            store: &self.store,
+            signer: &self.signer,
+            chain_pem: &self.chain,
+        }
+    }
 }
 
 impl Ledger {
@@ -154,23 +167,11 @@ impl Ledger {
         let data = vdx_node::config::resolve(home, &config.data_dir);
         let store = Store::open(&data)
             .with_context(|| format!("opening the store in {}", data.display()))?;
-        Ok(Self::Offline {
+        Ok(Self::Offline(Offline {
             store,
             signer,
             chain,
-        })
-    }
-
-    fn offline_auditor<'a>(
-        store: &'a Store,
-        signer: &'a ReceiptSigner,
-        chain: &'a str,
-    ) -> Auditor<'a> {
-        Auditor {
-            store,
-            signer,
-            chain_pem: chain,
-        }
+        }))
     }
 }
 
@@ -208,15 +209,11 @@ pub(crate) fn export(home: &Path, out: &Path, from: u64, to: Option<u64>) -> Res
             }
             Ok(writer.finish(&parts.checkpoints, parts.chain_pem.as_bytes())?)
         }
-        Ledger::Offline {
-            store,
-            signer,
-            chain,
-        } => {
-            let auditor = Ledger::offline_auditor(&store, &signer, &chain);
+        Ledger::Offline(offline) => {
+            let auditor = offline.auditor();
             let parts = auditor.bundle(from, to, &me())?;
             let mut writer = BundleWriter::create(out, parts.from, &prefix_of(&parts)?)?;
-            for entry in store.ledger_entries(parts.from, parts.to) {
+            for entry in offline.store.ledger_entries(parts.from, parts.to) {
                 writer.entry(&entry?)?;
             }
             Ok(writer.finish(&parts.checkpoints, parts.chain_pem.as_bytes())?)
@@ -290,11 +287,7 @@ fn prove(home: &Path, args: ProveArgs) -> Result<ExitCode> {
             let answer = client.get(&format!("/v1/audit/prove?id={}", args.id))?;
             serde_json::from_value(answer.get("proofs").cloned().unwrap_or_default())?
         }
-        Ledger::Offline {
-            store,
-            signer,
-            chain,
-        } => Ledger::offline_auditor(&store, &signer, &chain).prove(&args.id, &me())?,
+        Ledger::Offline(offline) => offline.auditor().prove(&args.id, &me())?,
     };
     match &args.out {
         Some(dir) => {
@@ -370,11 +363,7 @@ fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
             }
             serde_json::from_value(client.get(&format!("/v1/audit/log?{}", query.join("&")))?)?
         }
-        Ledger::Offline {
-            store,
-            signer,
-            chain,
-        } => {
+        Ledger::Offline(offline) => {
             let filter = LogFilter {
                 since,
                 org: args
@@ -390,7 +379,7 @@ fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
                     .transpose()
                     .map_err(|e| anyhow!("--kind: {e}"))?,
             };
-            Ledger::offline_auditor(&store, &signer, &chain).log(&filter, &me())?
+            offline.auditor().log(&filter, &me())?
         }
     };
     if args.json {
