@@ -100,6 +100,13 @@ fn a_delivery_is_recorded_on_both_sides_and_the_officer_can_verify_and_prove_it(
     // Filters: by agency and kind.
     let about_h41 = log(&s, "g22", &["--org", H41, "--kind", "sent"]);
     assert_eq!(about_h41.len(), 1);
+    assert!(log(&s, "g22", &["--since", "2100-01-01"]).is_empty());
+    let since = log(
+        &s,
+        "g22",
+        &["--since", "2020-01-01T00:00:00Z", "--kind", "submitted"],
+    );
+    assert_eq!(since.len(), 1);
 
     // Export through the API and verify offline, also against the CA.
     s.vdx(&["--home", "g22", "audit", "export", "--out", "bundle"])
