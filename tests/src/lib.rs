@@ -69,7 +69,7 @@ pub struct Ran {
     pub stderr: String,
 }
 
-impl Ran {
+impl From<Output> for Ran {
     fn from(out: Output) -> Self {
         Self {
             status: out.status.code().unwrap_or(-1),
@@ -77,7 +77,9 @@ impl Ran {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
 
+impl Ran {
     /// Panics with the command's output unless it exited 0.
     pub fn ok(self) -> Self {
         assert_eq!(

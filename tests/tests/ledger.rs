@@ -256,3 +256,83 @@ fn a_node_that_rewrites_its_history_is_caught_by_its_peer() {
     assert!(plain.stdout.contains("FORKED"), "{}", plain.stdout);
     drop(g22);
 }
+
+/// What switching users takes: nothing as root, else passwordless sudo (as CI runners have).
+fn as_root() -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root {
+        Vec::new()
+    } else {
+        vec!["sudo".to_owned(), "-n".to_owned()]
+    }
+}
+
+/// Runs `vdx ARGS` as Unix user `uid` (group `gid`, no others), as another person on the node's
+/// machine would.
+fn vdx_as(s: &Session, uid: u32, gid: u32, args: &[&str]) -> vdx_tests::Ran {
+    let mut all = as_root();
+    all.extend([
+        "setpriv".to_owned(),
+        format!("--reuid={uid}"),
+        format!("--regid={gid}"),
+        "--clear-groups".to_owned(),
+        vdx_tests::vdx_bin().display().to_string(),
+    ]);
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let out = std::process::Command::new(&all[0])
+        .args(&all[1..])
+        .current_dir(s.dir())
+        .env_remove("VDX_KEY_PASSPHRASE")
+        .output()
+        .unwrap();
+    vdx_tests::Ran::from(out)
+}
+
+#[test]
+fn only_officers_and_admins_read_the_ledger_and_their_reading_is_recorded_by_uid() {
+    let s = Session::new();
+    homes(&s, &[("g22", G22), ("h41", H41)]);
+    let (officer, clerk, group) = (1200, 1300, 4242);
+    let config = std::fs::read_to_string(s.path("h41/config.toml")).unwrap();
+    let config = config
+        .replace("clerks = []", &format!("clerks = [{clerk}]"))
+        .replace("officers = []", &format!("officers = [{officer}]"));
+    std::fs::write(s.path("h41/config.toml"), config).unwrap();
+    let _h41 = Daemon::start(&s, "h41");
+    // Other users reach the socket through its group, as an operator would arrange it.
+    s.sh(&format!(
+        "chmod o+x . h41 && {} chgrp {group} h41/vdxd.sock",
+        as_root().join(" ")
+    ))
+    .ok();
+
+    let read = vdx_as(
+        &s,
+        officer,
+        group,
+        &["--home", "h41", "audit", "log", "--json"],
+    );
+    assert_eq!(read.status, 0, "{}", read.stderr);
+    let refused = vdx_as(&s, clerk, group, &["--home", "h41", "audit", "log"]);
+    assert_ne!(refused.status, 0);
+    assert!(refused.stderr.contains("(forbidden)"), "{}", refused.stderr);
+    let stranger = vdx_as(&s, 1400, group, &["--home", "h41", "audit", "log"]);
+    assert!(
+        stranger.stderr.contains("(forbidden)"),
+        "{}",
+        stranger.stderr
+    );
+
+    let audits = log(&s, "h41", &["--kind", "audit"]);
+    assert!(
+        audits
+            .iter()
+            .any(|e| e["actor"] == format!("uid:{officer}")),
+        "{audits:?}"
+    );
+    assert!(
+        !audits.iter().any(|e| e["actor"] == format!("uid:{clerk}")),
+        "a refused query reads nothing and records nothing: {audits:?}"
+    );
+}
