@@ -18,6 +18,8 @@ use crate::store::{MessageId, Record, Store, StoreError};
 
 /// Bytes per DATA frame.
 const CHUNK: usize = 256 * 1024;
+/// How long a sender whose DATA was stopped waits for the receiver's REJECT.
+const REJECT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why a transfer stopped before an answer. The dispatch stays queued; the scheduler retries.
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +177,19 @@ async fn drive_send(
                     let mut bytes = vec![0; len];
                     file.read_exact(&mut bytes)
                         .map_err(StoreError::from_io("reading an object"))?;
-                    write_frame(send, &Frame::Data { offset, bytes }).await?;
+                    if let Err(e) = write_frame(send, &Frame::Data { offset, bytes }).await {
+                        // A receiver that refuses mid-transfer (a full disk) stops reading; its
+                        // REJECT, already on the way, says why.
+                        let answer = tokio::time::timeout(REJECT_GRACE, reader.next()).await;
+                        if let Ok(Ok(frame)) = answer {
+                            if let OutboundEvent::Rejected { code, reason } =
+                                machine.handle(frame)?
+                            {
+                                return Ok(SendOutcome::Rejected { code, reason });
+                            }
+                        }
+                        return Err(e);
+                    }
                 }
             }
             OutboundEvent::Stored(receipt) => {

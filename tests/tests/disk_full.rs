@@ -1,0 +1,128 @@
+//! A full disk, with real daemons: the receiving node's data directory sits on a small file system
+//! (a tmpfs mounted for the test) that is filled up. A dispatch that does not fit is refused with
+//! `disk_full`, the sender keeps it queued and retries, the receiver keeps serving, and once space
+//! is freed the dispatch arrives exactly once, byte-identical. Needs root (or passwordless sudo) to
+//! mount, as CI has.
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vdx_tests::daemon::{homes, wait_until, Daemon};
+use vdx_tests::Session;
+
+const G22: &str = "000.00.00.G22";
+const H41: &str = "000.00.00.H41";
+
+/// Nothing as root, else passwordless sudo.
+fn as_root() -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root { "" } else { "sudo -n" }.to_owned()
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(s: &Session, name: &str, mib: u32) -> Self {
+        let path = s.mkdir(name);
+        let ran = s.sh(&format!(
+            "{} mount -t tmpfs -o size={mib}m,mode=0700 tmpfs {name}",
+            as_root()
+        ));
+        assert_eq!(
+            ran.status, 0,
+            "this test mounts a {mib} MiB tmpfs and needs root or passwordless sudo: {}",
+            ran.stderr
+        );
+        Self(path)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{} umount -l {}", as_root(), self.0.display()))
+            .status();
+    }
+}
+
+fn status(s: &Session, id: &str) -> serde_json::Value {
+    s.vdx(&["--home", "g22", "show", "--json", id]).ok().json()
+}
+
+#[test]
+fn a_full_disk_refuses_with_a_clear_error_and_nothing_is_lost() {
+    let s = Session::new();
+    homes(&s, &[("g22", G22), ("h41", H41)]);
+    let disk = SmallDisk::mount(&s, "h41-disk", 24);
+    let config = std::fs::read_to_string(s.path("h41/config.toml")).unwrap();
+    let config = config.replace(
+        "data_dir = \"data\"",
+        &format!("data_dir = \"{}\"", disk.0.join("data").display()),
+    );
+    std::fs::write(s.path("h41/config.toml"), config).unwrap();
+    let g22 = Daemon::start(&s, "g22");
+    let h41 = Daemon::start(&s, "h41");
+
+    // Fill h41's disk up to its last 2 MiB; then a 6 MiB dispatch cannot be stored there.
+    s.sh("dd if=/dev/zero of=h41-disk/filler bs=1M 2>/dev/null || true; truncate -s -2M h41-disk/filler")
+        .ok();
+    let content = s.document("big.bin", 6 << 20);
+    let answer = s
+        .vdx(&[
+            "--home",
+            "g22",
+            "send",
+            "--json",
+            "--to",
+            H41,
+            "--subject",
+            "Đĩa đầy",
+            "--number",
+            "9",
+            "--notation",
+            "A",
+            "big.bin",
+        ])
+        .ok()
+        .json();
+    let id = answer["copies"][0]["id"].as_str().unwrap().to_owned();
+    wait_until(&s, Duration::from_secs(60), "a refused attempt", || {
+        status(&s, &id)["attempts"].as_u64().unwrap_or(0) >= 2
+    });
+    let queued = status(&s, &id);
+    assert_eq!(
+        queued["status"], "queued",
+        "a full disk is temporary: {queued}"
+    );
+    let log = String::from_utf8_lossy(&s.read("g22.log")).into_owned();
+    assert!(
+        log.contains("DiskFull") || log.contains("disk full"),
+        "{log}"
+    );
+    // The receiver still serves its clerks and its store is intact.
+    s.vdx(&["--home", "h41", "inbox"]).ok();
+
+    // Space comes back: the dispatch arrives, once, whole.
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    wait_until(
+        &s,
+        Duration::from_secs(120),
+        "delivery after space was freed",
+        || status(&s, &id)["status"] == "delivered",
+    );
+    let inbox = s.vdx(&["--home", "h41", "inbox", "--json"]).ok().json();
+    assert_eq!(inbox.as_array().unwrap().len(), 1, "{inbox}");
+    s.vdx(&["--home", "h41", "fetch", &id, "--out", "got"]).ok();
+    assert!(
+        s.read("got/big.bin") == content,
+        "the dispatch arrived changed"
+    );
+    assert!(g22.stop().success());
+    assert!(h41.stop().success());
+    s.vdx(&["--home", "h41", "audit", "verify"]).ok();
+}
