@@ -126,3 +126,70 @@ fn a_full_disk_refuses_with_a_clear_error_and_nothing_is_lost() {
     assert!(h41.stop().success());
     s.vdx(&["--home", "h41", "audit", "verify"]).ok();
 }
+
+#[test]
+fn a_clerk_sending_onto_a_full_disk_is_told_so_and_nothing_half_done_stays() {
+    let s = Session::new();
+    homes(&s, &[("g22", G22), ("h41", H41)]);
+    let disk = SmallDisk::mount(&s, "g22-disk", 24);
+    let config = std::fs::read_to_string(s.path("g22/config.toml")).unwrap();
+    let config = config.replace(
+        "data_dir = \"data\"",
+        &format!("data_dir = \"{}\"", disk.0.join("data").display()),
+    );
+    std::fs::write(s.path("g22/config.toml"), config).unwrap();
+    let g22 = Daemon::start(&s, "g22");
+    let h41 = Daemon::start(&s, "h41");
+    s.write("cv.txt", "Công văn".as_bytes());
+    let send = |file: &str| {
+        s.vdx(&[
+            "--home",
+            "g22",
+            "send",
+            "--json",
+            "--to",
+            H41,
+            "--subject",
+            "Đĩa đầy",
+            "--number",
+            "1",
+            "--notation",
+            "A",
+            file,
+        ])
+    };
+    let first = send("cv.txt").ok().json();
+    let delivered = first["copies"][0]["id"].as_str().unwrap().to_owned();
+    wait_until(
+        &s,
+        Duration::from_secs(60),
+        "the first dispatch delivered",
+        || status(&s, &delivered)["status"] == "delivered",
+    );
+
+    s.sh("dd if=/dev/zero of=g22-disk/filler bs=1M 2>/dev/null || true; truncate -s -1M g22-disk/filler")
+        .ok();
+    s.document("big.bin", 4 << 20);
+    let refused = send("big.bin");
+    assert_ne!(refused.status, 0);
+    assert!(refused.stderr.contains("(disk_full)"), "{}", refused.stderr);
+    // What was accepted before is untouched, the node still answers, and the refused upload left
+    // nothing behind.
+    assert_eq!(status(&s, &delivered)["status"], "delivered");
+    let outbox = s.vdx(&["--home", "g22", "outbox", "--json"]).ok().json();
+    assert_eq!(outbox.as_array().unwrap().len(), 1, "{outbox}");
+    let leftovers = s.sh("find g22-disk/data/uploads -type f").ok().stdout;
+    assert_eq!(leftovers, "", "no partial upload is kept");
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    let after = send("big.bin").ok().json();
+    let id = after["copies"][0]["id"].as_str().unwrap().to_owned();
+    wait_until(
+        &s,
+        Duration::from_secs(60),
+        "delivered once space returned",
+        || status(&s, &id)["status"] == "delivered",
+    );
+    assert!(g22.stop().success());
+    assert!(h41.stop().success());
+    s.vdx(&["--home", "g22", "audit", "verify"]).ok();
+}
