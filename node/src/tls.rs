@@ -11,9 +11,11 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use vdx_crypto::PrivateKey;
 use vdx_pki::{TrustStore, ValidatedSigner};
+use zeroize::Zeroize as _;
 
 /// Timeouts for a WAN of agencies: a peer silent for 15 s is taken as gone (so a dispatch waits
 /// for it in the outbox, not on a dead connection), and keep-alives every 5 s hold a reused
@@ -195,16 +197,21 @@ pub enum TlsError {
     Quic(String),
 }
 
-fn identity(
-    chain: &[X509],
-    key: &PrivateKey,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+/// Our TLS identity as rustls holds it. The key reaches rustls's signer through a PKCS#8 copy
+/// that is zeroized as soon as the signer is built (handed to rustls whole, the copy would be
+/// dropped with the key still in it).
+fn identity(chain: &[X509], key: &PrivateKey) -> Result<Arc<SingleCertAndKey>, TlsError> {
     let certs = chain
         .iter()
         .map(|c| c.to_der().map(CertificateDer::from))
         .collect::<Result<Vec<_>, _>>()?;
-    let pkcs8 = key.pkey().private_key_to_pkcs8()?;
-    Ok((certs, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8))))
+    let mut der =
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkey().private_key_to_pkcs8()?));
+    let signer = rustls::crypto::ring::sign::any_supported_type(&der);
+    der.zeroize();
+    let certified = CertifiedKey::new(certs, signer?);
+    certified.keys_match()?;
+    Ok(Arc::new(SingleCertAndKey::from(certified)))
 }
 
 fn verifier(policy: Arc<PeerPolicy>) -> Arc<Verifier> {
@@ -220,12 +227,12 @@ pub fn server_config(
     key: &PrivateKey,
     policy: Arc<PeerPolicy>,
 ) -> Result<quinn::ServerConfig, TlsError> {
-    let (certs, key) = identity(chain, key)?;
+    let identity = identity(chain, key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier(policy))
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(identity);
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.max_early_data_size = 0;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
@@ -241,13 +248,13 @@ pub fn client_config(
     key: &PrivateKey,
     policy: Arc<PeerPolicy>,
 ) -> Result<quinn::ClientConfig, TlsError> {
-    let (certs, key) = identity(chain, key)?;
+    let identity = identity(chain, key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(verifier(policy))
-        .with_client_auth_cert(certs, key)?;
+        .with_client_cert_resolver(identity);
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.enable_early_data = false;
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
