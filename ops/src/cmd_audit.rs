@@ -4,7 +4,7 @@
 //! `witness` asks the running daemon to check its peers. `verify` and `check-proof` need nothing
 //! but files.
 
-use std::io::BufReader;
+use std::io::{BufReader, Write as _};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -382,17 +382,21 @@ fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
             offline.auditor().log(&filter, &me())?
         }
     };
+    // Written with `?`, not `println!`: a reader that stops early (`| head`) ends us quietly.
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    writeln!(
+        out,
         "{:>7}  {:<20}  {:<10}  {:<32}  {:<18}  details",
         "index", "time (UTC)", "kind", "dispatch", "who"
-    );
+    )?;
     for row in &rows {
         let details: Vec<String> = row.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
+        writeln!(
+            out,
             "{:>7}  {:<20}  {:<10}  {:<32}  {:<18}  {}",
             row.index,
             row.time,
@@ -400,7 +404,7 @@ fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
             row.id.as_deref().unwrap_or("-"),
             row.actor,
             details.join(" ")
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

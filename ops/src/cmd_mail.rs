@@ -2,7 +2,7 @@
 //! is a client of the local socket API; with `--json` each prints the API's JSON.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -134,23 +134,27 @@ pub(crate) fn submit(client: &Client, mut request: Value, files: &[PathBuf]) -> 
 pub(crate) fn list(home: &Path, inbox: bool, args: ListArgs) -> Result<ExitCode> {
     let path = if inbox { "/v1/inbox" } else { "/v1/outbox" };
     let answer = Client::new(home)?.get(path)?;
+    // Written with `?`, not `println!`: a reader that stops early (`| head`) ends us quietly.
+    let mut out = io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows = answer.as_array().map(Vec::as_slice).unwrap_or_default();
     if rows.is_empty() {
-        println!("{} is empty", if inbox { "inbox" } else { "outbox" });
+        writeln!(out, "{} is empty", if inbox { "inbox" } else { "outbox" })?;
         return Ok(ExitCode::SUCCESS);
     }
     let party = if inbox { "FROM" } else { "TO" };
-    println!(
+    writeln!(
+        out,
         "{:<32}  {:<10}  {:<13}  {:<11}  {:<8}  {:<20}  SUBJECT",
         "ID", "STATUS", party, "URGENCY", "SỐ ĐẾN", "SỐ/KÝ HIỆU"
-    );
+    )?;
     for r in rows {
         let code = format!("{}/{}", text(&r["number"]), text(&r["notation"]));
-        println!(
+        writeln!(
+            out,
             "{:<32}  {:<10}  {:<13}  {:<11}  {:<8}  {:<20}  {}",
             text(&r["id"]),
             text(&r["status"]),
@@ -159,7 +163,7 @@ pub(crate) fn list(home: &Path, inbox: bool, args: ListArgs) -> Result<ExitCode>
             text(&r["incoming_number"]),
             code,
             short(&text(&r["subject"]), 50),
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
