@@ -237,18 +237,17 @@ fn load_trust(home: &Path, config: &Config) -> Result<TrustStore, StartError> {
 /// `VDX_KEY_PASSPHRASE`), and the chain audit bundles carry: for offline audits of a stopped node.
 pub fn load_signer(home: &Path) -> Result<(Config, ReceiptSigner, String), StartError> {
     let config = Config::load(home)?;
-    let cert = load_cert(home, &config.keys.sign_cert)?;
-    let signer = ReceiptSigner::new(
-        config.organ_code.clone(),
-        cert,
-        load_key(home, &config.keys.sign_key)?,
-    )?;
-    let chain = chain_pem(home, &config, &signer)?;
+    let (signer, chain) = signer_of(home, &config)?;
     Ok((config, signer, chain))
 }
 
-/// The signing certificate, then the trust anchors (PEM).
-fn chain_pem(home: &Path, config: &Config, signer: &ReceiptSigner) -> Result<String, StartError> {
+/// The signer `config` names, and its chain: the signing certificate, then the trust anchors (PEM).
+fn signer_of(home: &Path, config: &Config) -> Result<(ReceiptSigner, String), StartError> {
+    let signer = ReceiptSigner::new(
+        config.organ_code.clone(),
+        load_cert(home, &config.keys.sign_cert)?,
+        load_key(home, &config.keys.sign_key)?,
+    )?;
     let leaf = signer
         .certificate()
         .to_pem()
@@ -257,7 +256,7 @@ fn chain_pem(home: &Path, config: &Config, signer: &ReceiptSigner) -> Result<Str
     for path in &config.trust.anchors {
         chain.push_str(&String::from_utf8_lossy(&read(home, path)?));
     }
-    Ok(chain)
+    Ok((signer, chain))
 }
 
 /// Runs the node in `home` until a termination signal; returns after a clean shutdown.
@@ -275,12 +274,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let enc_key = load_key(home, &config.keys.enc_key)?;
     let tls_chain = vec![load_cert(home, &config.keys.tls_cert)?];
     let tls_key = load_key(home, &config.keys.tls_key)?;
-    let signer = ReceiptSigner::new(
-        config.organ_code.clone(),
-        load_cert(home, &config.keys.sign_cert)?,
-        load_key(home, &config.keys.sign_key)?,
-    )?;
-    let chain_pem = chain_pem(home, &config, &signer)?;
+    let (signer, chain_pem) = signer_of(home, &config)?;
     crate::checkpoints::record_config_changes(home, &config, &store)?;
 
     // Peers are accepted when the directory binds their TLS certificate to their organ code.
