@@ -149,6 +149,28 @@ impl Session {
         Ran::from(cmd.stdin(Stdio::null()).output().expect("vdx runs"))
     }
 
+    /// `vdx --home FROM send --json --to TO` of `file` with a test subject, number `number` and
+    /// notation `A`, plus `extra` flags: what most multi-node tests send.
+    pub fn send(&self, from: &str, to: &str, number: &str, file: &str, extra: &[&str]) -> Ran {
+        let mut args = vec![
+            "--home",
+            from,
+            "send",
+            "--json",
+            "--to",
+            to,
+            "--subject",
+            "Kiểm thử",
+            "--number",
+            number,
+            "--notation",
+            "A",
+        ];
+        args.extend_from_slice(extra);
+        args.push(file);
+        self.vdx(&args)
+    }
+
     /// Runs a shell pipeline in the session directory (for `openssl ... | openssl ...` and `-`).
     pub fn sh(&self, script: &str) -> Ran {
         let mut cmd = Command::new("bash");
@@ -270,4 +292,15 @@ impl Session {
 /// so that tests read like the commands a user types. Arguments must not contain spaces.
 pub fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
+}
+
+/// What a command needs in front to act as root: nothing as root, else passwordless sudo (as CI
+/// runners have). For tests that mount file systems or switch users.
+pub fn as_root() -> &'static str {
+    use std::os::unix::fs::MetadataExt as _;
+    if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        ""
+    } else {
+        "sudo -n"
+    }
 }

@@ -10,17 +10,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use vdx_tests::daemon::{homes, wait_until, Daemon};
-use vdx_tests::Session;
+use vdx_tests::{as_root, Session};
 
 const G22: &str = "000.00.00.G22";
 const H41: &str = "000.00.00.H41";
-
-/// Nothing as root, else passwordless sudo.
-fn as_root() -> String {
-    use std::os::unix::fs::MetadataExt as _;
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    if root { "" } else { "sudo -n" }.to_owned()
-}
 
 /// A small tmpfs, unmounted when dropped.
 struct SmallDisk(PathBuf);
@@ -50,6 +43,18 @@ impl Drop for SmallDisk {
     }
 }
 
+/// Mounts a 24 MiB disk and makes it the data directory of `home`.
+fn data_on_small_disk(s: &Session, home: &str) -> SmallDisk {
+    let disk = SmallDisk::mount(s, &format!("{home}-disk"), 24);
+    let config_path = s.path(&format!("{home}/config.toml"));
+    let config = std::fs::read_to_string(&config_path).unwrap().replace(
+        "data_dir = \"data\"",
+        &format!("data_dir = \"{}\"", disk.0.join("data").display()),
+    );
+    std::fs::write(config_path, config).unwrap();
+    disk
+}
+
 fn status(s: &Session, id: &str) -> serde_json::Value {
     s.vdx(&["--home", "g22", "show", "--json", id]).ok().json()
 }
@@ -58,13 +63,7 @@ fn status(s: &Session, id: &str) -> serde_json::Value {
 fn a_full_disk_refuses_with_a_clear_error_and_nothing_is_lost() {
     let s = Session::new();
     homes(&s, &[("g22", G22), ("h41", H41)]);
-    let disk = SmallDisk::mount(&s, "h41-disk", 24);
-    let config = std::fs::read_to_string(s.path("h41/config.toml")).unwrap();
-    let config = config.replace(
-        "data_dir = \"data\"",
-        &format!("data_dir = \"{}\"", disk.0.join("data").display()),
-    );
-    std::fs::write(s.path("h41/config.toml"), config).unwrap();
+    let disk = data_on_small_disk(&s, "h41");
     let g22 = Daemon::start(&s, "g22");
     let h41 = Daemon::start(&s, "h41");
 
@@ -72,24 +71,7 @@ fn a_full_disk_refuses_with_a_clear_error_and_nothing_is_lost() {
     s.sh("dd if=/dev/zero of=h41-disk/filler bs=1M 2>/dev/null || true; truncate -s -2M h41-disk/filler")
         .ok();
     let content = s.document("big.bin", 6 << 20);
-    let answer = s
-        .vdx(&[
-            "--home",
-            "g22",
-            "send",
-            "--json",
-            "--to",
-            H41,
-            "--subject",
-            "Đĩa đầy",
-            "--number",
-            "9",
-            "--notation",
-            "A",
-            "big.bin",
-        ])
-        .ok()
-        .json();
+    let answer = s.send("g22", H41, "9", "big.bin", &[]).ok().json();
     let id = answer["copies"][0]["id"].as_str().unwrap().to_owned();
     wait_until(&s, Duration::from_secs(60), "a refused attempt", || {
         status(&s, &id)["attempts"].as_u64().unwrap_or(0) >= 2
@@ -131,33 +113,11 @@ fn a_full_disk_refuses_with_a_clear_error_and_nothing_is_lost() {
 fn a_clerk_sending_onto_a_full_disk_is_told_so_and_nothing_half_done_stays() {
     let s = Session::new();
     homes(&s, &[("g22", G22), ("h41", H41)]);
-    let disk = SmallDisk::mount(&s, "g22-disk", 24);
-    let config = std::fs::read_to_string(s.path("g22/config.toml")).unwrap();
-    let config = config.replace(
-        "data_dir = \"data\"",
-        &format!("data_dir = \"{}\"", disk.0.join("data").display()),
-    );
-    std::fs::write(s.path("g22/config.toml"), config).unwrap();
+    let disk = data_on_small_disk(&s, "g22");
     let g22 = Daemon::start(&s, "g22");
     let h41 = Daemon::start(&s, "h41");
     s.write("cv.txt", "Công văn".as_bytes());
-    let send = |file: &str| {
-        s.vdx(&[
-            "--home",
-            "g22",
-            "send",
-            "--json",
-            "--to",
-            H41,
-            "--subject",
-            "Đĩa đầy",
-            "--number",
-            "1",
-            "--notation",
-            "A",
-            file,
-        ])
-    };
+    let send = |file: &str| s.send("g22", H41, "1", file, &[]);
     let first = send("cv.txt").ok().json();
     let delivered = first["copies"][0]["id"].as_str().unwrap().to_owned();
     wait_until(

@@ -17,24 +17,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// Sends `file` from g22 to h41 and waits until g22 holds the delivery receipt; returns its id.
 fn deliver(s: &Session, number: &str, file: &str) -> String {
-    let answer = s
-        .vdx(&[
-            "--home",
-            "g22",
-            "send",
-            "--json",
-            "--to",
-            H41,
-            "--subject",
-            "Kiểm toán",
-            "--number",
-            number,
-            "--notation",
-            "VPCP-TTĐT",
-            file,
-        ])
-        .ok()
-        .json();
+    let answer = s.send("g22", H41, number, file, &[]).ok().json();
     let id = answer["copies"][0]["id"].as_str().unwrap().to_owned();
     wait_until(s, LIMIT, "delivery receipt", || {
         s.vdx(&["--home", "g22", "show", "--json", &id]).ok().json()["status"] == "delivered"
@@ -260,21 +243,13 @@ fn a_node_that_rewrites_its_history_is_caught_by_its_peer() {
     drop(g22);
 }
 
-/// What switching users takes: nothing as root, else passwordless sudo (as CI runners have).
-fn as_root() -> Vec<String> {
-    use std::os::unix::fs::MetadataExt as _;
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    if root {
-        Vec::new()
-    } else {
-        vec!["sudo".to_owned(), "-n".to_owned()]
-    }
-}
-
 /// Runs `vdx ARGS` as Unix user `uid` (group `gid`, no others), as another person on the node's
 /// machine would.
 fn vdx_as(s: &Session, uid: u32, gid: u32, args: &[&str]) -> vdx_tests::Ran {
-    let mut all = as_root();
+    let mut all: Vec<String> = vdx_tests::as_root()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     all.extend([
         "setpriv".to_owned(),
         format!("--reuid={uid}"),
@@ -306,7 +281,7 @@ fn only_officers_and_admins_read_the_ledger_and_their_reading_is_recorded_by_uid
     // Other users reach the socket through its group, as an operator would arrange it.
     s.sh(&format!(
         "chmod o+x . h41 && {} chgrp {group} h41/vdxd.sock",
-        as_root().join(" ")
+        vdx_tests::as_root()
     ))
     .ok();
 
