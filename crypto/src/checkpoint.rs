@@ -151,10 +151,10 @@ mod tests {
     }
 
     fn parties() -> Vec<Party> {
-        let root = ca();
+        let root = ca().unwrap();
         vec![
-            agency(&root, "EC agency", KeyKind::EcP256),
-            agency(&root, "RSA agency", KeyKind::Rsa),
+            agency(&root, "EC agency", KeyKind::EcP256).unwrap(),
+            agency(&root, "RSA agency", KeyKind::Rsa).unwrap(),
         ]
     }
 

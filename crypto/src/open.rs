@@ -397,10 +397,10 @@ mod tests {
 
     #[test]
     fn round_trip_to_ec_and_rsa_recipients() {
-        let ca = ca();
-        let sender = agency(&ca, "Sender", KeyKind::EcP256);
-        let ec = agency(&ca, "EC recipient", KeyKind::EcP256);
-        let rsa = agency(&ca, "RSA recipient", KeyKind::Rsa);
+        let ca = ca().unwrap();
+        let sender = agency(&ca, "Sender", KeyKind::EcP256).unwrap();
+        let ec = agency(&ca, "EC recipient", KeyKind::EcP256).unwrap();
+        let rsa = agency(&ca, "RSA recipient", KeyKind::Rsa).unwrap();
         let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         for padding in [RsaPadding::Oaep, RsaPadding::Pkcs1] {
             let sealed = seal(&content, &sender, &[&ec, &rsa], padding);
@@ -420,8 +420,8 @@ mod tests {
 
     #[test]
     fn signed_only_documents_verify_here_and_in_openssl() {
-        let ca = ca();
-        let office = agency(&ca, "Office", KeyKind::EcP256);
+        let ca = ca().unwrap();
+        let office = agency(&ca, "Office", KeyKind::EcP256).unwrap();
         let mut signed = Vec::new();
         Sealer::new()
             .signer(&office.cert, &office.key)
@@ -462,10 +462,10 @@ mod tests {
 
     #[test]
     fn two_signers_both_verify() {
-        let ca = ca();
-        let office = agency(&ca, "Office", KeyKind::Rsa);
-        let person = agency(&ca, "Competent person", KeyKind::EcP256);
-        let to = agency(&ca, "Recipient", KeyKind::EcP256);
+        let ca = ca().unwrap();
+        let office = agency(&ca, "Office", KeyKind::Rsa).unwrap();
+        let person = agency(&ca, "Competent person", KeyKind::EcP256).unwrap();
+        let to = agency(&ca, "Recipient", KeyKind::EcP256).unwrap();
         let mut out = Vec::new();
         Sealer::new()
             .signer(&office.cert, &office.key)
@@ -482,10 +482,10 @@ mod tests {
 
     #[test]
     fn refusals_are_specific() {
-        let ca = ca();
-        let sender = agency(&ca, "Sender", KeyKind::EcP256);
-        let to = agency(&ca, "Recipient", KeyKind::EcP256);
-        let other = agency(&ca, "Other", KeyKind::EcP256);
+        let ca = ca().unwrap();
+        let sender = agency(&ca, "Sender", KeyKind::EcP256).unwrap();
+        let to = agency(&ca, "Recipient", KeyKind::EcP256).unwrap();
+        let other = agency(&ca, "Other", KeyKind::EcP256).unwrap();
         let sealed = seal(b"secret", &sender, &[&to], RsaPadding::Oaep);
 
         assert!(matches!(open(&sealed, &other), Err(Error::NotARecipient)));
@@ -523,9 +523,9 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
         #[test]
         fn random_content_round_trips(content in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300_000)) {
-            let ca = ca();
-            let sender = agency(&ca, "Sender", KeyKind::EcP256);
-            let to = agency(&ca, "Recipient", KeyKind::EcP256);
+            let ca = ca().unwrap();
+            let sender = agency(&ca, "Sender", KeyKind::EcP256).unwrap();
+            let to = agency(&ca, "Recipient", KeyKind::EcP256).unwrap();
             let sealed = seal(&content, &sender, &[&to], RsaPadding::Oaep);
             let (plain, _) = open(&sealed, &to).unwrap();
             proptest::prop_assert_eq!(plain, content);
