@@ -407,7 +407,8 @@ pub fn key_id(name: &str, spki_der: &[u8]) -> [u8; 4] {
     id
 }
 
-fn decimal(s: &str) -> Option<u64> {
+/// A decimal number without leading zeros: the one spelling every vdx text format accepts.
+pub(crate) fn decimal(s: &str) -> Option<u64> {
     let canonical =
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     canonical.then(|| s.parse().ok()).flatten()

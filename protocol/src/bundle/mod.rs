@@ -99,14 +99,9 @@ impl BundleError {
     }
 }
 
-/// A decimal number without leading zeros (the only spelling vdx writes).
+/// A decimal number without leading zeros (the only spelling vdx writes), from raw file bytes.
 fn decimal(s: &[u8]) -> Option<u64> {
-    let canonical = !s.is_empty()
-        && s.iter().all(u8::is_ascii_digit)
-        && (s == b"0" || s.first() != Some(&b'0'));
-    canonical
-        .then(|| std::str::from_utf8(s).ok()?.parse().ok())
-        .flatten()
+    std::str::from_utf8(s).ok().and_then(crate::ledger::decimal)
 }
 
 fn b64(bytes: &[u8]) -> String {
