@@ -276,7 +276,7 @@ async fn route(
         }
         (Method::GET, ["v1", "audit", what]) => {
             need(roles.officer, "audit the ledger")?;
-            let query = Query::parse(req.uri().query())?;
+            let query = Query::parse(req.uri().query());
             audit(node, what, &query, roles).await
         }
         _ => Err(ApiError::not_found(format!(
@@ -516,20 +516,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-/// Query parameters (`?from=0&to=10`): plain values, no percent-encoding needed for numbers, ids,
-/// organ codes, kinds and RFC 3339 times.
+/// Query parameters (`?from=0&to=10`), percent-decoded.
 struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(query: Option<&str>) -> Result<Self, ApiError> {
-        let mut pairs = Vec::new();
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| ApiError::bad(format!("query parameter {pair:?} has no value")))?;
-            pairs.push((k.to_owned(), v.replace("%3A", ":").replace("%3a", ":")));
-        }
-        Ok(Self(pairs))
+    fn parse(query: Option<&str>) -> Self {
+        Self(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     fn get(&self, key: &str) -> Option<&str> {

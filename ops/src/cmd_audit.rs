@@ -284,7 +284,10 @@ fn verify(home: Option<PathBuf>, args: VerifyArgs) -> Result<ExitCode> {
 fn prove(home: &Path, args: ProveArgs) -> Result<ExitCode> {
     let proofs: Vec<String> = match Ledger::open(home)? {
         Ledger::Online(client) => {
-            let answer = client.get(&format!("/v1/audit/prove?id={}", args.id))?;
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("id", &args.id)
+                .finish();
+            let answer = client.get(&format!("/v1/audit/prove?{query}"))?;
             serde_json::from_value(answer.get("proofs").cloned().unwrap_or_default())?
         }
         Ledger::Offline(offline) => offline.auditor().prove(&args.id, &me())?,
@@ -348,20 +351,17 @@ fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let rows: Vec<LogRow> = match Ledger::open(home)? {
         Ledger::Online(client) => {
-            let mut query = Vec::new();
-            if let Some(since) = since {
-                query.push(format!(
-                    "since={}",
-                    vdx_protocol::utc::format(since).unwrap_or_default()
-                ));
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            if let Some(since) = since.and_then(vdx_protocol::utc::format) {
+                query.append_pair("since", &since);
             }
             if let Some(org) = &args.org {
-                query.push(format!("org={org}"));
+                query.append_pair("org", org);
             }
             if let Some(kind) = &args.kind {
-                query.push(format!("kind={kind}"));
+                query.append_pair("kind", kind);
             }
-            serde_json::from_value(client.get(&format!("/v1/audit/log?{}", query.join("&")))?)?
+            serde_json::from_value(client.get(&format!("/v1/audit/log?{}", query.finish()))?)?
         }
         Ledger::Offline(offline) => {
             let filter = LogFilter {
