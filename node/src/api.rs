@@ -471,30 +471,7 @@ async fn audit(
             Ok(json_response(StatusCode::OK, &json!({ "proofs": proofs })))
         }
         "log" => {
-            let filter = LogFilter {
-                since: query
-                    .get("since")
-                    .map(|t| {
-                        vdx_protocol::utc::parse(t).ok_or_else(|| {
-                            ApiError::bad("since must be RFC 3339 UTC, e.g. 2026-11-23T00:00:00Z")
-                        })
-                    })
-                    .transpose()?,
-                org: query
-                    .get("org")
-                    .map(|o| {
-                        o.parse()
-                            .map_err(|_| ApiError::bad(format!("{o:?} is not an organ code")))
-                    })
-                    .transpose()?,
-                kind: query
-                    .get("kind")
-                    .map(|k| {
-                        k.parse()
-                            .map_err(|_| ApiError::bad(format!("{k:?} is not an entry kind")))
-                    })
-                    .transpose()?,
-            };
+            let filter = LogFilter::parse(query.get("since"), query.get("org"), query.get("kind"))?;
             let rows = blocking(move || node.auditor().log(&filter, &actor)).await?;
             Ok(json_response(StatusCode::OK, &rows))
         }

@@ -223,6 +223,41 @@ pub struct LogFilter {
 }
 
 impl LogFilter {
+    /// The filter as people and URLs spell it: `since` an RFC 3339 UTC time or a date (midnight
+    /// UTC), `org` an organ code, `kind` an entry kind; each optional. The error names the bad one.
+    pub fn parse(
+        since: Option<&str>,
+        org: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<Self, AuditError> {
+        let bad = |what: String| AuditError::Bad(what);
+        Ok(Self {
+            since: since
+                .map(|t| {
+                    utc::parse(t)
+                        .or_else(|| utc::parse(&format!("{t}T00:00:00Z")))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "since {t:?}: give 2026-11-23 or 2026-11-23T08:00:00Z"
+                            ))
+                        })
+                })
+                .transpose()?,
+            org: org
+                .map(|o| {
+                    o.parse()
+                        .map_err(|_| bad(format!("{o:?} is not an organ code")))
+                })
+                .transpose()?,
+            kind: kind
+                .map(|k| {
+                    k.parse()
+                        .map_err(|_| bad(format!("{k:?} is not an entry kind")))
+                })
+                .transpose()?,
+        })
+    }
+
     fn matches(&self, entry: &Entry) -> bool {
         let org_matches = self.org.as_ref().is_none_or(|org| {
             entry.actor == Actor::Peer(org.clone())
@@ -262,6 +297,32 @@ impl LogRow {
             id: entry.id.map(|id| hex::encode(&id)),
             actor: entry.actor.to_string(),
             fields: entry.fields.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_filters_take_a_date_or_a_utc_time_and_name_what_is_wrong() {
+        let date = LogFilter::parse(Some("2026-11-23"), None, None).unwrap();
+        assert_eq!(date.since, utc::parse("2026-11-23T00:00:00Z"));
+        let full = LogFilter::parse(
+            Some("2026-11-23T08:00:00Z"),
+            Some("000.00.00.H41"),
+            Some("sent"),
+        );
+        let full = full.unwrap();
+        assert_eq!(full.kind, Some(EntryKind::Sent));
+        for (since, org, kind, named) in [
+            (Some("23/11/2026"), None, None, "since"),
+            (None, Some("H41"), None, "organ code"),
+            (None, None, Some("eaten"), "entry kind"),
+        ] {
+            let err = LogFilter::parse(since, org, kind).unwrap_err().to_string();
+            assert!(err.contains(named), "{err}");
         }
     }
 }
