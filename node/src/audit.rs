@@ -318,7 +318,7 @@ mod tests {
         assert_eq!(full.kind, Some(EntryKind::Sent));
         for (since, org, kind, named) in [
             (Some("23/11/2026"), None, None, "since"),
-            (None, Some("H41"), None, "organ code"),
+            (None, Some("no such code!"), None, "organ code"),
             (None, None, Some("eaten"), "entry kind"),
         ] {
             let err = LogFilter::parse(since, org, kind).unwrap_err().to_string();
