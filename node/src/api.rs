@@ -230,6 +230,7 @@ async fn route(
                     "organ_code": node.config.organ_code,
                     "name": node.config.name,
                     "version": env!("CARGO_PKG_VERSION"),
+                    "max_upload_bytes": node.config.limits.max_dispatch_bytes,
                 }),
             ))
         }
@@ -302,16 +303,23 @@ async fn upload(node: &Node, mut body: Incoming) -> Result<Response<Body>, ApiEr
     let mut total = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad(format!("reading the upload: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            total += data.len() as u64;
-            if total > limit {
-                return Err(ApiError(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("uploads are limited to {limit} bytes"),
-                ));
-            }
-            upload.write(&data)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len() as u64;
+        let refused = if total > limit {
+            Some(ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("uploads are limited to {limit} bytes"),
+            ))
+        } else {
+            upload.write(&data).err().map(ApiError::from)
+        };
+        if let Some(refusal) = refused {
+            drop(upload); // Nothing of a refused upload is kept.
+            discard_rest(body, limit).await;
+            return Err(refusal);
         }
     }
     let (id, size) = tokio::task::spawn_blocking(move || upload.finish())
@@ -321,6 +329,20 @@ async fn upload(node: &Node, mut body: Incoming) -> Result<Response<Body>, ApiEr
         StatusCode::CREATED,
         &json!({ "upload": id, "size": size }),
     ))
+}
+
+/// Reads and drops what is left of a refused upload, up to `limit` more bytes, so that the answer
+/// reaches the client: most HTTP clients (hyper's too) only read the answer once they have sent
+/// the whole body, and fail with a broken pipe if the connection closes before that.
+async fn discard_rest(mut body: Incoming, limit: u64) {
+    let mut left = limit;
+    while let Some(Ok(frame)) = body.frame().await {
+        let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+        match left.checked_sub(len) {
+            Some(rest) => left = rest,
+            None => return,
+        }
+    }
 }
 
 async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Response<Body>, ApiError> {

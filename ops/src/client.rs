@@ -131,7 +131,10 @@ impl Client {
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
-        Ok(sender.send_request(request.body(body)?).await?)
+        sender
+            .send_request(request.body(body)?)
+            .await
+            .context("vdxd broke off the request")
     }
 }
 

@@ -4,7 +4,8 @@
 //! `witness` asks the running daemon to check its peers. `verify` and `check-proof` need nothing
 //! but files.
 
-use std::io::{BufReader, Write as _};
+use std::fmt::Write as _;
+use std::io::BufReader;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ use vdx_protocol::merkle::Hash;
 
 use crate::audit::{check_proof, verify_bundle};
 use crate::client::Client;
+use crate::stdout;
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum AuditCommand {
@@ -371,18 +373,23 @@ fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
             offline.auditor().log(&filter, &me())?
         }
     };
-    // Written with `?`, not `println!`: a reader that stops early (`| head`) ends us quietly.
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
-        return Ok(ExitCode::SUCCESS);
+    stdout::write(&render_log(&rows, args.json)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Log rows as a table, or as JSON.
+fn render_log(rows: &[LogRow], json: bool) -> Result<String> {
+    let mut out = String::new();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(rows)?)?;
+        return Ok(out);
     }
     writeln!(
         out,
         "{:>7}  {:<20}  {:<10}  {:<32}  {:<18}  details",
         "index", "time (UTC)", "kind", "dispatch", "who"
     )?;
-    for row in &rows {
+    for row in rows {
         let details: Vec<String> = row.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
         writeln!(
             out,
@@ -395,7 +402,7 @@ fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
             details.join(" ")
         )?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(out)
 }
 
 fn witness(home: &Path, args: JsonArgs) -> Result<ExitCode> {

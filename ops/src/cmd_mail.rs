@@ -1,8 +1,9 @@
 //! The clerk's commands against a running node: `send`, `inbox`, `outbox`, `show`, `fetch`. Each
 //! is a client of the local socket API; with `--json` each prints the API's JSON.
 
+use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, Read, Write as _};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ use vdx_protocol::package::{check_name, read_package};
 
 use crate::client::{field, Client};
 use crate::progress::bar;
+use crate::stdout;
 
 #[derive(Args, Debug)]
 pub(crate) struct SendArgs {
@@ -107,6 +109,8 @@ pub(crate) fn send(home: &Path, args: SendArgs) -> Result<ExitCode> {
 
 /// Uploads `files` and submits `request` (every field but `files`) naming them; the API's answer.
 pub(crate) fn submit(client: &Client, mut request: Value, files: &[PathBuf]) -> Result<Value> {
+    // Checked before uploading: a refusal mid-upload would cost the clerk the wait.
+    let limit = field(&client.get("/v1/health")?, "max_upload_bytes")?.as_u64();
     let mut named = Vec::new();
     for path in files {
         let name = path
@@ -116,6 +120,13 @@ pub(crate) fn submit(client: &Client, mut request: Value, files: &[PathBuf]) -> 
         check_name(name).with_context(|| format!("{}", path.display()))?;
         let file = File::open(path).with_context(|| format!("{}", path.display()))?;
         let len = file.metadata()?.len();
+        if let Some(limit) = limit.filter(|&limit| len > limit) {
+            bail!(
+                "{}: {len} bytes, more than this node accepts ({limit} bytes, [limits] \
+                 max_dispatch_bytes) (too_large)",
+                path.display()
+            );
+        }
         let content: Box<dyn Read + Send> = match bar(len, &format!("upload {name}")) {
             Some(bar) => Box::new(bar.wrap_read(file)),
             None => Box::new(file),
@@ -134,16 +145,21 @@ pub(crate) fn submit(client: &Client, mut request: Value, files: &[PathBuf]) -> 
 pub(crate) fn list(home: &Path, inbox: bool, args: ListArgs) -> Result<ExitCode> {
     let path = if inbox { "/v1/inbox" } else { "/v1/outbox" };
     let answer = Client::new(home)?.get(path)?;
-    // Written with `?`, not `println!`: a reader that stops early (`| head`) ends us quietly.
-    let mut out = io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?;
-        return Ok(ExitCode::SUCCESS);
+    stdout::write(&render_list(&answer, inbox, args.json)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The inbox or outbox as a table, or as JSON.
+fn render_list(answer: &Value, inbox: bool, json: bool) -> Result<String> {
+    let mut out = String::new();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(answer)?)?;
+        return Ok(out);
     }
     let rows = answer.as_array().map(Vec::as_slice).unwrap_or_default();
     if rows.is_empty() {
         writeln!(out, "{} is empty", if inbox { "inbox" } else { "outbox" })?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(out);
     }
     let party = if inbox { "FROM" } else { "TO" };
     writeln!(
@@ -165,7 +181,7 @@ pub(crate) fn list(home: &Path, inbox: bool, args: ListArgs) -> Result<ExitCode>
             short(&text(&r["subject"]), 50),
         )?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(out)
 }
 
 pub(crate) fn show(home: &Path, args: ShowArgs) -> Result<ExitCode> {

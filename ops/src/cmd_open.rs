@@ -108,7 +108,7 @@ pub(crate) fn run(args: OpenArgs) -> Result<ExitCode> {
     if to_stdout || (!verdict.ok && !args.json) {
         eprintln!("{text}");
     } else {
-        println!("{text}");
+        crate::stdout::write(&format!("{text}\n"))?;
     }
     Ok(if verdict.ok {
         ExitCode::SUCCESS

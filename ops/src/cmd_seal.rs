@@ -103,7 +103,7 @@ pub(crate) fn run(args: SealArgs) -> Result<ExitCode> {
         // Sealed bytes are not secret: stream them straight out.
         let mut out = BackgroundWriter::new(io::stdout());
         let summary = sealer.seal(input, &mut out)?;
-        out.finish().context("cannot write to standard output")?;
+        out.finish().map_err(crate::stdout::error)?;
         summary
     } else {
         let mut output = Output::create(&args.out)?;

@@ -135,8 +135,9 @@ impl Output {
             None => {
                 let mut file = self.temp.reopen()?;
                 let mut stdout = io::stdout().lock();
-                io::copy(&mut file, &mut stdout).context("cannot write to standard output")?;
-                stdout.flush()?;
+                io::copy(&mut file, &mut stdout)
+                    .and_then(|_| stdout.flush())
+                    .map_err(crate::stdout::error)?;
             }
         }
         Ok(())

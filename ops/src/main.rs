@@ -19,6 +19,7 @@ mod demo_network;
 mod files;
 mod pipeline;
 mod progress;
+mod stdout;
 
 /// Secure exchange of official documents between agencies (CMS + X.509, store and forward).
 #[derive(Parser, Debug)]
@@ -84,18 +85,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        // The reader of our output went away (`vdx audit log | head`): it has what it wanted.
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if stdout::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vdx: {e:#}");
             ExitCode::from(1)
         }
     }
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }

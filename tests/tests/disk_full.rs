@@ -131,7 +131,7 @@ fn a_clerk_sending_onto_a_full_disk_is_told_so_and_nothing_half_done_stays() {
         .ok();
     s.document("big.bin", 4 << 20);
     let refused = send("big.bin");
-    assert_ne!(refused.status, 0);
+    assert_ne!(refused.status, 0, "{}", refused.stdout);
     assert!(refused.stderr.contains("(disk_full)"), "{}", refused.stderr);
     // What was accepted before is untouched, the node still answers, and the refused upload left
     // nothing behind.
