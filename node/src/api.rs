@@ -415,8 +415,7 @@ fn package(node: Arc<Node>, record: Record, roles: Roles) -> Result<Response<Bod
             ),
         ));
     }
-    let object = std::fs::File::open(node.store.object_path(record.id))
-        .map_err(|e| ApiError::from(StoreError::from_io("opening a dispatch")(e)))?;
+    let object = node.store.object(record.id)?;
     // Recorded before the first byte leaves: no read of the documents goes unrecorded.
     node.store.record(
         &roles

@@ -2,9 +2,8 @@
 //! then files, `docs/dispatch-package.md`), sealed once to every recipient's encryption certificate
 //! and queued once per recipient, under a transfer id derived from the message id and recipient.
 
-use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -20,7 +19,7 @@ use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
 use crate::receipts::ReceiptSigner;
-use crate::store::{Event, MessageId, Record, Store, StoreError};
+use crate::store::{Event, MessageId, Record, Store, StoreError, INLINE_MAX};
 use crate::uploads::Uploads;
 
 /// Vietnam's civil time (Asia/Ho_Chi_Minh: UTC+7, no daylight saving): promulgation dates and the
@@ -191,8 +190,9 @@ impl Composer<'_> {
                 .ok_or_else(|| ComposeError::UnknownRecipient(party.organ_id.to_string()))?;
             recipients.push(cert);
         }
-        let sealed = Scratch(self.scratch.join(format!("{}.p7m", header.message_id)));
-        let (size, digest) = self.seal(&header, request, &recipients, &sealed.0)?;
+        // Small sealed objects never touch the disk here: the store keeps them with their record.
+        let mut sealed = tempfile::spooled_tempfile_in(INLINE_MAX as usize, self.scratch);
+        let (size, digest) = self.seal(&header, request, &recipients, &mut sealed)?;
 
         let message_id = uuid_bytes(&header.message_id)?;
         let expires = request
@@ -218,7 +218,7 @@ impl Composer<'_> {
         let records = store.submit_copies(
             &copies,
             &header,
-            &sealed.0,
+            &mut sealed,
             now.unix_timestamp() as u64,
             submitter,
         )?;
@@ -328,12 +328,12 @@ impl Composer<'_> {
         header: &DispatchHeader,
         request: &SendRequest,
         recipients: &[openssl::x509::X509],
-        out: &Path,
+        out: &mut impl Write,
     ) -> Result<(u64, [u8; 32]), ComposeError> {
         let header_json =
             serde_json::to_vec_pretty(header).map_err(|e| ComposeError::Invalid(e.to_string()))?;
         let (reader, writer) = io::pipe().map_err(StoreError::from_io("making a pipe"))?;
-        let mut output = HashingFile::create(out)?;
+        let mut output = HashingWriter::new(out);
         let sealed = std::thread::scope(|scope| {
             let packer = scope.spawn(move || self.package(&header_json, header, request, writer));
             let sealer = self.signer.sealer().map(|s| {
@@ -380,52 +380,40 @@ impl Composer<'_> {
     }
 }
 
-/// A file removed when dropped: the sealed object is copied into the store per recipient.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A file that hashes what is written to it.
-struct HashingFile {
-    file: io::BufWriter<File>,
+/// A writer that hashes what is written through it.
+struct HashingWriter<W: Write> {
+    out: io::BufWriter<W>,
     hasher: Sha256,
     size: u64,
 }
 
-impl HashingFile {
-    fn create(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self {
-            file: io::BufWriter::with_capacity(
-                256 * 1024,
-                File::create(path).map_err(StoreError::from_io("creating the sealed object"))?,
-            ),
+impl<W: Write> HashingWriter<W> {
+    fn new(out: W) -> Self {
+        Self {
+            out: io::BufWriter::with_capacity(256 * 1024, out),
             hasher: Sha256::new(),
             size: 0,
-        })
+        }
     }
 
     fn finish(mut self) -> Result<(u64, [u8; 32]), ComposeError> {
-        self.file
+        self.out
             .flush()
             .map_err(StoreError::from_io("writing the sealed object"))?;
         Ok((self.size, self.hasher.finalize().into()))
     }
 }
 
-impl Write for HashingFile {
+impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = self.out.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
+        self.out.flush()
     }
 }
 

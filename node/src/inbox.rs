@@ -6,7 +6,6 @@
 //! Every step may be repeated after a crash: replies are queued under fixed ids (queued once), and
 //! registering or applying is one store transaction that also takes the object off the arrivals.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 
 use openssl::x509::X509;
@@ -99,7 +98,9 @@ impl Inbox<'_> {
     /// Opens and checks the dispatch; the error is the refusal reason the sender will read.
     fn open(&self, record: &Record) -> Result<DispatchHeader, String> {
         let me = self.signer.organ_code();
-        let object = File::open(self.store.object_path(record.id))
+        let object = self
+            .store
+            .object(record.id)
             .map_err(|e| format!("the stored object cannot be read: {e}"))?;
         let opener = Opener::new(self.enc_cert, self.enc_key)
             .map_err(|e| format!("our decryption key: {e}"))?;
@@ -217,8 +218,10 @@ impl Inbox<'_> {
 
     fn reply_arrived(&self, record: &Record) -> Result<Outcome, InboxError> {
         let mut signed = Vec::new();
-        File::open(self.store.object_path(record.id))
-            .and_then(|f| f.take(MAX_REPLY).read_to_end(&mut signed))
+        self.store
+            .object(record.id)?
+            .take(MAX_REPLY)
+            .read_to_end(&mut signed)
             .map_err(StoreError::from_io("reading a reply"))?;
         match self.check_reply(record, &signed) {
             Ok((target, seen)) => {

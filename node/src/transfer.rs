@@ -5,7 +5,6 @@
 //! may instead carry one PROVE/PROOF exchange: a witness asking for a consistency proof of this
 //! node's ledger.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 use quinn::{RecvStream, SendStream, VarInt};
@@ -169,8 +168,7 @@ async fn drive_send(
         match machine.handle(reader.next().await?)? {
             OutboundEvent::SendFrom(offset) => {
                 resumed_from = offset;
-                let mut file = File::open(store.object_path(id))
-                    .map_err(StoreError::from_io("opening an object"))?;
+                let mut file = store.object(id)?;
                 file.seek(SeekFrom::Start(offset))
                     .map_err(StoreError::from_io("reading an object"))?;
                 while let Some((offset, len)) = machine.next_chunk(CHUNK) {
@@ -316,7 +314,8 @@ async fn drive_receive(
         .await?;
         return Ok(None);
     }
-    let resume = store.resume_offset(id)?.min(offer.size);
+    let mut receiving = store.receive(&offer)?;
+    let resume = receiving.resume_from().min(offer.size);
     if resume > 0 {
         tracing::info!(%id, from = %offer.from, resume_from = resume, size = offer.size, "resuming a cut transfer");
     }
@@ -324,7 +323,7 @@ async fn drive_receive(
     while !machine.is_complete() {
         match machine.handle(reader.next().await?)? {
             InboundEvent::Chunk { offset, bytes, .. } => {
-                if let Err(e) = store.append_incoming(id, offset, &bytes) {
+                if let Err(e) = store.append_incoming(&mut receiving, offset, &bytes) {
                     write_frame(send, &machine.reject(reject_code(&e), e.to_string())).await?;
                     return Err(e.into());
                 }
@@ -333,7 +332,7 @@ async fn drive_receive(
             _ => return Err(WireError::Unexpected("frame not allowed while receiving").into()),
         }
     }
-    match store.complete_incoming(&offer, policy.now(), peer) {
+    match store.complete_incoming(&offer, receiving, policy.now(), peer) {
         Ok((record, _)) => {
             write_frame(
                 send,
@@ -491,6 +490,12 @@ mod tests {
         }
     }
 
+    fn stored(store: &Store, id: MessageId) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        store.object(id).unwrap().read_to_end(&mut bytes).unwrap();
+        bytes
+    }
+
     fn submit(store: &Store, n: u8, to: &str, body: &[u8]) -> MessageId {
         let offer = Offer {
             id: [n; 16],
@@ -521,7 +526,7 @@ mod tests {
         else {
             panic!("{outcome:?}")
         };
-        assert_eq!(std::fs::read(net.receiver.object_path(id)).unwrap(), body);
+        assert_eq!(stored(&net.receiver, id), body);
         assert_eq!(
             net.receiver.get(id).unwrap().unwrap().state,
             DispatchState::Received
@@ -563,8 +568,10 @@ mod tests {
         let body: Vec<u8> = (0..2 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
         let id = submit(&net.sender, 2, "000.00.00.H41", &body);
         // What an earlier, cut connection left at the receiver.
+        let offer = offer_of(&net.sender.get(id).unwrap().unwrap()).unwrap();
+        let mut receiving = net.receiver.receive(&offer).unwrap();
         net.receiver
-            .append_incoming(id, 0, &body[..1024 * 1024])
+            .append_incoming(&mut receiving, 0, &body[..1024 * 1024])
             .unwrap();
         let outcome = net.send(&net.sender, id).await.unwrap();
         assert!(
@@ -577,7 +584,7 @@ mod tests {
             ),
             "{outcome:?}"
         );
-        assert_eq!(std::fs::read(net.receiver.object_path(id)).unwrap(), body);
+        assert_eq!(stored(&net.receiver, id), body);
     }
 
     #[tokio::test]

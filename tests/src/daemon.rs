@@ -140,3 +140,17 @@ pub fn wait_until(s: &Session, limit: Duration, what: &str, mut done: impl FnMut
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The sealed object `id` as the stopped node `home` holds it (in its store or as a spool file),
+/// if it holds it.
+pub fn held_object(s: &Session, home: &str, id: &str) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    use vdx_node::store::{MessageId, Store};
+    let store = Store::open(&s.path(&format!("{home}/data"))).unwrap();
+    let mut object = store
+        .object(MessageId::try_from(id.to_owned()).unwrap())
+        .ok()?;
+    let mut bytes = Vec::new();
+    object.read_to_end(&mut bytes).unwrap();
+    Some(bytes)
+}

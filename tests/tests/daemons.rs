@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use vdx_node::store::{DispatchState, MessageId, Store};
 use vdx_protocol::wire::{ObjectKind, Offer};
-use vdx_tests::daemon::{homes, wait_until, Daemon};
+use vdx_tests::daemon::{held_object, homes, wait_until, Daemon};
 use vdx_tests::{words, Session};
 
 const G22: &str = "000.00.00.G22";
@@ -208,9 +208,7 @@ fn dispatches_queued_while_the_receiver_is_down_arrive_in_priority_order_or_expi
     assert!(show(&s, "g22", &ids[0].0)["attempts"].as_u64().unwrap() >= 1);
     assert!(sender.stop().success());
     assert!(receiver.stop().success());
-    assert!(!s
-        .path(&format!("h41/data/spool/objects/{doomed}.p7m"))
-        .exists());
+    assert!(held_object(&s, "h41", &doomed).is_none());
 }
 
 #[test]
@@ -235,12 +233,15 @@ fn a_dispatch_signed_with_a_revoked_key_is_refused_and_the_sender_is_told_why() 
     assert_eq!(failed["notices"][0]["status"], "02");
     let at_receiver = wait_status(&s, "h41", &id, "refused");
     assert_eq!(at_receiver["reason"], failed["notices"][0]["reason"]);
-    assert!(!s.path(&format!("h41/data/spool/objects/{id}.p7m")).exists());
     let fetch = s.vdx(&["--home", "h41", "fetch", &id, "--out", "got"]);
     assert_eq!(fetch.status, 1);
     assert!(!s.exists("got/cv.txt"));
     assert!(sender.stop().success());
     assert!(receiver.stop().success());
+    assert!(
+        held_object(&s, "h41", &id).is_none(),
+        "a refused dispatch is kept nowhere"
+    );
 }
 
 #[test]
@@ -276,7 +277,7 @@ fn a_sender_missing_from_the_receivers_directory_is_refused_and_keeps_its_dispat
     assert!(receiver.stop().success());
     let log = String::from_utf8_lossy(&s.read("h41.log")).into_owned();
     assert!(log.contains("connection refused"), "receiver log:\n{log}");
-    assert!(!s.path(&format!("h41/data/spool/objects/{id}.p7m")).exists());
+    assert!(held_object(&s, "h41", &id.to_string()).is_none());
     let record = Store::open(&s.path("g22/data"))
         .unwrap()
         .get(id)
@@ -369,7 +370,8 @@ fn a_commune_is_reached_through_its_province_which_carries_but_cannot_read() {
     for daemon in daemons {
         assert!(daemon.stop().success());
     }
-    let carried = s.path(&format!("h41/data/spool/objects/{id}.p7m"));
+    let carried = held_object(&s, "h41", &id).expect("the province keeps what it carried");
+    s.write("carried.p7m", &carried);
     let opened = s.vdx(&[
         "open",
         "--json",
@@ -381,7 +383,7 @@ fn a_commune_is_reached_through_its_province_which_carries_but_cannot_read() {
         "ca/ca.pem",
         "-o",
         "peek.txt",
-        carried.to_str().unwrap(),
+        "carried.p7m",
     ]);
     assert_eq!(opened.refusal(), "not_a_recipient");
     assert!(!s.exists("peek.txt"));

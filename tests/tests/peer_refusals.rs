@@ -567,10 +567,13 @@ fn frame_violations_reset_the_stream_with_their_code_and_the_node_keeps_serving(
     wait_until(&s, STEP, "every violation logged", || {
         log(&s, "h41").matches("protocol violation").count() >= violations
     });
-    assert!(
-        s.entries("h41/data/spool/objects").is_empty(),
-        "nothing was stored"
+    let inbox = s.vdx(&["--home", "h41", "inbox", "--json"]).ok().json();
+    assert_eq!(
+        inbox.as_array().map(Vec::len),
+        Some(0),
+        "nothing was stored: {inbox}"
     );
+    assert!(s.entries("h41/data/spool/objects").is_empty());
 }
 
 #[test]

@@ -1,16 +1,19 @@
-//! Durable state of a node: sealed objects as spool files, records and the outbox queue in sled.
+//! Durable state of a node: records, the outbox queue and small sealed objects in sled, larger
+//! sealed objects as spool files (see [`objects`]).
 //!
-//! The rule everywhere: the bytes first (written, fsynced, renamed into place, directory fsynced),
-//! then the record in one sled transaction, then `flush` — and only then is anything acknowledged.
-//! A crash between the two leaves an object without a record, which was never acknowledged; `open`
+//! The rule everywhere: a small object is written in the same sled transaction as its record; a
+//! spool file first (written, fsynced, renamed into place, directory fsynced), then the record in
+//! one sled transaction; then `flush` — and only then is anything acknowledged. A crash between
+//! file and record leaves an object without a record, which was never acknowledged; `open`
 //! removes it and the sender (or clerk) retries. Layout under the data directory:
 //!
 //! ```text
 //! meta/                       sled: trees "dispatches" (id -> record), "outbox" (priority key -> id),
 //!                             "arrivals" (id -> ()) received but not yet opened, "counters" (số đến),
 //!                             "headers" (id -> dispatch header JSON, kept apart so that the
-//!                             scheduler's reads of records stay small), "ledger" (see [`ledger`])
-//! spool/objects/<id>.p7m      complete sealed objects
+//!                             scheduler's reads of records stay small), "objects" (id -> sealed
+//!                             object of at most 64 KiB), "ledger" (see [`ledger`])
+//! spool/objects/<id>.p7m      complete sealed objects larger than that
 //! spool/partial/<id>.part     incoming transfers in progress (resume from their synced length)
 //! spool/tmp/                  outgoing objects being written
 //! ```
@@ -30,10 +33,13 @@ use vdx_protocol::{hex, OrganCode};
 
 use self::group_commit::GroupCommit;
 pub use self::ledger::{CheckpointError, Event, Witnessed};
+use self::objects::{Held, Placed};
+pub use self::objects::{ObjectReader, Receiving, INLINE_MAX};
 
 mod base64_bytes;
 mod group_commit;
 pub mod ledger;
+mod objects;
 
 /// sled's page cache (its default, 1 GiB, would let a large backlog grow the daemon far past its
 /// memory budget).
@@ -313,6 +319,7 @@ pub struct Store {
     arrivals: sled::Tree,
     counters: sled::Tree,
     headers: sled::Tree,
+    objects: sled::Tree,
     ledger: sled::Tree,
     commit: GroupCommit,
     spool: PathBuf,
@@ -339,6 +346,7 @@ impl Store {
             arrivals: db.open_tree("arrivals")?,
             counters: db.open_tree("counters")?,
             headers: db.open_tree("headers")?,
+            objects: db.open_tree("objects")?,
             db,
             spool,
         };
@@ -377,8 +385,18 @@ impl Store {
         Ok(())
     }
 
-    /// Path of a complete sealed object.
-    pub fn object_path(&self, id: MessageId) -> PathBuf {
+    /// A stored sealed object, from the store's tree or its spool file.
+    pub fn object(&self, id: MessageId) -> Result<ObjectReader, StoreError> {
+        if let Some(bytes) = self.objects.get(id.0)? {
+            return Ok(ObjectReader::Inline(io::Cursor::new(bytes)));
+        }
+        File::open(self.object_path(id))
+            .map(ObjectReader::File)
+            .map_err(io_error("opening an object"))
+    }
+
+    /// Path of a complete sealed object kept as a spool file.
+    fn object_path(&self, id: MessageId) -> PathBuf {
         self.spool.join("objects").join(format!("{id}.p7m"))
     }
 
@@ -428,23 +446,24 @@ impl Store {
         if let Some(existing) = self.get(MessageId(new.id))? {
             return same_content(existing, new);
         }
-        self.place_object(new, sealed)?;
+        let placed = self.place_object(new, sealed)?;
         let record = Record::new(new, Direction::Outgoing, DispatchState::Queued, now);
         let by = Event::new(EntryKind::Submitted, None, Actor::Node);
-        let mut committed = self.commit_outgoing(vec![record], None, &by)?;
+        let mut committed = self.commit_outgoing(vec![(record, placed)], None, &by)?;
         committed
             .pop()
             .ok_or(StoreError::NotFound(MessageId(new.id)))
     }
 
     /// Queues one copy of a dispatch composed here per recipient (`copies`: one offer each, all
-    /// of the object at `sealed`), keeping its header for the clerk: all copies or none. `by` is
-    /// the submission's ledger event without the object: who submitted it (and their role).
+    /// of the object `sealed`, read from its start for each), keeping its header for the clerk:
+    /// all copies or none. `by` is the submission's ledger event without the object: who
+    /// submitted it (and their role).
     pub fn submit_copies(
         &self,
         copies: &[Offer],
         header: &DispatchHeader,
-        sealed: &Path,
+        sealed: &mut (impl Read + Seek),
         now: u64,
         by: &Event,
     ) -> Result<Vec<Record>, StoreError> {
@@ -453,69 +472,93 @@ impl Store {
                 return Err(StoreError::Conflict(MessageId(copy.id)));
             }
         }
-        let mut placed = Vec::new();
         let mut records = Vec::new();
         let mut result = Ok(());
         for copy in copies {
-            result = File::open(sealed)
+            let placed = sealed
+                .seek(SeekFrom::Start(0))
                 .map_err(io_error("reading the sealed object"))
-                .and_then(|object| self.place_object(copy, object));
-            if result.is_err() {
-                break;
+                .and_then(|_| self.place_object(copy, &mut *sealed));
+            match placed {
+                Ok(placed) => records.push((
+                    Record::new(copy, Direction::Outgoing, DispatchState::Queued, now),
+                    placed,
+                )),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
-            placed.push(self.object_path(MessageId(copy.id)));
-            records.push(Record::new(
-                copy,
-                Direction::Outgoing,
-                DispatchState::Queued,
-                now,
-            ));
         }
+        let spooled: Vec<PathBuf> = records
+            .iter()
+            .filter_map(|(_, placed)| match placed {
+                Placed::Spooled(path) => Some(path.clone()),
+                Placed::Inline(_) => None,
+            })
+            .collect();
         let result = result
             .and_then(|()| encode_header(header))
             .and_then(|json| self.commit_outgoing(records, Some(&json), by));
         if result.is_err() {
-            for path in placed {
+            for path in spooled {
                 let _ = fs::remove_file(path);
             }
         }
         result
     }
 
-    /// Writes an object to the spool (temp, fsync, rename, directory fsync), checking its digest.
-    fn place_object(&self, new: &Offer, sealed: impl Read) -> Result<(), StoreError> {
+    /// Checks an outgoing object's size and digest and places it: a small one in memory, to be
+    /// committed with its record; a larger one in the spool (temp, fsync, rename, directory fsync).
+    fn place_object(&self, new: &Offer, sealed: impl Read) -> Result<Placed, StoreError> {
+        if objects::is_inline(new.size) {
+            return objects::read_verified(sealed, new).map(Placed::Inline);
+        }
         let temp = self
             .spool
             .join("tmp")
             .join(format!("{}.p7m", MessageId(new.id)));
-        if let Err(e) = write_verified(&temp, sealed, new) {
+        if let Err(e) = objects::write_verified(&temp, sealed, new) {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
         let object = self.object_path(MessageId(new.id));
         fs::rename(&temp, &object).map_err(io_error("moving the object into the spool"))?;
-        sync_dir(&self.spool.join("objects"))
+        sync_dir(&self.spool.join("objects"))?;
+        Ok(Placed::Spooled(object))
     }
 
-    /// Records outgoing objects already in the spool (with their header, if composed here) and
-    /// queues them, in one transaction with their `by` entries.
+    /// Records outgoing objects (with their header, if composed here) and queues them, in one
+    /// transaction with their `by` entries and their bytes if small.
     fn commit_outgoing(
         &self,
-        mut records: Vec<Record>,
+        placed: Vec<(Record, Placed)>,
         header: Option<&[u8]>,
         by: &Event,
     ) -> Result<Vec<Record>, StoreError> {
         let mut rows = Vec::new();
-        for record in &mut records {
+        let mut records = Vec::new();
+        for (mut record, object) in placed {
             let key = self.outbox_key(record.urgency, record.id)?;
             record.outbox_key = Some(key.clone());
             let event = record.event(by);
-            let queued = Queued::of(record).encode();
-            rows.push((record.id, key, encode(record)?, event, queued));
+            let queued = Queued::of(&record).encode();
+            let inline = match object {
+                Placed::Inline(bytes) => Some(bytes),
+                Placed::Spooled(_) => None,
+            };
+            rows.push((record.id, key, encode(&record)?, event, queued, inline));
+            records.push(record);
         }
-        (&self.dispatches, &self.outbox, &self.headers, &self.ledger)
-            .transaction(|(dispatches, outbox, headers, ledger)| {
-                for (id, key, value, event, queued) in &rows {
+        (
+            &self.dispatches,
+            &self.outbox,
+            &self.headers,
+            &self.objects,
+            &self.ledger,
+        )
+            .transaction(|(dispatches, outbox, headers, objects, ledger)| {
+                for (id, key, value, event, queued, inline) in &rows {
                     if dispatches.get(id.0)?.is_some() {
                         return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
                             *id,
@@ -525,6 +568,9 @@ impl Store {
                     outbox.insert(key.as_slice(), queued.as_slice())?;
                     if let Some(header) = header {
                         headers.insert(&id.0, header)?;
+                    }
+                    if let Some(bytes) = inline {
+                        objects.insert(&id.0, bytes.as_slice())?;
                     }
                     ledger::append(ledger, event)?;
                 }
@@ -660,29 +706,47 @@ impl Store {
         Ok(None)
     }
 
-    /// How many bytes of an incoming object are held durably: the size if it is already stored
-    /// (a repeat: answer STORED again), the synced length of a partial transfer, else 0.
-    pub fn resume_offset(&self, id: MessageId) -> Result<u64, StoreError> {
-        if let Some(record) = self.get(id)? {
-            return Ok(record.size);
-        }
-        match fs::metadata(self.partial_path(id)) {
-            Ok(meta) => Ok(meta.len()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(io_error("reading a partial transfer")(e)),
-        }
+    /// Starts receiving the object `offer` announces. Its resume point is how many bytes are
+    /// held: the size if it is already stored (a repeat: answer STORED again), else the synced
+    /// length of a large object's partial file, else 0.
+    pub fn receive(&self, offer: &Offer) -> Result<Receiving, StoreError> {
+        let id = MessageId(offer.id);
+        let (held, resume_from) = if let Some(record) = self.get(id)? {
+            (Held::Partial, record.size)
+        } else if objects::is_inline(offer.size) {
+            (Held::Memory(Vec::with_capacity(offer.size as usize)), 0)
+        } else {
+            match fs::metadata(self.partial_path(id)) {
+                Ok(meta) => (Held::Partial, meta.len()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => (Held::Partial, 0),
+                Err(e) => return Err(io_error("reading a partial transfer")(e)),
+            }
+        };
+        Ok(Receiving {
+            id,
+            held,
+            resume_from,
+        })
     }
 
     /// Appends received bytes at `offset` (which must be the current length); returns the new
-    /// length, which is what a resumed transfer starts from. The partial file is fsynced every
-    /// 64 MiB; should a power cut leave a damaged tail, the digest check at the end discards the
-    /// partial file and the transfer starts again.
+    /// length, which is what a resumed transfer of a large object starts from.
     pub fn append_incoming(
         &self,
-        id: MessageId,
+        receiving: &mut Receiving,
         offset: u64,
         bytes: &[u8],
     ) -> Result<u64, StoreError> {
+        match &mut receiving.held {
+            Held::Memory(buffer) => objects::append(buffer, receiving.id, offset, bytes),
+            Held::Partial => self.append_partial(receiving.id, offset, bytes),
+        }
+    }
+
+    /// Appends to a large object's partial file. The file is fsynced every 64 MiB; should a power
+    /// cut leave a damaged tail, the digest check at the end discards it and the transfer starts
+    /// again.
+    fn append_partial(&self, id: MessageId, offset: u64, bytes: &[u8]) -> Result<u64, StoreError> {
         let path = self.partial_path(id);
         let mut file = OpenOptions::new()
             .create(true)
@@ -718,24 +782,23 @@ impl Store {
     pub fn complete_incoming(
         &self,
         new: &Offer,
+        receiving: Receiving,
         now: u64,
         peer: &OrganCode,
     ) -> Result<(Record, bool), StoreError> {
         if let Some(existing) = self.get(MessageId(new.id))? {
             return Ok((same_content(existing, new)?, true));
         }
-        let partial = self.partial_path(MessageId(new.id));
-        let checked = File::open(&partial)
-            .map_err(io_error("opening a partial transfer"))
-            .and_then(|f| check_digest(f, new));
-        if let Err(e) = checked {
-            let _ = fs::remove_file(&partial);
-            return Err(e);
-        }
-        fs::rename(&partial, self.object_path(MessageId(new.id)))
-            .map_err(io_error("moving the object into the spool"))?;
-        sync_dir(&self.spool.join("objects"))?;
-        sync_dir(&self.spool.join("partial"))?;
+        let inline = match receiving.held {
+            Held::Memory(bytes) => {
+                objects::verify(&bytes, new)?;
+                Some(bytes)
+            }
+            Held::Partial => {
+                self.spool_partial(new)?;
+                None
+            }
+        };
         let record = Record::new(new, Direction::Incoming, DispatchState::Received, now);
         let value = encode(&record)?;
         let event = record.event(&Event::new(
@@ -743,16 +806,41 @@ impl Store {
             None,
             Actor::Peer(peer.clone()),
         ));
-        (&self.dispatches, &self.arrivals, &self.ledger)
-            .transaction(|(dispatches, arrivals, ledger)| {
+        (
+            &self.dispatches,
+            &self.arrivals,
+            &self.objects,
+            &self.ledger,
+        )
+            .transaction(|(dispatches, arrivals, objects, ledger)| {
                 dispatches.insert(&record.id.0, value.as_slice())?;
                 arrivals.insert(&record.id.0, &[])?;
+                if let Some(bytes) = &inline {
+                    objects.insert(&record.id.0, bytes.as_slice())?;
+                }
                 ledger::append(ledger, &event)?;
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             })
             .map_err(transaction_error)?;
         self.sync()?;
         Ok((record, false))
+    }
+
+    /// Checks a large object's complete partial file and moves it into the spool, durably; a
+    /// digest mismatch discards it (the transfer starts again from 0).
+    fn spool_partial(&self, new: &Offer) -> Result<(), StoreError> {
+        let partial = self.partial_path(MessageId(new.id));
+        let checked = File::open(&partial)
+            .map_err(io_error("opening a partial transfer"))
+            .and_then(|f| objects::check_file(f, new));
+        if let Err(e) = checked {
+            let _ = fs::remove_file(&partial);
+            return Err(e);
+        }
+        fs::rename(&partial, self.object_path(MessageId(new.id)))
+            .map_err(io_error("moving the object into the spool"))?;
+        sync_dir(&self.spool.join("objects"))?;
+        sync_dir(&self.spool.join("partial"))
     }
 
     /// Received objects not yet opened or applied, most urgent first, then oldest; after a crash
@@ -829,6 +917,7 @@ impl Store {
                 reason: reason.clone(),
             }
         })?;
+        self.objects.remove(id.0)?;
         match fs::remove_file(self.object_path(id)) {
             Ok(()) => Ok(record),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(record),
@@ -1010,49 +1099,6 @@ fn same_content(existing: Record, new: &Offer) -> Result<Record, StoreError> {
     }
 }
 
-/// Writes `content` to a new file at `path`, checking size and digest, and fsyncs it.
-fn write_verified(path: &Path, mut content: impl Read, new: &Offer) -> Result<(), StoreError> {
-    let mut file = File::create(path).map_err(io_error("creating an object"))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = content
-            .read(&mut buf)
-            .map_err(io_error("reading the submission"))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n])
-            .map_err(io_error("writing an object"))?;
-        total += n as u64;
-    }
-    check(new, total, hasher.finalize().into())?;
-    file.sync_all().map_err(io_error("syncing an object"))
-}
-
-fn check_digest(mut file: File, new: &Offer) -> Result<(), StoreError> {
-    let mut hasher = Sha256::new();
-    let total = io::copy(&mut file, &mut hasher).map_err(io_error("reading a partial transfer"))?;
-    check(new, total, hasher.finalize().into())?;
-    file.sync_all().map_err(io_error("syncing an object"))
-}
-
-fn check(new: &Offer, total: u64, digest: [u8; 32]) -> Result<(), StoreError> {
-    if total != new.size {
-        return Err(StoreError::SizeMismatch {
-            id: MessageId(new.id),
-            declared: new.size,
-            actual: total,
-        });
-    }
-    if digest != new.sealed_sha256 {
-        return Err(StoreError::DigestMismatch(MessageId(new.id)));
-    }
-    Ok(())
-}
-
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -1115,6 +1161,19 @@ mod tests {
         }
     }
 
+    fn read_object(store: &Store, id: MessageId) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        store.object(id).unwrap().read_to_end(&mut bytes).unwrap();
+        bytes
+    }
+
+    /// Receives all of `body` for `offer` in one piece.
+    fn receive_whole(store: &Store, offer: &Offer, body: &[u8]) -> Receiving {
+        let mut receiving = store.receive(offer).unwrap();
+        store.append_incoming(&mut receiving, 0, body).unwrap();
+        receiving
+    }
+
     /// The header of `docs/dispatch-header.md`'s example.
     fn header() -> DispatchHeader {
         let doc = include_str!("../../../docs/dispatch-header.md");
@@ -1133,14 +1192,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let content = b"one sealed object for two agencies";
-        let sealed = dir.path().join("sealed.p7m");
-        fs::write(&sealed, content).unwrap();
+        let mut sealed = io::Cursor::new(content.to_vec());
         let (a, b) = (dispatch(1, 2, content), dispatch(2, 2, content));
         let records = store
             .submit_copies(
                 &[a.clone(), b],
                 &header(),
-                &sealed,
+                &mut sealed,
                 5,
                 &Event::new(EntryKind::Submitted, None, Actor::User(1000)),
             )
@@ -1155,19 +1213,16 @@ mod tests {
             .submit_copies(
                 &[c, a],
                 &header(),
-                &sealed,
+                &mut sealed,
                 6,
                 &Event::new(EntryKind::Submitted, None, Actor::User(1000)),
             )
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
         assert!(store.get(MessageId([3; 16])).unwrap().is_none());
-        assert!(!store.object_path(MessageId([3; 16])).exists());
+        assert!(store.object(MessageId([3; 16])).is_err());
         assert_eq!(store.outbox().unwrap().len(), 2);
-        assert_eq!(
-            fs::read(store.object_path(MessageId([1; 16]))).unwrap(),
-            content
-        );
+        assert_eq!(read_object(&store, MessageId([1; 16])), content);
     }
 
     #[test]
@@ -1177,7 +1232,8 @@ mod tests {
         {
             let store = Store::open(dir.path()).unwrap();
             for (n, urgency) in order {
-                let body = vec![n; 1000];
+                // Odd ones small (kept inline), even ones large (spool files).
+                let body = vec![n; if n % 2 == 1 { 1000 } else { 100_000 }];
                 store
                     .submit(&dispatch(n, urgency, &body), &body[..], 100)
                     .unwrap();
@@ -1186,10 +1242,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let ids: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
         assert_eq!(ids, [2, 4, 3, 1, 5]);
-        assert_eq!(
-            fs::read(store.object_path(MessageId([3; 16]))).unwrap(),
-            vec![3u8; 1000]
-        );
+        assert_eq!(read_object(&store, MessageId([3; 16])), vec![3u8; 1000]);
+        assert_eq!(read_object(&store, MessageId([4; 16])), vec![4u8; 100_000]);
+        assert!(store.object_path(MessageId([4; 16])).exists());
+        assert!(!store.object_path(MessageId([3; 16])).exists());
 
         store
             .mark_sent(MessageId([2; 16]), b"receipt".to_vec(), &peer())
@@ -1233,7 +1289,17 @@ mod tests {
             Err(StoreError::DigestMismatch(_))
         ));
         assert!(store.get(MessageId(wrong.id)).unwrap().is_none());
-        assert!(!store.object_path(MessageId(wrong.id)).exists());
+        assert!(store.object(MessageId(wrong.id)).is_err());
+        let large = vec![7u8; 100_000];
+        let wrong = Offer {
+            size: large.len() as u64,
+            ..dispatch(3, 0, b"announced")
+        };
+        assert!(matches!(
+            store.submit(&wrong, &large[..], 4),
+            Err(StoreError::DigestMismatch(_))
+        ));
+        assert!(store.object(MessageId(wrong.id)).is_err());
         assert_eq!(
             fs::read_dir(dir.path().join("spool/tmp")).unwrap().count(),
             0
@@ -1241,63 +1307,117 @@ mod tests {
     }
 
     #[test]
-    fn incoming_transfers_resume_and_complete_exactly_once() {
+    fn large_incoming_transfers_resume_and_complete_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
-        let body: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let body: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
         let d = dispatch(9, 2, &body);
         {
             let store = Store::open(dir.path()).unwrap();
-            assert_eq!(store.resume_offset(MessageId(d.id)).unwrap(), 0);
+            let mut receiving = store.receive(&d).unwrap();
+            assert_eq!(receiving.resume_from(), 0);
             assert_eq!(
                 store
-                    .append_incoming(MessageId(d.id), 0, &body[..4000])
+                    .append_incoming(&mut receiving, 0, &body[..40_000])
                     .unwrap(),
-                4000
+                40_000
             );
             assert!(store
-                .append_incoming(MessageId(d.id), 3000, &body[4000..5000])
+                .append_incoming(&mut receiving, 30_000, &body[40_000..50_000])
                 .is_err());
         }
         let store = Store::open(dir.path()).unwrap();
+        let mut receiving = store.receive(&d).unwrap();
         assert_eq!(
-            store.resume_offset(MessageId(d.id)).unwrap(),
-            4000,
+            receiving.resume_from(),
+            40_000,
             "synced bytes survive a restart"
         );
         store
-            .append_incoming(MessageId(d.id), 4000, &body[4000..])
+            .append_incoming(&mut receiving, 40_000, &body[40_000..])
             .unwrap();
-        let (record, duplicate) = store.complete_incoming(&d, 5, &peer()).unwrap();
+        let (record, duplicate) = store.complete_incoming(&d, receiving, 5, &peer()).unwrap();
         assert!(!duplicate);
         assert_eq!(record.state, DispatchState::Received);
         assert_eq!(fs::read(store.object_path(MessageId(d.id))).unwrap(), body);
-        let (_, duplicate) = store.complete_incoming(&d, 6, &peer()).unwrap();
+        let again = store.receive(&d).unwrap();
+        assert_eq!(again.resume_from(), body.len() as u64);
+        let (_, duplicate) = store.complete_incoming(&d, again, 6, &peer()).unwrap();
         assert!(
             duplicate,
             "the same dispatch again is recognised, not stored twice"
-        );
-        assert_eq!(
-            store.resume_offset(MessageId(d.id)).unwrap(),
-            body.len() as u64
         );
         assert!(store.outbox().unwrap().is_empty());
     }
 
     #[test]
+    fn small_incoming_objects_are_stored_with_their_record_and_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"a small sealed receipt".to_vec();
+        let d = dispatch(6, 2, &body);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            // Cut mid-transfer: nothing of a small object is kept, it starts again from 0.
+            let mut receiving = store.receive(&d).unwrap();
+            store
+                .append_incoming(&mut receiving, 0, &body[..5])
+                .unwrap();
+            assert!(store
+                .append_incoming(&mut receiving, 3, &body[5..])
+                .is_err());
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let receiving = store.receive(&d).unwrap();
+        assert_eq!(receiving.resume_from(), 0);
+        drop(receiving);
+        let receiving = receive_whole(&store, &d, &body);
+        let (record, duplicate) = store.complete_incoming(&d, receiving, 5, &peer()).unwrap();
+        assert!(!duplicate);
+        assert_eq!(record.state, DispatchState::Received);
+        assert_eq!(read_object(&store, MessageId(d.id)), body);
+        assert_eq!(
+            fs::read_dir(dir.path().join("spool/objects"))
+                .unwrap()
+                .count()
+                + fs::read_dir(dir.path().join("spool/partial"))
+                    .unwrap()
+                    .count(),
+            0,
+            "no file for a small object"
+        );
+        let again = receive_whole(&store, &d, &body);
+        let (_, duplicate) = store.complete_incoming(&d, again, 6, &peer()).unwrap();
+        assert!(duplicate);
+        // Refused: its bytes are gone with it.
+        store.refuse(MessageId(d.id), "test".into()).unwrap();
+        assert!(store.object(MessageId(d.id)).is_err());
+    }
+
+    #[test]
     fn corrupt_transfers_are_discarded_and_orphans_removed_on_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dispatch(7, 0, b"expected content");
+        let small = dispatch(6, 0, b"expected content");
+        let tampered = receive_whole(
+            &Store::open(dir.path()).unwrap(),
+            &small,
+            b"tampered content",
+        );
         let orphan = {
             let store = Store::open(dir.path()).unwrap();
-            store
-                .append_incoming(MessageId(d.id), 0, b"tampered content")
-                .unwrap();
             assert!(matches!(
-                store.complete_incoming(&d, 1, &peer()),
+                store.complete_incoming(&small, tampered, 1, &peer()),
+                Err(StoreError::DigestMismatch(_))
+            ));
+            assert!(store.get(MessageId(small.id)).unwrap().is_none());
+            let expected = vec![1u8; 100_000];
+            let mut large = dispatch(7, 0, &expected);
+            large.size = expected.len() as u64;
+            let receiving = receive_whole(&store, &large, &vec![2u8; 100_000]);
+            assert!(matches!(
+                store.complete_incoming(&large, receiving, 1, &peer()),
                 Err(StoreError::DigestMismatch(_))
             ));
             assert_eq!(
-                store.resume_offset(MessageId(d.id)).unwrap(),
+                store.receive(&large).unwrap().resume_from(),
                 0,
                 "retry starts from zero"
             );
