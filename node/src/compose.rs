@@ -2,9 +2,11 @@
 //! then files, `docs/dispatch-package.md`), sealed once to every recipient's encryption certificate
 //! and queued once per recipient, under a transfer id derived from the message id and recipient.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::Path;
 
+use openssl::x509::X509;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -136,8 +138,11 @@ pub struct Composer<'a> {
     pub name: &'a str,
     /// Who signs.
     pub signer: &'a ReceiptSigner,
-    /// Where recipients' certificates come from.
+    /// Who is who (names for the header).
     pub directory: &'a Directory,
+    /// Each agency's encryption certificate, parsed once from the directory at start (parsing a
+    /// certificate is a large share of composing a small dispatch with OpenSSL 3).
+    pub enc_certs: &'a HashMap<String, X509>,
     /// Where the files were uploaded.
     pub uploads: &'a Uploads,
     /// Scratch space for the sealed object.
@@ -184,11 +189,10 @@ impl Composer<'_> {
         let mut recipients = Vec::new();
         for party in &header.to {
             let cert = self
-                .directory
+                .enc_certs
                 .get(party.organ_id.as_str())
-                .and_then(|e| e.certificate("enc").ok().flatten())
                 .ok_or_else(|| ComposeError::UnknownRecipient(party.organ_id.to_string()))?;
-            recipients.push(cert);
+            recipients.push(cert.clone());
         }
         // Small sealed objects never touch the disk here: the store keeps them with their record.
         let mut sealed = tempfile::spooled_tempfile_in(INLINE_MAX as usize, self.scratch);

@@ -7,6 +7,7 @@
 //! A peer that cannot be reached is backed off as a whole (exponentially, with jitter), so that
 //! when it returns its dispatches leave in priority order; expired dispatches fail with a reason.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -92,6 +93,8 @@ pub(crate) struct Node {
     pub(crate) uploads: Uploads,
     scratch: PathBuf,
     directory: Directory,
+    /// The directory's encryption certificates, parsed (see [`Composer::enc_certs`]).
+    enc_certs: HashMap<String, X509>,
     pub(crate) trust: Arc<TrustStore>,
     signer: ReceiptSigner,
     pub(crate) enc_cert: X509,
@@ -113,6 +116,7 @@ impl Node {
             name: &self.config.name,
             signer: &self.signer,
             directory: &self.directory,
+            enc_certs: &self.enc_certs,
             uploads: &self.uploads,
             scratch: &self.scratch,
             default_expiry_days: self.config.limits.default_expiry_days,
@@ -259,12 +263,25 @@ fn signer_of(home: &Path, config: &Config) -> Result<(ReceiptSigner, String), St
     Ok((signer, chain))
 }
 
+/// Every agency's encryption certificate, by organ code; an unreadable one stops the start.
+fn encryption_certificates(directory: &Directory) -> Result<HashMap<String, X509>, vdx_pki::Error> {
+    let mut certs = HashMap::new();
+    for entry in &directory.entries {
+        if let Some(cert) = entry.certificate("enc")? {
+            certs.insert(entry.organ_code.clone(), cert);
+        }
+    }
+    Ok(certs)
+}
+
 /// Runs the node in `home` until a termination signal; returns after a clean shutdown.
 pub async fn run(home: &Path) -> Result<(), StartError> {
     let config = Config::load(home)?;
     let trust = Arc::new(load_trust(home, &config)?);
     let directory = Directory::from_json(&read(home, &config.directory)?)
         .map_err(|e| file_error(home, &config.directory, e))?;
+    let enc_certs =
+        encryption_certificates(&directory).map_err(|e| file_error(home, &config.directory, e))?;
     let data = resolve(home, &config.data_dir);
     let store = Store::open(&data)?;
     let uploads = Uploads::open(&data.join("uploads"))?;
@@ -311,6 +328,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         uploads,
         scratch,
         directory,
+        enc_certs,
         trust,
         signer,
         enc_cert,

@@ -37,6 +37,8 @@ pub struct ReceiptSigner {
     by: OrganCode,
     cert: X509,
     key: PrivateKey,
+    /// `cert`'s encoded public key, which names our checkpoint signatures.
+    spki: Vec<u8>,
 }
 
 impl ReceiptSigner {
@@ -50,7 +52,13 @@ impl ReceiptSigner {
         if !key.matches(&cert) {
             return Err(ReceiptError::Signature(vdx_crypto::Error::KeyMismatch));
         }
-        Ok(Self { by, cert, key })
+        let spki = vdx_crypto::checkpoint::public_key_der(&cert)?;
+        Ok(Self {
+            by,
+            cert,
+            key,
+            spki,
+        })
     }
 
     /// A sealer with this agency as the signer, for dispatches composed here.
@@ -78,7 +86,7 @@ impl ReceiptSigner {
     /// A checkpoint of this agency's ledger as a signed note, with the same key as receipts (so a
     /// peer that trusts our receipts can check our checkpoints).
     pub fn sign_checkpoint(&self, checkpoint: &Checkpoint) -> Result<String, vdx_crypto::Error> {
-        vdx_crypto::checkpoint::sign(checkpoint, &self.cert, &self.key)
+        vdx_crypto::checkpoint::sign_with(checkpoint, &self.spki, &self.key)
     }
 
     /// A signed checkpoint of `store`'s durable ledger, for a receipt: `None` (logged) if it
