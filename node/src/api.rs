@@ -133,6 +133,9 @@ impl From<ComposeError> for ApiError {
                 e.to_string(),
             ),
             ComposeError::Invalid(_) => Self::bad(e.to_string()),
+            ComposeError::MessageIdReused { .. } => {
+                Self(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             _ => Self(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         }
     }

@@ -95,12 +95,50 @@ pub enum ComposeError {
     /// An upload id that is not (or no longer) there.
     #[error("no upload {0}")]
     UnknownUpload(String),
+    /// The client's message id is already used by a dispatch that differs from the request.
+    #[error("message id {message_id} is already used by another dispatch: {what} differ")]
+    MessageIdReused {
+        /// The message id.
+        message_id: String,
+        /// The first field found different.
+        what: &'static str,
+    },
     /// Sealing failed.
     #[error("sealing: {0}")]
     Seal(#[from] vdx_crypto::Error),
     /// The store refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What a retried request changes in the dispatch queued under its message id, if anything: a
+/// retry after a lost answer asks for the same recipients, code, subject, urgency, classification
+/// and files; anything else reusing the id would be silently dropped if it were answered as a retry.
+fn difference(request: &SendRequest, queued: &DispatchHeader) -> Option<&'static str> {
+    let recipients = queued.to.iter().map(|p| &p.organ_id);
+    let files = queued
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f.sha256.as_str()));
+    let asked_files = request
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f.upload.as_str()));
+    if !request.to.iter().eq(recipients) {
+        Some("the recipients")
+    } else if request.number != queued.code.number || request.notation != queued.code.notation {
+        Some("the number or notation")
+    } else if request.subject != queued.subject {
+        Some("the subjects")
+    } else if request.urgency.parse::<Priority>().ok() != Some(queued.priority) {
+        Some("the urgencies")
+    } else if request.classification.parse::<Classification>().ok() != Some(queued.classification) {
+        Some("the classifications")
+    } else if !asked_files.eq(files) {
+        Some("the files")
+    } else {
+        None
+    }
 }
 
 /// The id a copy for `to` travels under: dispatches to several agencies are one sealed object
@@ -173,7 +211,16 @@ impl Composer<'_> {
             Some(first) => store.header(first.id)?,
             None => None,
         };
-        Ok(header.map(|h| (h, copies)))
+        let Some(header) = header else {
+            return Ok(None);
+        };
+        if let Some(what) = difference(request, &header) {
+            return Err(ComposeError::MessageIdReused {
+                message_id: text.clone(),
+                what,
+            });
+        }
+        Ok(Some((header, copies)))
     }
 
     /// Builds, seals and queues the dispatch; returns its header and one record per recipient.
@@ -463,6 +510,73 @@ mod tests {
         assert_ne!(
             reply_id(t, ObjectKind::Notice, "01"),
             reply_id(t, ObjectKind::Notice, "02")
+        );
+    }
+
+    /// The header of `docs/dispatch-header.md`'s example, and the request that asks for it.
+    fn queued() -> (DispatchHeader, serde_json::Value) {
+        let doc = include_str!("../../docs/dispatch-header.md");
+        let json = doc
+            .split("```json\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let h: DispatchHeader = serde_json::from_str(json).unwrap();
+        let request = serde_json::json!({
+            "to": h.to.iter().map(|p| p.organ_id.to_string()).collect::<Vec<_>>(),
+            "subject": h.subject,
+            "number": h.code.number,
+            "notation": h.code.notation,
+            "urgency": h.priority.to_string(),
+            "classification": h.classification.to_string(),
+            "files": h.files.iter().map(|f| serde_json::json!({"name": f.name, "upload": f.sha256})).collect::<Vec<_>>(),
+        });
+        (h, request)
+    }
+
+    #[test]
+    fn a_retry_must_ask_for_what_was_queued_under_its_message_id() {
+        let (header, request) = queued();
+        let asks = |change: &dyn Fn(&mut serde_json::Value)| {
+            let mut changed = request.clone();
+            change(&mut changed);
+            let changed: SendRequest = serde_json::from_value(changed).unwrap();
+            difference(&changed, &header)
+        };
+        assert_eq!(asks(&|_| {}), None);
+        assert_eq!(
+            asks(&|r| r["to"] = serde_json::json!(["000.00.00.H99"])),
+            Some("the recipients")
+        );
+        assert_eq!(
+            asks(&|r| r["number"] = "9".into()),
+            Some("the number or notation")
+        );
+        assert_eq!(
+            asks(&|r| r["notation"] = "X".into()),
+            Some("the number or notation")
+        );
+        assert_eq!(
+            asks(&|r| r["subject"] = "khác".into()),
+            Some("the subjects")
+        );
+        assert_eq!(
+            asks(&|r| r["urgency"] = "hoa-toc".into()),
+            Some("the urgencies")
+        );
+        assert_eq!(
+            asks(&|r| r["classification"] = "mat".into()),
+            Some("the classifications")
+        );
+        assert_eq!(
+            asks(&|r| r["files"][0]["upload"] = "00".repeat(32).into()),
+            Some("the files")
+        );
+        assert_eq!(
+            asks(&|r| r["files"][0]["name"] = "other.pdf".into()),
+            Some("the files")
         );
     }
 

@@ -147,6 +147,31 @@ fn a_submission_retried_with_its_message_id_is_not_sent_twice() {
     let inbox = s.vdx(&["--home", "h41", "inbox", "--json"]).ok().json();
     assert_eq!(inbox.as_array().unwrap().len(), 1, "{inbox}");
     assert_eq!(inbox[0]["message_id"], uuid);
+    // The same id for a different request is a conflict, not a silent "already sent".
+    let reused = s.vdx(&[
+        "--home",
+        "g22",
+        "send",
+        "--to",
+        H41,
+        "--subject",
+        "V/v kiểm thử",
+        "--number",
+        "2",
+        "--notation",
+        "VPCP-TTĐT",
+        "--message-id",
+        uuid,
+        "cv.txt",
+    ]);
+    assert_eq!(reused.status, 1, "{}", reused.stdout);
+    assert!(
+        reused
+            .stderr
+            .contains("number or notation differ (conflict)"),
+        "{}",
+        reused.stderr
+    );
     // A malformed one is refused.
     let bad = s.vdx(&[
         "--home",
