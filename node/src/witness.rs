@@ -43,9 +43,15 @@ pub fn keep(store: &Store, receipt: &Receipt, signer: &X509Ref) -> Result<(), Wi
     let Some(note) = &receipt.checkpoint else {
         return Ok(());
     };
-    let invalid = |what: String| WitnessError::Invalid {
-        by: receipt.by.to_string(),
-        what,
+    let invalid = |what: String| {
+        let origin = Checkpoint::origin_of(&receipt.by);
+        match store.keep_invalid_checkpoint(&origin, &what, note) {
+            Ok(()) => WitnessError::Invalid {
+                by: receipt.by.to_string(),
+                what,
+            },
+            Err(e) => WitnessError::Store(e),
+        }
     };
     let checkpoint =
         vdx_crypto::checkpoint::verify(note, signer).map_err(|e| invalid(e.to_string()))?;
@@ -81,6 +87,8 @@ pub struct PeerReport {
     pub unchecked: usize,
     /// Evidence of a rewritten history; empty when consistent.
     pub forks: Vec<String>,
+    /// Checkpoints in its receipts that did not verify (the receipts were accepted): why each.
+    pub invalid: Vec<String>,
     /// Why some pairs were not checked.
     pub notes: Vec<String>,
 }
@@ -91,7 +99,12 @@ pub struct PeerReport {
 /// only what came since the last; with a fork, everything is kept as evidence.
 pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreError> {
     let mut reports = Vec::new();
-    for (origin, mut seen) in node.store.witnessed()? {
+    let mut invalid = node.store.invalid_checkpoints()?;
+    let mut witnessed = node.store.witnessed()?;
+    for origin in invalid.keys() {
+        witnessed.entry(origin.clone()).or_default();
+    }
+    for (origin, mut seen) in witnessed {
         seen.sort_by_key(|w| w.checkpoint.size);
         let mut report = PeerReport {
             origin: origin.clone(),
@@ -103,6 +116,7 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
             proven: 0,
             unchecked: 0,
             forks: Vec::new(),
+            invalid: invalid.remove(&origin).unwrap_or_default(),
             notes: Vec::new(),
         };
         for pair in seen.windows(2) {
@@ -163,4 +177,81 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
         reports.push(report);
     }
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+    use vdx_crypto::KeyKind;
+    use vdx_pki::Ca;
+    use vdx_protocol::receipt::ReceiptKind;
+
+    use super::*;
+    use crate::testkit::agency;
+
+    /// A delivery receipt by 000.00.00.H41 carrying `note`.
+    fn receipt_with(note: &str) -> Receipt {
+        Receipt {
+            kind: ReceiptKind::Delivery,
+            id: [1; 16],
+            sealed_sha256: [2; 32],
+            by: "000.00.00.H41".parse().unwrap(),
+            time: OffsetDateTime::UNIX_EPOCH,
+            checkpoint: Some(note.as_bytes().to_vec()),
+        }
+    }
+
+    /// An agency's signing certificate and key.
+    fn signing(issued: &vdx_pki::Issued) -> (openssl::x509::X509, &vdx_crypto::PrivateKey) {
+        let (_, cert, key) = issued
+            .roles()
+            .into_iter()
+            .find(|(r, _, _)| *r == "sign")
+            .unwrap();
+        (cert.to_owned(), key)
+    }
+
+    #[test]
+    fn a_checkpoint_that_does_not_verify_is_refused_and_kept_as_evidence() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let (h41, other) = (
+            agency(&mut ca, "000.00.00.H41"),
+            agency(&mut ca, "000.00.00.H40"),
+        );
+        let ((h41_cert, h41_key), (other_cert, other_key)) = (signing(&h41), signing(&other));
+        let checkpoint = Checkpoint {
+            origin: Checkpoint::origin_of(&"000.00.00.H41".parse().unwrap()),
+            size: 3,
+            root: [7; 32],
+        };
+        let good = vdx_crypto::checkpoint::sign(&checkpoint, &h41_cert, h41_key).unwrap();
+        keep(&store, &receipt_with(&good), &h41_cert).unwrap();
+
+        // Signed by another agency's key, or naming another ledger: refused, and kept apart.
+        let forged = vdx_crypto::checkpoint::sign(&checkpoint, &other_cert, other_key).unwrap();
+        let refused = keep(&store, &receipt_with(&forged), &h41_cert).unwrap_err();
+        assert!(matches!(refused, WitnessError::Invalid { .. }), "{refused}");
+        let elsewhere = Checkpoint {
+            origin: "vdx/000.00.00.H40".into(),
+            ..checkpoint
+        };
+        let misnamed = vdx_crypto::checkpoint::sign(&elsewhere, &h41_cert, h41_key).unwrap();
+        let refused = keep(&store, &receipt_with(&misnamed), &h41_cert).unwrap_err();
+        assert!(
+            refused.to_string().contains("names the ledger"),
+            "{refused}"
+        );
+
+        let invalid = store.invalid_checkpoints().unwrap();
+        let reasons = &invalid["vdx/000.00.00.H41"];
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.contains("no signature")),
+            "{reasons:?}"
+        );
+        let kept = &store.witnessed().unwrap()["vdx/000.00.00.H41"];
+        assert_eq!(kept.len(), 1, "only the valid checkpoint is witnessed");
+    }
 }

@@ -408,11 +408,19 @@ fn render_log(rows: &[LogRow], json: bool) -> Result<String> {
 fn witness(home: &Path, args: JsonArgs) -> Result<ExitCode> {
     let reports = Client::new(home)?.get("/v1/audit/witness")?;
     let reports = reports.as_array().cloned().unwrap_or_default();
-    let forked = reports.iter().any(|r| {
-        r.get("forks")
+    let listed = |r: &Value, key: &str| -> Vec<String> {
+        r.get(key)
             .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty())
-    });
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let failed = reports
+        .iter()
+        .any(|r| !listed(r, "forks").is_empty() || !listed(r, "invalid").is_empty());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else if reports.is_empty() {
@@ -420,8 +428,12 @@ fn witness(home: &Path, args: JsonArgs) -> Result<ExitCode> {
     } else {
         for r in &reports {
             let get = |k: &str| r.get(k).cloned().unwrap_or_default();
-            let forks = get("forks");
-            let forks = forks.as_array().cloned().unwrap_or_default();
+            let (forks, invalid) = (listed(r, "forks"), listed(r, "invalid"));
+            let verdict = match (forks.is_empty(), invalid.is_empty()) {
+                (false, _) => "FORKED",
+                (true, false) => "INVALID CHECKPOINTS",
+                (true, true) => "consistent",
+            };
             println!(
                 "{}: {} checkpoints, sizes {}..{}, {} consistency proofs verified, {} unchecked: {}",
                 get("origin").as_str().unwrap_or("?"),
@@ -430,17 +442,20 @@ fn witness(home: &Path, args: JsonArgs) -> Result<ExitCode> {
                 get("sizes")[1],
                 get("proven"),
                 get("unchecked"),
-                if forks.is_empty() { "consistent".to_owned() } else { "FORKED".to_owned() }
+                verdict
             );
             for fork in forks {
-                println!("  fork: {}", fork.as_str().unwrap_or_default());
+                println!("  fork: {fork}");
+            }
+            for why in invalid {
+                println!("  invalid checkpoint in a receipt: {why}");
             }
             for note in get("notes").as_array().cloned().unwrap_or_default() {
                 println!("  note: {}", note.as_str().unwrap_or_default());
             }
         }
     }
-    Ok(if forked {
+    Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

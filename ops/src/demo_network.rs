@@ -161,7 +161,8 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
 }
 
 /// The security officer's view of the sender: its ledger exported through the API and verified
-/// from the files alone, and its peers' checkpoints (from their receipts) checked for forks.
+/// from the files alone, and its peers' checkpoints (from their receipts) checked for forks and
+/// for checkpoints that did not verify.
 fn audit(root: &Path, sender: &Client) -> Result<bool> {
     let bundle = root.join("audit-bundle");
     let end = crate::cmd_audit::export(&root.join(SENDER.0), &bundle, 0, None)?;
@@ -170,7 +171,9 @@ fn audit(root: &Path, sender: &Client) -> Result<bool> {
     let peers = witness.as_array().cloned().unwrap_or_default();
     let forks: usize = peers
         .iter()
-        .map(|p| p["forks"].as_array().map_or(0, Vec::len))
+        .map(|p| {
+            p["forks"].as_array().map_or(0, Vec::len) + p["invalid"].as_array().map_or(0, Vec::len)
+        })
         .sum();
     match &verified {
         Ok(summary) => println!(

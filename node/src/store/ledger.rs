@@ -9,6 +9,8 @@
 //! i ‖ transfer id ‖ index       () — which entries are about a transfer, for proofs
 //! c ‖ size (u64 BE)             a checkpoint note this node signed
 //! w ‖ origin ‖ 0 ‖ size ‖ root  a peer's checkpoint note seen in its receipts (witnessing)
+//! x ‖ origin ‖ 0 ‖ SHA-256      why ‖ 0 ‖ note: a checkpoint in a peer's receipt that did not
+//!                               verify, kept as evidence (the receipt itself was accepted)
 //! d ‖ what                      digest of a configuration file, to record its changes
 //! ```
 
@@ -113,8 +115,16 @@ fn about_key(id: &[u8; 16], index: u64) -> Vec<u8> {
 }
 
 fn witness_prefix(origin: &str) -> Vec<u8> {
+    prefixed(b'w', origin)
+}
+
+fn invalid_prefix(origin: &str) -> Vec<u8> {
+    prefixed(b'x', origin)
+}
+
+fn prefixed(tag: u8, origin: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(origin.len() + 2);
-    out.push(b'w');
+    out.push(tag);
     out.extend_from_slice(origin.as_bytes());
     out.push(0);
     out
@@ -433,6 +443,43 @@ impl Store {
         Ok(conflicting)
     }
 
+    /// Keeps a checkpoint note from a verified receipt of `origin`'s agency that did not verify
+    /// (`why`), as evidence for the witness report: the receipt moved custody and is kept, but a
+    /// peer signing bad checkpoints is something an officer must see. The same note is kept once.
+    pub fn keep_invalid_checkpoint(
+        &self,
+        origin: &str,
+        why: &str,
+        note: &[u8],
+    ) -> Result<(), StoreError> {
+        use sha2::Digest as _;
+        let mut key = invalid_prefix(origin);
+        key.extend_from_slice(&sha2::Sha256::digest(note));
+        let mut value = why.replace('\0', " ").into_bytes();
+        value.push(0);
+        value.extend_from_slice(note);
+        self.ledger.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Every invalid peer checkpoint kept, by origin: why it did not verify.
+    pub fn invalid_checkpoints(&self) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for kv in self.ledger.scan_prefix(b"x") {
+            let (key, value) = kv?;
+            let origin = key[1..]
+                .split(|&b| b == 0)
+                .next()
+                .map(|o| String::from_utf8_lossy(o).into_owned())
+                .unwrap_or_default();
+            let why = value.split(|&b| b == 0).next().unwrap_or_default();
+            out.entry(origin)
+                .or_default()
+                .push(String::from_utf8_lossy(why).into_owned());
+        }
+        Ok(out)
+    }
+
     /// Drops a peer checkpoint that a larger one of the same peer was proven to extend: the larger
     /// one is the evidence from now on, so the witness check only ever proves what is new.
     pub fn forget_witnessed(&self, seen: &Checkpoint) -> Result<(), StoreError> {
@@ -670,6 +717,21 @@ mod tests {
         assert_eq!(
             kept.iter().map(|w| w.checkpoint.size).collect::<Vec<_>>(),
             vec![5, 5, 9]
+        );
+
+        // Notes that did not verify are kept apart, once each, with the reason.
+        assert!(store.invalid_checkpoints().unwrap().is_empty());
+        for _ in 0..2 {
+            store
+                .keep_invalid_checkpoint("vdx/000.00.00.H41", "bad signature", b"junk\0note")
+                .unwrap();
+        }
+        let invalid = store.invalid_checkpoints().unwrap();
+        assert_eq!(invalid["vdx/000.00.00.H41"], vec!["bad signature"]);
+        assert_eq!(
+            store.witnessed().unwrap().len(),
+            1,
+            "not taken for valid ones"
         );
     }
 
