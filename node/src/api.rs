@@ -495,7 +495,7 @@ async fn audit(
             Ok(json_response(StatusCode::OK, &json!({ "proofs": proofs })))
         }
         "log" => {
-            let filter = LogFilter::parse(query.get("since"), query.get("org"), query.get("kind"))?;
+            let filter = LogFilter::parse(|name| query.get(name))?;
             let rows = blocking(move || node.auditor().log(&filter, &actor)).await?;
             Ok(json_response(StatusCode::OK, &rows))
         }

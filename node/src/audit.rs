@@ -180,8 +180,12 @@ impl Auditor<'_> {
     /// The entries matching `filter`, oldest first; records the query.
     pub fn log(&self, filter: &LogFilter, actor: &Actor) -> Result<Vec<LogRow>, AuditError> {
         let size = self.store.ledger_size()?;
+        let start = filter.after.map_or(0, |a| a.saturating_add(1)).min(size);
         let mut rows = Vec::new();
-        for bytes in self.store.ledger_entries(0, size) {
+        for bytes in self.store.ledger_entries(start, size) {
+            if filter.limit.is_some_and(|limit| rows.len() >= limit) {
+                break;
+            }
             let bytes = bytes?;
             let entry = Entry::parse(&bytes)
                 .map_err(|e| StoreError::Corrupt(format!("ledger entry: {e}")))?;
@@ -198,6 +202,12 @@ impl Auditor<'_> {
         }
         if let Some(kind) = filter.kind {
             event = event.field("kind", kind);
+        }
+        if let Some(after) = filter.after {
+            event = event.field("after", after);
+        }
+        if let Some(limit) = filter.limit {
+            event = event.field("limit", limit);
         }
         self.store.record(&event)?;
         Ok(rows)
@@ -220,18 +230,33 @@ pub struct LogFilter {
     pub org: Option<OrganCode>,
     /// Only entries of this kind.
     pub kind: Option<EntryKind>,
+    /// Only entries after this index: the last index of the previous page.
+    pub after: Option<u64>,
+    /// At most this many rows (a page); all when `None`.
+    pub limit: Option<usize>,
 }
 
 impl LogFilter {
-    /// The filter as people and URLs spell it: `since` an RFC 3339 UTC time or a date (midnight
-    /// UTC), `org` an organ code, `kind` an entry kind; each optional. The error names the bad one.
-    pub fn parse(
-        since: Option<&str>,
-        org: Option<&str>,
-        kind: Option<&str>,
-    ) -> Result<Self, AuditError> {
+    /// The parameters of [`LogFilter::parse`], as URL query names and command-line options.
+    pub const PARAMS: [&'static str; 5] = ["since", "org", "kind", "after", "limit"];
+
+    /// The filter as people and URLs spell it, `param` giving each of [`Self::PARAMS`] if set:
+    /// `since` an RFC 3339 UTC time or a date (midnight UTC), `org` an organ code, `kind` an entry
+    /// kind, `after` an entry index, `limit` a count. The error names the bad one.
+    pub fn parse<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<Self, AuditError> {
         let bad = |what: String| AuditError::Bad(what);
+        let number = |name: &str| {
+            param(name)
+                .map(|n| {
+                    n.parse::<u64>()
+                        .map_err(|_| bad(format!("{name} {n:?} is not a whole number")))
+                })
+                .transpose()
+        };
+        let (since, org, kind) = (param("since"), param("org"), param("kind"));
         Ok(Self {
+            after: number("after")?,
+            limit: number("limit")?.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             since: since
                 .map(|t| {
                     utc::parse(t)
@@ -305,23 +330,33 @@ impl LogRow {
 mod tests {
     use super::*;
 
+    /// [`LogFilter::parse`] of `pairs` (name, value).
+    fn filter(pairs: &[(&str, &'static str)]) -> Result<LogFilter, AuditError> {
+        LogFilter::parse(|name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v))
+    }
+
     #[test]
-    fn log_filters_take_a_date_or_a_utc_time_and_name_what_is_wrong() {
-        let date = LogFilter::parse(Some("2026-11-23"), None, None).unwrap();
+    fn log_filters_take_a_date_or_a_utc_time_a_page_and_name_what_is_wrong() {
+        let date = filter(&[("since", "2026-11-23")]).unwrap();
         assert_eq!(date.since, utc::parse("2026-11-23T00:00:00Z"));
-        let full = LogFilter::parse(
-            Some("2026-11-23T08:00:00Z"),
-            Some("000.00.00.H41"),
-            Some("sent"),
-        );
-        let full = full.unwrap();
+        let full = filter(&[
+            ("since", "2026-11-23T08:00:00Z"),
+            ("org", "000.00.00.H41"),
+            ("kind", "sent"),
+            ("after", "41"),
+            ("limit", "10"),
+        ])
+        .unwrap();
         assert_eq!(full.kind, Some(EntryKind::Sent));
-        for (since, org, kind, named) in [
-            (Some("23/11/2026"), None, None, "since"),
-            (None, Some("no such code!"), None, "organ code"),
-            (None, None, Some("eaten"), "entry kind"),
+        assert_eq!((full.after, full.limit), (Some(41), Some(10)));
+        for (pair, named) in [
+            (("since", "23/11/2026"), "since"),
+            (("org", "no such code!"), "organ code"),
+            (("kind", "eaten"), "entry kind"),
+            (("after", "-1"), "after"),
+            (("limit", "ten"), "limit"),
         ] {
-            let err = LogFilter::parse(since, org, kind).unwrap_err().to_string();
+            let err = filter(&[pair]).unwrap_err().to_string();
             assert!(err.contains(named), "{err}");
         }
     }

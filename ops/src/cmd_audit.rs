@@ -99,9 +99,32 @@ pub(crate) struct LogArgs {
     /// Only entries of this kind (submitted, sent, received, registered, fetched, …).
     #[arg(long)]
     kind: Option<String>,
+    /// Only entries after this index (the last index of the previous page).
+    #[arg(long, value_name = "INDEX")]
+    after: Option<u64>,
+    /// At most this many rows; the next page starts `--after` the last index shown.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+impl LogArgs {
+    /// The filter's parameters as given, by [`LogFilter::PARAMS`] name.
+    fn params(&self) -> Vec<(&'static str, String)> {
+        let [since, org, kind, after, limit] = LogFilter::PARAMS;
+        [
+            (since, self.since.clone()),
+            (org, self.org.clone()),
+            (kind, self.kind.clone()),
+            (after, self.after.map(|a| a.to_string())),
+            (limit, self.limit.map(|l| l.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        .collect()
+    }
 }
 
 #[derive(Args, Debug)]
@@ -350,29 +373,32 @@ fn check_proofs(args: CheckProofArgs) -> Result<ExitCode> {
 }
 
 fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
+    let params = args.params();
     let rows: Vec<LogRow> = match Ledger::open(home)? {
         Ledger::Online(client) => {
-            let mut query = form_urlencoded::Serializer::new(String::new());
-            if let Some(since) = &args.since {
-                query.append_pair("since", since);
-            }
-            if let Some(org) = &args.org {
-                query.append_pair("org", org);
-            }
-            if let Some(kind) = &args.kind {
-                query.append_pair("kind", kind);
-            }
-            serde_json::from_value(client.get(&format!("/v1/audit/log?{}", query.finish()))?)?
+            let query = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&params)
+                .finish();
+            serde_json::from_value(client.get(&format!("/v1/audit/log?{query}"))?)?
         }
         Ledger::Offline(offline) => {
-            let filter = LogFilter::parse(
-                args.since.as_deref(),
-                args.org.as_deref(),
-                args.kind.as_deref(),
-            )?;
+            let filter = LogFilter::parse(|name| {
+                params
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.as_str())
+            })?;
             offline.auditor().log(&filter, &me())?
         }
     };
+    if let (Some(limit), Some(last)) = (args.limit, rows.last()) {
+        if rows.len() as u64 == limit {
+            eprintln!(
+                "vdx: {limit} rows shown; the next ones: --after {}",
+                last.index
+            );
+        }
+    }
     stdout::write(&render_log(&rows, args.json)?)?;
     Ok(ExitCode::SUCCESS)
 }

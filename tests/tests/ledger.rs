@@ -93,6 +93,26 @@ fn a_delivery_is_recorded_on_both_sides_and_the_officer_can_verify_and_prove_it(
         &["--since", "2020-01-01T00:00:00Z", "--kind", "submitted"],
     );
     assert_eq!(since.len(), 1);
+    // Pages: at most --limit rows, the next page --after the last index shown.
+    let everything = log(&s, "g22", &[]);
+    assert!(everything.len() > 4, "{everything:?}");
+    let index = |rows: &[Value]| -> Vec<u64> {
+        rows.iter().map(|e| e["index"].as_u64().unwrap()).collect()
+    };
+    let page = s
+        .vdx(&["--home", "g22", "audit", "log", "--json", "--limit", "2"])
+        .ok();
+    let first: Vec<Value> = serde_json::from_str(&page.stdout).unwrap();
+    assert_eq!(index(&first), index(&everything[..2]));
+    let last = first[1]["index"].as_u64().unwrap();
+    assert!(
+        page.stderr.contains(&format!("--after {last}")),
+        "{}",
+        page.stderr
+    );
+    let after = last.to_string();
+    let next = log(&s, "g22", &["--after", &after, "--limit", "2"]);
+    assert_eq!(index(&next), index(&everything[2..4]));
 
     // Export through the API and verify offline, also against the CA.
     s.vdx(&["--home", "g22", "audit", "export", "--out", "bundle"])
