@@ -515,15 +515,7 @@ mod tests {
 
     /// The header of `docs/dispatch-header.md`'s example, and the request that asks for it.
     fn queued() -> (DispatchHeader, serde_json::Value) {
-        let doc = include_str!("../../docs/dispatch-header.md");
-        let json = doc
-            .split("```json\n")
-            .nth(1)
-            .unwrap()
-            .split("```")
-            .next()
-            .unwrap();
-        let h: DispatchHeader = serde_json::from_str(json).unwrap();
+        let h = crate::testkit::example_header();
         let request = serde_json::json!({
             "to": h.to.iter().map(|p| p.organ_id.to_string()).collect::<Vec<_>>(),
             "subject": h.subject,

@@ -44,6 +44,19 @@ mod testkit {
 
     use crate::tls::PeerPolicy;
 
+    /// The header of `docs/dispatch-header.md`'s example.
+    pub(crate) fn example_header() -> vdx_protocol::header::DispatchHeader {
+        let doc = include_str!("../../docs/dispatch-header.md");
+        let json = doc
+            .split("```json\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        serde_json::from_str(json).unwrap()
+    }
+
     pub(crate) fn agency(ca: &mut Ca, org: &str) -> Issued {
         ca.issue(&IssueRequest {
             org: org.into(),

@@ -1143,6 +1143,7 @@ fn transaction_error(e: TransactionError<StoreError>) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::example_header as header;
 
     fn peer() -> OrganCode {
         "000.00.00.G22".parse().unwrap()
@@ -1172,19 +1173,6 @@ mod tests {
         let mut receiving = store.receive(offer).unwrap();
         store.append_incoming(&mut receiving, 0, body).unwrap();
         receiving
-    }
-
-    /// The header of `docs/dispatch-header.md`'s example.
-    fn header() -> DispatchHeader {
-        let doc = include_str!("../../../docs/dispatch-header.md");
-        let json = doc
-            .split("```json\n")
-            .nth(1)
-            .unwrap()
-            .split("```")
-            .next()
-            .unwrap();
-        serde_json::from_str(json).unwrap()
     }
 
     #[test]
