@@ -65,8 +65,11 @@ pub struct Receiving {
     pub(super) resume_from: u64,
 }
 
+/// Where an incoming object's bytes are until it is complete.
 pub(super) enum Held {
+    /// Small: in memory, stored with the record.
     Memory(Vec<u8>),
+    /// Large, or already stored: in the partial spool file (if any).
     Partial,
 }
 
@@ -84,7 +87,7 @@ pub(super) fn append(
     offset: u64,
     bytes: &[u8],
 ) -> Result<u64, StoreError> {
-    let end = offset + bytes.len() as u64;
+    let end = offset.saturating_add(bytes.len() as u64);
     if offset != buffer.len() as u64 || end > INLINE_MAX {
         return Err(StoreError::Corrupt(format!(
             "transfer {id} holds {} bytes in memory, data came for offset {offset}",
