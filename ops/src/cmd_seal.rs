@@ -102,9 +102,10 @@ pub(crate) fn run(args: SealArgs) -> Result<ExitCode> {
     let summary = if args.out.as_os_str() == "-" {
         // Sealed bytes are not secret: stream them straight out.
         let mut out = BackgroundWriter::new(io::stdout());
-        let summary = sealer.seal(input, &mut out)?;
+        let sealed = sealer.seal(input, &mut out);
+        // The writer's own error comes first: a reader that went away stops the sealing too.
         out.finish().map_err(crate::stdout::error)?;
-        summary
+        sealed?
     } else {
         let mut output = Output::create(&args.out)?;
         let mut out = BackgroundWriter::new(SyncingFile::new(output.writer().try_clone()?));

@@ -313,6 +313,14 @@ fn standard_input_and_output_work_in_a_pipe() {
     )
     .ok();
     assert_eq!(s.read("openssl.out"), doc);
+    // A reader that stops early (`| head`) ends vdx quietly, with success.
+    s.document("big.bin", 8 << 20);
+    let cut_short = s.sh(
+        "$VDX seal --cert g22/sign.pem --key g22/sign.key --to h40/enc.pem -o - - < big.bin \
+         | head -c 100 > head.out",
+    );
+    assert_eq!(cut_short.status, 0, "{}", cut_short.stderr);
+    assert_eq!(cut_short.stderr, "");
     // A damaged document read from a pipe: refused, and not one byte of content on stdout.
     let refused = s.sh(
         "$VDX seal --cert g22/sign.pem --key g22/sign.key --to h40/enc.pem -o - - < doc.bin > whole.p7m
