@@ -3,8 +3,9 @@
 //! and queued once per recipient, under a transfer id derived from the message id and recipient.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use openssl::x509::X509;
 use serde::Deserialize;
@@ -21,7 +22,7 @@ use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
 use crate::receipts::ReceiptSigner;
-use crate::store::{Event, MessageId, Record, Store, StoreError, INLINE_MAX};
+use crate::store::{Event, MessageId, Record, Sealed, Store, StoreError, INLINE_MAX};
 use crate::uploads::Uploads;
 
 /// Vietnam's civil time (Asia/Ho_Chi_Minh: UTC+7, no daylight saving): promulgation dates and the
@@ -241,9 +242,24 @@ impl Composer<'_> {
                 .ok_or_else(|| ComposeError::UnknownRecipient(party.organ_id.to_string()))?;
             recipients.push(cert.clone());
         }
-        // Small sealed objects never touch the disk here: the store keeps them with their record.
-        let mut sealed = tempfile::spooled_tempfile_in(INLINE_MAX as usize, self.scratch);
-        let (size, digest) = self.seal(&header, request, &recipients, &mut sealed)?;
+        // Small dispatches are sealed in memory (the store keeps them with their record); larger
+        // ones into a scratch file that the store links into its spool for every copy.
+        let content: u64 = header.files.iter().map(|f| f.size).sum();
+        let small = content < INLINE_MAX / 2;
+        let scratch = Scratch(self.scratch.join(format!("{}.p7m", header.message_id)));
+        let mut memory = Vec::new();
+        let (size, digest) = if small {
+            self.seal(&header, request, &recipients, &mut memory)?
+        } else {
+            let mut file = File::create(&scratch.0)
+                .map_err(StoreError::from_io("creating the sealed object"))?;
+            self.seal(&header, request, &recipients, &mut file)?
+        };
+        let sealed = if small {
+            Sealed::Memory(&memory)
+        } else {
+            Sealed::File(&scratch.0)
+        };
 
         let message_id = uuid_bytes(&header.message_id)?;
         let expires = request
@@ -269,7 +285,7 @@ impl Composer<'_> {
         let records = store.submit_copies(
             &copies,
             &header,
-            &mut sealed,
+            sealed,
             now.unix_timestamp() as u64,
             submitter,
         )?;
@@ -428,6 +444,15 @@ impl Composer<'_> {
         }
         package.finish().map_err(|e| invalid(&e))?;
         Ok(())
+    }
+}
+
+/// A file removed when dropped: the sealed object before the store links it into its spool.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -263,6 +263,15 @@ fn signer_of(home: &Path, config: &Config) -> Result<(ReceiptSigner, String), St
     Ok((signer, chain))
 }
 
+/// Makes the scratch directory, empty: what a crash left there was never acknowledged.
+fn clear_scratch(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        std::fs::remove_file(entry?.path())?;
+    }
+    Ok(())
+}
+
 /// Every agency's encryption certificate, by organ code; an unreadable one stops the start.
 fn encryption_certificates(directory: &Directory) -> Result<HashMap<String, X509>, vdx_pki::Error> {
     let mut certs = HashMap::new();
@@ -286,7 +295,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let store = Store::open(&data)?;
     let uploads = Uploads::open(&data.join("uploads"))?;
     let scratch = data.join("scratch");
-    std::fs::create_dir_all(&scratch).map_err(|e| file_error(home, &scratch, e))?;
+    clear_scratch(&scratch).map_err(|e| file_error(home, &scratch, e))?;
     let enc_cert = load_cert(home, &config.keys.enc_cert)?;
     let enc_key = load_key(home, &config.keys.enc_key)?;
     let tls_chain = vec![load_cert(home, &config.keys.tls_cert)?];

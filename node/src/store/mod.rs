@@ -34,7 +34,7 @@ use vdx_protocol::{hex, OrganCode};
 use self::group_commit::GroupCommit;
 pub use self::ledger::{CheckpointError, Event, Witnessed};
 use self::objects::{Held, Placed};
-pub use self::objects::{ObjectReader, Receiving, INLINE_MAX};
+pub use self::objects::{ObjectReader, Receiving, Sealed, INLINE_MAX};
 
 mod base64_bytes;
 mod group_commit;
@@ -456,14 +456,13 @@ impl Store {
     }
 
     /// Queues one copy of a dispatch composed here per recipient (`copies`: one offer each, all
-    /// of the object `sealed`, read from its start for each), keeping its header for the clerk:
-    /// all copies or none. `by` is the submission's ledger event without the object: who
-    /// submitted it (and their role).
+    /// of the object `sealed`), keeping its header for the clerk: all copies or none. `by` is the
+    /// submission's ledger event without the object: who submitted it (and their role).
     pub fn submit_copies(
         &self,
         copies: &[Offer],
         header: &DispatchHeader,
-        sealed: &mut (impl Read + Seek),
+        sealed: Sealed<'_>,
         now: u64,
         by: &Event,
     ) -> Result<Vec<Record>, StoreError> {
@@ -472,13 +471,18 @@ impl Store {
                 return Err(StoreError::Conflict(MessageId(copy.id)));
             }
         }
+        if let Sealed::File(path) = sealed {
+            File::open(path)
+                .and_then(|f| f.sync_all())
+                .map_err(io_error("syncing the sealed object"))?;
+        }
         let mut records = Vec::new();
         let mut result = Ok(());
         for copy in copies {
-            let placed = sealed
-                .seek(SeekFrom::Start(0))
-                .map_err(io_error("reading the sealed object"))
-                .and_then(|_| self.place_object(copy, &mut *sealed));
+            let placed = match sealed {
+                Sealed::Memory(bytes) => self.place_object(copy, bytes),
+                Sealed::File(path) => self.link_object(copy, path),
+            };
             match placed {
                 Ok(placed) => records.push((
                     Record::new(copy, Direction::Outgoing, DispatchState::Queued, now),
@@ -498,6 +502,10 @@ impl Store {
             })
             .collect();
         let result = result
+            .and_then(|()| match sealed {
+                Sealed::File(_) => sync_dir(&self.spool.join("objects")),
+                Sealed::Memory(_) => Ok(()),
+            })
             .and_then(|()| encode_header(header))
             .and_then(|json| self.commit_outgoing(records, Some(&json), by));
         if result.is_err() {
@@ -526,6 +534,33 @@ impl Store {
         fs::rename(&temp, &object).map_err(io_error("moving the object into the spool"))?;
         sync_dir(&self.spool.join("objects"))?;
         Ok(Placed::Spooled(object))
+    }
+
+    /// Places a copy of the synced file at `path` as the object of `copy`: a hard link (the caller
+    /// syncs the directory), or its bytes if small or if the spool is on another file system.
+    fn link_object(&self, copy: &Offer, path: &Path) -> Result<Placed, StoreError> {
+        let len = fs::metadata(path)
+            .map_err(io_error("reading the sealed object"))?
+            .len();
+        if len != copy.size {
+            return Err(StoreError::SizeMismatch {
+                id: MessageId(copy.id),
+                declared: copy.size,
+                actual: len,
+            });
+        }
+        let object = self.object_path(MessageId(copy.id));
+        if !objects::is_inline(copy.size) {
+            match fs::hard_link(path, &object) {
+                Ok(()) => return Ok(Placed::Spooled(object)),
+                Err(e) if e.kind() != io::ErrorKind::CrossesDevices => {
+                    return Err(io_error("linking the object into the spool")(e))
+                }
+                Err(_) => {}
+            }
+        }
+        let file = File::open(path).map_err(io_error("reading the sealed object"))?;
+        self.place_object(copy, file)
     }
 
     /// Records outgoing objects (with their header, if composed here) and queues them, in one
@@ -1177,40 +1212,40 @@ mod tests {
 
     #[test]
     fn copies_to_several_recipients_are_queued_all_or_none() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let content = b"one sealed object for two agencies";
-        let mut sealed = io::Cursor::new(content.to_vec());
-        let (a, b) = (dispatch(1, 2, content), dispatch(2, 2, content));
-        let records = store
-            .submit_copies(
-                &[a.clone(), b],
-                &header(),
-                &mut sealed,
-                5,
-                &Event::new(EntryKind::Submitted, None, Actor::User(1000)),
-            )
-            .unwrap();
-        assert_eq!(records.len(), 2);
-        assert_eq!(store.outbox().unwrap().len(), 2);
-        assert!(store.header(MessageId([2; 16])).unwrap().is_some());
+        // A small object sealed in memory, and a large one in a file linked into the spool.
+        let small = b"one sealed object for two agencies".to_vec();
+        let large = vec![0x5a; 200_000];
+        for content in [small, large] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let file = dir.path().join("sealed.p7m");
+            fs::write(&file, &content).unwrap();
+            let sealed = if content.len() < 1000 {
+                Sealed::Memory(&content)
+            } else {
+                Sealed::File(&file)
+            };
+            let by = Event::new(EntryKind::Submitted, None, Actor::User(1000));
+            let (a, b) = (dispatch(1, 2, &content), dispatch(2, 2, &content));
+            let records = store
+                .submit_copies(&[a.clone(), b], &header(), sealed, 5, &by)
+                .unwrap();
+            assert_eq!(records.len(), 2);
+            assert_eq!(store.outbox().unwrap().len(), 2);
+            assert!(store.header(MessageId([2; 16])).unwrap().is_some());
 
-        // A batch with a copy that cannot be queued (its id is taken) queues nothing.
-        let c = dispatch(3, 2, content);
-        let err = store
-            .submit_copies(
-                &[c, a],
-                &header(),
-                &mut sealed,
-                6,
-                &Event::new(EntryKind::Submitted, None, Actor::User(1000)),
-            )
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-        assert!(store.get(MessageId([3; 16])).unwrap().is_none());
-        assert!(store.object(MessageId([3; 16])).is_err());
-        assert_eq!(store.outbox().unwrap().len(), 2);
-        assert_eq!(read_object(&store, MessageId([1; 16])), content);
+            // A batch with a copy that cannot be queued (its id is taken) queues nothing.
+            let c = dispatch(3, 2, &content);
+            let err = store
+                .submit_copies(&[c, a], &header(), sealed, 6, &by)
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+            assert!(store.get(MessageId([3; 16])).unwrap().is_none());
+            assert!(store.object(MessageId([3; 16])).is_err());
+            assert_eq!(store.outbox().unwrap().len(), 2);
+            assert_eq!(read_object(&store, MessageId([1; 16])), content);
+            assert_eq!(read_object(&store, MessageId([2; 16])), content);
+        }
     }
 
     #[test]

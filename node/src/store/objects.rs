@@ -49,6 +49,17 @@ impl Seek for ObjectReader {
     }
 }
 
+/// A sealed object composed here, to be queued once per recipient.
+#[derive(Debug, Clone, Copy)]
+pub enum Sealed<'a> {
+    /// In memory (small dispatches).
+    Memory(&'a [u8]),
+    /// A complete file on the store's file system, of the size and digest its offers announce
+    /// (computed as it was written): synced once and hard-linked into the spool for every copy,
+    /// never copied or hashed again.
+    File(&'a Path),
+}
+
 /// An outgoing object, checked and placed before its record is committed.
 pub(super) enum Placed {
     /// Small: its bytes, to be written in the record's transaction.
