@@ -50,7 +50,9 @@ use serde_json::{json, Value};
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 use vdx_tests::daemon::free_port;
-use vdx_tests::measure::{cpu_secs, env_or, machine_busy_secs, memory_kib, met, percentile};
+use vdx_tests::measure::{
+    cpu_secs, env_or, machine_busy_secs, memory_kib, met, percentile, target_dir, RunDir,
+};
 use vdx_tests::{vdx_bin, vdxd_bin};
 
 const G22: &str = "000.00.00.G22";
@@ -73,9 +75,6 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Self {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
         let phases: String = env_or("BENCH_PHASES", "latency,big,rate".to_owned());
         let phases: Vec<String> = phases
             .split(',')
@@ -100,7 +99,7 @@ impl Settings {
             drain: Duration::from_secs(env_or("BENCH_DRAIN_SECS", 90)),
             base: std::env::var_os("BENCH_DIR")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| target.join("bench-delivery")),
+                .unwrap_or_else(|| target_dir().join("bench-delivery")),
             keep: env_or("BENCH_KEEP", 0u8) == 1,
         };
         assert!(
@@ -114,37 +113,6 @@ impl Settings {
 
     fn has(&self, phase: &str) -> bool {
         self.phases.iter().any(|p| p == phase)
-    }
-}
-
-/// The run's directory: removed at the end, kept when asked or when the run failed (for the logs).
-struct WorkDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl WorkDir {
-    fn create(base: &Path, keep: bool) -> Self {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let path = base.join(format!("run-{}-{stamp}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
-        Self { path, keep }
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if self.keep || std::thread::panicking() {
-            eprintln!(
-                "bench: files and daemon logs kept in {}",
-                self.path.display()
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
     }
 }
 
@@ -632,7 +600,7 @@ fn main() {
         vdxd_path.display(),
         build_secs
     );
-    let work = WorkDir::create(&s.base, s.keep);
+    let work = RunDir::fresh(&s.base, s.keep);
     let dir = work.path.clone();
     make_homes(&dir);
     let receiver = Daemon::start(&dir, "h41");

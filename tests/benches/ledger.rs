@@ -45,7 +45,9 @@ use vdx_pki::{Ca, IssueRequest, Issued, Profile};
 use vdx_protocol::bundle::BundleWriter;
 use vdx_protocol::ledger::{Actor, Checkpoint, EntryKind};
 use vdx_protocol::{hex, merkle, OrganCode};
-use vdx_tests::measure::{cpu_secs, env_or, machine_busy_secs, memory_kib, met, percentile};
+use vdx_tests::measure::{
+    cpu_secs, env_or, machine_busy_secs, memory_kib, met, percentile, target_dir, RunDir,
+};
 
 const G22: &str = "000.00.00.G22";
 const H41: &str = "000.00.00.H41";
@@ -66,9 +68,6 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Self {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
         let threads: String = env_or("BENCH_APPEND_THREADS", "1,16,64".to_owned());
         let settings = Self {
             entries: env_or("LEDGER_ENTRIES", 1_000_000),
@@ -82,7 +81,7 @@ impl Settings {
             dir: std::env::var_os("BENCH_DIR")
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from),
-            base: target.join("bench-ledger"),
+            base: target_dir().join("bench-ledger"),
             keep: env_or("BENCH_KEEP", 0u8) == 1,
         };
         assert!(settings.entries >= 2, "LEDGER_ENTRIES must be at least 2");
@@ -93,45 +92,6 @@ impl Settings {
         assert!(settings.fill_threads >= 1, "BENCH_FILL_THREADS");
         assert!(settings.proofs >= 1, "BENCH_PROOFS");
         settings
-    }
-}
-
-/// The run's directory: `BENCH_DIR` (kept), or a fresh one removed at the end unless kept.
-struct WorkDir {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl WorkDir {
-    fn create(s: &Settings) -> Self {
-        let (path, keep) = match &s.dir {
-            Some(dir) => (dir.clone(), true),
-            None => {
-                let stamp = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis());
-                let path = s.base.join(format!("run-{}-{stamp}", std::process::id()));
-                (path, s.keep)
-            }
-        };
-        std::fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
-        assert!(
-            std::fs::read_dir(&path).unwrap().next().is_none(),
-            "{} is not empty",
-            path.display()
-        );
-        Self { path, keep }
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if self.keep || std::thread::panicking() {
-            eprintln!("bench: files kept in {}", self.path.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
     }
 }
 
@@ -446,7 +406,10 @@ fn count(n: u64) -> String {
 
 fn main() {
     let s = Settings::from_env();
-    let work = WorkDir::create(&s);
+    let work = match &s.dir {
+        Some(dir) => RunDir::given(dir.clone()),
+        None => RunDir::fresh(&s.base, s.keep),
+    };
     let dir = work.path.clone();
     let kind = fs_type(&dir);
     if kind == "tmpfs" || kind == "ramfs" {

@@ -51,10 +51,7 @@ fn build() -> PathBuf {
         "building the binaries failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    target.join(if release { "release" } else { "debug" })
+    measure::target_dir().join(if release { "release" } else { "debug" })
 }
 
 /// One test's world: a temporary directory and the commands a user would type there.

@@ -1,7 +1,60 @@
 //! What the benchmarks measure processes and the machine with (`tests/benches/`): memory and CPU
 //! from `/proc`, percentiles, settings from the environment.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else the workspace's `target/`): where binaries
+/// are built and where benchmarks keep their runs by default.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// A benchmark run's directory, removed at the end unless kept: when asked, when the user named
+/// it, or when the run failed (its files and logs are what explains the failure).
+pub struct RunDir {
+    /// Where the run's files go.
+    pub path: PathBuf,
+    keep: bool,
+}
+
+impl RunDir {
+    /// A new `run-PID-MILLIS` directory under `base`.
+    pub fn fresh(base: &Path, keep: bool) -> Self {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        Self::create(
+            base.join(format!("run-{}-{stamp}", std::process::id())),
+            keep,
+        )
+    }
+
+    /// The directory the user named (created if needed, and empty): always kept.
+    pub fn given(path: PathBuf) -> Self {
+        Self::create(path, true)
+    }
+
+    fn create(path: PathBuf, keep: bool) -> Self {
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+        let empty = std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none());
+        assert!(empty, "{} is not empty", path.display());
+        Self { path, keep }
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if self.keep || std::thread::panicking() {
+            eprintln!("bench: files kept in {}", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
 
 /// A setting from the environment (`_` allowed as a digit separator), else `default`; a value
 /// that does not parse stops the benchmark with its name.
