@@ -556,45 +556,31 @@ mod tests {
     #[test]
     fn a_retry_must_ask_for_what_was_queued_under_its_message_id() {
         let (header, request) = queued();
-        let asks = |change: &dyn Fn(&mut serde_json::Value)| {
+        let asks = |pointer: &str, value: serde_json::Value| {
             let mut changed = request.clone();
-            change(&mut changed);
+            if let Some(field) = changed.pointer_mut(pointer) {
+                *field = value;
+            }
             let changed: SendRequest = serde_json::from_value(changed).unwrap();
             difference(&changed, &header)
         };
-        assert_eq!(asks(&|_| {}), None);
-        assert_eq!(
-            asks(&|r| r["to"] = serde_json::json!(["000.00.00.H99"])),
-            Some("the recipients")
-        );
-        assert_eq!(
-            asks(&|r| r["number"] = "9".into()),
-            Some("the number or notation")
-        );
-        assert_eq!(
-            asks(&|r| r["notation"] = "X".into()),
-            Some("the number or notation")
-        );
-        assert_eq!(
-            asks(&|r| r["subject"] = "khác".into()),
-            Some("the subjects")
-        );
-        assert_eq!(
-            asks(&|r| r["urgency"] = "hoa-toc".into()),
-            Some("the urgencies")
-        );
-        assert_eq!(
-            asks(&|r| r["classification"] = "mat".into()),
-            Some("the classifications")
-        );
-        assert_eq!(
-            asks(&|r| r["files"][0]["upload"] = "00".repeat(32).into()),
-            Some("the files")
-        );
-        assert_eq!(
-            asks(&|r| r["files"][0]["name"] = "other.pdf".into()),
-            Some("the files")
-        );
+        assert_eq!(asks("/number", header.code.number.clone().into()), None);
+        for (pointer, value, differs) in [
+            (
+                "/to",
+                serde_json::json!(["000.00.00.H99"]),
+                "the recipients",
+            ),
+            ("/number", "9".into(), "the number or notation"),
+            ("/notation", "X".into(), "the number or notation"),
+            ("/subject", "khác".into(), "the subjects"),
+            ("/urgency", "hoa-toc".into(), "the urgencies"),
+            ("/classification", "mat".into(), "the classifications"),
+            ("/files/0/upload", "00".repeat(32).into(), "the files"),
+            ("/files/0/name", "other.pdf".into(), "the files"),
+        ] {
+            assert_eq!(asks(pointer, value), Some(differs), "{pointer}");
+        }
     }
 
     #[test]

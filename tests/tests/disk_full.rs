@@ -55,6 +55,13 @@ fn data_on_small_disk(s: &Session, home: &str) -> SmallDisk {
     disk
 }
 
+/// Homes g22 and h41, `small`'s data on a small disk, both daemons started (g22's first).
+fn two_nodes_one_on_small_disk(s: &Session, small: &str) -> (SmallDisk, Daemon, Daemon) {
+    homes(s, &[("g22", G22), ("h41", H41)]);
+    let disk = data_on_small_disk(s, small);
+    (disk, Daemon::start(s, "g22"), Daemon::start(s, "h41"))
+}
+
 fn status(s: &Session, id: &str) -> serde_json::Value {
     s.vdx(&["--home", "g22", "show", "--json", id]).ok().json()
 }
@@ -62,10 +69,7 @@ fn status(s: &Session, id: &str) -> serde_json::Value {
 #[test]
 fn a_full_disk_refuses_with_a_clear_error_and_nothing_is_lost() {
     let s = Session::new();
-    homes(&s, &[("g22", G22), ("h41", H41)]);
-    let disk = data_on_small_disk(&s, "h41");
-    let g22 = Daemon::start(&s, "g22");
-    let h41 = Daemon::start(&s, "h41");
+    let (disk, g22, h41) = two_nodes_one_on_small_disk(&s, "h41");
 
     // Fill h41's disk up to its last 2 MiB; then a 6 MiB dispatch cannot be stored there.
     s.sh("dd if=/dev/zero of=h41-disk/filler bs=1M 2>/dev/null || true; truncate -s -2M h41-disk/filler")
@@ -112,10 +116,7 @@ fn a_full_disk_refuses_with_a_clear_error_and_nothing_is_lost() {
 #[test]
 fn a_clerk_sending_onto_a_full_disk_is_told_so_and_nothing_half_done_stays() {
     let s = Session::new();
-    homes(&s, &[("g22", G22), ("h41", H41)]);
-    let disk = data_on_small_disk(&s, "g22");
-    let g22 = Daemon::start(&s, "g22");
-    let h41 = Daemon::start(&s, "h41");
+    let (disk, g22, h41) = two_nodes_one_on_small_disk(&s, "g22");
     s.write("cv.txt", "Công văn".as_bytes());
     let send = |file: &str| s.send("g22", H41, "1", file, &[]);
     let first = send("cv.txt").ok().json();
