@@ -122,6 +122,10 @@ impl From<ComposeError> for ApiError {
     fn from(e: ComposeError) -> Self {
         match e {
             ComposeError::Store(e) => e.into(),
+            // Sealing writes the object: a full disk there is the clerk's `disk_full` too.
+            ComposeError::Seal(vdx_crypto::Error::Io(e)) => {
+                StoreError::from_io("writing the sealed object")(e).into()
+            }
             ComposeError::UnknownRecipient(_) => Self(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_recipient",

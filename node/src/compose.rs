@@ -3,13 +3,13 @@
 //! and queued once per recipient, under a transfer id derived from the message id and recipient.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use openssl::x509::X509;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
 use time::OffsetDateTime;
 use vdx_crypto::RsaPadding;
 use vdx_pki::Directory;
@@ -221,6 +221,9 @@ impl Composer<'_> {
                 what,
             });
         }
+        // The first submission may still be waiting for its flush (or have failed it): a retry
+        // is answered only with what is on disk.
+        store.flush()?;
         Ok(Some((header, copies)))
     }
 
@@ -242,24 +245,14 @@ impl Composer<'_> {
                 .ok_or_else(|| ComposeError::UnknownRecipient(party.organ_id.to_string()))?;
             recipients.push(cert.clone());
         }
-        // Small dispatches are sealed in memory (the store keeps them with their record); larger
-        // ones into a scratch file that the store links into its spool for every copy.
-        let content: u64 = header.files.iter().map(|f| f.size).sum();
-        let small = content < INLINE_MAX / 2;
-        let scratch = Scratch(self.scratch.join(format!("{}.p7m", header.message_id)));
-        let mut memory = Vec::new();
-        let (size, digest) = if small {
-            self.seal(&header, request, &recipients, &mut memory)?
-        } else {
-            let mut file = File::create(&scratch.0)
-                .map_err(StoreError::from_io("creating the sealed object"))?;
-            self.seal(&header, request, &recipients, &mut file)?
+        let mut spill = Spill::Memory {
+            bytes: Vec::new(),
+            dir: self.scratch,
         };
-        let sealed = if small {
-            Sealed::Memory(&memory)
-        } else {
-            Sealed::File(&scratch.0)
-        };
+        let (size, digest) = self.seal(&header, request, &recipients, &mut spill)?;
+        let sealed = spill
+            .sealed()
+            .map_err(StoreError::from_io("writing the sealed object"))?;
 
         let message_id = uuid_bytes(&header.message_id)?;
         let expires = request
@@ -447,18 +440,57 @@ impl Composer<'_> {
     }
 }
 
-/// A file removed when dropped: the sealed object before the store links it into its spool.
-struct Scratch(PathBuf);
+/// Where a sealed object goes as it is written: memory while the store could keep it with its
+/// record ([`INLINE_MAX`]), then a scratch file of its own (removed when dropped) that the store
+/// links into its spool for every copy.
+enum Spill<'a> {
+    Memory { bytes: Vec<u8>, dir: &'a Path },
+    File(io::BufWriter<NamedTempFile>),
+}
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+impl Spill<'_> {
+    /// The complete object, for the store.
+    fn sealed(&mut self) -> io::Result<Sealed<'_>> {
+        Ok(match self {
+            Self::Memory { bytes, .. } => Sealed::Memory(bytes),
+            Self::File(file) => {
+                file.flush()?;
+                Sealed::File(file.get_ref().path())
+            }
+        })
+    }
+}
+
+impl Write for Spill<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Memory { bytes, .. } if (bytes.len() + buf.len()) as u64 <= INLINE_MAX => {
+                bytes.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            Self::Memory { bytes, dir } => {
+                let mut file =
+                    io::BufWriter::with_capacity(256 * 1024, NamedTempFile::new_in(dir)?);
+                file.write_all(bytes)?;
+                let written = file.write(buf)?;
+                *self = Self::File(file);
+                Ok(written)
+            }
+            Self::File(file) => file.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::File(file) => file.flush(),
+            Self::Memory { .. } => Ok(()),
+        }
     }
 }
 
 /// A writer that hashes what is written through it.
 struct HashingWriter<W: Write> {
-    out: io::BufWriter<W>,
+    out: W,
     hasher: Sha256,
     size: u64,
 }
@@ -466,7 +498,7 @@ struct HashingWriter<W: Write> {
 impl<W: Write> HashingWriter<W> {
     fn new(out: W) -> Self {
         Self {
-            out: io::BufWriter::with_capacity(256 * 1024, out),
+            out,
             hasher: Sha256::new(),
             size: 0,
         }

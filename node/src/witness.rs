@@ -50,7 +50,10 @@ pub fn keep(store: &Store, receipt: &Receipt, signer: &X509Ref) -> Result<(), Wi
                 by: receipt.by.to_string(),
                 what,
             },
-            Err(e) => WitnessError::Store(e),
+            Err(e) => {
+                tracing::error!(by = %receipt.by, reason = %what, "invalid checkpoint not kept");
+                WitnessError::Store(e)
+            }
         }
     };
     let checkpoint =
@@ -131,7 +134,10 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
         let mut proven = Vec::new();
         let mut distinct: Vec<&Checkpoint> = seen.iter().map(|w| &w.checkpoint).collect();
         distinct.dedup_by_key(|c| c.size);
-        let conn = match origin.strip_prefix("vdx/").and_then(|c| c.parse().ok()) {
+        let peer = origin.strip_prefix("vdx/").and_then(|c| c.parse().ok());
+        // Only a peer with two sizes to link is asked anything.
+        let conn = match peer {
+            _ if distinct.len() < 2 => Err("nothing to prove".to_owned()),
             Some(peer) => crate::outbox::connect(&node.endpoint, node, &peer).await,
             None => Err(format!("{origin} is not a vdx ledger name")),
         };

@@ -379,10 +379,10 @@ impl Store {
         Ok(())
     }
 
-    /// Makes everything written so far durable (used at shutdown; each change already flushes).
+    /// Makes everything committed so far durable, sharing the flush with concurrent changes: for
+    /// answering with what another caller committed (and may still be flushing), and at shutdown.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        self.sync()
     }
 
     /// A stored sealed object, from the store's tree or its spool file.
