@@ -136,7 +136,9 @@ impl Auditor<'_> {
     pub fn prove(&self, id: &str, actor: &Actor) -> Result<Vec<String>, AuditError> {
         let copies = match hex::decode::<16>(id) {
             Some(transfer) => vec![transfer],
-            None if id.len() == 36 => self.store.copies_of(id)?.iter().map(|c| c.0).collect(),
+            None if vdx_protocol::header::is_uuid_text(id) => {
+                self.store.copies_of(id)?.iter().map(|c| c.0).collect()
+            }
             None => {
                 return Err(AuditError::Bad(format!(
                     "{id:?} is neither a transfer id (32 hex digits) nor a message id (UUID)"

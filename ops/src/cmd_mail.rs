@@ -43,7 +43,7 @@ pub(crate) struct SendArgs {
     expires_in: Option<u64>,
     /// Your own message id (lower-case UUID): sending again with the same one returns the
     /// dispatch already queued instead of a second one (safe retries from scripts).
-    #[arg(long, value_name = "UUID")]
+    #[arg(long, value_name = "UUID", value_parser = parse_message_id)]
     message_id: Option<String>,
     /// Print the API's answer as JSON.
     #[arg(long)]
@@ -79,6 +79,15 @@ pub(crate) struct FetchArgs {
     /// Print what was written as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// A message id as the header spells it, refused before anything is uploaded.
+fn parse_message_id(text: &str) -> Result<String, String> {
+    if vdx_protocol::header::is_uuid_text(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("a message id is a lower-case UUID, e.g. 4f3c2b1a-0d9e-4c8b-a7f6-e5d4c3b2a190".into())
+    }
 }
 
 pub(crate) fn send(home: &Path, args: SendArgs) -> Result<ExitCode> {

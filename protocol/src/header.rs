@@ -943,7 +943,8 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
 }
 
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lower-case hex.
-fn is_uuid_text(s: &str) -> bool {
+/// Whether `s` is a message id as the header spells it: a UUID in lower-case hex with dashes.
+pub fn is_uuid_text(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
         && groups

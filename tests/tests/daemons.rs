@@ -165,7 +165,8 @@ fn a_submission_retried_with_its_message_id_is_not_sent_twice() {
     // A malformed one is refused.
     let bad = try_send(&s, "thuong", "2", &["--message-id", "not-a-uuid"], &[]);
     assert_ne!(bad.status, 0);
-    assert!(bad.stderr.contains("bad_request"), "{}", bad.stderr);
+    // By the command line, before any upload; the API refuses it too (`tests/local_api.rs`).
+    assert!(bad.stderr.contains("lower-case UUID"), "{}", bad.stderr);
 }
 
 #[test]

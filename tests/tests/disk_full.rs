@@ -22,7 +22,8 @@ impl SmallDisk {
     fn mount(s: &Session, name: &str, mib: u32) -> Self {
         let path = s.mkdir(name);
         let ran = s.sh(&format!(
-            "{} mount -t tmpfs -o size={mib}m,mode=0700 tmpfs {name}",
+            // Owned by the test's user, also when mounted through sudo.
+            "{} mount -t tmpfs -o size={mib}m,mode=0700,uid=$(id -u),gid=$(id -g) tmpfs {name}",
             as_root()
         ));
         assert_eq!(

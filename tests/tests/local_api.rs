@@ -69,22 +69,18 @@ fn a_refused_upload_is_answered_to_a_client_that_sends_everything_before_reading
         "nothing of the refused upload is kept"
     );
 
+    // A malformed client message id is refused as a bad request, naming it.
+    let request = br#"{"to":["000.00.00.G22"],"number":"1","notation":"A","urgency":"thuong","classification":"none","files":[],"message_id":"not-a-uuid"}"#;
+    let answer = exchange(&s, "POST /v1/dispatches HTTP/1.1", request);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("\"bad_request\"") && answer.contains("not-a-uuid"),
+        "{answer}"
+    );
+
     // The clerk's command knows the limit and says so before uploading anything.
     s.document("big.bin", 2 * LIMIT);
-    let refused = s.vdx(&[
-        "--home",
-        "g22",
-        "send",
-        "--to",
-        G22,
-        "--subject",
-        "x",
-        "--number",
-        "1",
-        "--notation",
-        "A",
-        "big.bin",
-    ]);
+    let refused = s.send("g22", G22, "1", "big.bin", &[]);
     assert_eq!(refused.status, 1, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("more than this node accepts")
