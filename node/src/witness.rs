@@ -4,7 +4,7 @@
 //! proof (PROVE/PROOF, `docs/wire-frames.md`) does not link to an older one.
 
 use openssl::x509::X509Ref;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vdx_protocol::ledger::Checkpoint;
 use vdx_protocol::merkle;
 use vdx_protocol::receipt::Receipt;
@@ -76,7 +76,7 @@ pub fn keep(store: &Store, receipt: &Receipt, signer: &X509Ref) -> Result<(), Wi
 }
 
 /// What checking one peer's checkpoints found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerReport {
     /// The peer's ledger (`vdx/ORGAN_CODE`).
     pub origin: String,
@@ -94,6 +94,24 @@ pub struct PeerReport {
     pub invalid: Vec<String>,
     /// Why some pairs were not checked.
     pub notes: Vec<String>,
+}
+
+impl PeerReport {
+    /// Whether the peer showed a rewritten history or signed checkpoints that do not verify.
+    pub fn failed(&self) -> bool {
+        !self.forks.is_empty() || !self.invalid.is_empty()
+    }
+
+    /// The finding in a word or two, for people.
+    pub fn verdict(&self) -> &'static str {
+        if !self.forks.is_empty() {
+            "FORKED"
+        } else if !self.invalid.is_empty() {
+            "INVALID CHECKPOINTS"
+        } else {
+            "consistent"
+        }
+    }
 }
 
 /// Checks every peer's kept checkpoints: same size ⇒ same root, and each one consistent with

@@ -14,10 +14,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use openssl::x509::X509;
-use serde_json::Value;
 use vdx_node::audit::{Auditor, BundleParts, LogFilter, LogRow};
 use vdx_node::receipts::ReceiptSigner;
 use vdx_node::store::Store;
+use vdx_node::witness::PeerReport;
 use vdx_protocol::bundle::{BundleWriter, EntryReader};
 use vdx_protocol::ledger::Actor;
 use vdx_protocol::merkle::Hash;
@@ -319,7 +319,7 @@ fn prove(home: &Path, args: ProveArgs) -> Result<ExitCode> {
     };
     match &args.out {
         Some(dir) => {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             for proof in &proofs {
                 let index = proof
                     .lines()
@@ -333,10 +333,8 @@ fn prove(home: &Path, args: ProveArgs) -> Result<ExitCode> {
             }
         }
         None => {
-            for proof in &proofs {
-                print!("{proof}");
-                println!();
-            }
+            let all: String = proofs.iter().map(|p| format!("{p}\n")).collect();
+            stdout::write(&all)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -433,54 +431,40 @@ fn render_log(rows: &[LogRow], json: bool) -> Result<String> {
 
 fn witness(home: &Path, args: JsonArgs) -> Result<ExitCode> {
     let reports = Client::new(home)?.get("/v1/audit/witness")?;
-    let reports = reports.as_array().cloned().unwrap_or_default();
-    let listed = |r: &Value, key: &str| -> Vec<String> {
-        r.get(key)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let failed = reports
-        .iter()
-        .any(|r| !listed(r, "forks").is_empty() || !listed(r, "invalid").is_empty());
+    let reports: Vec<PeerReport> = serde_json::from_value(reports)?;
+    let failed = reports.iter().any(PeerReport::failed);
+    let mut out = String::new();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?;
     } else if reports.is_empty() {
-        println!("no peer checkpoints seen yet (they come with receipts)");
-    } else {
-        for r in &reports {
-            let get = |k: &str| r.get(k).cloned().unwrap_or_default();
-            let (forks, invalid) = (listed(r, "forks"), listed(r, "invalid"));
-            let verdict = match (forks.is_empty(), invalid.is_empty()) {
-                (false, _) => "FORKED",
-                (true, false) => "INVALID CHECKPOINTS",
-                (true, true) => "consistent",
-            };
-            println!(
-                "{}: {} checkpoints, sizes {}..{}, {} consistency proofs verified, {} unchecked: {}",
-                get("origin").as_str().unwrap_or("?"),
-                get("checkpoints"),
-                get("sizes")[0],
-                get("sizes")[1],
-                get("proven"),
-                get("unchecked"),
-                verdict
-            );
-            for fork in forks {
-                println!("  fork: {fork}");
-            }
-            for why in invalid {
-                println!("  invalid checkpoint in a receipt: {why}");
-            }
-            for note in get("notes").as_array().cloned().unwrap_or_default() {
-                println!("  note: {}", note.as_str().unwrap_or_default());
-            }
+        writeln!(
+            out,
+            "no peer checkpoints seen yet (they come with receipts)"
+        )?;
+    }
+    for r in reports.iter().filter(|_| !args.json) {
+        writeln!(
+            out,
+            "{}: {} checkpoints, sizes {}..{}, {} consistency proofs verified, {} unchecked: {}",
+            r.origin,
+            r.checkpoints,
+            r.sizes.0,
+            r.sizes.1,
+            r.proven,
+            r.unchecked,
+            r.verdict()
+        )?;
+        for fork in &r.forks {
+            writeln!(out, "  fork: {fork}")?;
+        }
+        for why in &r.invalid {
+            writeln!(out, "  invalid checkpoint in a receipt: {why}")?;
+        }
+        for note in &r.notes {
+            writeln!(out, "  note: {note}")?;
         }
     }
+    stdout::write(&out)?;
     Ok(if failed {
         ExitCode::from(1)
     } else {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use vdx_node::config::Config;
+use vdx_node::witness::PeerReport;
 use vdx_pki::Directory;
 
 use crate::client::Client;
@@ -167,26 +168,30 @@ fn audit(root: &Path, sender: &Client) -> Result<bool> {
     let bundle = root.join("audit-bundle");
     let end = crate::cmd_audit::export(&root.join(SENDER.0), &bundle, 0, None)?;
     let verified = crate::audit::verify_bundle(&bundle, None);
-    let witness = sender.get("/v1/audit/witness")?;
-    let peers = witness.as_array().cloned().unwrap_or_default();
-    let forks: usize = peers
+    let peers: Vec<PeerReport> = serde_json::from_value(sender.get("/v1/audit/witness")?)?;
+    let findings: Vec<String> = peers
         .iter()
-        .map(|p| {
-            p["forks"].as_array().map_or(0, Vec::len) + p["invalid"].as_array().map_or(0, Vec::len)
-        })
-        .sum();
+        .filter(|p| p.failed())
+        .map(|p| format!("{} {}", p.origin, p.verdict()))
+        .collect();
+    let witnessed = if peers.is_empty() {
+        "none received".to_owned()
+    } else if findings.is_empty() {
+        "one consistent history each".to_owned()
+    } else {
+        findings.join(", ")
+    };
     match &verified {
         Ok(summary) => println!(
             "7. {} ledger: {end} entries exported and verified ({} signed checkpoints, hash chain and Merkle tree); \
-             {} peers' checkpoints from their receipts: {}",
+             {} peers' checkpoints from their receipts: {witnessed}",
             SENDER.0,
             summary.checkpoints,
             peers.len(),
-            if forks == 0 { "one consistent history each" } else { "FORKED" }
         ),
         Err(finding) => println!("7. {} ledger did NOT verify: {finding}", SENDER.0),
     }
-    Ok(verified.is_ok() && forks == 0 && !peers.is_empty())
+    Ok(verified.is_ok() && findings.is_empty() && !peers.is_empty())
 }
 
 /// Imports every node's own directory entry into every other node's directory.
