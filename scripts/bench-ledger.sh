@@ -21,7 +21,8 @@ else
     dir=$target/bench-ledger/run-$$-$(date +%s) keep=${BENCH_KEEP:-0}
 fi
 table=$(mktemp)
-trap 'rm -f "$table"; if ((keep != 1)); then rm -rf "$dir"; else echo "bench: files kept in $dir" >&2; fi' EXIT
+# A failed run keeps its files, as the benchmark itself does.
+trap 'status=$?; rm -f "$table"; if ((keep != 1 && status == 0)); then rm -rf "$dir"; else echo "bench: files kept in $dir" >&2; fi' EXIT
 
 vdx=$target/release/vdx
 if cargo build -q --release -p vdx-ops >&2; then

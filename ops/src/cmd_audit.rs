@@ -119,7 +119,8 @@ impl LogArgs {
             (org, self.org.clone()),
             (kind, self.kind.clone()),
             (after, self.after.map(|a| a.to_string())),
-            (limit, self.limit.map(|l| l.to_string())),
+            // One more than shown: whether there is a next page.
+            (limit, self.limit.map(|l| l.saturating_add(1).to_string())),
         ]
         .into_iter()
         .filter_map(|(name, value)| Some((name, value?)))
@@ -372,7 +373,7 @@ fn check_proofs(args: CheckProofArgs) -> Result<ExitCode> {
 
 fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
     let params = args.params();
-    let rows: Vec<LogRow> = match Ledger::open(home)? {
+    let mut rows: Vec<LogRow> = match Ledger::open(home)? {
         Ledger::Online(client) => {
             let query = form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(&params)
@@ -389,10 +390,14 @@ fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
             offline.auditor().log(&filter, &me())?
         }
     };
-    if let (Some(limit), Some(last)) = (args.limit, rows.last()) {
-        if rows.len() as u64 == limit {
+    let shown = args.limit.map_or(rows.len(), |l| {
+        rows.len().min(usize::try_from(l).unwrap_or(usize::MAX))
+    });
+    if rows.len() > shown {
+        rows.truncate(shown);
+        if let Some(last) = rows.last() {
             eprintln!(
-                "vdx: {limit} rows shown; the next ones: --after {}",
+                "vdx: {shown} rows shown; the next ones: --after {}",
                 last.index
             );
         }

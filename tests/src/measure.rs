@@ -150,7 +150,13 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert!(percentile(&[], 0.5).is_nan());
-        assert!(cpu_secs(std::process::id()) >= 0.0);
+        // CPU time grows while we spin (clock ticks are 10 ms).
+        let (pid, start) = (std::process::id(), cpu_secs(std::process::id()));
+        let spinning = std::time::Instant::now();
+        while cpu_secs(pid) <= start && spinning.elapsed().as_secs() < 5 {
+            std::hint::black_box((0..10_000u64).sum::<u64>());
+        }
+        assert!(cpu_secs(pid) > start);
         assert!(memory_kib(std::process::id()).0 > 0);
     }
 }

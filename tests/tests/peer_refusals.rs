@@ -573,6 +573,14 @@ fn frame_violations_reset_the_stream_with_their_code_and_the_node_keeps_serving(
         Some(0),
         "nothing was stored: {inbox}"
     );
+    // Small objects live in the store: its ledger would have a `received` entry for any.
+    let received = s
+        .vdx(&[
+            "--home", "h41", "audit", "log", "--kind", "received", "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(received, serde_json::json!([]), "nothing was stored");
     assert!(s.entries("h41/data/spool/objects").is_empty());
 }
 
