@@ -392,16 +392,23 @@ impl Composer<'_> {
     ) -> Result<(u64, [u8; 32]), ComposeError> {
         let header_json =
             serde_json::to_vec_pretty(header).map_err(|e| ComposeError::Invalid(e.to_string()))?;
-        let (reader, writer) = io::pipe().map_err(StoreError::from_io("making a pipe"))?;
+        let sealer = self.signer.sealer().map(|s| {
+            recipients
+                .iter()
+                .fold(s, |s, cert| s.recipient(cert, RsaPadding::Oaep))
+        })?;
         let mut output = HashingWriter::new(out);
+        if header.files.iter().map(|f| f.size).sum::<u64>() <= INLINE_MAX {
+            // Small: packed in memory first, which costs less than a packing thread and a pipe.
+            let mut package = Vec::new();
+            self.package(&header_json, header, request, &mut package)?;
+            sealer.seal(package.as_slice(), &mut output)?;
+            return output.finish();
+        }
+        let (reader, writer) = io::pipe().map_err(StoreError::from_io("making a pipe"))?;
         let sealed = std::thread::scope(|scope| {
             let packer = scope.spawn(move || self.package(&header_json, header, request, writer));
-            let sealer = self.signer.sealer().map(|s| {
-                recipients
-                    .iter()
-                    .fold(s, |s, cert| s.recipient(cert, RsaPadding::Oaep))
-            });
-            let sealed = sealer.and_then(|s| s.seal(reader, &mut output));
+            let sealed = sealer.seal(reader, &mut output);
             let packed = packer
                 .join()
                 .unwrap_or_else(|_| Err(ComposeError::Invalid("packaging failed".into())));
@@ -416,7 +423,7 @@ impl Composer<'_> {
         header_json: &[u8],
         header: &DispatchHeader,
         request: &SendRequest,
-        out: io::PipeWriter,
+        out: impl Write,
     ) -> Result<(), ComposeError> {
         let invalid = |e: &dyn std::fmt::Display| ComposeError::Invalid(e.to_string());
         let mut package = PackageWriter::new(out, header_json).map_err(|e| invalid(&e))?;

@@ -21,9 +21,9 @@ use vdx_protocol::receipt::{Receipt, ReceiptKind};
 use vdx_protocol::wire::{ObjectKind, Offer};
 
 use crate::compose::{reply_id, transfer_id, uuid_bytes};
-use crate::receipts::{verify_receipt, verify_signed_text, ReceiptSigner};
+use crate::receipts::{check_receipt, verify_signed_text, ReceiptSigner};
 use crate::store::{
-    Direction, DispatchState, Event, MessageId, NoticeSeen, Record, Store, StoreError,
+    Direction, DispatchState, Event, MessageId, NoticeSeen, Record, Store, StoreError, INLINE_MAX,
 };
 
 /// Largest reply object read (receipts and notices are a few KiB).
@@ -81,15 +81,27 @@ impl Inbox<'_> {
     fn dispatch(&self, record: &Record, now: OffsetDateTime) -> Result<Outcome, InboxError> {
         match self.open(record) {
             Ok(header) => {
-                self.answer(record, ObjectKind::Receipt, "", None, now)?;
-                self.answer(record, ObjectKind::Notice, "01", None, now)?;
+                let replies: Vec<_> = [
+                    self.reply(record, ObjectKind::Receipt, "", None, now)?,
+                    self.reply(record, ObjectKind::Notice, "01", None, now)?,
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
                 let year = now.to_offset(crate::compose::VIETNAM).year();
+                let secs = now.unix_timestamp() as u64;
                 Ok(Outcome::Registered(
-                    self.store.register(record.id, &header, year)?,
+                    self.store
+                        .register(record.id, &header, year, &replies, secs)?,
                 ))
             }
             Err(reason) => {
-                self.answer(record, ObjectKind::Notice, "02", Some(&reason), now)?;
+                if let Some((offer, signed)) =
+                    self.reply(record, ObjectKind::Notice, "02", Some(&reason), now)?
+                {
+                    self.store
+                        .submit(&offer, signed.as_slice(), now.unix_timestamp() as u64)?;
+                }
                 Ok(Outcome::Refused(self.store.refuse(record.id, reason)?))
             }
         }
@@ -104,19 +116,26 @@ impl Inbox<'_> {
             .map_err(|e| format!("the stored object cannot be read: {e}"))?;
         let opener = Opener::new(self.enc_cert, self.enc_key)
             .map_err(|e| format!("our decryption key: {e}"))?;
-        let (mut reader, writer) = io::pipe().map_err(|e| e.to_string())?;
-        let (opened, contents) = std::thread::scope(|scope| {
-            let opening = scope.spawn(move || opener.open(BufReader::new(object), writer));
-            let contents = read_package(&mut reader, |_, _| Ok(()));
-            // Drain what follows the archive's end so the opener can finish and verify.
-            let _ = io::copy(&mut reader, &mut io::sink());
-            drop(reader);
-            let opened = opening
-                .join()
-                .map_err(|_| "opening failed".to_owned())
-                .and_then(|r| r.map_err(|e| format!("{} ({})", e, e.code())));
-            (opened, contents)
-        });
+        let (opened, contents) = if record.size <= INLINE_MAX {
+            // Small: opened into memory, which costs less than an opening thread and a pipe.
+            let mut plain = Vec::new();
+            let opened = opener.open(object, &mut plain).map_err(describe);
+            (opened, read_package(plain.as_slice(), |_, _| Ok(())))
+        } else {
+            let (mut reader, writer) = io::pipe().map_err(|e| e.to_string())?;
+            std::thread::scope(|scope| {
+                let opening = scope.spawn(move || opener.open(BufReader::new(object), writer));
+                let contents = read_package(&mut reader, |_, _| Ok(()));
+                // Drain what follows the archive's end so the opener can finish and verify.
+                let _ = io::copy(&mut reader, &mut io::sink());
+                drop(reader);
+                let opened = opening
+                    .join()
+                    .map_err(|_| "opening failed".to_owned())
+                    .and_then(|r| r.map_err(describe));
+                (opened, contents)
+            })
+        };
         let opened = opened.map_err(|e| format!("the dispatch does not open: {e}"))?;
         let contents =
             contents.map_err(|e| format!("the content is not a dispatch package: {e}"))?;
@@ -174,18 +193,19 @@ impl Inbox<'_> {
         Ok(header)
     }
 
-    /// Queues a signed reply about `about` to its sender, unless it is already queued.
-    fn answer(
+    /// A signed reply about `about` for its sender and its offer, unless it is already queued
+    /// (or the sender is not in the directory, so cannot be answered).
+    fn reply(
         &self,
         about: &Record,
         kind: ObjectKind,
         status: &str,
         reason: Option<&str>,
         now: OffsetDateTime,
-    ) -> Result<(), InboxError> {
+    ) -> Result<Option<(Offer, Vec<u8>)>, InboxError> {
         let id = reply_id(about.id, kind, status);
         if self.store.get(id)?.is_some() || self.directory.get(about.from.as_str()).is_none() {
-            return Ok(());
+            return Ok(None);
         }
         let me = self.signer.organ_code().clone();
         let signed = match kind {
@@ -211,9 +231,7 @@ impl Inbox<'_> {
             expires: 0,
             kind,
         };
-        self.store
-            .submit(&offer, signed.as_slice(), now.unix_timestamp() as u64)?;
-        Ok(())
+        Ok(Some((offer, signed)))
     }
 
     fn reply_arrived(&self, record: &Record) -> Result<Outcome, InboxError> {
@@ -262,19 +280,19 @@ impl Inbox<'_> {
         record: &Record,
         signed: &[u8],
     ) -> Result<(MessageId, Option<NoticeSeen>), String> {
-        let (text, _) =
+        let (text, signer) =
             verify_signed_text(signed, &record.from, self.trust).map_err(|e| e.to_string())?;
-        let (target, notice) = match record.kind {
+        let (target, reply) = match record.kind {
             ObjectKind::Receipt => {
                 let receipt = Receipt::parse(&text).map_err(|e| e.to_string())?;
-                (MessageId(receipt.id), None)
+                (MessageId(receipt.id), Reply::Receipt(receipt))
             }
             _ => {
                 let notice = Notice::parse(&text).map_err(|e| e.to_string())?;
                 if notice.by != record.from {
                     return Err("the notice names another agency".into());
                 }
-                (MessageId(notice.id), Some(notice))
+                (MessageId(notice.id), Reply::Notice(notice))
             }
         };
         let dispatch = self
@@ -283,18 +301,15 @@ impl Inbox<'_> {
             .map_err(|e| e.to_string())?
             .filter(|d| d.direction == Direction::Outgoing && d.to == record.from)
             .ok_or_else(|| format!("no dispatch {target} was sent to {}", record.from))?;
-        let seen = match notice {
-            None => {
-                let verified = verify_receipt(signed, &dispatch, &record.from, self.trust)
-                    .map_err(|e| e.to_string())?;
-                if let Err(e) =
-                    crate::witness::keep(self.store, &verified.receipt, &verified.signer)
-                {
+        let seen = match reply {
+            Reply::Receipt(receipt) => {
+                check_receipt(&receipt, &dispatch, &record.from).map_err(|e| e.to_string())?;
+                if let Err(e) = crate::witness::keep(self.store, &receipt, &signer) {
                     tracing::error!(peer = %record.from, error = %e, "peer checkpoint");
                 }
                 None
             }
-            Some(n) => Some(NoticeSeen {
+            Reply::Notice(n) => Some(NoticeSeen {
                 status: n.status,
                 by: n.by,
                 time: n.time.unix_timestamp(),
@@ -303,6 +318,17 @@ impl Inbox<'_> {
         };
         Ok((target, seen))
     }
+}
+
+/// What a reply says, once its signature checked.
+enum Reply {
+    Receipt(Receipt),
+    Notice(Notice),
+}
+
+/// An opening error as the sender's clerk reads it: the message and its stable code.
+fn describe(e: vdx_crypto::Error) -> String {
+    format!("{} ({})", e, e.code())
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {

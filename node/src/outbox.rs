@@ -11,7 +11,7 @@
 //!   the backlog (a backlog of more than that to unreachable peers delays the rest until they
 //!   expire or the peers return).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,19 +52,22 @@ struct Schedule {
 
 /// What to do with one queued dispatch this round.
 enum Step {
+    /// This dispatch waits (in flight, or backed off alone).
     Wait,
+    /// Nothing more goes to its peer this round (connecting, down, or busy): a pass skips the
+    /// peer's later, less urgent dispatches without looking at them.
+    PeerBusy,
     Connect,
     Send(quinn::Connection),
 }
 
 impl Schedule {
-    fn step(&mut self, record: &Queued, peer: &OrganCode, limit: u32) -> Step {
-        let now = Instant::now();
+    fn step(&mut self, record: &Queued, peer: &OrganCode, limit: u32, now: Instant) -> Step {
         match self.peers.get(peer) {
             None => return Step::Connect,
             Some(Peer::Down { until, .. }) if *until <= now => return Step::Connect,
             Some(Peer::Up(conn)) if conn.close_reason().is_some() => return Step::Connect,
-            Some(Peer::Connecting | Peer::Down { .. }) => return Step::Wait,
+            Some(Peer::Connecting | Peer::Down { .. }) => return Step::PeerBusy,
             Some(Peer::Up(_)) => {}
         }
         if self.in_flight.contains_key(&record.id)
@@ -83,7 +86,7 @@ impl Schedule {
             Some(Peer::Up(conn)) if count < limit.max(1) && !more_urgent => {
                 Step::Send(conn.clone())
             }
-            _ => Step::Wait,
+            _ => Step::PeerBusy,
         }
     }
 
@@ -113,9 +116,13 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
             tracing::error!(error = %e, "cannot read the outbox");
             Vec::new()
         });
+        let (now, now_secs) = (Instant::now(), node.now_secs());
+        // Peers that take nothing more this pass: the queue is in priority order, so their
+        // later dispatches can only wait too.
+        let mut busy = HashSet::new();
         for record in queued {
             let Ok(mut s) = schedule.lock() else { return };
-            if record.expires != 0 && record.expires < node.now_secs() {
+            if record.expires != 0 && record.expires < now_secs {
                 if !s.in_flight.contains_key(&record.id) {
                     let _ = node
                         .store
@@ -125,8 +132,19 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                 continue;
             }
             let peer = node.next_hop(&record.to);
-            match s.step(&record, &peer, node.config.limits.max_concurrent_per_peer) {
+            if busy.contains(&peer) {
+                continue;
+            }
+            match s.step(
+                &record,
+                &peer,
+                node.config.limits.max_concurrent_per_peer,
+                now,
+            ) {
                 Step::Wait => {}
+                Step::PeerBusy => {
+                    busy.insert(peer);
+                }
                 Step::Connect => {
                     s.peers.insert(peer.clone(), Peer::Connecting);
                     let (endpoint, node, schedule) =

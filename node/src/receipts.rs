@@ -143,13 +143,24 @@ pub fn verify_receipt(
 ) -> Result<VerifiedReceipt, ReceiptError> {
     let (text, signer) = verify_signed_text(signed, by, trust)?;
     let receipt = Receipt::parse(&text)?;
+    check_receipt(&receipt, record, by)?;
+    Ok(VerifiedReceipt { receipt, signer })
+}
+
+/// Checks that a receipt whose signature [`verify_signed_text`] checked names `record` and
+/// its signer `by`: for a caller that had to read the receipt to find `record`.
+pub fn check_receipt(
+    receipt: &Receipt,
+    record: &Record,
+    by: &OrganCode,
+) -> Result<(), ReceiptError> {
     if receipt.by != *by {
         return Err(ReceiptError::Mismatch("names another organ code"));
     }
     if receipt.id != record.id.0 || receipt.sealed_sha256 != digest_of(record)? {
         return Err(ReceiptError::Mismatch("names another dispatch"));
     }
-    Ok(VerifiedReceipt { receipt, signer })
+    Ok(())
 }
 
 /// The text inside a signed receipt or notice, and its signer's certificate, once its one

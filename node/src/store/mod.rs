@@ -35,11 +35,13 @@ use self::group_commit::GroupCommit;
 pub use self::ledger::{CheckpointError, Event, Witnessed};
 use self::objects::{Held, Placed};
 pub use self::objects::{ObjectReader, Receiving, Sealed, INLINE_MAX};
+use self::queue::Queue;
 
 mod base64_bytes;
 mod group_commit;
 pub mod ledger;
 mod objects;
+mod queue;
 
 /// sled's page cache (its default, 1 GiB, would let a large backlog grow the daemon far past its
 /// memory budget).
@@ -311,11 +313,59 @@ fn io_error(context: &'static str) -> impl FnOnce(io::Error) -> StoreError {
     }
 }
 
+/// An outgoing object as its transaction writes it.
+struct Outgoing {
+    record: Record,
+    /// Its outbox key (also in `record`).
+    key: Vec<u8>,
+    /// `record`, encoded.
+    value: Vec<u8>,
+    /// Its ledger entry.
+    event: Event,
+    /// Its outbox index value.
+    queued: Vec<u8>,
+    /// Its bytes, when kept in the store.
+    inline: Option<Vec<u8>>,
+}
+
+/// Writes outgoing objects in a transaction: record, outbox entry, header, small object and
+/// ledger entry each. An id already recorded aborts it as a conflict.
+fn insert_outgoing(
+    rows: &[Outgoing],
+    header: Option<&[u8]>,
+    dispatches: &sled::transaction::TransactionalTree,
+    outbox: &sled::transaction::TransactionalTree,
+    headers: &sled::transaction::TransactionalTree,
+    objects: &sled::transaction::TransactionalTree,
+    ledger: &sled::transaction::TransactionalTree,
+) -> Result<(), ConflictableTransactionError<StoreError>> {
+    for row in rows {
+        let id = row.record.id;
+        if dispatches.get(id.0)?.is_some() {
+            return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+                id,
+            )));
+        }
+        dispatches.insert(&id.0, row.value.as_slice())?;
+        outbox.insert(row.key.as_slice(), row.queued.as_slice())?;
+        if let Some(header) = header {
+            headers.insert(&id.0, header)?;
+        }
+        if let Some(bytes) = &row.inline {
+            objects.insert(&id.0, bytes.as_slice())?;
+        }
+        ledger::append(ledger, &row.event)?;
+    }
+    Ok(())
+}
+
 /// The node's durable state.
 pub struct Store {
     db: sled::Db,
     dispatches: sled::Tree,
     outbox: sled::Tree,
+    /// `outbox` in memory, for the scheduler.
+    queue: Queue,
     arrivals: sled::Tree,
     counters: sled::Tree,
     headers: sled::Tree,
@@ -338,11 +388,13 @@ impl Store {
             .cache_capacity(SLED_CACHE_BYTES)
             .open()?;
         let ledger = db.open_tree("ledger")?;
+        let outbox = db.open_tree("outbox")?;
         let store = Self {
+            queue: Queue::load(&outbox)?,
+            outbox,
             commit: GroupCommit::new(ledger::size_at_open(&ledger)?),
             ledger,
             dispatches: db.open_tree("dispatches")?,
-            outbox: db.open_tree("outbox")?,
             arrivals: db.open_tree("arrivals")?,
             counters: db.open_tree("counters")?,
             headers: db.open_tree("headers")?,
@@ -571,20 +623,7 @@ impl Store {
         header: Option<&[u8]>,
         by: &Event,
     ) -> Result<Vec<Record>, StoreError> {
-        let mut rows = Vec::new();
-        let mut records = Vec::new();
-        for (mut record, object) in placed {
-            let key = self.outbox_key(record.urgency, record.id)?;
-            record.outbox_key = Some(key.clone());
-            let event = record.event(by);
-            let queued = Queued::of(&record).encode();
-            let inline = match object {
-                Placed::Inline(bytes) => Some(bytes),
-                Placed::Spooled(_) => None,
-            };
-            rows.push((record.id, key, encode(&record)?, event, queued, inline));
-            records.push(record);
-        }
+        let rows = self.outgoing(placed, by)?;
         (
             &self.dispatches,
             &self.outbox,
@@ -593,27 +632,45 @@ impl Store {
             &self.ledger,
         )
             .transaction(|(dispatches, outbox, headers, objects, ledger)| {
-                for (id, key, value, event, queued, inline) in &rows {
-                    if dispatches.get(id.0)?.is_some() {
-                        return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
-                            *id,
-                        )));
-                    }
-                    dispatches.insert(&id.0, value.as_slice())?;
-                    outbox.insert(key.as_slice(), queued.as_slice())?;
-                    if let Some(header) = header {
-                        headers.insert(&id.0, header)?;
-                    }
-                    if let Some(bytes) = inline {
-                        objects.insert(&id.0, bytes.as_slice())?;
-                    }
-                    ledger::append(ledger, event)?;
-                }
-                Ok(())
+                insert_outgoing(&rows, header, dispatches, outbox, headers, objects, ledger)
             })
             .map_err(transaction_error)?;
+        self.queued(&rows);
         self.sync()?;
-        Ok(records)
+        Ok(rows.into_iter().map(|row| row.record).collect())
+    }
+
+    /// Gives each outgoing object its outbox key and encodes what its transaction writes.
+    fn outgoing(
+        &self,
+        placed: Vec<(Record, Placed)>,
+        by: &Event,
+    ) -> Result<Vec<Outgoing>, StoreError> {
+        placed
+            .into_iter()
+            .map(|(mut record, object)| {
+                let key = self.outbox_key(record.urgency, record.id)?;
+                record.outbox_key = Some(key.clone());
+                Ok(Outgoing {
+                    key,
+                    value: encode(&record)?,
+                    event: record.event(by),
+                    queued: Queued::of(&record).encode(),
+                    inline: match object {
+                        Placed::Inline(bytes) => Some(bytes),
+                        Placed::Spooled(_) => None,
+                    },
+                    record,
+                })
+            })
+            .collect()
+    }
+
+    /// Shows committed outgoing objects to the scheduler.
+    fn queued(&self, rows: &[Outgoing]) {
+        for row in rows {
+            self.queue.insert(row.key.clone(), Queued::of(&row.record));
+        }
     }
 
     /// The queued outgoing dispatches, hỏa tốc first, then in order of submission.
@@ -622,16 +679,9 @@ impl Store {
     }
 
     /// The first `limit` queued outgoing dispatches in priority order: what a scheduler pass looks
-    /// at, so that its cost does not grow with the backlog. Read from the outbox index alone.
+    /// at, so that its cost does not grow with the backlog. Read from the index's mirror in memory.
     pub fn outbox_head(&self, limit: usize) -> Result<Vec<Queued>, StoreError> {
-        self.outbox
-            .iter()
-            .values()
-            .take(limit)
-            .map(|value| {
-                Queued::decode(&value?).ok_or_else(|| StoreError::Corrupt("outbox entry".into()))
-            })
-            .collect()
+        Ok(self.queue.head(limit))
     }
 
     /// The records whose ids `ids` yields, in that order.
@@ -686,7 +736,7 @@ impl Store {
     ) -> Result<Record, StoreError> {
         let key = match self.get(id)?.and_then(|r| r.outbox_key) {
             Some(key) => Some(key),
-            None => self.find_outbox_key(id)?,
+            None => self.queue.key_of(id),
         };
         let record = self.modify(id, key, Some(&event), |r| {
             r.state = state.clone();
@@ -706,7 +756,7 @@ impl Store {
         event: Option<&Event>,
         change: impl Fn(&mut Record),
     ) -> Result<Record, StoreError> {
-        (&self.dispatches, &self.outbox, &self.ledger)
+        let record = (&self.dispatches, &self.outbox, &self.ledger)
             .transaction(|(dispatches, outbox, ledger)| {
                 let mut record = load(dispatches, id)?;
                 change(&mut record);
@@ -720,7 +770,11 @@ impl Store {
                 }
                 Ok(record)
             })
-            .map_err(transaction_error)
+            .map_err(transaction_error)?;
+        if let Some(key) = &outbox_key {
+            self.queue.remove(key);
+        }
+        Ok(record)
     }
 
     fn outbox_key(&self, urgency: u8, id: MessageId) -> Result<Vec<u8>, StoreError> {
@@ -729,16 +783,6 @@ impl Store {
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
         key.extend_from_slice(&id.0);
         Ok(key)
-    }
-
-    fn find_outbox_key(&self, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
-        for entry in self.outbox.iter() {
-            let (key, value) = entry?;
-            if value.starts_with(&id.0) {
-                return Ok(Some(key.to_vec()));
-            }
-        }
-        Ok(None)
     }
 
     /// Starts receiving the object `offer` announces. Its resume point is how many bytes are
@@ -889,13 +933,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Registers an opened dispatch: keeps its header and gives it the next incoming number of
-    /// `year` in its series, in one transaction. Registering again returns the first registration.
+    /// Registers an opened dispatch: keeps its header, gives it the next incoming number of
+    /// `year` in its series and queues its `replies` (signed objects for its sender: the delivery
+    /// receipt and notice 01), in one transaction and one flush. Registering again returns the
+    /// first registration.
     pub fn register(
         &self,
         id: MessageId,
         header: &DispatchHeader,
         year: i32,
+        replies: &[(Offer, Vec<u8>)],
+        now: u64,
     ) -> Result<Record, StoreError> {
         let classified = header.classification.is_classified();
         let counter = format!(
@@ -903,41 +951,55 @@ impl Store {
             if classified { "classified" } else { "regular" }
         );
         let header_json = encode_header(header)?;
-        let record = (
+        let mut placed = Vec::new();
+        for (offer, signed) in replies {
+            let record = Record::new(offer, Direction::Outgoing, DispatchState::Queued, now);
+            placed.push((record, self.place_object(offer, signed.as_slice())?));
+        }
+        let rows = self.outgoing(placed, &Event::new(EntryKind::Submitted, None, Actor::Node))?;
+        let (record, queued) = (
             &self.dispatches,
             &self.arrivals,
             &self.counters,
             &self.headers,
+            &self.outbox,
+            &self.objects,
             &self.ledger,
         )
-            .transaction(|(dispatches, arrivals, counters, headers, ledger)| {
-                let mut record = load(dispatches, id)?;
-                if record.incoming_number.is_some() {
-                    return Ok(record);
-                }
-                let number = counters
-                    .get(counter.as_bytes())?
-                    .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-                    .map_or(0, u64::from_be_bytes)
-                    + 1;
-                counters.insert(counter.as_bytes(), &number.to_be_bytes())?;
-                record.state = DispatchState::Registered;
-                headers.insert(&id.0, header_json.as_slice())?;
-                record.incoming_number = Some(IncomingNumber {
-                    year,
-                    classified,
-                    number,
-                });
-                let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
-                dispatches.insert(&id.0, value)?;
-                arrivals.remove(&id.0)?;
-                let event = Event::new(EntryKind::Registered, Some(id.0), Actor::Node)
-                    .field("from", &record.from)
-                    .field("number", number_text(&record));
-                ledger::append(ledger, &event)?;
-                Ok(record)
-            })
+            .transaction(
+                |(dispatches, arrivals, counters, headers, outbox, objects, ledger)| {
+                    let mut record = load(dispatches, id)?;
+                    if record.incoming_number.is_some() {
+                        return Ok((record, false));
+                    }
+                    let number = counters
+                        .get(counter.as_bytes())?
+                        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                        .map_or(0, u64::from_be_bytes)
+                        + 1;
+                    counters.insert(counter.as_bytes(), &number.to_be_bytes())?;
+                    record.state = DispatchState::Registered;
+                    headers.insert(&id.0, header_json.as_slice())?;
+                    record.incoming_number = Some(IncomingNumber {
+                        year,
+                        classified,
+                        number,
+                    });
+                    let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                    dispatches.insert(&id.0, value)?;
+                    arrivals.remove(&id.0)?;
+                    let event = Event::new(EntryKind::Registered, Some(id.0), Actor::Node)
+                        .field("from", &record.from)
+                        .field("number", number_text(&record));
+                    ledger::append(ledger, &event)?;
+                    insert_outgoing(&rows, None, dispatches, outbox, headers, objects, ledger)?;
+                    Ok((record, true))
+                },
+            )
             .map_err(transaction_error)?;
+        if queued {
+            self.queued(&rows);
+        }
         self.sync()?;
         Ok(record)
     }
@@ -1028,6 +1090,9 @@ impl Store {
                 Ok(record)
             })
             .map_err(transaction_error)?;
+        if record.outbox_key.as_ref() == Some(&key) {
+            self.queue.insert(key, Queued::of(&record));
+        }
         self.sync()?;
         Ok(record)
     }
@@ -1413,6 +1478,55 @@ mod tests {
         // Refused: its bytes are gone with it.
         store.refuse(MessageId(d.id), "test".into()).unwrap();
         assert!(store.object(MessageId(d.id)).is_err());
+    }
+
+    #[test]
+    fn registration_queues_its_replies_in_the_same_transaction_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = b"a dispatch from G22".to_vec();
+        let d = dispatch(7, 2, &body);
+        let reply = |n: u8, kind| {
+            let signed = vec![n; 300];
+            let offer = Offer {
+                id: [n; 16],
+                from: d.to.clone(),
+                to: d.from.clone(),
+                kind,
+                expires: 0,
+                ..dispatch(n, 2, &signed)
+            };
+            (offer, signed)
+        };
+        let replies = [reply(8, ObjectKind::Receipt), reply(9, ObjectKind::Notice)];
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let receiving = receive_whole(&store, &d, &body);
+            store.complete_incoming(&d, receiving, 5, &peer()).unwrap();
+            let first = store
+                .register(MessageId(d.id), &header(), 2026, &replies, 6)
+                .unwrap();
+            assert_eq!(first.state, DispatchState::Registered);
+            let ids: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
+            assert_eq!(ids, [8, 9]);
+            // Again (as after a crash before the arrival was taken off): same number, no copies.
+            let again = store
+                .register(MessageId(d.id), &header(), 2026, &replies, 7)
+                .unwrap();
+            assert_eq!(again.incoming_number, first.incoming_number);
+            assert_eq!(store.outbox().unwrap().len(), 2);
+        }
+        // The scheduler's view of the outbox is rebuilt from the store at open.
+        let store = Store::open(dir.path()).unwrap();
+        let queued = store.outbox().unwrap();
+        assert_eq!(queued.len(), 2);
+        assert_eq!(queued[0].to, d.from);
+        assert_eq!(read_object(&store, MessageId([9; 16])), vec![9u8; 300]);
+        assert!(store.arrivals().unwrap().is_empty());
+        store
+            .mark_sent(MessageId([8; 16]), b"hop receipt".to_vec(), &peer())
+            .unwrap();
+        let ids: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
+        assert_eq!(ids, [9]);
     }
 
     #[test]
