@@ -5,7 +5,13 @@
 //! spool file first (written, fsynced, renamed into place, directory fsynced), then the record in
 //! one sled transaction; then `flush` — and only then is anything acknowledged. A crash between
 //! file and record leaves an object without a record, which was never acknowledged; `open`
-//! removes it and the sender (or clerk) retries. Layout under the data directory:
+//! removes it and the sender (or clerk) retries.
+//!
+//! Two changes are not flushed on their own, because nothing is acknowledged on them and a crash
+//! that loses them only repeats them: the next hop's hop receipt taken ([`Store::mark_sent`]; the
+//! object is offered again and the next hop answers with the receipt it gave), and a reply applied
+//! to our dispatch ([`Store::apply_reply`]; the reply is still an arrival, applied again at
+//! start). The next flush, anyone's, makes them durable. Layout under the data directory:
 //!
 //! ```text
 //! meta/                       sled: trees "dispatches" (id -> record), "outbox" (priority key -> id),
@@ -709,7 +715,7 @@ impl Store {
     }
 
     /// The next hop (`by`, who signed the hop receipt) took custody: out of the outbox, receipt
-    /// kept.
+    /// kept. Not flushed (see the module's documentation).
     pub fn mark_sent(
         &self,
         id: MessageId,
@@ -725,7 +731,9 @@ impl Store {
     /// Giving up (permanent refusal or expiry): out of the outbox, reason kept for the clerk.
     pub fn mark_failed(&self, id: MessageId, reason: String) -> Result<Record, StoreError> {
         let event = Event::new(EntryKind::Failed, Some(id.0), Actor::Node).field("reason", &reason);
-        self.finish(id, DispatchState::Failed { reason }, event)
+        let record = self.finish(id, DispatchState::Failed { reason }, event)?;
+        self.sync()?;
+        Ok(record)
     }
 
     fn finish(
@@ -738,12 +746,10 @@ impl Store {
             Some(key) => Some(key),
             None => self.queue.key_of(id),
         };
-        let record = self.modify(id, key, Some(&event), |r| {
+        self.modify(id, key, Some(&event), |r| {
             r.state = state.clone();
             r.outbox_key = None;
-        })?;
-        self.sync()?;
-        Ok(record)
+        })
     }
 
     /// Reads, changes and writes one record in a transaction (so concurrent changes to other
@@ -1014,6 +1020,7 @@ impl Store {
                 reason: reason.clone(),
             }
         })?;
+        self.sync()?;
         self.objects.remove(id.0)?;
         match fs::remove_file(self.object_path(id)) {
             Ok(()) => Ok(record),
@@ -1024,6 +1031,7 @@ impl Store {
 
     /// Applies a checked reply (`reply`, an arrival) to the outgoing dispatch `target`, in one
     /// transaction with marking the reply applied and recording `event` (a receipt or notice).
+    /// Not flushed (see the module's documentation).
     pub fn apply_reply(
         &self,
         reply: MessageId,
@@ -1037,7 +1045,8 @@ impl Store {
     }
 
     /// Takes `id` off the arrivals with `settle` applied to its record, and `change` applied to
-    /// another record if given, all in one transaction with recording `event`.
+    /// another record if given, all in one transaction with recording `event`. The caller
+    /// syncs, if it must.
     fn settle(
         &self,
         id: MessageId,
@@ -1045,7 +1054,7 @@ impl Store {
         event: &Event,
         settle: impl Fn(&mut Record),
     ) -> Result<Record, StoreError> {
-        let record = (&self.dispatches, &self.arrivals, &self.ledger)
+        (&self.dispatches, &self.arrivals, &self.ledger)
             .transaction(|(dispatches, arrivals, ledger)| {
                 let mut record = load(dispatches, id)?;
                 settle(&mut record);
@@ -1061,9 +1070,7 @@ impl Store {
                 ledger::append(ledger, event)?;
                 Ok(record)
             })
-            .map_err(transaction_error)?;
-        self.sync()?;
-        Ok(record)
+            .map_err(transaction_error)
     }
 
     /// Queues a received object for another agency for forwarding, in one transaction: it leaves
