@@ -132,19 +132,26 @@ pub async fn send_dispatch(
     if let Err(e) = &result {
         close_with(&mut send, &mut reader, e);
     }
-    store.record_attempt(id)?;
-    match result? {
-        SendOutcome::Stored {
+    let outcome = match result {
+        Ok(SendOutcome::Stored {
             receipt,
             resumed_from,
-        } => {
-            let by = check_receipt(&record, &receipt).map_err(TransferError::BadReceipt)?;
-            store.mark_sent(id, receipt.clone(), &by)?;
-            Ok(SendOutcome::Stored {
-                receipt,
-                resumed_from,
-            })
-        }
+        }) => match check_receipt(&record, &receipt) {
+            Ok(by) => {
+                // Counts this attempt too, in the same transaction.
+                store.mark_sent(id, receipt.clone(), &by)?;
+                return Ok(SendOutcome::Stored {
+                    receipt,
+                    resumed_from,
+                });
+            }
+            Err(e) => Err(TransferError::BadReceipt(e)),
+        },
+        other => other,
+    };
+    store.record_attempt(id)?;
+    match outcome? {
+        stored @ SendOutcome::Stored { .. } => Ok(stored),
         SendOutcome::Rejected { code, reason } => {
             if code.is_permanent() {
                 store.mark_failed(id, format!("refused by the next hop: {reason}"))?;

@@ -12,6 +12,7 @@
 //! expired since. Everything fails closed.
 
 use std::cmp::Ordering;
+use std::sync::{Mutex, PoisonError};
 
 use der::Decode;
 use openssl::stack::Stack;
@@ -66,6 +67,33 @@ struct Crl {
     crl: X509Crl,
     /// Why the CRL cannot be relied on whatever the issuer (an unsupported critical extension).
     defect: Option<String>,
+    /// Issuer certificates (DER) whose key verified this CRL's signature. A loaded CRL does not
+    /// change, so its signature is checked once per issuer, not once per validation (a node
+    /// validates several signers per dispatch).
+    verified_with: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Crl {
+    fn signed_by(&self, issuer: &X509Ref) -> bool {
+        let Ok(der) = issuer.to_der() else {
+            return false;
+        };
+        let mut verified = self
+            .verified_with
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if verified.contains(&der) {
+            return true;
+        }
+        let signed = issuer
+            .public_key()
+            .and_then(|key| self.crl.verify(&key))
+            .unwrap_or(false);
+        if signed {
+            verified.push(der);
+        }
+        signed
+    }
 }
 
 /// A signer whose certificate path validated at its signing time and which no CRL revokes. Only
@@ -193,7 +221,11 @@ impl TrustStore {
             .into_iter()
             .map(|crl| {
                 let defect = crl_defect(&crl);
-                Crl { crl, defect }
+                Crl {
+                    crl,
+                    defect,
+                    verified_with: Mutex::default(),
+                }
             })
             .collect();
         Ok(Self {
@@ -304,7 +336,6 @@ impl TrustStore {
         for pair in path.windows(2) {
             let [cert, issuer] = pair else { continue };
             let subject = subject_string(cert);
-            let issuer_key = issuer.public_key()?;
             let mut usable = false;
             let mut problems = Vec::new();
             for entry in self
@@ -312,7 +343,7 @@ impl TrustStore {
                 .iter()
                 .filter(|c| same_name(c.crl.issuer_name(), issuer.subject_name()))
             {
-                if !entry.crl.verify(&issuer_key).unwrap_or(false) {
+                if !entry.signed_by(issuer) {
                     problems.push("its signature does not verify with the issuer's key".to_owned());
                     continue;
                 }
@@ -571,16 +602,19 @@ mod cases {
         assert_eq!(code(result), "crl_missing");
 
         // A CRL with the issuer's name but another key (an impostor or a re-keyed CA).
+        // Checked again on every validation (only a signature that verified is remembered).
         let mut impostor = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
-        let result = store(&ca, vec![impostor.crl(7).unwrap()]).validate_signer(&sign, &[], None);
-        assert_eq!(code(result), "crl_invalid");
+        let impostors = store(&ca, vec![impostor.crl(7).unwrap()]);
+        for _ in 0..2 {
+            let result = impostors.validate_signer(&sign, &[], None);
+            assert_eq!(code(result), "crl_invalid");
+        }
         // ... which does not spoil a genuine one beside it.
         let genuine = ca.crl(7).unwrap();
-        let both = vec![impostor.crl(7).unwrap(), genuine];
-        assert_eq!(
-            code(store(&ca, both).validate_signer(&sign, &[], None)),
-            "ok"
-        );
+        let both = store(&ca, vec![impostor.crl(7).unwrap(), genuine]);
+        for _ in 0..2 {
+            assert_eq!(code(both.validate_signer(&sign, &[], None)), "ok");
+        }
 
         // A CRL past its nextUpdate, or not yet valid.
         let day = StdDuration::from_secs(86_400);

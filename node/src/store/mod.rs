@@ -715,7 +715,7 @@ impl Store {
     }
 
     /// The next hop (`by`, who signed the hop receipt) took custody: out of the outbox, receipt
-    /// kept. Not flushed (see the module's documentation).
+    /// kept, this attempt counted. Not flushed (see the module's documentation).
     pub fn mark_sent(
         &self,
         id: MessageId,
@@ -725,22 +725,24 @@ impl Store {
         let digest = hex::encode(Sha256::digest(&receipt).as_slice());
         let event = Event::new(EntryKind::Sent, Some(id.0), Actor::Peer(by.clone()))
             .field("receipt-sha256", digest);
-        self.finish(id, DispatchState::Sent { receipt }, event)
+        self.finish(id, DispatchState::Sent { receipt }, event, 1)
     }
 
     /// Giving up (permanent refusal or expiry): out of the outbox, reason kept for the clerk.
     pub fn mark_failed(&self, id: MessageId, reason: String) -> Result<Record, StoreError> {
         let event = Event::new(EntryKind::Failed, Some(id.0), Actor::Node).field("reason", &reason);
-        let record = self.finish(id, DispatchState::Failed { reason }, event)?;
+        let record = self.finish(id, DispatchState::Failed { reason }, event, 0)?;
         self.sync()?;
         Ok(record)
     }
 
+    /// Takes `id` off the outbox in `state`, counting `attempts` more (the one that succeeded).
     fn finish(
         &self,
         id: MessageId,
         state: DispatchState,
         event: Event,
+        attempts: u32,
     ) -> Result<Record, StoreError> {
         let key = match self.get(id)?.and_then(|r| r.outbox_key) {
             Some(key) => Some(key),
@@ -749,6 +751,7 @@ impl Store {
         self.modify(id, key, Some(&event), |r| {
             r.state = state.clone();
             r.outbox_key = None;
+            r.attempts += attempts;
         })
     }
 
