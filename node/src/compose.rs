@@ -153,6 +153,7 @@ pub fn transfer_id(message_id: &[u8; 16], to: &OrganCode) -> MessageId {
 pub fn reply_id(id: MessageId, kind: ObjectKind, status: &str) -> MessageId {
     let tag: &[u8] = match kind {
         ObjectKind::Receipt => b"receipt",
+        ObjectKind::Replies => b"replies",
         _ => status.as_bytes(),
     };
     derived_id(b"vdx/reply", &id.0, tag)
@@ -574,6 +575,10 @@ mod tests {
         assert_ne!(
             reply_id(t, ObjectKind::Notice, "01"),
             reply_id(t, ObjectKind::Notice, "02")
+        );
+        assert_ne!(
+            reply_id(t, ObjectKind::Replies, "01"),
+            reply_id(t, ObjectKind::Notice, "01")
         );
     }
 

@@ -18,6 +18,7 @@ use vdx_protocol::ledger::{Actor, EntryKind};
 use vdx_protocol::notice::Notice;
 use vdx_protocol::package::read_package;
 use vdx_protocol::receipt::{Receipt, ReceiptKind};
+use vdx_protocol::replies;
 use vdx_protocol::wire::{ObjectKind, Offer};
 
 use crate::compose::{reply_id, transfer_id, uuid_bytes};
@@ -81,13 +82,20 @@ impl Inbox<'_> {
     fn dispatch(&self, record: &Record, now: OffsetDateTime) -> Result<Outcome, InboxError> {
         match self.open(record) {
             Ok(header) => {
-                let replies: Vec<_> = [
-                    self.reply(record, ObjectKind::Receipt, "", None, now)?,
-                    self.reply(record, ObjectKind::Notice, "01", None, now)?,
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
+                // The delivery receipt and notice 01 travel back as one object.
+                let replies: Vec<_> = self
+                    .reply(record, ObjectKind::Replies, "01", || {
+                        let receipt = self.signer.sign(
+                            ReceiptKind::Delivery,
+                            record,
+                            now,
+                            self.signer.checkpoint(self.store),
+                        )?;
+                        let notice = self.notice(record, "01", None, now)?;
+                        Ok(replies::join(&[&receipt, &notice]))
+                    })?
+                    .into_iter()
+                    .collect();
                 let year = now.to_offset(crate::compose::VIETNAM).year();
                 let secs = now.unix_timestamp() as u64;
                 Ok(Outcome::Registered(
@@ -96,9 +104,10 @@ impl Inbox<'_> {
                 ))
             }
             Err(reason) => {
-                if let Some((offer, signed)) =
-                    self.reply(record, ObjectKind::Notice, "02", Some(&reason), now)?
-                {
+                let refusal = self.reply(record, ObjectKind::Notice, "02", || {
+                    self.notice(record, "02", Some(&reason), now)
+                })?;
+                if let Some((offer, signed)) = refusal {
                     self.store
                         .submit(&offer, signed.as_slice(), now.unix_timestamp() as u64)?;
                 }
@@ -193,37 +202,24 @@ impl Inbox<'_> {
         Ok(header)
     }
 
-    /// A signed reply about `about` for its sender and its offer, unless it is already queued
-    /// (or the sender is not in the directory, so cannot be answered).
+    /// A reply of `kind` about `about` for its sender (what `sign` makes) and its offer, unless
+    /// it is already queued (or the sender is not in the directory, so cannot be answered): then
+    /// nothing is signed.
     fn reply(
         &self,
         about: &Record,
         kind: ObjectKind,
         status: &str,
-        reason: Option<&str>,
-        now: OffsetDateTime,
+        sign: impl FnOnce() -> Result<Vec<u8>, InboxError>,
     ) -> Result<Option<(Offer, Vec<u8>)>, InboxError> {
         let id = reply_id(about.id, kind, status);
         if self.store.get(id)?.is_some() || self.directory.get(about.from.as_str()).is_none() {
             return Ok(None);
         }
-        let me = self.signer.organ_code().clone();
-        let signed = match kind {
-            ObjectKind::Receipt => self.signer.sign(
-                ReceiptKind::Delivery,
-                about,
-                now,
-                self.signer.checkpoint(self.store),
-            ),
-            _ => self.signer.sign_text(
-                Notice::new(about.id.0, status, me.clone(), now, reason)
-                    .to_text()
-                    .as_bytes(),
-            ),
-        }?;
+        let signed = sign()?;
         let offer = Offer {
             id: id.0,
-            from: me,
+            from: self.signer.organ_code().clone(),
             to: about.from.clone(),
             size: signed.len() as u64,
             sealed_sha256: sha256(&signed),
@@ -234,6 +230,24 @@ impl Inbox<'_> {
         Ok(Some((offer, signed)))
     }
 
+    /// A signed status notice about `about`.
+    fn notice(
+        &self,
+        about: &Record,
+        status: &str,
+        reason: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>, InboxError> {
+        let notice = Notice::new(
+            about.id.0,
+            status,
+            self.signer.organ_code().clone(),
+            now,
+            reason,
+        );
+        Ok(self.signer.sign_text(notice.to_text().as_bytes())?)
+    }
+
     fn reply_arrived(&self, record: &Record) -> Result<Outcome, InboxError> {
         let mut signed = Vec::new();
         self.store
@@ -241,48 +255,94 @@ impl Inbox<'_> {
             .take(MAX_REPLY)
             .read_to_end(&mut signed)
             .map_err(StoreError::from_io("reading a reply"))?;
-        match self.check_reply(record, &signed) {
-            Ok((target, seen)) => {
-                let by = Actor::Peer(record.from.clone());
-                let event = match &seen {
-                    None => Event::new(EntryKind::Receipt, Some(target.0), by),
-                    Some(notice) => Event::new(EntryKind::Notice, Some(target.0), by)
-                        .field("status", &notice.status)
-                        .field("reason", notice.reason.as_deref().unwrap_or("")),
+        let (target, parts) = match self.check_reply(record, &signed) {
+            Ok(checked) => checked,
+            Err(reason) => return Ok(Outcome::Refused(self.store.refuse(record.id, reason)?)),
+        };
+        let by = Actor::Peer(record.from.clone());
+        let events: Vec<Event> = parts
+            .iter()
+            .map(|part| {
+                match part {
+                    Part::Receipt(_) => Event::new(EntryKind::Receipt, Some(target.0), by.clone()),
+                    Part::Notice(notice) => {
+                        Event::new(EntryKind::Notice, Some(target.0), by.clone())
+                            .field("status", &notice.status)
+                            .field("reason", notice.reason.as_deref().unwrap_or(""))
+                    }
                 }
-                .field("reply", record.id);
-                let applied =
-                    self.store
-                        .apply_reply(record.id, target, &event, |r| match &seen {
-                            None => r.delivery_receipt = Some(signed.clone()),
-                            Some(notice) => {
-                                if notice.status == "02" {
-                                    r.state = DispatchState::Failed {
-                                        reason: format!(
-                                            "refused by {}: {}",
-                                            notice.by,
-                                            notice.reason.as_deref().unwrap_or("no reason given")
-                                        ),
-                                    };
-                                }
-                                r.notices.push(notice.clone());
-                            }
-                        })?;
-                Ok(Outcome::Applied(self.store.get(target)?.unwrap_or(applied)))
+                .field("reply", record.id)
+            })
+            .collect();
+        let applied = self.store.apply_reply(record.id, target, &events, |r| {
+            for part in &parts {
+                match part {
+                    Part::Receipt(receipt) => r.delivery_receipt = Some(receipt.clone()),
+                    Part::Notice(notice) => {
+                        if notice.status == "02" {
+                            r.state = DispatchState::Failed {
+                                reason: format!(
+                                    "refused by {}: {}",
+                                    notice.by,
+                                    notice.reason.as_deref().unwrap_or("no reason given")
+                                ),
+                            };
+                        }
+                        r.notices.push(notice.clone());
+                    }
+                }
             }
-            Err(reason) => Ok(Outcome::Refused(self.store.refuse(record.id, reason)?)),
-        }
+        })?;
+        Ok(Outcome::Applied(self.store.get(target)?.unwrap_or(applied)))
     }
 
-    /// Which outgoing dispatch a reply is about, and the notice it carries (`None` for a receipt).
+    /// Which outgoing dispatch a reply is about, and what it says: a receipt, a notice, or (kind
+    /// 3) a delivery receipt and notice 01, each checked as if it had come alone.
     fn check_reply(
         &self,
         record: &Record,
         signed: &[u8],
-    ) -> Result<(MessageId, Option<NoticeSeen>), String> {
+    ) -> Result<(MessageId, Vec<Part>), String> {
+        let parts: Vec<(&[u8], ObjectKind)> = match record.kind {
+            ObjectKind::Replies => {
+                let [receipt, notice] = replies::split(signed).map_err(|e| e.to_string())?;
+                vec![(receipt, ObjectKind::Receipt), (notice, ObjectKind::Notice)]
+            }
+            kind => vec![(signed, kind)],
+        };
+        let mut target = None;
+        let mut checked = Vec::new();
+        for (part, kind) in parts {
+            let (about, part) = self.check_part(record, part, kind)?;
+            if target.is_some_and(|t| t != about) {
+                return Err("the replies name different dispatches".into());
+            }
+            target = Some(about);
+            checked.push(part);
+        }
+        let target = target.ok_or("an empty reply")?;
+        if let [Part::Receipt(_), Part::Notice(notice)] = checked.as_slice() {
+            if notice.status != "01" {
+                return Err(format!(
+                    "notice {} beside a delivery receipt",
+                    notice.status
+                ));
+            }
+        }
+        Ok((target, checked))
+    }
+
+    /// Checks one signed reply of `kind` from `record.from`: its signature and signer, and that
+    /// it names a dispatch we sent to that agency (a receipt: that dispatch exactly).
+    fn check_part(
+        &self,
+        record: &Record,
+        signed: &[u8],
+        kind: ObjectKind,
+    ) -> Result<(MessageId, Part), String> {
         let (text, signer) =
             verify_signed_text(signed, &record.from, self.trust).map_err(|e| e.to_string())?;
-        let (target, reply) = match record.kind {
+        let (target, reply) = match kind {
             ObjectKind::Receipt => {
                 let receipt = Receipt::parse(&text).map_err(|e| e.to_string())?;
                 (MessageId(receipt.id), Reply::Receipt(receipt))
@@ -301,23 +361,30 @@ impl Inbox<'_> {
             .map_err(|e| e.to_string())?
             .filter(|d| d.direction == Direction::Outgoing && d.to == record.from)
             .ok_or_else(|| format!("no dispatch {target} was sent to {}", record.from))?;
-        let seen = match reply {
+        let part = match reply {
             Reply::Receipt(receipt) => {
                 check_receipt(&receipt, &dispatch, &record.from).map_err(|e| e.to_string())?;
                 if let Err(e) = crate::witness::keep(self.store, &receipt, &signer) {
                     tracing::error!(peer = %record.from, error = %e, "peer checkpoint");
                 }
-                None
+                Part::Receipt(signed.to_vec())
             }
-            Reply::Notice(n) => Some(NoticeSeen {
+            Reply::Notice(n) => Part::Notice(NoticeSeen {
                 status: n.status,
                 by: n.by,
                 time: n.time.unix_timestamp(),
                 reason: n.reason,
             }),
         };
-        Ok((target, seen))
+        Ok((target, part))
     }
+}
+
+/// One checked part of a reply, as it is applied to our dispatch.
+enum Part {
+    /// The signed delivery receipt, kept with the dispatch.
+    Receipt(Vec<u8>),
+    Notice(NoticeSeen),
 }
 
 /// What a reply says, once its signature checked.
@@ -334,4 +401,125 @@ fn describe(e: vdx_crypto::Error) -> String {
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+    use vdx_pki::{Ca, TrustStore};
+    use vdx_protocol::OrganCode;
+
+    use super::*;
+    use crate::testkit::{agency, receipt_signer};
+
+    /// G22 sent a dispatch to H41; replies from H41 arrive at G22 as kind 3 objects.
+    #[test]
+    fn signed_replies_apply_whole_or_are_refused_whole() {
+        let mut ca = Ca::create("Root", vdx_crypto::KeyKind::EcP256, 30).unwrap();
+        let (g22, h41) = (
+            agency(&mut ca, "000.00.00.G22"),
+            agency(&mut ca, "000.00.00.H41"),
+        );
+        let trust = TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap();
+        let (ours, theirs) = (
+            receipt_signer(&g22, "000.00.00.G22"),
+            receipt_signer(&h41, "000.00.00.H41"),
+        );
+        let (enc_cert, enc_key) = {
+            let (_, cert, key) = g22.roles().into_iter().find(|r| r.0 == "enc").unwrap();
+            let pem = key.to_pkcs8_pem(None).unwrap();
+            (cert.to_owned(), PrivateKey::from_bytes(&pem, None).unwrap())
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let directory = Directory::default();
+        let inbox = Inbox {
+            store: &store,
+            signer: &ours,
+            enc_cert: &enc_cert,
+            enc_key: &enc_key,
+            trust: &trust,
+            directory: &directory,
+        };
+        let h41_code: OrganCode = "000.00.00.H41".parse().unwrap();
+        let sent: Vec<Record> = [1u8, 2]
+            .map(|n| {
+                let body = vec![n; 100];
+                let offer = Offer {
+                    id: [n; 16],
+                    from: ours.organ_code().clone(),
+                    to: h41_code.clone(),
+                    size: 100,
+                    sealed_sha256: Sha256::digest(&body).into(),
+                    urgency: 0,
+                    expires: 0,
+                    kind: ObjectKind::Dispatch,
+                };
+                store.submit(&offer, &body[..], 1).unwrap()
+            })
+            .into();
+        let now = OffsetDateTime::now_utc();
+        let receipt = |about: &Record| {
+            theirs
+                .sign(ReceiptKind::Delivery, about, now, None)
+                .unwrap()
+        };
+        let notice = |about: &Record, status: &str| {
+            let reason = (status == "02").then_some("bad");
+            let text = Notice::new(about.id.0, status, h41_code.clone(), now, reason).to_text();
+            theirs.sign_text(text.as_bytes()).unwrap()
+        };
+        let mut next_id = 10u8;
+        let mut arrive = |object: Vec<u8>| {
+            next_id += 1;
+            let offer = Offer {
+                id: [next_id; 16],
+                from: h41_code.clone(),
+                to: ours.organ_code().clone(),
+                size: object.len() as u64,
+                sealed_sha256: Sha256::digest(&object).into(),
+                urgency: 0,
+                expires: 0,
+                kind: ObjectKind::Replies,
+            };
+            let mut receiving = store.receive(&offer).unwrap();
+            store.append_incoming(&mut receiving, 0, &object).unwrap();
+            let (record, _) = store
+                .complete_incoming(&offer, receiving, 2, &h41_code)
+                .unwrap();
+            inbox.process(&record, now).unwrap()
+        };
+
+        // Not applied, each refused whole: the wrong order, notice 02 beside a receipt, parts
+        // about two dispatches, one part only, a cut object.
+        let (first, second) = (&sent[0], &sent[1]);
+        let refused = [
+            replies::join(&[&notice(first, "01"), &receipt(first)]),
+            replies::join(&[&receipt(first), &notice(first, "02")]),
+            replies::join(&[&receipt(first), &notice(second, "01")]),
+            replies::join(&[&receipt(first)]),
+            replies::join(&[&receipt(first), &notice(first, "01")])[..200].to_vec(),
+        ];
+        for object in refused {
+            let outcome = arrive(object);
+            assert!(matches!(outcome, Outcome::Refused(_)), "{outcome:?}");
+            let record = store.get(first.id).unwrap().unwrap();
+            assert!(record.delivery_receipt.is_none() && record.notices.is_empty());
+        }
+
+        // Receipt then notice 01 about the same dispatch: both applied.
+        let signed_receipt = receipt(first);
+        let outcome = arrive(replies::join(&[&signed_receipt, &notice(first, "01")]));
+        let Outcome::Applied(record) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(record.id, first.id);
+        assert_eq!(
+            record.delivery_receipt.as_deref(),
+            Some(&signed_receipt[..])
+        );
+        assert_eq!(record.notices.len(), 1);
+        assert_eq!(record.notices[0].status, "01");
+        assert!(store.arrivals().unwrap().is_empty());
+    }
 }

@@ -69,6 +69,17 @@ mod testkit {
         .unwrap()
     }
 
+    /// The agency's receipt and notice signer (its signing key, copied through PKCS#8).
+    pub(crate) fn receipt_signer(issued: &Issued, org: &str) -> crate::receipts::ReceiptSigner {
+        let (_, cert, key) = issued
+            .roles()
+            .into_iter()
+            .find(|(r, _, _)| *r == "sign")
+            .unwrap();
+        let key = PrivateKey::from_bytes(&key.to_pkcs8_pem(None).unwrap(), None).unwrap();
+        crate::receipts::ReceiptSigner::new(org.parse().unwrap(), cert.to_owned(), key).unwrap()
+    }
+
     pub(crate) fn tls_identity(issued: &Issued) -> (Vec<X509>, &PrivateKey) {
         let (_, cert, key) = issued
             .roles()

@@ -203,17 +203,7 @@ mod tests {
     use vdx_protocol::wire::Offer;
 
     use super::*;
-    use crate::testkit::agency;
-
-    fn signer_for(issued: &vdx_pki::Issued, org: &str) -> ReceiptSigner {
-        let (_, cert, key) = issued
-            .roles()
-            .into_iter()
-            .find(|(r, _, _)| *r == "sign")
-            .unwrap();
-        let key = PrivateKey::from_bytes(&key.to_pkcs8_pem(None).unwrap(), None).unwrap();
-        ReceiptSigner::new(org.parse().unwrap(), cert.to_owned(), key).unwrap()
-    }
+    use crate::testkit::{agency, receipt_signer as signer_for};
 
     #[test]
     fn receipts_verify_only_for_their_dispatch_and_signer() {

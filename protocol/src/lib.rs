@@ -12,6 +12,7 @@ pub mod notice;
 mod organ_code;
 pub mod package;
 pub mod receipt;
+pub mod replies;
 pub mod transfer;
 pub mod utc;
 pub mod wire;

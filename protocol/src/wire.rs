@@ -105,6 +105,9 @@ pub enum ObjectKind {
     Receipt,
     /// A signed status notice (`docs/status-notices.md`) about an earlier dispatch.
     Notice,
+    /// A delivery receipt and its notice 01 in one object ([`crate::replies`]): one transfer back
+    /// instead of two.
+    Replies,
 }
 
 impl ObjectKind {
@@ -113,6 +116,7 @@ impl ObjectKind {
             Self::Dispatch => 0,
             Self::Receipt => 1,
             Self::Notice => 2,
+            Self::Replies => 3,
         }
     }
 
@@ -121,6 +125,7 @@ impl ObjectKind {
             0 => Self::Dispatch,
             1 => Self::Receipt,
             2 => Self::Notice,
+            3 => Self::Replies,
             _ => return None,
         })
     }
@@ -642,7 +647,7 @@ mod tests {
         bad_offer[urgency_at] = 5;
         cases.push((bad_offer, 0x13));
         let mut bad_kind = encoded(&Frame::Offer(offer()));
-        *bad_kind.last_mut().unwrap() = 3;
+        *bad_kind.last_mut().unwrap() = 4;
         cases.push((bad_kind, 0x13));
         let mut bad_code = encoded(&Frame::Offer(offer()));
         bad_code[6 + 16 + 1] = b' ';

@@ -1018,7 +1018,7 @@ impl Store {
     pub fn refuse(&self, id: MessageId, reason: String) -> Result<Record, StoreError> {
         let event =
             Event::new(EntryKind::Refused, Some(id.0), Actor::Node).field("reason", &reason);
-        let record = self.settle(id, None, &event, |r| {
+        let record = self.settle(id, None, std::slice::from_ref(&event), |r| {
             r.state = DispatchState::Refused {
                 reason: reason.clone(),
             }
@@ -1033,28 +1033,28 @@ impl Store {
     }
 
     /// Applies a checked reply (`reply`, an arrival) to the outgoing dispatch `target`, in one
-    /// transaction with marking the reply applied and recording `event` (a receipt or notice).
+    /// transaction with marking the reply applied and recording `events` (a receipt, a notice, or both).
     /// Not flushed (see the module's documentation).
     pub fn apply_reply(
         &self,
         reply: MessageId,
         target: MessageId,
-        event: &Event,
+        events: &[Event],
         change: impl Fn(&mut Record),
     ) -> Result<Record, StoreError> {
-        self.settle(reply, Some((target, &change)), event, |r| {
+        self.settle(reply, Some((target, &change)), events, |r| {
             r.state = DispatchState::Applied;
         })
     }
 
     /// Takes `id` off the arrivals with `settle` applied to its record, and `change` applied to
-    /// another record if given, all in one transaction with recording `event`. The caller
+    /// another record if given, all in one transaction with recording `events`. The caller
     /// syncs, if it must.
     fn settle(
         &self,
         id: MessageId,
         other: Option<(MessageId, Change<'_>)>,
-        event: &Event,
+        events: &[Event],
         settle: impl Fn(&mut Record),
     ) -> Result<Record, StoreError> {
         (&self.dispatches, &self.arrivals, &self.ledger)
@@ -1070,7 +1070,9 @@ impl Store {
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
                 arrivals.remove(&id.0)?;
-                ledger::append(ledger, event)?;
+                for event in events {
+                    ledger::append(ledger, event)?;
+                }
                 Ok(record)
             })
             .map_err(transaction_error)
