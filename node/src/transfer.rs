@@ -151,7 +151,7 @@ pub async fn send_dispatch(
     };
     store.record_attempt(id)?;
     match outcome? {
-        stored @ SendOutcome::Stored { .. } => Ok(stored),
+        stored @ SendOutcome::Stored { .. } => Ok(stored), // not reached: returned above
         SendOutcome::Rejected { code, reason } => {
             if code.is_permanent() {
                 store.mark_failed(id, format!("refused by the next hop: {reason}"))?;
@@ -375,14 +375,13 @@ mod tests {
     use vdx_pki::Ca;
 
     use time::OffsetDateTime;
-    use vdx_crypto::PrivateKey;
     use vdx_pki::TrustStore;
     use vdx_protocol::receipt::ReceiptKind;
 
     use super::*;
     use crate::receipts::{verify_receipt, ReceiptSigner};
     use crate::store::DispatchState;
-    use crate::testkit::{agency, policy, tls_identity};
+    use crate::testkit::{agency, policy, receipt_signer, tls_identity};
     use crate::tls::{client_config, server_config};
 
     /// Receives for 000.00.00.H41 only, and signs real hop receipts.
@@ -423,20 +422,7 @@ mod tests {
         let h41 = agency(&mut ca, "000.00.00.H41");
         let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let receiver = Arc::new(Store::open(dirs.1.path()).unwrap());
-        let (_, sign_cert, sign_key) = h41
-            .roles()
-            .into_iter()
-            .find(|(r, _, _)| *r == "sign")
-            .unwrap();
-        let sign_key = PrivateKey::from_bytes(&sign_key.to_pkcs8_pem(None).unwrap(), None).unwrap();
-        let receipts = Arc::new(ForH41(
-            ReceiptSigner::new(
-                "000.00.00.H41".parse().unwrap(),
-                sign_cert.to_owned(),
-                sign_key,
-            )
-            .unwrap(),
-        ));
+        let receipts = Arc::new(ForH41(receipt_signer(&h41, "000.00.00.H41")));
         let (chain, key) = tls_identity(&h41);
         let server = quinn::Endpoint::server(
             server_config(&chain, key, policy(&ca, &["000.00.00.G22"])).unwrap(),
