@@ -259,12 +259,25 @@ impl Inbox<'_> {
             Ok(checked) => checked,
             Err(reason) => return Ok(Outcome::Refused(self.store.refuse(record.id, reason)?)),
         };
+        // Only a reply accepted whole leaves its signer's checkpoint with us.
+        for part in &parts {
+            if let Part::Receipt {
+                receipt, signer, ..
+            } = part
+            {
+                if let Err(e) = crate::witness::keep(self.store, receipt, signer) {
+                    tracing::error!(peer = %record.from, error = %e, "peer checkpoint");
+                }
+            }
+        }
         let by = Actor::Peer(record.from.clone());
         let events: Vec<Event> = parts
             .iter()
             .map(|part| {
                 match part {
-                    Part::Receipt(_) => Event::new(EntryKind::Receipt, Some(target.0), by.clone()),
+                    Part::Receipt { .. } => {
+                        Event::new(EntryKind::Receipt, Some(target.0), by.clone())
+                    }
                     Part::Notice(notice) => {
                         Event::new(EntryKind::Notice, Some(target.0), by.clone())
                             .field("status", &notice.status)
@@ -277,7 +290,7 @@ impl Inbox<'_> {
         let applied = self.store.apply_reply(record.id, target, &events, |r| {
             for part in &parts {
                 match part {
-                    Part::Receipt(receipt) => r.delivery_receipt = Some(receipt.clone()),
+                    Part::Receipt { signed, .. } => r.delivery_receipt = Some(signed.clone()),
                     Part::Notice(notice) => {
                         if notice.status == "02" {
                             r.state = DispatchState::Failed {
@@ -321,7 +334,7 @@ impl Inbox<'_> {
             checked.push(part);
         }
         let target = target.ok_or("an empty reply")?;
-        if let [Part::Receipt(_), Part::Notice(notice)] = checked.as_slice() {
+        if let [Part::Receipt { .. }, Part::Notice(notice)] = checked.as_slice() {
             if notice.status != "01" {
                 return Err(format!(
                     "notice {} beside a delivery receipt",
@@ -364,10 +377,15 @@ impl Inbox<'_> {
         let part = match reply {
             Reply::Receipt(receipt) => {
                 check_receipt(&receipt, &dispatch, &record.from).map_err(|e| e.to_string())?;
-                if let Err(e) = crate::witness::keep(self.store, &receipt, &signer) {
-                    tracing::error!(peer = %record.from, error = %e, "peer checkpoint");
+                // A hop receipt from the recipient says custody, not delivery.
+                if receipt.kind != ReceiptKind::Delivery {
+                    return Err("a hop receipt where a delivery receipt belongs".into());
                 }
-                Part::Receipt(signed.to_vec())
+                Part::Receipt {
+                    signed: signed.to_vec(),
+                    receipt,
+                    signer,
+                }
             }
             Reply::Notice(n) => Part::Notice(NoticeSeen {
                 status: n.status,
@@ -382,8 +400,12 @@ impl Inbox<'_> {
 
 /// One checked part of a reply, as it is applied to our dispatch.
 enum Part {
-    /// The signed delivery receipt, kept with the dispatch.
-    Receipt(Vec<u8>),
+    /// The signed delivery receipt (kept with the dispatch), what it says and who signed it.
+    Receipt {
+        signed: Vec<u8>,
+        receipt: Receipt,
+        signer: X509,
+    },
     Notice(NoticeSeen),
 }
 
@@ -459,11 +481,8 @@ mod tests {
             })
             .into();
         let now = OffsetDateTime::now_utc();
-        let receipt = |about: &Record| {
-            theirs
-                .sign(ReceiptKind::Delivery, about, now, None)
-                .unwrap()
-        };
+        let signed_by_them = |kind, about: &Record| theirs.sign(kind, about, now, None).unwrap();
+        let receipt = |about: &Record| signed_by_them(ReceiptKind::Delivery, about);
         let notice = |about: &Record, status: &str| {
             let reason = (status == "02").then_some("bad");
             let text = Notice::new(about.id.0, status, h41_code.clone(), now, reason).to_text();
@@ -491,12 +510,16 @@ mod tests {
         };
 
         // Not applied, each refused whole: the wrong order, notice 02 beside a receipt, parts
-        // about two dispatches, one part only, a cut object.
+        // about two dispatches, a hop receipt (custody, not delivery), one part only, a cut object.
         let (first, second) = (&sent[0], &sent[1]);
         let refused = [
             replies::join(&[&notice(first, "01"), &receipt(first)]),
             replies::join(&[&receipt(first), &notice(first, "02")]),
             replies::join(&[&receipt(first), &notice(second, "01")]),
+            replies::join(&[
+                &signed_by_them(ReceiptKind::Hop, first),
+                &notice(first, "01"),
+            ]),
             replies::join(&[&receipt(first)]),
             replies::join(&[&receipt(first), &notice(first, "01")])[..200].to_vec(),
         ];
