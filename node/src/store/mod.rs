@@ -328,8 +328,8 @@ struct Outgoing {
     value: Vec<u8>,
     /// Its ledger entry.
     event: Event,
-    /// Its outbox index value.
-    queued: Vec<u8>,
+    /// What the scheduler needs of it (the outbox index's value).
+    queued: Queued,
     /// Its bytes, when kept in the store.
     inline: Option<Vec<u8>>,
 }
@@ -353,7 +353,7 @@ fn insert_outgoing(
             )));
         }
         dispatches.insert(&id.0, row.value.as_slice())?;
-        outbox.insert(row.key.as_slice(), row.queued.as_slice())?;
+        outbox.insert(row.key.as_slice(), row.queued.encode())?;
         if let Some(header) = header {
             headers.insert(&id.0, header)?;
         }
@@ -641,8 +641,7 @@ impl Store {
                 insert_outgoing(&rows, header, dispatches, outbox, headers, objects, ledger)
             })
             .map_err(transaction_error)?;
-        self.queued(&rows);
-        self.sync()?;
+        self.sync_and_queue(&rows)?;
         Ok(rows.into_iter().map(|row| row.record).collect())
     }
 
@@ -661,7 +660,7 @@ impl Store {
                     key,
                     value: encode(&record)?,
                     event: record.event(by),
-                    queued: Queued::of(&record).encode(),
+                    queued: Queued::of(&record),
                     inline: match object {
                         Placed::Inline(bytes) => Some(bytes),
                         Placed::Spooled(_) => None,
@@ -672,11 +671,16 @@ impl Store {
             .collect()
     }
 
-    /// Shows committed outgoing objects to the scheduler.
-    fn queued(&self, rows: &[Outgoing]) {
+    /// Makes committed outgoing objects durable, then shows them to the scheduler: nothing leaves
+    /// before it is on disk here (a copy sent and then lost in a crash would be submitted again
+    /// under a new id, and arrive twice). If the flush fails they are shown all the same: they
+    /// are committed, and the error goes to whoever is waiting for them.
+    fn sync_and_queue(&self, rows: &[Outgoing]) -> Result<(), StoreError> {
+        let synced = self.sync();
         for row in rows {
-            self.queue.insert(row.key.clone(), Queued::of(&row.record));
+            self.queue.insert(row.key.clone(), row.queued.clone());
         }
+        synced
     }
 
     /// The queued outgoing dispatches, hỏa tốc first, then in order of submission.
@@ -711,7 +715,7 @@ impl Store {
     /// Counts an attempt (for backoff and for the clerk). Not flushed on its own: a count lost in
     /// a crash only shortens one backoff.
     pub fn record_attempt(&self, id: MessageId) -> Result<Record, StoreError> {
-        self.modify(id, None, None, |r| r.attempts += 1)
+        self.modify(id, false, None, |r| r.attempts += 1)
     }
 
     /// The next hop (`by`, who signed the hop receipt) took custody: out of the outbox, receipt
@@ -744,11 +748,7 @@ impl Store {
         event: Event,
         attempts: u32,
     ) -> Result<Record, StoreError> {
-        let key = match self.get(id)?.and_then(|r| r.outbox_key) {
-            Some(key) => Some(key),
-            None => self.queue.key_of(id),
-        };
-        self.modify(id, key, Some(&event), |r| {
+        self.modify(id, true, Some(&event), |r| {
             r.state = state.clone();
             r.outbox_key = None;
             r.attempts += attempts;
@@ -756,18 +756,22 @@ impl Store {
     }
 
     /// Reads, changes and writes one record in a transaction (so concurrent changes to other
-    /// fields are not lost), optionally taking it off the outbox and recording `event` (with the
-    /// record's `to`). The caller syncs.
+    /// fields are not lost), optionally taking it off the outbox (under the key its record names)
+    /// and recording `event` (with the record's `to`). The caller syncs.
     fn modify(
         &self,
         id: MessageId,
-        outbox_key: Option<Vec<u8>>,
+        off_outbox: bool,
         event: Option<&Event>,
         change: impl Fn(&mut Record),
     ) -> Result<Record, StoreError> {
-        let record = (&self.dispatches, &self.outbox, &self.ledger)
+        let (record, outbox_key) = (&self.dispatches, &self.outbox, &self.ledger)
             .transaction(|(dispatches, outbox, ledger)| {
                 let mut record = load(dispatches, id)?;
+                // Records written before the key was kept in them are found in the mirror.
+                let outbox_key = off_outbox
+                    .then(|| record.outbox_key.clone().or_else(|| self.queue.key_of(id)))
+                    .flatten();
                 change(&mut record);
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
@@ -777,7 +781,7 @@ impl Store {
                 if let Some(event) = event {
                     ledger::append(ledger, &event.clone().field("to", &record.to))?;
                 }
-                Ok(record)
+                Ok((record, outbox_key))
             })
             .map_err(transaction_error)?;
         if let Some(key) = &outbox_key {
@@ -1006,10 +1010,7 @@ impl Store {
                 },
             )
             .map_err(transaction_error)?;
-        if queued {
-            self.queued(&rows);
-        }
-        self.sync()?;
+        self.sync_and_queue(if queued { &rows } else { &[] })?;
         Ok(record)
     }
 
@@ -1102,10 +1103,12 @@ impl Store {
                 Ok(record)
             })
             .map_err(transaction_error)?;
+        // Shown to the scheduler once flushed, as in `sync_and_queue`.
+        let synced = self.sync();
         if record.outbox_key.as_ref() == Some(&key) {
             self.queue.insert(key, Queued::of(&record));
         }
-        self.sync()?;
+        synced?;
         Ok(record)
     }
 
