@@ -432,7 +432,7 @@ mod tests {
     use vdx_protocol::OrganCode;
 
     use super::*;
-    use crate::testkit::{agency, receipt_signer};
+    use crate::testkit::{agency, owned_key, receipt_signer, role};
 
     /// G22 sent a dispatch to H41; replies from H41 arrive at G22 as kind 3 objects.
     #[test]
@@ -447,11 +447,8 @@ mod tests {
             receipt_signer(&g22, "000.00.00.G22"),
             receipt_signer(&h41, "000.00.00.H41"),
         );
-        let (enc_cert, enc_key) = {
-            let (_, cert, key) = g22.roles().into_iter().find(|r| r.0 == "enc").unwrap();
-            let pem = key.to_pkcs8_pem(None).unwrap();
-            (cert.to_owned(), PrivateKey::from_bytes(&pem, None).unwrap())
-        };
+        let (enc_cert, enc_key) = role(&g22, "enc");
+        let enc_key = owned_key(enc_key);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let directory = Directory::default();

@@ -69,24 +69,30 @@ mod testkit {
         .unwrap()
     }
 
-    /// The agency's receipt and notice signer (its signing key, copied through PKCS#8).
-    pub(crate) fn receipt_signer(issued: &Issued, org: &str) -> crate::receipts::ReceiptSigner {
+    /// The agency's certificate and key for `role` ("sign", "enc", "tls").
+    pub(crate) fn role<'a>(issued: &'a Issued, role: &str) -> (X509, &'a PrivateKey) {
         let (_, cert, key) = issued
             .roles()
             .into_iter()
-            .find(|(r, _, _)| *r == "sign")
+            .find(|(r, _, _)| *r == role)
             .unwrap();
-        let key = PrivateKey::from_bytes(&key.to_pkcs8_pem(None).unwrap(), None).unwrap();
-        crate::receipts::ReceiptSigner::new(org.parse().unwrap(), cert.to_owned(), key).unwrap()
+        (cert.to_owned(), key)
+    }
+
+    /// A copy of a key the node owns, as it loads one (through PKCS#8).
+    pub(crate) fn owned_key(key: &PrivateKey) -> PrivateKey {
+        PrivateKey::from_bytes(&key.to_pkcs8_pem(None).unwrap(), None).unwrap()
+    }
+
+    /// The agency's receipt and notice signer.
+    pub(crate) fn receipt_signer(issued: &Issued, org: &str) -> crate::receipts::ReceiptSigner {
+        let (cert, key) = role(issued, "sign");
+        crate::receipts::ReceiptSigner::new(org.parse().unwrap(), cert, owned_key(key)).unwrap()
     }
 
     pub(crate) fn tls_identity(issued: &Issued) -> (Vec<X509>, &PrivateKey) {
-        let (_, cert, key) = issued
-            .roles()
-            .into_iter()
-            .find(|(r, _, _)| *r == "tls")
-            .unwrap();
-        (vec![cert.to_owned()], key)
+        let (cert, key) = role(issued, "tls");
+        (vec![cert], key)
     }
 
     /// Trusts `ca` and accepts the peers whose organ code is in `bound`.

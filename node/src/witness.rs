@@ -211,7 +211,7 @@ mod tests {
     use vdx_protocol::receipt::ReceiptKind;
 
     use super::*;
-    use crate::testkit::agency;
+    use crate::testkit::{agency, role};
 
     /// A delivery receipt by 000.00.00.H41 carrying `note`.
     fn receipt_with(note: &str) -> Receipt {
@@ -225,16 +225,6 @@ mod tests {
         }
     }
 
-    /// An agency's signing certificate and key.
-    fn signing(issued: &vdx_pki::Issued) -> (openssl::x509::X509, &vdx_crypto::PrivateKey) {
-        let (_, cert, key) = issued
-            .roles()
-            .into_iter()
-            .find(|(r, _, _)| *r == "sign")
-            .unwrap();
-        (cert.to_owned(), key)
-    }
-
     #[test]
     fn a_checkpoint_that_does_not_verify_is_refused_and_kept_as_evidence() {
         let dir = tempfile::tempdir().unwrap();
@@ -244,7 +234,8 @@ mod tests {
             agency(&mut ca, "000.00.00.H41"),
             agency(&mut ca, "000.00.00.H40"),
         );
-        let ((h41_cert, h41_key), (other_cert, other_key)) = (signing(&h41), signing(&other));
+        let ((h41_cert, h41_key), (other_cert, other_key)) =
+            (role(&h41, "sign"), role(&other, "sign"));
         let checkpoint = Checkpoint {
             origin: Checkpoint::origin_of(&"000.00.00.H41".parse().unwrap()),
             size: 3,
