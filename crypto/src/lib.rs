@@ -17,6 +17,7 @@ mod armor;
 mod ber;
 mod oids;
 mod open;
+mod parsed;
 mod recipient;
 mod seal;
 mod signed;

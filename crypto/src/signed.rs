@@ -115,7 +115,7 @@ pub(crate) fn read<R: Read, W: Write>(input: R, output: &mut W) -> Result<Signed
             let element = r.element(MAX_CERTIFICATE, "certificate")?;
             // Attribute certificates and other choices carry nothing we use.
             if element.first() == Some(&tag::SEQUENCE) && certificates.len() < MAX_CERTIFICATES {
-                let cert = X509::from_der(&element)
+                let cert = crate::parsed::certificate(&element)
                     .map_err(|e| Error::Certificate(format!("in the signed document: {e}")))?;
                 certificates.push(cert);
             }

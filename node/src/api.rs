@@ -243,7 +243,7 @@ async fn route(
         }
         (Method::POST, ["v1", "uploads"]) => {
             need(roles.clerk, "upload files")?;
-            upload(&node, req.into_body()).await
+            upload(node, req.into_body()).await
         }
         (Method::POST, ["v1", "dispatches"]) => {
             need(roles.clerk, "send dispatches")?;
@@ -304,9 +304,9 @@ fn find(node: &Node, id: &str) -> Result<Record, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no dispatch {id}")))
 }
 
-async fn upload(node: &Node, mut body: Incoming) -> Result<Response<Body>, ApiError> {
+async fn upload(node: Arc<Node>, mut body: Incoming) -> Result<Response<Body>, ApiError> {
     let limit = node.config.limits.max_dispatch_bytes;
-    let mut upload = node.uploads.begin()?;
+    let mut upload = node.uploads.begin();
     let mut total = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad(format!("reading the upload: {e}")))?;
@@ -329,7 +329,7 @@ async fn upload(node: &Node, mut body: Incoming) -> Result<Response<Body>, ApiEr
             return Err(refusal);
         }
     }
-    let (id, size) = tokio::task::spawn_blocking(move || upload.finish())
+    let (id, size) = tokio::task::spawn_blocking(move || upload.finish(&node.store))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
     Ok(json_response(
@@ -369,18 +369,17 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
     let worker = node.clone();
     let (header, records, created) = tokio::task::spawn_blocking(move || {
         let composer = worker.composer();
-        if let Some((header, records)) = composer.already_submitted(&request, &worker.store)? {
+        if let Some((header, records)) = composer.already_submitted(&request)? {
             return Ok((header, records, false));
         }
         let queued = composer.compose(
             &request,
-            &worker.store,
             time::OffsetDateTime::now_utc(),
             &roles.event(EntryKind::Submitted, None),
         );
         if queued.is_ok() {
             for file in &request.files {
-                worker.uploads.remove(&file.upload);
+                worker.uploads.remove(&worker.store, &file.upload);
             }
         }
         queued.map(|(header, records)| (header, records, true))

@@ -185,6 +185,8 @@ pub struct Composer<'a> {
     pub enc_certs: &'a HashMap<String, X509>,
     /// Where the files were uploaded.
     pub uploads: &'a Uploads,
+    /// Where the dispatch is queued (and small uploads are kept).
+    pub store: &'a Store,
     /// Scratch space for the sealed object.
     pub scratch: &'a Path,
     /// Expiry when the request gives none, in days (0 = none).
@@ -197,8 +199,8 @@ impl Composer<'_> {
     pub fn already_submitted(
         &self,
         request: &SendRequest,
-        store: &Store,
     ) -> Result<Option<(DispatchHeader, Vec<Record>)>, ComposeError> {
+        let store = self.store;
         let Some(text) = &request.message_id else {
             return Ok(None);
         };
@@ -233,7 +235,6 @@ impl Composer<'_> {
     pub fn compose(
         &self,
         request: &SendRequest,
-        store: &Store,
         now: OffsetDateTime,
         submitter: &Event,
     ) -> Result<(DispatchHeader, Vec<Record>), ComposeError> {
@@ -276,7 +277,7 @@ impl Composer<'_> {
                 kind: ObjectKind::Dispatch,
             })
             .collect();
-        let records = store.submit_copies(
+        let records = self.store.submit_copies(
             &copies,
             &header,
             sealed,
@@ -326,8 +327,8 @@ impl Composer<'_> {
         for file in &request.files {
             let size = self
                 .uploads
-                .size(&file.upload)
-                .map_err(|_| ComposeError::UnknownUpload(file.upload.clone()))?;
+                .size(self.store, &file.upload)?
+                .ok_or_else(|| ComposeError::UnknownUpload(file.upload.clone()))?;
             files.push(FileEntry {
                 name: file.name.clone(),
                 media_type: file
@@ -431,8 +432,8 @@ impl Composer<'_> {
         for (file, entry) in request.files.iter().zip(&header.files) {
             let content = self
                 .uploads
-                .read(&file.upload)
-                .map_err(|_| ComposeError::UnknownUpload(file.upload.clone()))?;
+                .read(self.store, &file.upload)?
+                .ok_or_else(|| ComposeError::UnknownUpload(file.upload.clone()))?;
             let digest = package
                 .add_file(&entry.name, entry.size, content)
                 .map_err(|e| invalid(&e))?;

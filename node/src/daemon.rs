@@ -118,6 +118,7 @@ impl Node {
             directory: &self.directory,
             enc_certs: &self.enc_certs,
             uploads: &self.uploads,
+            store: &self.store,
             scratch: &self.scratch,
             default_expiry_days: self.config.limits.default_expiry_days,
         }

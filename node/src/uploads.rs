@@ -1,6 +1,7 @@
 //! Files a client uploads before naming them in a dispatch (`POST /v1/uploads`). Content-addressed:
 //! an upload's id is the SHA-256 of its bytes, so the manifest digest is known before the package
-//! is written, and the same file uploaded twice is stored once.
+//! is written, and the same file uploaded twice is stored once. Uploads of at most
+//! [`INLINE_MAX`] bytes are kept in the store ([`Store::keep_upload`]), larger ones as files here.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use vdx_protocol::hex;
 
-use crate::store::StoreError;
+use crate::store::{ObjectReader, Store, StoreError, INLINE_MAX};
 
 /// The upload directory.
 pub struct Uploads {
@@ -35,55 +36,76 @@ impl Uploads {
     }
 
     /// Starts an upload; write the bytes into it, then [`Upload::finish`].
-    pub fn begin(&self) -> Result<Upload, StoreError> {
-        let mut name = [0u8; 16];
-        openssl::rand::rand_bytes(&mut name)
-            .map_err(|e| StoreError::Corrupt(format!("random name: {e}")))?;
-        let temp = self.dir.join("incoming").join(hex::encode(&name));
-        Ok(Upload {
-            file: File::create(&temp).map_err(StoreError::from_io("creating an upload"))?,
-            temp,
+    pub fn begin(&self) -> Upload {
+        Upload {
+            held: Held::Memory(Vec::new()),
             dir: self.dir.clone(),
             hasher: Sha256::new(),
             size: 0,
-        })
+        }
     }
 
-    /// Bytes of upload `id`.
-    pub fn size(&self, id: &str) -> io::Result<u64> {
-        Ok(fs::metadata(self.path(id)?)?.len())
+    /// Bytes of upload `id`; `None` if there is no such upload.
+    pub fn size(&self, store: &Store, id: &str) -> Result<Option<u64>, StoreError> {
+        let Some(digest) = digest(id) else {
+            return Ok(None);
+        };
+        if let Some((size, _)) = store.upload(&digest)? {
+            return Ok(Some(size));
+        }
+        absent_is_none(fs::metadata(self.dir.join(id)).map(|m| m.len()))
     }
 
-    /// Reads upload `id`.
-    pub fn read(&self, id: &str) -> io::Result<File> {
-        File::open(self.path(id)?)
+    /// Reads upload `id`; `None` if there is no such upload.
+    pub fn read(&self, store: &Store, id: &str) -> Result<Option<ObjectReader>, StoreError> {
+        let Some(digest) = digest(id) else {
+            return Ok(None);
+        };
+        if let Some((_, bytes)) = store.upload(&digest)? {
+            return Ok(Some(bytes));
+        }
+        absent_is_none(File::open(self.dir.join(id)).map(ObjectReader::File))
     }
 
     /// Forgets upload `id` (once a dispatch holding it is queued).
-    pub fn remove(&self, id: &str) {
-        if let Ok(path) = self.path(id) {
-            let _ = fs::remove_file(path);
+    pub fn remove(&self, store: &Store, id: &str) {
+        let Some(digest) = digest(id) else {
+            return;
+        };
+        if let Err(e) = store.forget_upload(&digest) {
+            tracing::warn!(upload = id, error = %e, "upload not forgotten");
         }
+        let _ = fs::remove_file(self.dir.join(id));
     }
+}
 
-    fn path(&self, id: &str) -> io::Result<PathBuf> {
-        if hex::decode::<32>(id).is_none() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not an upload id",
-            ));
-        }
-        Ok(self.dir.join(id))
+/// The digest an upload id names (64 hex digits); anything else names no upload, and never
+/// reaches a path.
+fn digest(id: &str) -> Option<[u8; 32]> {
+    hex::decode::<32>(id)
+}
+
+fn absent_is_none<T>(found: io::Result<T>) -> Result<Option<T>, StoreError> {
+    match found {
+        Ok(found) => Ok(Some(found)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::from_io("reading an upload")(e)),
     }
 }
 
 /// An upload being written.
 pub struct Upload {
-    file: File,
-    temp: PathBuf,
+    held: Held,
     dir: PathBuf,
     hasher: Sha256,
     size: u64,
+}
+
+/// Where an upload's bytes are until it is finished: in memory while it is small enough for the
+/// store, then in a temporary file.
+enum Held {
+    Memory(Vec<u8>),
+    File { file: File, temp: PathBuf },
 }
 
 impl Upload {
@@ -91,54 +113,110 @@ impl Upload {
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;
-        self.file
-            .write_all(bytes)
-            .map_err(StoreError::from_io("writing an upload"))
+        if let Held::Memory(held) = &mut self.held {
+            if self.size <= INLINE_MAX {
+                held.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let mut name = [0u8; 16];
+            openssl::rand::rand_bytes(&mut name)
+                .map_err(|e| StoreError::Corrupt(format!("random name: {e}")))?;
+            let temp = self.dir.join("incoming").join(hex::encode(&name));
+            let mut file =
+                File::create(&temp).map_err(StoreError::from_io("creating an upload"))?;
+            let written = file.write_all(held);
+            self.held = Held::File { file, temp };
+            written.map_err(StoreError::from_io("writing an upload"))?;
+        }
+        match &mut self.held {
+            Held::File { file, .. } => file
+                .write_all(bytes)
+                .map_err(StoreError::from_io("writing an upload")),
+            Held::Memory(_) => Ok(()),
+        }
     }
 
     /// Makes the upload durable under its id; returns the id (hex SHA-256) and size.
-    pub fn finish(self) -> Result<(String, u64), StoreError> {
-        self.file
-            .sync_all()
-            .map_err(StoreError::from_io("syncing an upload"))?;
-        let id = hex::encode(&self.hasher.clone().finalize());
-        fs::rename(&self.temp, self.dir.join(&id))
-            .map_err(StoreError::from_io("storing an upload"))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(StoreError::from_io("syncing the upload directory"))?;
+    pub fn finish(self, store: &Store) -> Result<(String, u64), StoreError> {
+        let digest: [u8; 32] = self.hasher.clone().finalize().into();
+        let id = hex::encode(&digest);
+        match &self.held {
+            Held::Memory(bytes) => store.keep_upload(&digest, bytes)?,
+            Held::File { file, temp } => {
+                file.sync_all()
+                    .map_err(StoreError::from_io("syncing an upload"))?;
+                fs::rename(temp, self.dir.join(&id))
+                    .map_err(StoreError::from_io("storing an upload"))?;
+                File::open(&self.dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(StoreError::from_io("syncing the upload directory"))?;
+            }
+        }
         Ok((id, self.size))
     }
 }
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.temp);
+        if let Held::File { temp, .. } = &self.held {
+            let _ = fs::remove_file(temp);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
+    fn contents(uploads: &Uploads, store: &Store, id: &str) -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        uploads
+            .read(store, id)
+            .unwrap()?
+            .read_to_end(&mut bytes)
+            .unwrap();
+        Some(bytes)
+    }
+
     #[test]
-    fn an_upload_is_stored_under_its_digest_and_bad_ids_are_refused() {
+    fn uploads_small_and_large_are_kept_under_their_digest_across_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let uploads = Uploads::open(dir.path()).unwrap();
-        let mut up = uploads.begin().unwrap();
-        up.write(b"hello ").unwrap();
-        up.write(b"world").unwrap();
-        let (id, size) = up.finish().unwrap();
-        assert_eq!(id, hex::encode(&Sha256::digest(b"hello world")));
-        assert_eq!(size, 11);
-        assert_eq!(uploads.size(&id).unwrap(), 11);
-        assert!(uploads.read("../../etc/passwd").is_err());
-        drop(uploads.begin().unwrap());
-        assert_eq!(
-            fs::read_dir(dir.path().join("incoming")).unwrap().count(),
-            0
-        );
-        uploads.remove(&id);
-        assert!(uploads.read(&id).is_err());
+        let small = b"hello world".to_vec();
+        let large: Vec<u8> = (0..INLINE_MAX + 1).map(|i| (i % 251) as u8).collect();
+        let mut ids = Vec::new();
+        {
+            let store = Store::open(&dir.path().join("store")).unwrap();
+            let uploads = Uploads::open(&dir.path().join("uploads")).unwrap();
+            for bytes in [&small, &large] {
+                let mut up = uploads.begin();
+                for chunk in bytes.chunks(7000) {
+                    up.write(chunk).unwrap();
+                }
+                let (id, size) = up.finish(&store).unwrap();
+                assert_eq!(id, hex::encode(&Sha256::digest(bytes)));
+                assert_eq!(size, bytes.len() as u64);
+                ids.push(id);
+            }
+            // Only the large one is a file; an abandoned upload leaves nothing behind.
+            assert!(!dir.path().join("uploads").join(&ids[0]).exists());
+            assert!(dir.path().join("uploads").join(&ids[1]).exists());
+            let mut abandoned = uploads.begin();
+            abandoned.write(&large).unwrap();
+            drop(abandoned);
+            let incoming = dir.path().join("uploads/incoming");
+            assert_eq!(fs::read_dir(incoming).unwrap().count(), 0);
+        }
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let uploads = Uploads::open(&dir.path().join("uploads")).unwrap();
+        for (id, bytes) in ids.iter().zip([&small, &large]) {
+            assert_eq!(uploads.size(&store, id).unwrap(), Some(bytes.len() as u64));
+            assert_eq!(contents(&uploads, &store, id).as_ref(), Some(bytes));
+            uploads.remove(&store, id);
+            assert_eq!(contents(&uploads, &store, id), None);
+            assert_eq!(uploads.size(&store, id).unwrap(), None);
+        }
+        assert_eq!(contents(&uploads, &store, "../../etc/passwd"), None);
     }
 }

@@ -18,7 +18,8 @@
 //!                             "arrivals" (id -> ()) received but not yet opened, "counters" (số đến),
 //!                             "headers" (id -> dispatch header JSON, kept apart so that the
 //!                             scheduler's reads of records stay small), "objects" (id -> sealed
-//!                             object of at most 64 KiB), "ledger" (see [`ledger`])
+//!                             object of at most 64 KiB), "uploads" (digest -> a client's upload
+//!                             of at most 64 KiB, see [`uploads`]), "ledger" (see [`ledger`])
 //! spool/objects/<id>.p7m      complete sealed objects larger than that
 //! spool/partial/<id>.part     incoming transfers in progress (resume from their synced length)
 //! spool/tmp/                  outgoing objects being written
@@ -48,6 +49,7 @@ mod group_commit;
 pub mod ledger;
 mod objects;
 mod queue;
+mod uploads;
 
 /// sled's page cache (its default, 1 GiB, would let a large backlog grow the daemon far past its
 /// memory budget).
@@ -376,6 +378,7 @@ pub struct Store {
     counters: sled::Tree,
     headers: sled::Tree,
     objects: sled::Tree,
+    uploads: sled::Tree,
     ledger: sled::Tree,
     commit: GroupCommit,
     spool: PathBuf,
@@ -405,6 +408,7 @@ impl Store {
             counters: db.open_tree("counters")?,
             headers: db.open_tree("headers")?,
             objects: db.open_tree("objects")?,
+            uploads: db.open_tree("uploads")?,
             db,
             spool,
         };
