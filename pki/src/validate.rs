@@ -12,6 +12,7 @@
 //! expired since. Everything fails closed.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use der::Decode;
@@ -60,6 +61,38 @@ pub struct TrustStore {
     anchors: Vec<X509>,
     intermediates: Vec<X509>,
     crls: Vec<Crl>,
+    /// Paths that validated, by the certificates they were built from (see [`ValidPath`]).
+    paths: Mutex<HashMap<Vec<Vec<u8>>, ValidPath>>,
+}
+
+/// More distinct signers than this empty the path cache and start again: a bound on its memory.
+const MAX_CACHED_PATHS: usize = 1024;
+
+/// A path OpenSSL built and verified. Its signatures and constraints do not change, and the
+/// anchors are the store's own, so the same path is valid at any time inside every certificate's
+/// validity period, `[from, until]` in Unix seconds. Building a path costs more than checking the
+/// signature it vouches for, and a node validates the same few signers for every dispatch.
+/// Outside the window the path is built again, which gives OpenSSL's own verdict.
+struct ValidPath {
+    path: Vec<X509>,
+    from: i64,
+    until: i64,
+}
+
+impl ValidPath {
+    fn of(path: Vec<X509>) -> Option<Self> {
+        let mut window = (i64::MIN, i64::MAX);
+        for cert in &path {
+            let from = offset_date_time(cert.not_before())?.unix_timestamp();
+            let until = offset_date_time(cert.not_after())?.unix_timestamp();
+            window = (window.0.max(from), window.1.min(until));
+        }
+        Some(Self {
+            path,
+            from: window.0,
+            until: window.1,
+        })
+    }
 }
 
 /// A CRL with what we learnt about it when the store was built.
@@ -232,6 +265,7 @@ impl TrustStore {
             anchors,
             intermediates,
             crls,
+            paths: Mutex::default(),
         })
     }
 
@@ -277,8 +311,38 @@ impl TrustStore {
         })
     }
 
-    /// OpenSSL's chain building with validity checked at `at`; returns the path, leaf first.
+    /// OpenSSL's chain building with validity checked at `at`; returns the path, leaf first. A
+    /// path built before from the same certificates is used again while `at` is inside its
+    /// validity ([`ValidPath`]).
     fn build_path(
+        &self,
+        cert: &X509Ref,
+        chain: &[X509],
+        at: OffsetDateTime,
+    ) -> Result<Vec<X509>, Error> {
+        let key = std::iter::once(cert.to_der())
+            .chain(chain.iter().map(|c| c.to_der()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let at_secs = at.unix_timestamp();
+        let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(valid) = paths.get(&key) {
+            if (valid.from..=valid.until).contains(&at_secs) {
+                return Ok(valid.path.clone());
+            }
+        }
+        drop(paths);
+        let path = self.verify_path(cert, chain, at)?;
+        if let Some(valid) = ValidPath::of(path.clone()) {
+            paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
+            if paths.len() >= MAX_CACHED_PATHS {
+                paths.clear();
+            }
+            paths.insert(key, valid);
+        }
+        Ok(path)
+    }
+
+    fn verify_path(
         &self,
         cert: &X509Ref,
         chain: &[X509],
@@ -511,6 +575,15 @@ mod cases {
         let before = OffsetDateTime::now_utc() - Duration::days(3);
         let result = plain.validate_signer(&cert_of(&good, "sign"), &[], Some(before));
         assert_eq!(code(result), "not_yet_valid");
+        // A path that validated now is not taken for valid at another time.
+        let signer = cert_of(&good, "sign");
+        plain.validate_signer(&signer, &[], None).unwrap();
+        let result = plain.validate_signer(&signer, &[], Some(before));
+        assert_eq!(code(result), "not_yet_valid");
+        let later = OffsetDateTime::now_utc() + Duration::days(40);
+        let result = plain.validate_signer(&signer, &[], Some(later));
+        assert_eq!(code(result), "expired");
+        plain.validate_signer(&signer, &[], None).unwrap();
 
         // An encryption certificate may not sign.
         let result = plain.validate_signer(&cert_of(&good, "enc"), &[], None);
