@@ -124,10 +124,18 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
             let Ok(mut s) = schedule.lock() else { return };
             if record.expires != 0 && record.expires < now_secs {
                 if !s.in_flight.contains_key(&record.id) {
-                    let _ = node
+                    match node
                         .store
-                        .mark_failed(record.id, "expired before delivery".into());
-                    tracing::warn!(id = %record.id, to = %record.to, "dispatch expired");
+                        .mark_failed(record.id, "expired before delivery".into())
+                    {
+                        Ok(r) if r.reason() == Some("expired before delivery") => {
+                            tracing::warn!(id = %record.id, to = %record.to, "dispatch expired");
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(id = %record.id, error = %e, "expiry not recorded")
+                        }
+                    }
                 }
                 continue;
             }

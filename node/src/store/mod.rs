@@ -719,7 +719,10 @@ impl Store {
     /// Counts an attempt (for backoff and for the clerk). Not flushed on its own: a count lost in
     /// a crash only shortens one backoff.
     pub fn record_attempt(&self, id: MessageId) -> Result<Record, StoreError> {
-        self.modify(id, false, None, |r| r.attempts += 1)
+        self.modify(id, false, None, |r| {
+            r.attempts += 1;
+            true
+        })
     }
 
     /// The next hop (`by`, who signed the hop receipt) took custody: out of the outbox, receipt
@@ -745,6 +748,10 @@ impl Store {
     }
 
     /// Takes `id` off the outbox in `state`, counting `attempts` more (the one that succeeded).
+    /// Only a queued dispatch moves: one that finished meanwhile (its transfer ended during the
+    /// scheduler's pass, a reply arrived) is left as it is, and so is a delivered one that would
+    /// fail (it expired after its delivery receipt came, ahead of its hop receipt). The record
+    /// is returned as it is afterwards.
     fn finish(
         &self,
         id: MessageId,
@@ -752,22 +759,28 @@ impl Store {
         event: Event,
         attempts: u32,
     ) -> Result<Record, StoreError> {
+        let failing = matches!(state, DispatchState::Failed { .. });
         self.modify(id, true, Some(&event), |r| {
+            if r.state != DispatchState::Queued || (failing && r.delivery_receipt.is_some()) {
+                return false;
+            }
             r.state = state.clone();
             r.outbox_key = None;
             r.attempts += attempts;
+            true
         })
     }
 
     /// Reads, changes and writes one record in a transaction (so concurrent changes to other
     /// fields are not lost), optionally taking it off the outbox (under the key its record names)
-    /// and recording `event` (with the record's `to`). The caller syncs.
+    /// and recording `event` (with the record's `to`). `change` returning false leaves the record,
+    /// the outbox and the ledger as they are. The caller syncs.
     fn modify(
         &self,
         id: MessageId,
         off_outbox: bool,
         event: Option<&Event>,
-        change: impl Fn(&mut Record),
+        change: impl Fn(&mut Record) -> bool,
     ) -> Result<Record, StoreError> {
         let (record, outbox_key) = (&self.dispatches, &self.outbox, &self.ledger)
             .transaction(|(dispatches, outbox, ledger)| {
@@ -776,7 +789,9 @@ impl Store {
                 let outbox_key = off_outbox
                     .then(|| record.outbox_key.clone().or_else(|| self.queue.key_of(id)))
                     .flatten();
-                change(&mut record);
+                if !change(&mut record) {
+                    return Ok((record, None));
+                }
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
                 if let Some(key) = &outbox_key {
@@ -1053,8 +1068,10 @@ impl Store {
     }
 
     /// Takes `id` off the arrivals with `settle` applied to its record, and `change` applied to
-    /// another record if given, all in one transaction with recording `events`. The caller
-    /// syncs, if it must.
+    /// another record if given, all in one transaction with recording `events`. A record that
+    /// `change` moves out of the queued state (a refusal notice about a dispatch whose hop
+    /// receipt was lost in a crash) leaves the outbox in the same transaction. The caller syncs,
+    /// if it must.
     fn settle(
         &self,
         id: MessageId,
@@ -1062,13 +1079,23 @@ impl Store {
         events: &[Event],
         settle: impl Fn(&mut Record),
     ) -> Result<Record, StoreError> {
-        (&self.dispatches, &self.arrivals, &self.ledger)
-            .transaction(|(dispatches, arrivals, ledger)| {
+        let (record, off_outbox) = (&self.dispatches, &self.arrivals, &self.outbox, &self.ledger)
+            .transaction(|(dispatches, arrivals, outbox, ledger)| {
                 let mut record = load(dispatches, id)?;
                 settle(&mut record);
+                let mut off_outbox = None;
                 if let Some((other, change)) = &other {
                     let mut target = load(dispatches, *other)?;
                     change(&mut target);
+                    if target.state != DispatchState::Queued {
+                        off_outbox = target
+                            .outbox_key
+                            .take()
+                            .or_else(|| self.queue.key_of(*other));
+                        if let Some(key) = &off_outbox {
+                            outbox.remove(key.as_slice())?;
+                        }
+                    }
                     let value = encode(&target).map_err(ConflictableTransactionError::Abort)?;
                     dispatches.insert(&other.0, value)?;
                 }
@@ -1078,9 +1105,13 @@ impl Store {
                 for event in events {
                     ledger::append(ledger, event)?;
                 }
-                Ok(record)
+                Ok((record, off_outbox))
             })
-            .map_err(transaction_error)
+            .map_err(transaction_error)?;
+        if let Some(key) = &off_outbox {
+            self.queue.remove(key);
+        }
+        Ok(record)
     }
 
     /// Queues a received object for another agency for forwarding, in one transaction: it leaves
@@ -1546,6 +1577,74 @@ mod tests {
             .unwrap();
         let ids: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
         assert_eq!(ids, [9]);
+    }
+
+    #[test]
+    fn only_a_queued_dispatch_finishes_and_a_refusal_takes_it_off_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in 1..=3 {
+            let body = vec![n; 100];
+            store.submit(&dispatch(n, 0, &body), &body[..], 5).unwrap();
+        }
+        let ledger_size = || store.ledger_size().unwrap();
+        let expired = |n: u8| store.mark_failed(MessageId([n; 16]), "expired".into());
+
+        // Sent during the scheduler's pass, then found expired by that pass: still sent.
+        store
+            .mark_sent(MessageId([1; 16]), b"hop receipt".to_vec(), &peer())
+            .unwrap();
+        let before = ledger_size();
+        let record = expired(1).unwrap();
+        assert_eq!(record.status(), "sent");
+        assert_eq!(ledger_size(), before, "nothing recorded");
+
+        // Its delivery receipt came first (the hop receipt was lost in a crash): never failed.
+        let arrival = |n: u8, id: u8| {
+            let signed = vec![n; 50];
+            let offer = Offer {
+                id: [n; 16],
+                from: "000.00.00.H41".parse().unwrap(),
+                to: peer(),
+                kind: ObjectKind::Replies,
+                expires: 0,
+                ..dispatch(n, 0, &signed)
+            };
+            let receiving = receive_whole(&store, &offer, &signed);
+            store
+                .complete_incoming(&offer, receiving, 6, &peer())
+                .unwrap();
+            (MessageId([n; 16]), MessageId([id; 16]))
+        };
+        let (reply, target) = arrival(8, 2);
+        store
+            .apply_reply(reply, target, &[], |r| {
+                r.delivery_receipt = Some(b"receipt".to_vec())
+            })
+            .unwrap();
+        assert_eq!(expired(2).unwrap().status(), "delivered");
+        let queued: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
+        assert_eq!(queued, [2, 3], "still offered, for its hop receipt");
+
+        // Refused by the recipient while still queued here: off the outbox at once, for good.
+        let (reply, target) = arrival(9, 3);
+        store
+            .apply_reply(reply, target, &[], |r| {
+                r.state = DispatchState::Failed {
+                    reason: "refused".into(),
+                }
+            })
+            .unwrap();
+        let queued: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
+        assert_eq!(queued, [2]);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let queued: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
+        assert_eq!(queued, [2]);
+        assert_eq!(
+            store.get(MessageId([3; 16])).unwrap().unwrap().reason(),
+            Some("refused")
+        );
     }
 
     #[test]
