@@ -49,7 +49,7 @@ pub fn sign(checkpoint: &Checkpoint, cert: &X509Ref, key: &PrivateKey) -> Result
 /// The encoded public key of `cert` (DER SubjectPublicKeyInfo), which names its checkpoint
 /// signatures. Copied out of the certificate's own encoding: OpenSSL 3.0 re-encoding the key
 /// costs more than a signature, and the certificate's bytes are what its issuer signed. A node
-/// signing a checkpoint per receipt still computes this once and uses [`sign_with`].
+/// signing many checkpoints still computes this once and uses [`sign_with`].
 pub fn public_key_der(cert: &X509Ref) -> Result<Vec<u8>, Error> {
     let parsed = x509_cert::Certificate::from_der(&cert.to_der()?)?;
     Ok(parsed.tbs_certificate.subject_public_key_info.to_der()?)

@@ -1,5 +1,6 @@
 //! When the ledger gets signed checkpoints (`docs/ledger.md`): at least every 64 entries or
-//! every 10 seconds while entries are added, for every receipt (`receipts`), and at stop. And the
+//! every 10 seconds while entries are added, for receipts once a second at most (`receipts`), and
+//! at stop. And the
 //! `config` entries: keys, configuration and directory changes, found by digest at start (they
 //! are edited while the daemon is stopped).
 

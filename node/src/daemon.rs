@@ -493,7 +493,12 @@ impl ReceivePolicy for Node {
     fn receipt(&self, record: &Record) -> Vec<u8> {
         let now = time::OffsetDateTime::now_utc();
         self.signer
-            .sign(ReceiptKind::Hop, record, now, self.checkpoint())
+            .sign(
+                ReceiptKind::Hop,
+                record,
+                now,
+                self.signer.receipt_checkpoint(&self.store),
+            )
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot sign a receipt");
                 Vec::new()

@@ -89,7 +89,7 @@ impl Inbox<'_> {
                             ReceiptKind::Delivery,
                             record,
                             now,
-                            self.signer.checkpoint(self.store),
+                            self.signer.receipt_checkpoint(self.store),
                         )?;
                         let notice = self.notice(record, "01", None, now)?;
                         Ok(replies::join(&[&receipt, &notice]))

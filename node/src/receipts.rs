@@ -1,6 +1,9 @@
 //! Signing and checking receipts (spec: `docs/receipts.md`): the receipt text as the content of a
 //! CMS SignedData, signed with the node's or agency's signing key, checkable with `openssl cms -verify`.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
 use openssl::x509::X509;
 use time::OffsetDateTime;
 use vdx_crypto::{verify_signed, PrivateKey, Sealer};
@@ -39,7 +42,15 @@ pub struct ReceiptSigner {
     key: PrivateKey,
     /// `cert`'s encoded public key, which names our checkpoint signatures.
     spki: Vec<u8>,
+    /// The checkpoint signed last, and when: what receipts carry for a second (see
+    /// [`ReceiptSigner::receipt_checkpoint`]).
+    latest: Mutex<Option<(Instant, Vec<u8>)>>,
 }
+
+/// How long a checkpoint is carried by receipts before a newer one is signed for them. A busy
+/// node gives hundreds of receipts a second; a checkpoint for each would cost a signature here and
+/// a verification and a write at every peer, and witness nothing more.
+const RECEIPT_CHECKPOINT_AGE: Duration = Duration::from_secs(1);
 
 impl ReceiptSigner {
     /// The certificate must carry `by` as its organizationIdentifier, and `key` must be its key.
@@ -58,6 +69,7 @@ impl ReceiptSigner {
             cert,
             key,
             spki,
+            latest: Mutex::default(),
         })
     }
 
@@ -92,10 +104,27 @@ impl ReceiptSigner {
     /// A signed checkpoint of `store`'s durable ledger, for a receipt: `None` (logged) if it
     /// cannot be made, since the receipt is still worth sending.
     pub fn checkpoint(&self, store: &Store) -> Option<Vec<u8>> {
-        store
+        let note = store
             .checkpoint(&self.origin(), |c| self.sign_checkpoint(c))
             .map_err(|e| tracing::error!(error = %e, "cannot make a ledger checkpoint"))
-            .ok()
+            .ok()?;
+        *self.latest() = Some((Instant::now(), note.clone()));
+        Some(note)
+    }
+
+    /// The checkpoint a receipt carries: the one signed last if that was less than
+    /// [`RECEIPT_CHECKPOINT_AGE`] ago, else a new one of the durable ledger.
+    pub fn receipt_checkpoint(&self, store: &Store) -> Option<Vec<u8>> {
+        if let Some((signed, note)) = self.latest().as_ref() {
+            if signed.elapsed() < RECEIPT_CHECKPOINT_AGE {
+                return Some(note.clone());
+            }
+        }
+        self.checkpoint(store)
+    }
+
+    fn latest(&self) -> MutexGuard<'_, Option<(Instant, Vec<u8>)>> {
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The certificate receipts and checkpoints are signed with.
@@ -204,6 +233,41 @@ mod tests {
 
     use super::*;
     use crate::testkit::{agency, receipt_signer as signer_for};
+
+    #[test]
+    fn receipts_carry_the_latest_checkpoint_for_a_second_then_a_new_one() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let signer = signer_for(&agency(&mut ca, "000.00.00.H41"), "000.00.00.H41");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let submit = |n: u8| {
+            let body = vec![n; 10];
+            let offer = Offer {
+                id: [n; 16],
+                from: "000.00.00.H41".parse().unwrap(),
+                to: "000.00.00.G22".parse().unwrap(),
+                size: 10,
+                sealed_sha256: Sha256::digest(&body).into(),
+                urgency: 0,
+                expires: 0,
+                kind: vdx_protocol::wire::ObjectKind::Dispatch,
+            };
+            store.submit(&offer, &body[..], 1).unwrap();
+        };
+        let size = |note: &[u8]| Checkpoint::parse_note(note).unwrap().0.size;
+        submit(1);
+        let first = signer.receipt_checkpoint(&store).unwrap();
+        submit(2);
+        let again = signer.receipt_checkpoint(&store).unwrap();
+        assert_eq!(
+            again, first,
+            "the ledger grew, but the checkpoint is recent"
+        );
+        std::thread::sleep(RECEIPT_CHECKPOINT_AGE);
+        let newer = signer.receipt_checkpoint(&store).unwrap();
+        assert_eq!(size(&newer), size(&first) + 1);
+        assert_eq!(size(&newer), store.durable_ledger_size());
+    }
 
     #[test]
     fn receipts_verify_only_for_their_dispatch_and_signer() {

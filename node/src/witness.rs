@@ -43,6 +43,9 @@ pub fn keep(store: &Store, receipt: &Receipt, signer: &X509Ref) -> Result<(), Wi
     let Some(note) = &receipt.checkpoint else {
         return Ok(());
     };
+    if store.has_witnessed(&Checkpoint::origin_of(&receipt.by), note)? {
+        return Ok(());
+    }
     let invalid = |what: String| {
         let origin = Checkpoint::origin_of(&receipt.by);
         match store.keep_invalid_checkpoint(&origin, &what, note) {
@@ -243,6 +246,14 @@ mod tests {
         };
         let good = vdx_crypto::checkpoint::sign(&checkpoint, &h41_cert, h41_key).unwrap();
         keep(&store, &receipt_with(&good), &h41_cert).unwrap();
+        // Receipts carry the same checkpoint for a while: kept once, and known again as it is.
+        keep(&store, &receipt_with(&good), &h41_cert).unwrap();
+        assert!(store
+            .has_witnessed(&checkpoint.origin, good.as_bytes())
+            .unwrap());
+        assert!(!store
+            .has_witnessed("vdx/000.00.00.H40", good.as_bytes())
+            .unwrap());
 
         // Signed by another agency's key, or naming another ledger: refused, and kept apart.
         let forged = vdx_crypto::checkpoint::sign(&checkpoint, &other_cert, other_key).unwrap();
@@ -258,10 +269,20 @@ mod tests {
             refused.to_string().contains("names the ledger"),
             "{refused}"
         );
+        // H40's genuine checkpoint, witnessed from H40, is still refused when H41's receipt
+        // carries it: a note witnessed before is recognised only under its own origin.
+        let h40s = vdx_crypto::checkpoint::sign(&elsewhere, &other_cert, other_key).unwrap();
+        let from_h40 = Receipt {
+            by: "000.00.00.H40".parse().unwrap(),
+            ..receipt_with(&h40s)
+        };
+        keep(&store, &from_h40, &other_cert).unwrap();
+        let refused = keep(&store, &receipt_with(&h40s), &h41_cert).unwrap_err();
+        assert!(matches!(refused, WitnessError::Invalid { .. }), "{refused}");
 
         let invalid = store.invalid_checkpoints().unwrap();
         let reasons = &invalid["vdx/000.00.00.H41"];
-        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
         assert!(
             reasons.iter().any(|r| r.contains("no signature")),
             "{reasons:?}"

@@ -424,6 +424,22 @@ impl Store {
             .collect()
     }
 
+    /// Whether this exact note of `origin` was kept by [`Store::witness`]: it was verified then,
+    /// so the same bytes need neither a verification nor a write again (receipts carry the same
+    /// checkpoint for a while).
+    pub fn has_witnessed(&self, origin: &str, note: &[u8]) -> Result<bool, StoreError> {
+        let Ok((checkpoint, _)) = Checkpoint::parse_note(note) else {
+            return Ok(false);
+        };
+        if checkpoint.origin != origin {
+            return Ok(false);
+        }
+        let mut key = witness_prefix(origin);
+        key.extend_from_slice(&checkpoint.size.to_be_bytes());
+        key.extend_from_slice(&checkpoint.root);
+        Ok(self.ledger.get(key)?.is_some_and(|kept| kept == note))
+    }
+
     /// Keeps a peer's checkpoint (already verified against its certificate). Returns the
     /// checkpoints of the same origin and size with another root: non-empty means the peer has
     /// shown two histories (a fork), and both are kept as evidence.
