@@ -162,7 +162,7 @@ pub(crate) fn run(home: Option<PathBuf>, command: AuditCommand) -> Result<ExitCo
 /// Where ledger questions go: the running daemon, or the stopped node's store.
 enum Ledger {
     Online(Client),
-    Offline(Offline),
+    Offline(Box<Offline>),
 }
 
 /// A stopped node's store, and what signs its checkpoints.
@@ -193,11 +193,11 @@ impl Ledger {
         let data = vdx_node::config::resolve(home, &config.data_dir);
         let store = Store::open(&data)
             .with_context(|| format!("opening the store in {}", data.display()))?;
-        Ok(Self::Offline(Offline {
+        Ok(Self::Offline(Box::new(Offline {
             store,
             signer,
             chain,
-        }))
+        })))
     }
 }
 
