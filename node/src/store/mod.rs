@@ -1164,10 +1164,12 @@ impl Store {
 
 impl Record {
     /// One word for people and scripts: queued, sent, delivered, failed (outgoing); received,
-    /// registered, refused (incoming); applied (a reply).
+    /// registered, refused (incoming); applied (a reply). A verified delivery receipt outweighs
+    /// the rest: a dispatch whose hop receipt was lost in a crash and that expired before the
+    /// restart was still delivered if its delivery receipt comes.
     pub fn status(&self) -> &'static str {
         match &self.state {
-            DispatchState::Queued | DispatchState::Sent { .. }
+            DispatchState::Queued | DispatchState::Sent { .. } | DispatchState::Failed { .. }
                 if self.delivery_receipt.is_some() =>
             {
                 "delivered"
@@ -1182,9 +1184,10 @@ impl Record {
         }
     }
 
-    /// Why it failed or was refused, if it was.
+    /// Why it failed or was refused, if it was (and was not delivered after all).
     pub fn reason(&self) -> Option<&str> {
         match &self.state {
+            DispatchState::Failed { .. } if self.delivery_receipt.is_some() => None,
             DispatchState::Failed { reason } | DispatchState::Refused { reason } => Some(reason),
             _ => None,
         }
@@ -1625,6 +1628,19 @@ mod tests {
         assert_eq!(expired(2).unwrap().status(), "delivered");
         let queued: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
         assert_eq!(queued, [2, 3], "still offered, for its hop receipt");
+        // Or it expired first (the crash and the expiry both before the restart): its delivery
+        // receipt, when it comes, still says delivered.
+        let body = vec![4; 100];
+        store.submit(&dispatch(4, 0, &body), &body[..], 5).unwrap();
+        assert_eq!(expired(4).unwrap().reason(), Some("expired"));
+        let (reply, target) = arrival(7, 4);
+        store
+            .apply_reply(reply, target, &[], |r| {
+                r.delivery_receipt = Some(b"receipt".to_vec())
+            })
+            .unwrap();
+        let record = store.get(MessageId([4; 16])).unwrap().unwrap();
+        assert_eq!((record.status(), record.reason()), ("delivered", None));
 
         // Refused by the recipient while still queued here: off the outbox at once, for good.
         let (reply, target) = arrival(9, 3);
