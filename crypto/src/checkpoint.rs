@@ -3,7 +3,6 @@
 //! with SHA-256 over the checkpoint body. The formats live in `vdx_protocol::ledger`; this module
 //! adds the public-key operations, so that the same code signs in the node and verifies offline.
 
-use der::{Decode, Encode};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{Id, PKey, Public};
 use openssl::rsa::Padding;
@@ -47,12 +46,10 @@ pub fn sign(checkpoint: &Checkpoint, cert: &X509Ref, key: &PrivateKey) -> Result
 }
 
 /// The encoded public key of `cert` (DER SubjectPublicKeyInfo), which names its checkpoint
-/// signatures. Copied out of the certificate's own encoding: OpenSSL 3.0 re-encoding the key
-/// costs more than a signature, and the certificate's bytes are what its issuer signed. A node
-/// signing many checkpoints still computes this once and uses [`sign_with`].
+/// signatures. Encoding a key costs more than signing with it: a node signing many checkpoints
+/// computes this once and uses [`sign_with`].
 pub fn public_key_der(cert: &X509Ref) -> Result<Vec<u8>, Error> {
-    let parsed = x509_cert::Certificate::from_der(&cert.to_der()?)?;
-    Ok(parsed.tbs_certificate.subject_public_key_info.to_der()?)
+    Ok(cert.public_key()?.public_key_to_der()?)
 }
 
 /// [`sign`] for a key already checked to be the private half of the certificate whose encoded
@@ -90,7 +87,9 @@ impl Verifier {
     /// Takes the key of `cert`, which must be EC or RSA.
     pub fn new(cert: &X509Ref) -> Result<Self, CheckpointError> {
         let public = public_key(cert)?;
-        let spki = public_key_der(cert).map_err(|e| CheckpointError::Certificate(e.to_string()))?;
+        let spki = public
+            .public_key_to_der()
+            .map_err(|e| CheckpointError::Certificate(e.to_string()))?;
         Ok(Self { public, spki })
     }
 

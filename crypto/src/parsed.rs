@@ -10,9 +10,13 @@ use std::sync::{Mutex, PoisonError};
 use openssl::error::ErrorStack;
 use openssl::x509::X509;
 
-/// More distinct certificates than this (a directory's worth) empty the cache and start again:
-/// the bound on its memory, not a working-set guess.
-const MAX_CACHED: usize = 1024;
+/// More distinct certificates than this empty the cache and start again: a bound on its memory,
+/// with [`MAX_CACHED_SIZE`] (4 MiB at most), not a working-set guess.
+const MAX_CACHED: usize = 256;
+
+/// Larger encodings are parsed every time (an agency's certificate is one or two KiB; a document
+/// may carry certificates of up to 256 KiB, which should not stay in memory for good).
+const MAX_CACHED_SIZE: usize = 16 * 1024;
 
 static PARSED: Mutex<Option<HashMap<Vec<u8>, X509>>> = Mutex::new(None);
 
@@ -22,6 +26,9 @@ pub(crate) fn certificate(der: &[u8]) -> Result<X509, ErrorStack> {
         return Ok(cert.clone());
     }
     let cert = X509::from_der(der)?;
+    if der.len() > MAX_CACHED_SIZE {
+        return Ok(cert);
+    }
     let mut guard = lock();
     let cache = guard.get_or_insert_with(HashMap::new);
     if cache.len() >= MAX_CACHED {

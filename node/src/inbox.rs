@@ -486,7 +486,7 @@ mod tests {
             theirs.sign_text(text.as_bytes()).unwrap()
         };
         let mut next_id = 10u8;
-        let mut arrive = |object: Vec<u8>| {
+        let mut arrive_as = |object: Vec<u8>, kind: ObjectKind| {
             next_id += 1;
             let offer = Offer {
                 id: [next_id; 16],
@@ -496,7 +496,7 @@ mod tests {
                 sealed_sha256: Sha256::digest(&object).into(),
                 urgency: 0,
                 expires: 0,
-                kind: ObjectKind::Replies,
+                kind,
             };
             let mut receiving = store.receive(&offer).unwrap();
             store.append_incoming(&mut receiving, 0, &object).unwrap();
@@ -505,6 +505,7 @@ mod tests {
                 .unwrap();
             inbox.process(&record, now).unwrap()
         };
+        let mut arrive = |object: Vec<u8>| arrive_as(object, ObjectKind::Replies);
 
         // Not applied, each refused whole: the wrong order, notice 02 beside a receipt, parts
         // about two dispatches, a hop receipt (custody, not delivery), one part only, a cut object.
@@ -541,5 +542,13 @@ mod tests {
         assert_eq!(record.notices.len(), 1);
         assert_eq!(record.notices[0].status, "01");
         assert!(store.arrivals().unwrap().is_empty());
+
+        // A refusal after the delivery receipt is listed, and fails nothing.
+        let outcome = arrive_as(notice(first, "02"), ObjectKind::Notice);
+        let Outcome::Applied(record) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(record.notices.len(), 2);
+        assert_eq!((record.status(), record.reason()), ("delivered", None));
     }
 }

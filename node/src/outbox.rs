@@ -128,10 +128,10 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                         .store
                         .mark_failed(record.id, "expired before delivery".into())
                     {
-                        Ok(r) if r.reason() == Some("expired before delivery") => {
+                        Ok(Some(_)) => {
                             tracing::warn!(id = %record.id, to = %record.to, "dispatch expired");
                         }
-                        Ok(_) => {}
+                        Ok(None) => {}
                         Err(e) => {
                             tracing::error!(id = %record.id, error = %e, "expiry not recorded")
                         }

@@ -70,7 +70,8 @@ const MAX_CACHED_PATHS: usize = 1024;
 
 /// A path OpenSSL built and verified. Its signatures and constraints do not change, and the
 /// anchors are the store's own, so the same path is valid at any time inside every certificate's
-/// validity period, `[from, until]` in Unix seconds. Building a path costs more than checking the
+/// validity period: from the latest notBefore, included, to the earliest notAfter, excluded (at
+/// notAfter OpenSSL already calls a certificate expired), in Unix seconds. Building a path costs more than checking the
 /// signature it vouches for, and a node validates the same few signers for every dispatch.
 /// Outside the window the path is built again, which gives OpenSSL's own verdict.
 struct ValidPath {
@@ -326,7 +327,7 @@ impl TrustStore {
         let at_secs = at.unix_timestamp();
         let mut paths = self.paths.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(valid) = paths.get(&key) {
-            if (valid.from..=valid.until).contains(&at_secs) {
+            if (valid.from..valid.until).contains(&at_secs) {
                 return Ok(valid.path.clone());
             }
         }
@@ -506,7 +507,7 @@ mod cases {
     use time::{Duration, OffsetDateTime};
     use vdx_crypto::KeyKind;
 
-    use crate::names::serial_hex;
+    use crate::names::{offset_date_time, serial_hex};
     use crate::testkit::*;
     use crate::{crl, parse_certs, Ca, Profile, RevocationReason};
     use crate::{subject_string, TrustStore};
@@ -584,6 +585,12 @@ mod cases {
         let result = plain.validate_signer(&signer, &[], Some(later));
         assert_eq!(code(result), "expired");
         plain.validate_signer(&signer, &[], None).unwrap();
+        // At notAfter it has expired already, as OpenSSL says; a second earlier it had not.
+        let not_after = offset_date_time(signer.not_after()).unwrap();
+        let result = plain.validate_signer(&signer, &[], Some(not_after));
+        assert_eq!(code(result), "expired");
+        let last = not_after - Duration::seconds(1);
+        plain.validate_signer(&signer, &[], Some(last)).unwrap();
 
         // An encryption certificate may not sign.
         let result = plain.validate_signer(&cert_of(&good, "enc"), &[], None);

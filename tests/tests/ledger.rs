@@ -186,7 +186,9 @@ fn a_delivery_is_recorded_on_both_sides_and_the_officer_can_verify_and_prove_it(
     assert_ne!(s.vdx(&args).status, 0);
 
     // g22 kept h41's checkpoints from its receipts (a second delivery makes h41's ledger grow
-    // between them), and h41 proves they are one history.
+    // between them; receipts carry the same checkpoint for up to a second, so it comes later),
+    // and h41 proves they are one history.
+    std::thread::sleep(Duration::from_millis(1100));
     s.write("cv2.txt", b"second");
     deliver(&s, "13", "cv2.txt");
     let witness = s

@@ -548,7 +548,7 @@ pub enum CheckpointError<E> {
 
 impl<E> From<sled::Error> for CheckpointError<E> {
     fn from(e: sled::Error) -> Self {
-        Self::Store(StoreError::Db(e))
+        Self::Store(e.into())
     }
 }
 

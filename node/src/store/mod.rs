@@ -276,7 +276,7 @@ pub enum StoreError {
     },
     /// sled failed.
     #[error("metadata store: {0}")]
-    Db(#[from] sled::Error),
+    Db(sled::Error),
     /// The same id was submitted with different content.
     #[error("dispatch {0} already exists with different content")]
     Conflict(MessageId),
@@ -719,14 +719,17 @@ impl Store {
     /// Counts an attempt (for backoff and for the clerk). Not flushed on its own: a count lost in
     /// a crash only shortens one backoff.
     pub fn record_attempt(&self, id: MessageId) -> Result<Record, StoreError> {
-        self.modify(id, false, None, |r| {
+        let (record, _) = self.modify(id, false, None, |r| {
             r.attempts += 1;
             true
-        })
+        })?;
+        Ok(record)
     }
 
     /// The next hop (`by`, who signed the hop receipt) took custody: out of the outbox, receipt
-    /// kept, this attempt counted. Not flushed (see the module's documentation).
+    /// kept, this attempt counted. Not flushed (see the module's documentation). A dispatch no
+    /// longer queued (a refusal notice came while it was being sent) keeps its state, and the
+    /// hop receipt is not kept.
     pub fn mark_sent(
         &self,
         id: MessageId,
@@ -736,77 +739,87 @@ impl Store {
         let digest = hex::encode(Sha256::digest(&receipt).as_slice());
         let event = Event::new(EntryKind::Sent, Some(id.0), Actor::Peer(by.clone()))
             .field("receipt-sha256", digest);
-        self.finish(id, DispatchState::Sent { receipt }, event, 1)
-    }
-
-    /// Giving up (permanent refusal or expiry): out of the outbox, reason kept for the clerk.
-    pub fn mark_failed(&self, id: MessageId, reason: String) -> Result<Record, StoreError> {
-        let event = Event::new(EntryKind::Failed, Some(id.0), Actor::Node).field("reason", &reason);
-        let record = self.finish(id, DispatchState::Failed { reason }, event, 0)?;
-        self.sync()?;
+        let (record, _) = self.finish(id, DispatchState::Sent { receipt }, event, 1)?;
         Ok(record)
     }
 
-    /// Takes `id` off the outbox in `state`, counting `attempts` more (the one that succeeded).
-    /// Only a queued dispatch moves: one that finished meanwhile (its transfer ended during the
-    /// scheduler's pass, a reply arrived) is left as it is, and so is a delivered one that would
-    /// fail (it expired after its delivery receipt came, ahead of its hop receipt). The record
-    /// is returned as it is afterwards.
+    /// Giving up (permanent refusal or expiry): out of the outbox, reason kept for the clerk.
+    /// Returns the failed record, or `None` when the dispatch was not failed (see
+    /// [`Store::finish`]).
+    pub fn mark_failed(&self, id: MessageId, reason: String) -> Result<Option<Record>, StoreError> {
+        let event = Event::new(EntryKind::Failed, Some(id.0), Actor::Node).field("reason", &reason);
+        let (record, changed) = self.finish(id, DispatchState::Failed { reason }, event, 0)?;
+        if !changed {
+            return Ok(None);
+        }
+        self.sync()?;
+        Ok(Some(record))
+    }
+
+    /// Takes `id` off the outbox in `state`, counting `attempts` more (the one that succeeded);
+    /// returns the record as it is afterwards, and whether it moved. Only a queued dispatch
+    /// moves: one that finished meanwhile (its transfer ended during the scheduler's pass, a
+    /// reply arrived) keeps its state, and so does a delivered one that would fail (it expired,
+    /// or the next hop refused it, after its delivery receipt came ahead of its hop receipt).
+    /// Either way it leaves the outbox: nothing more is sent for it.
     fn finish(
         &self,
         id: MessageId,
         state: DispatchState,
         event: Event,
         attempts: u32,
-    ) -> Result<Record, StoreError> {
+    ) -> Result<(Record, bool), StoreError> {
         let failing = matches!(state, DispatchState::Failed { .. });
         self.modify(id, true, Some(&event), |r| {
             if r.state != DispatchState::Queued || (failing && r.delivery_receipt.is_some()) {
                 return false;
             }
             r.state = state.clone();
-            r.outbox_key = None;
             r.attempts += attempts;
             true
         })
     }
 
     /// Reads, changes and writes one record in a transaction (so concurrent changes to other
-    /// fields are not lost), optionally taking it off the outbox (under the key its record names)
-    /// and recording `event` (with the record's `to`). `change` returning false leaves the record,
-    /// the outbox and the ledger as they are. The caller syncs.
+    /// fields are not lost), optionally taking it off the outbox (under the key its record names),
+    /// and recording `event` (with the record's `to`) if `change` changed it; `change` returns
+    /// false when it left the record as it was. Returns the record and whether it changed. The
+    /// caller syncs.
     fn modify(
         &self,
         id: MessageId,
         off_outbox: bool,
         event: Option<&Event>,
         change: impl Fn(&mut Record) -> bool,
-    ) -> Result<Record, StoreError> {
-        let (record, outbox_key) = (&self.dispatches, &self.outbox, &self.ledger)
+    ) -> Result<(Record, bool), StoreError> {
+        let (record, changed, outbox_key) = (&self.dispatches, &self.outbox, &self.ledger)
             .transaction(|(dispatches, outbox, ledger)| {
                 let mut record = load(dispatches, id)?;
+                let changed = change(&mut record);
                 // Records written before the key was kept in them are found in the mirror.
-                let outbox_key = off_outbox
-                    .then(|| record.outbox_key.clone().or_else(|| self.queue.key_of(id)))
-                    .flatten();
-                if !change(&mut record) {
-                    return Ok((record, None));
+                let outbox_key = if off_outbox {
+                    record.outbox_key.take().or_else(|| self.queue.key_of(id))
+                } else {
+                    None
+                };
+                if !changed && outbox_key.is_none() {
+                    return Ok((record, false, None));
                 }
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
                 if let Some(key) = &outbox_key {
                     outbox.remove(key.as_slice())?;
                 }
-                if let Some(event) = event {
+                if let (true, Some(event)) = (changed, event) {
                     ledger::append(ledger, &event.clone().field("to", &record.to))?;
                 }
-                Ok((record, outbox_key))
+                Ok((record, changed, outbox_key))
             })
             .map_err(transaction_error)?;
         if let Some(key) = &outbox_key {
             self.queue.remove(key);
         }
-        Ok(record)
+        Ok((record, changed))
     }
 
     fn outbox_key(&self, urgency: u8, id: MessageId) -> Result<Vec<u8>, StoreError> {
@@ -1289,7 +1302,19 @@ fn load(
 fn transaction_error(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Db(e),
+        TransactionError::Storage(e) => e.into(),
+    }
+}
+
+/// A full disk under sled is a full disk to the caller, like one under a spool file.
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(e) if e.kind() == io::ErrorKind::StorageFull => {
+                Self::DiskFull("writing the metadata store")
+            }
+            e => Self::Db(e),
+        }
     }
 }
 
@@ -1598,8 +1623,9 @@ mod tests {
             .mark_sent(MessageId([1; 16]), b"hop receipt".to_vec(), &peer())
             .unwrap();
         let before = ledger_size();
-        let record = expired(1).unwrap();
-        assert_eq!(record.status(), "sent");
+        assert!(expired(1).unwrap().is_none());
+        let status = |n: u8| store.get(MessageId([n; 16])).unwrap().unwrap().status();
+        assert_eq!(status(1), "sent");
         assert_eq!(ledger_size(), before, "nothing recorded");
 
         // Its delivery receipt came first (the hop receipt was lost in a crash): never failed.
@@ -1625,14 +1651,19 @@ mod tests {
                 r.delivery_receipt = Some(b"receipt".to_vec())
             })
             .unwrap();
-        assert_eq!(expired(2).unwrap().status(), "delivered");
         let queued: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
         assert_eq!(queued, [2, 3], "still offered, for its hop receipt");
+        let before = ledger_size();
+        assert!(expired(2).unwrap().is_none());
+        assert_eq!(status(2), "delivered");
+        assert_eq!(ledger_size(), before, "nothing recorded");
+        let queued: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
+        assert_eq!(queued, [3], "expired: offered no more, and not failed");
         // Or it expired first (the crash and the expiry both before the restart): its delivery
         // receipt, when it comes, still says delivered.
         let body = vec![4; 100];
         store.submit(&dispatch(4, 0, &body), &body[..], 5).unwrap();
-        assert_eq!(expired(4).unwrap().reason(), Some("expired"));
+        assert_eq!(expired(4).unwrap().unwrap().reason(), Some("expired"));
         let (reply, target) = arrival(7, 4);
         store
             .apply_reply(reply, target, &[], |r| {
@@ -1651,16 +1682,29 @@ mod tests {
                 }
             })
             .unwrap();
-        let queued: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
-        assert_eq!(queued, [2]);
+        assert!(store.outbox().unwrap().is_empty());
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        let queued: Vec<u8> = store.outbox().unwrap().iter().map(|r| r.id.0[0]).collect();
-        assert_eq!(queued, [2]);
+        assert!(store.outbox().unwrap().is_empty());
         assert_eq!(
             store.get(MessageId([3; 16])).unwrap().unwrap().reason(),
             Some("refused")
         );
+    }
+
+    #[test]
+    fn a_full_disk_under_sled_is_reported_as_a_full_disk() {
+        let full = sled::Error::Io(io::Error::from(io::ErrorKind::StorageFull));
+        assert!(matches!(StoreError::from(full), StoreError::DiskFull(_)));
+        let denied = sled::Error::Io(io::Error::from(io::ErrorKind::PermissionDenied));
+        assert!(matches!(StoreError::from(denied), StoreError::Db(_)));
+        let aborted = TransactionError::<StoreError>::Storage(sled::Error::Io(io::Error::from(
+            io::ErrorKind::StorageFull,
+        )));
+        assert!(matches!(
+            transaction_error(aborted),
+            StoreError::DiskFull(_)
+        ));
     }
 
     #[test]

@@ -9,10 +9,14 @@ use super::{ObjectReader, Store, StoreError};
 
 impl Store {
     /// Keeps an upload under its digest and returns once it is on disk (the flush is shared
-    /// with concurrent changes).
+    /// with concurrent changes). An upload that cannot be made durable is not kept.
     pub fn keep_upload(&self, digest: &[u8; 32], bytes: &[u8]) -> Result<(), StoreError> {
-        self.uploads.insert(digest, bytes)?;
-        self.sync()
+        let existed = self.uploads.insert(digest, bytes)?.is_some();
+        self.sync().inspect_err(|_| {
+            if !existed {
+                let _ = self.uploads.remove(digest);
+            }
+        })
     }
 
     /// The size and bytes of upload `digest`, if it is kept here.
