@@ -234,30 +234,32 @@ mod tests {
     use super::*;
     use crate::testkit::{agency, receipt_signer as signer_for};
 
+    /// Dispatch `n` from G22 to H41, submitted to `store`.
+    fn submitted(store: &Store, n: u8) -> Record {
+        let body = vec![n; 100];
+        let offer = Offer {
+            id: [n; 16],
+            from: "000.00.00.G22".parse().unwrap(),
+            to: "000.00.00.H41".parse().unwrap(),
+            size: 100,
+            sealed_sha256: Sha256::digest(&body).into(),
+            urgency: 0,
+            expires: 0,
+            kind: vdx_protocol::wire::ObjectKind::Dispatch,
+        };
+        store.submit(&offer, &body[..], 1).unwrap()
+    }
+
     #[test]
     fn receipts_carry_the_latest_checkpoint_for_a_second_then_a_new_one() {
         let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
         let signer = signer_for(&agency(&mut ca, "000.00.00.H41"), "000.00.00.H41");
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let submit = |n: u8| {
-            let body = vec![n; 10];
-            let offer = Offer {
-                id: [n; 16],
-                from: "000.00.00.H41".parse().unwrap(),
-                to: "000.00.00.G22".parse().unwrap(),
-                size: 10,
-                sealed_sha256: Sha256::digest(&body).into(),
-                urgency: 0,
-                expires: 0,
-                kind: vdx_protocol::wire::ObjectKind::Dispatch,
-            };
-            store.submit(&offer, &body[..], 1).unwrap();
-        };
         let size = |note: &[u8]| Checkpoint::parse_note(note).unwrap().0.size;
-        submit(1);
+        submitted(&store, 1);
         let first = signer.receipt_checkpoint(&store).unwrap();
-        submit(2);
+        submitted(&store, 2);
         let again = signer.receipt_checkpoint(&store).unwrap();
         assert_eq!(
             again, first,
@@ -277,21 +279,7 @@ mod tests {
         let trust = TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let mut records = Vec::new();
-        for n in [1u8, 2] {
-            let body = vec![n; 100];
-            let offer = Offer {
-                id: [n; 16],
-                from: "000.00.00.G22".parse().unwrap(),
-                to: "000.00.00.H41".parse().unwrap(),
-                size: 100,
-                sealed_sha256: Sha256::digest(&body).into(),
-                urgency: 0,
-                expires: 0,
-                kind: vdx_protocol::wire::ObjectKind::Dispatch,
-            };
-            records.push(store.submit(&offer, &body[..], 1).unwrap());
-        }
+        let records = [submitted(&store, 1), submitted(&store, 2)];
         let h41_code: OrganCode = "000.00.00.H41".parse().unwrap();
         let signed = signer_for(&h41, "000.00.00.H41")
             .sign(
