@@ -645,7 +645,7 @@ impl Store {
                 insert_outgoing(&rows, header, dispatches, outbox, headers, objects, ledger)
             })
             .map_err(transaction_error)?;
-        self.sync_and_queue(&rows)?;
+        self.sync_and_queue(rows.iter().map(|row| (row.key.clone(), row.queued.clone())))?;
         Ok(rows.into_iter().map(|row| row.record).collect())
     }
 
@@ -679,12 +679,33 @@ impl Store {
     /// before it is on disk here (a copy sent and then lost in a crash would be submitted again
     /// under a new id, and arrive twice). If the flush fails they are shown all the same: they
     /// are committed, and the error goes to whoever is waiting for them.
-    fn sync_and_queue(&self, rows: &[Outgoing]) -> Result<(), StoreError> {
+    fn sync_and_queue(
+        &self,
+        entries: impl IntoIterator<Item = (Vec<u8>, Queued)>,
+    ) -> Result<(), StoreError> {
         let synced = self.sync();
-        for row in rows {
-            self.queue.insert(row.key.clone(), row.queued.clone());
+        for (key, queued) in entries {
+            self.queue.insert(key, queued);
         }
         synced
+    }
+
+    /// Takes `record` off the outbox inside a transaction: the key its record names, else (for
+    /// records written before the key was kept in them) the one in the mirror. Returns the key,
+    /// for [`Queue::remove`] once the transaction committed.
+    fn unqueue(
+        &self,
+        record: &mut Record,
+        outbox: &sled::transaction::TransactionalTree,
+    ) -> Result<Option<Vec<u8>>, sled::transaction::UnabortableTransactionError> {
+        let key = record
+            .outbox_key
+            .take()
+            .or_else(|| self.queue.key_of(record.id));
+        if let Some(key) = &key {
+            outbox.remove(key.as_slice())?;
+        }
+        Ok(key)
     }
 
     /// The queued outgoing dispatches, hỏa tốc first, then in order of submission.
@@ -796,9 +817,8 @@ impl Store {
             .transaction(|(dispatches, outbox, ledger)| {
                 let mut record = load(dispatches, id)?;
                 let changed = change(&mut record);
-                // Records written before the key was kept in them are found in the mirror.
                 let outbox_key = if off_outbox {
-                    record.outbox_key.take().or_else(|| self.queue.key_of(id))
+                    self.unqueue(&mut record, outbox)?
                 } else {
                     None
                 };
@@ -807,9 +827,6 @@ impl Store {
                 }
                 let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
                 dispatches.insert(&id.0, value)?;
-                if let Some(key) = &outbox_key {
-                    outbox.remove(key.as_slice())?;
-                }
                 if let (true, Some(event)) = (changed, event) {
                     ledger::append(ledger, &event.clone().field("to", &record.to))?;
                 }
@@ -1042,7 +1059,8 @@ impl Store {
                 },
             )
             .map_err(transaction_error)?;
-        self.sync_and_queue(if queued { &rows } else { &[] })?;
+        let rows = if queued { rows.as_slice() } else { &[] };
+        self.sync_and_queue(rows.iter().map(|row| (row.key.clone(), row.queued.clone())))?;
         Ok(record)
     }
 
@@ -1099,15 +1117,10 @@ impl Store {
                 let mut off_outbox = None;
                 if let Some((other, change)) = &other {
                     let mut target = load(dispatches, *other)?;
+                    let was_queued = target.state == DispatchState::Queued;
                     change(&mut target);
-                    if target.state != DispatchState::Queued {
-                        off_outbox = target
-                            .outbox_key
-                            .take()
-                            .or_else(|| self.queue.key_of(*other));
-                        if let Some(key) = &off_outbox {
-                            outbox.remove(key.as_slice())?;
-                        }
+                    if was_queued && target.state != DispatchState::Queued {
+                        off_outbox = self.unqueue(&mut target, outbox)?;
                     }
                     let value = encode(&target).map_err(ConflictableTransactionError::Abort)?;
                     dispatches.insert(&other.0, value)?;
@@ -1151,12 +1164,8 @@ impl Store {
                 Ok(record)
             })
             .map_err(transaction_error)?;
-        // Shown to the scheduler once flushed, as in `sync_and_queue`.
-        let synced = self.sync();
-        if record.outbox_key.as_ref() == Some(&key) {
-            self.queue.insert(key, Queued::of(&record));
-        }
-        synced?;
+        let queued = (record.outbox_key.as_ref() == Some(&key)).then(|| (key, Queued::of(&record)));
+        self.sync_and_queue(queued)?;
         Ok(record)
     }
 
