@@ -132,7 +132,7 @@ pub async fn send_dispatch(
     if let Err(e) = &result {
         close_with(&mut send, &mut reader, e);
     }
-    let outcome = match result {
+    let rejected = match result {
         Ok(SendOutcome::Stored {
             receipt,
             resumed_from,
@@ -147,18 +147,15 @@ pub async fn send_dispatch(
             }
             Err(e) => Err(TransferError::BadReceipt(e)),
         },
-        other => other,
+        Ok(SendOutcome::Rejected { code, reason }) => Ok((code, reason)),
+        Err(e) => Err(e),
     };
     store.record_attempt(id)?;
-    match outcome? {
-        stored @ SendOutcome::Stored { .. } => Ok(stored), // not reached: returned above
-        SendOutcome::Rejected { code, reason } => {
-            if code.is_permanent() {
-                store.mark_failed(id, format!("refused by the next hop: {reason}"))?;
-            }
-            Ok(SendOutcome::Rejected { code, reason })
-        }
+    let (code, reason) = rejected?;
+    if code.is_permanent() {
+        store.mark_failed(id, format!("refused by the next hop: {reason}"))?;
     }
+    Ok(SendOutcome::Rejected { code, reason })
 }
 
 async fn drive_send(
