@@ -118,6 +118,15 @@ fn witness_prefix(origin: &str) -> Vec<u8> {
     prefixed(b'w', origin)
 }
 
+/// Where a witnessed checkpoint is kept: by origin, size, then root (so that two roots of one
+/// size, a fork, sit side by side).
+fn witness_key(checkpoint: &Checkpoint) -> Vec<u8> {
+    let mut key = witness_prefix(&checkpoint.origin);
+    key.extend_from_slice(&checkpoint.size.to_be_bytes());
+    key.extend_from_slice(&checkpoint.root);
+    key
+}
+
 fn invalid_prefix(origin: &str) -> Vec<u8> {
     prefixed(b'x', origin)
 }
@@ -434,22 +443,20 @@ impl Store {
         if checkpoint.origin != origin {
             return Ok(false);
         }
-        let mut key = witness_prefix(origin);
-        key.extend_from_slice(&checkpoint.size.to_be_bytes());
-        key.extend_from_slice(&checkpoint.root);
-        Ok(self.ledger.get(key)?.is_some_and(|kept| kept == note))
+        Ok(self
+            .ledger
+            .get(witness_key(&checkpoint))?
+            .is_some_and(|kept| kept == note))
     }
 
     /// Keeps a peer's checkpoint (already verified against its certificate). Returns the
     /// checkpoints of the same origin and size with another root: non-empty means the peer has
     /// shown two histories (a fork), and both are kept as evidence.
     pub fn witness(&self, seen: &Witnessed) -> Result<Vec<Witnessed>, StoreError> {
-        let mut prefix = witness_prefix(&seen.checkpoint.origin);
-        prefix.extend_from_slice(&seen.checkpoint.size.to_be_bytes());
-        let mut key = prefix.clone();
-        key.extend_from_slice(&seen.checkpoint.root);
+        let key = witness_key(&seen.checkpoint);
+        let prefix = &key[..key.len() - seen.checkpoint.root.len()];
         let mut conflicting = Vec::new();
-        for kv in self.ledger.scan_prefix(&prefix) {
+        for kv in self.ledger.scan_prefix(prefix) {
             let (k, note) = kv?;
             if k != key {
                 conflicting.push(parse_witnessed(&note)?);
