@@ -15,16 +15,6 @@ use std::process::{Command, ExitCode};
 const ARENAS: (&str, &str) = ("MALLOC_ARENA_MAX", "2");
 
 fn main() -> ExitCode {
-    if std::env::var_os(ARENAS.0).is_none() {
-        if let Ok(exe) = std::env::current_exe() {
-            // Returns only if the exec failed; the daemon then runs without the limit.
-            let error = Command::new(exe)
-                .args(std::env::args_os().skip(1))
-                .env(ARENAS.0, ARENAS.1)
-                .exec();
-            eprintln!("vdxd: running without {}: {error}", ARENAS.0);
-        }
-    }
     let mut args = std::env::args().skip(1);
     let home = match (args.next().as_deref(), args.next(), args.next()) {
         (Some("--version" | "-V"), None, None) => {
@@ -37,6 +27,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::var_os(ARENAS.0).is_none() {
+        if let Ok(exe) = std::env::current_exe() {
+            // Returns only if the exec failed; the daemon then runs without the limit.
+            let error = Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .env(ARENAS.0, ARENAS.1)
+                .exec();
+            eprintln!("vdxd: running without {}: {error}", ARENAS.0);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
