@@ -241,6 +241,24 @@ async fn route(
                 }),
             ))
         }
+        (Method::POST, ["v1", "reload"]) => {
+            // Only re-reads files the node's operator already changed: harmless to any role.
+            need(roles.clerk || roles.officer, "use this node")?;
+            let worker = node.clone();
+            match tokio::task::spawn_blocking(move || worker.reload()).await {
+                Ok(Ok(reloaded)) => Ok(json_response(StatusCode::OK, &reloaded)),
+                Ok(Err(e)) => Err(ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "reload_failed",
+                    format!("{e}; the previous trust settings stay in force"),
+                )),
+                Err(e) => Err(ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    e.to_string(),
+                )),
+            }
+        }
         (Method::POST, ["v1", "uploads"]) => {
             need(roles.clerk, "upload files")?;
             upload(node, req.into_body()).await
@@ -368,7 +386,8 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
     let worker = node.clone();
     let (header, records, created) = tokio::task::spawn_blocking(move || {
-        let composer = worker.composer();
+        let trusted = worker.trusted();
+        let composer = worker.composer(&trusted);
         if let Some((header, records)) = composer.already_submitted(&request)? {
             return Ok((header, records, false));
         }

@@ -7,15 +7,15 @@
 //! A peer that cannot be reached is backed off as a whole (exponentially, with jitter), so that
 //! when it returns its dispatches leave in priority order; expired dispatches fail with a reason.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use openssl::x509::X509;
 use tokio::sync::Notify;
 use vdx_crypto::PrivateKey;
-use vdx_pki::{Directory, TrustStore, ValidatedSigner};
+use vdx_pki::ValidatedSigner;
 use vdx_protocol::receipt::ReceiptKind;
 use vdx_protocol::wire::{ObjectKind, Offer, RejectCode};
 use vdx_protocol::OrganCode;
@@ -28,6 +28,7 @@ use crate::receipts::ReceiptSigner;
 use crate::store::{Record, Store};
 use crate::tls::{client_config, server_config, PeerPolicy};
 use crate::transfer::{receive_dispatch, ReceivePolicy};
+use crate::trusted::Trusted;
 use crate::uploads::Uploads;
 
 /// How often the outbox is looked at when nothing wakes it.
@@ -92,10 +93,14 @@ pub(crate) struct Node {
     pub(crate) store: Store,
     pub(crate) uploads: Uploads,
     scratch: PathBuf,
-    directory: Directory,
-    /// The directory's encryption certificates, parsed (see [`Composer::enc_certs`]).
-    enc_certs: HashMap<String, X509>,
-    pub(crate) trust: Arc<TrustStore>,
+    /// The node home: where the trust files are reloaded from.
+    pub(crate) home: PathBuf,
+    /// Trust anchors, CRLs and the directory in force (see `trusted`).
+    pub(crate) trusted: Arc<ArcSwap<Trusted>>,
+    /// Who may connect, checked against `trusted`.
+    pub(crate) policy: Arc<PeerPolicy>,
+    /// Counts reloads that changed something: connections are checked again when it moves.
+    pub(crate) reloaded: tokio::sync::watch::Sender<u64>,
     signer: ReceiptSigner,
     pub(crate) enc_cert: X509,
     pub(crate) enc_key: PrivateKey,
@@ -110,13 +115,19 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub(crate) fn composer(&self) -> Composer<'_> {
+    /// The trust settings in force; one snapshot serves a whole operation, even if a reload
+    /// replaces them meanwhile.
+    pub(crate) fn trusted(&self) -> Arc<Trusted> {
+        self.trusted.load_full()
+    }
+
+    pub(crate) fn composer<'a>(&'a self, trusted: &'a Trusted) -> Composer<'a> {
         Composer {
             organ_code: &self.config.organ_code,
             name: &self.config.name,
             signer: &self.signer,
-            directory: &self.directory,
-            enc_certs: &self.enc_certs,
+            directory: &trusted.directory,
+            enc_certs: &trusted.enc_certs,
             uploads: &self.uploads,
             store: &self.store,
             scratch: &self.scratch,
@@ -140,7 +151,8 @@ impl Node {
 
     /// The relay the directory names for `code`.
     fn relay_of(&self, code: &OrganCode) -> Option<OrganCode> {
-        self.directory
+        self.trusted()
+            .directory
             .get(code.as_str())
             .and_then(|e| e.relay.as_deref())
             .and_then(|r| r.parse().ok())
@@ -150,16 +162,17 @@ impl Node {
     /// and knows the recipient. What it carries it stores and forwards, never opens.
     fn relays_for(&self, offer: &Offer) -> bool {
         let me = Some(&self.config.organ_code);
-        self.directory.get(offer.to.as_str()).is_some()
+        self.trusted().directory.get(offer.to.as_str()).is_some()
             && (self.relay_of(&offer.to).as_ref() == me
                 || self.relay_of(&offer.from).as_ref() == me)
     }
 
     /// A peer's QUIC address from the directory.
-    pub(crate) fn endpoint_of(&self, peer: &OrganCode) -> Option<&str> {
-        self.directory
+    pub(crate) fn endpoint_of(&self, peer: &OrganCode) -> Option<String> {
+        self.trusted()
+            .directory
             .get(peer.as_str())
-            .and_then(|e| e.endpoint.as_deref())
+            .and_then(|e| e.endpoint.clone())
     }
 
     /// Unix seconds now.
@@ -183,14 +196,14 @@ impl Node {
         self.signer.checkpoint(&self.store)
     }
 
-    fn inbox(&self) -> Inbox<'_> {
+    fn inbox<'a>(&'a self, trusted: &'a Trusted) -> Inbox<'a> {
         Inbox {
             store: &self.store,
             signer: &self.signer,
             enc_cert: &self.enc_cert,
             enc_key: &self.enc_key,
-            trust: &self.trust,
-            directory: &self.directory,
+            trust: &trusted.trust,
+            directory: &trusted.directory,
         }
     }
 }
@@ -218,24 +231,6 @@ fn load_key(home: &Path, path: &Path) -> Result<PrivateKey, StartError> {
 
 fn load_cert(home: &Path, path: &Path) -> Result<X509, StartError> {
     X509::from_pem(&read(home, path)?).map_err(|e| file_error(home, path, e))
-}
-
-/// The trust anchors and CRLs the configuration names.
-fn load_trust(home: &Path, config: &Config) -> Result<TrustStore, StartError> {
-    let mut anchors = Vec::new();
-    for path in &config.trust.anchors {
-        anchors.extend(
-            vdx_pki::parse_certs(&read(home, path)?).map_err(|e| file_error(home, path, e))?,
-        );
-    }
-    let mut crls = Vec::new();
-    for path in &config.trust.crls {
-        crls.extend(
-            vdx_pki::parse_crls(&read(home, path)?).map_err(|e| file_error(home, path, e))?,
-        );
-    }
-    TrustStore::new(anchors, Vec::new(), crls)
-        .map_err(|e| file_error(home, Path::new("config.toml [trust]"), e))
 }
 
 /// The agency's signing identity as the daemon loads it (key decrypted with
@@ -273,25 +268,10 @@ fn clear_scratch(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Every agency's encryption certificate, by organ code; an unreadable one stops the start.
-fn encryption_certificates(directory: &Directory) -> Result<HashMap<String, X509>, vdx_pki::Error> {
-    let mut certs = HashMap::new();
-    for entry in &directory.entries {
-        if let Some(cert) = entry.certificate("enc")? {
-            certs.insert(entry.organ_code.clone(), cert);
-        }
-    }
-    Ok(certs)
-}
-
 /// Runs the node in `home` until a termination signal; returns after a clean shutdown.
 pub async fn run(home: &Path) -> Result<(), StartError> {
     let config = Config::load(home)?;
-    let trust = Arc::new(load_trust(home, &config)?);
-    let directory = Directory::from_json(&read(home, &config.directory)?)
-        .map_err(|e| file_error(home, &config.directory, e))?;
-    let enc_certs =
-        encryption_certificates(&directory).map_err(|e| file_error(home, &config.directory, e))?;
+    let trusted = Arc::new(ArcSwap::from_pointee(Trusted::load(home, &config)?));
     let data = resolve(home, &config.data_dir);
     let store = Store::open(&data)?;
     let uploads = Uploads::open(&data.join("uploads"))?;
@@ -305,12 +285,16 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     crate::checkpoints::record_config_changes(home, &config, &store)?;
 
     // Peers are accepted when the directory binds their TLS certificate to their organ code.
-    let bound_directory = Arc::new(directory.clone());
+    let (for_trust, for_binding) = (trusted.clone(), trusted.clone());
     let policy = Arc::new(PeerPolicy::new(
-        trust.clone(),
+        Box::new(move || for_trust.load().trust.clone()),
         Box::new(move |peer: &ValidatedSigner| {
-            peer.organ_code()
-                .is_some_and(|code| bound_directory.binds_tls(code, peer.certificate()))
+            peer.organ_code().is_some_and(|code| {
+                for_binding
+                    .load()
+                    .directory
+                    .binds_tls(code, peer.certificate())
+            })
         }),
     ));
     let listen_error = |source| StartError::Listen {
@@ -325,7 +309,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         Arc::new(quinn::TokioRuntime),
     )
     .map_err(listen_error)?;
-    endpoint.set_default_client_config(client_config(&tls_chain, &tls_key, policy)?);
+    endpoint.set_default_client_config(client_config(&tls_chain, &tls_key, policy.clone())?);
     let (socket, socket_path) = crate::api::bind(home).map_err(|e| StartError::File {
         path: home.join(crate::api::SOCKET_NAME),
         reason: e.to_string(),
@@ -337,9 +321,10 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         store,
         uploads,
         scratch,
-        directory,
-        enc_certs,
-        trust,
+        home: home.to_owned(),
+        trusted,
+        policy,
+        reloaded: tokio::sync::watch::Sender::new(0),
         signer,
         enc_cert,
         enc_key,
@@ -353,6 +338,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let api = tokio::spawn(crate::api::serve(socket, node.clone(), home.to_owned()));
     let inbox = tokio::spawn(inbox_loop(node.clone(), Stop(stop.clone())));
     let checkpoints = tokio::spawn(crate::checkpoints::run(node.clone(), Stop(stop.clone())));
+    let reloads = tokio::spawn(crate::trusted::watch(node.clone(), Stop(stop.clone())));
     let outbox = tokio::spawn(crate::outbox::run(
         endpoint.clone(),
         node.clone(),
@@ -369,6 +355,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let _ = outbox.await;
     let _ = inbox.await;
     let _ = checkpoints.await;
+    let _ = reloads.await;
     endpoint.wait_idle().await;
     node.store.flush()?;
     node.checkpoint();
@@ -430,7 +417,20 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
                 conn.close(1u32.into(), b"no organ code in the peer certificate");
                 return;
             };
-            while let Ok((send, recv)) = conn.accept_bi().await {
+            let mut reloaded = node.reloaded.subscribe();
+            loop {
+                let (send, recv) = tokio::select! {
+                    stream = conn.accept_bi() => match stream {
+                        Ok(stream) => stream,
+                        Err(_) => return,
+                    },
+                    Ok(()) = reloaded.changed() => {
+                        if crate::trusted::drop_if_untrusted(&node, &conn, peer.as_str()) {
+                            return;
+                        }
+                        continue;
+                    }
+                };
                 let (node, peer) = (node.clone(), peer.clone());
                 tokio::spawn(async move {
                     match receive_dispatch(send, recv, &node.store, node.as_ref(), &peer).await {
@@ -468,7 +468,7 @@ impl ReceivePolicy for Node {
                 format!("{} is not served by {}", offer.to, self.config.organ_code),
             ));
         }
-        if self.directory.get(offer.from.as_str()).is_none() {
+        if self.trusted().directory.get(offer.from.as_str()).is_none() {
             return Err((
                 RejectCode::UnknownSender,
                 format!("{} is not in the directory", offer.from),
@@ -531,7 +531,7 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
             let worker = node.clone();
             let done = tokio::task::spawn_blocking(move || {
                 worker
-                    .inbox()
+                    .inbox(&worker.trusted())
                     .process(&record, time::OffsetDateTime::now_utc())
             })
             .await;

@@ -3,7 +3,7 @@
 //! - [`daemon`]: the main loop: accept peers, work through the outbox, stop cleanly on a signal.
 //! - [`api`]: the local socket API (HTTP/1.1 + JSON over a Unix socket) for clerks, systems, officers.
 //! - [`audit`]: the officer's questions to the ledger (bundles, proofs, the log), each recorded.
-//! - `checkpoints`: when the ledger gets signed checkpoints, and its `config` entries at start.
+//! - `checkpoints`: when the ledger gets signed checkpoints, and its `config` entries.
 //! - [`compose`]: a clerk's request → header, package, seal, one queued copy per recipient.
 //! - [`config`]: the node home's `config.toml`.
 //! - [`inbox`]: arrivals opened, verified, numbered and answered; replies applied.
@@ -14,6 +14,7 @@
 //! - [`tls`]: QUIC endpoints' mutual TLS — who may connect, decided by the trust anchors, CRLs and
 //!   the directory.
 //! - [`transfer`]: one dispatch over one QUIC stream, between a sender's store and a receiver's.
+//! - `trusted`: the trust anchors, CRLs and directory in force, reloaded when their files change.
 //! - [`uploads`]: files uploaded by clients before they are named in a dispatch.
 //! - [`witness`]: peers' ledger checkpoints from their receipts, kept and checked for forks.
 
@@ -29,6 +30,7 @@ pub mod receipts;
 pub mod store;
 pub mod tls;
 pub mod transfer;
+mod trusted;
 pub mod uploads;
 pub mod witness;
 
@@ -99,7 +101,7 @@ mod testkit {
     pub(crate) fn policy(ca: &Ca, bound: &'static [&'static str]) -> Arc<PeerPolicy> {
         let trust = Arc::new(TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap());
         Arc::new(PeerPolicy::new(
-            trust,
+            Box::new(move || trust.clone()),
             Box::new(move |peer: &ValidatedSigner| {
                 peer.organ_code().is_some_and(|c| bound.contains(&c))
             }),

@@ -90,6 +90,16 @@ impl Schedule {
         }
     }
 
+    /// After a reload: connections to peers now refused are closed, and peers backed off are
+    /// tried again at once (a refusal may have been what the reload mended).
+    fn trust_changed(&mut self, node: &Node) {
+        self.peers.retain(|peer, state| match state {
+            Peer::Up(conn) => !crate::trusted::drop_if_untrusted(node, conn, peer.as_str()),
+            Peer::Connecting => true,
+            Peer::Down { .. } => false,
+        });
+    }
+
     fn peer_failed(&mut self, peer: &OrganCode) -> Duration {
         let failures = match self.peers.get(peer) {
             Some(Peer::Down { failures, .. }) => *failures,
@@ -111,7 +121,14 @@ impl Schedule {
 pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: Stop) {
     let schedule = Arc::new(Mutex::new(Schedule::default()));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut reloaded = node.reloaded.subscribe();
     while !stop.is_set() {
+        if reloaded.has_changed().unwrap_or(false) {
+            reloaded.mark_unchanged();
+            if let Ok(mut s) = schedule.lock() {
+                s.trust_changed(&node);
+            }
+        }
         let queued = node.store.outbox_head(PASS_LIMIT).unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the outbox");
             Vec::new()
@@ -268,7 +285,7 @@ async fn transfer(
     peer: &OrganCode,
     record: &Record,
 ) -> Result<SendOutcome, TransferError> {
-    let trust = node.trust.clone();
+    let trust = node.trusted().trust.clone();
     let hop = peer.clone();
     let check = move |r: &Record, receipt: &[u8]| {
         let verified = verify_receipt(receipt, r, &hop, &trust).map_err(|e| e.to_string())?;

@@ -33,17 +33,33 @@ pub const ALPN: &[u8] = b"vdx/1";
 /// Decides whether a validated peer certificate belongs to an agency the directory knows.
 pub type Binding = dyn Fn(&ValidatedSigner) -> bool + Send + Sync;
 
+/// The trust anchors and CRLs in force now (a reload may replace them).
+pub type TrustSource = dyn Fn() -> Arc<TrustStore> + Send + Sync;
+
 /// Who may connect, and who we accept to connect to: trust anchors, CRLs and the directory binding.
 pub struct PeerPolicy {
-    trust: Arc<TrustStore>,
+    trust: Box<TrustSource>,
     bound: Box<Binding>,
 }
 
 impl PeerPolicy {
-    /// `bound` is asked about every peer whose path validated (e.g. "is this organ code in the
-    /// directory, with this certificate?").
-    pub fn new(trust: Arc<TrustStore>, bound: Box<Binding>) -> Self {
+    /// `trust` gives the settings in force at each handshake; `bound` is asked about every peer
+    /// whose path validated (e.g. "is this organ code in the directory, with this certificate?").
+    pub fn new(trust: Box<TrustSource>, bound: Box<Binding>) -> Self {
         Self { trust, bound }
+    }
+
+    /// Checks an established connection's peer again, as its handshake was: after the trust
+    /// settings changed, a peer revoked or removed since must not keep its connection.
+    pub fn admits(&self, conn: &quinn::Connection) -> Result<(), rustls::Error> {
+        let certs = conn
+            .peer_identity()
+            .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .ok_or(rustls::Error::NoCertificatesPresented)?;
+        let (end_entity, intermediates) = certs
+            .split_first()
+            .ok_or(rustls::Error::NoCertificatesPresented)?;
+        self.check(end_entity, intermediates)
     }
 
     fn check(
@@ -57,8 +73,7 @@ impl PeerPolicy {
             .iter()
             .filter_map(|c| X509::from_der(c.as_ref()).ok())
             .collect();
-        let validated = self
-            .trust
+        let validated = (self.trust)()
             .validate_signer(&cert, &chain, None)
             .map_err(|e| {
                 rustls::Error::InvalidCertificate(match e.code() {
@@ -235,6 +250,10 @@ pub fn server_config(
         .with_cert_resolver(identity);
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.max_early_data_size = 0;
+    // No session resumption: a resumed handshake skips certificate validation, so a peer revoked
+    // or removed from the directory since its first handshake would get back in on its ticket.
+    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    tls.send_tls13_tickets = 0;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -257,6 +276,8 @@ pub fn client_config(
         .with_client_cert_resolver(identity);
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.enable_early_data = false;
+    // Every handshake validates the server in full (see `server_config`).
+    tls.resumption = rustls::client::Resumption::disabled();
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
@@ -282,6 +303,7 @@ mod tests {
 
     use super::*;
     use crate::testkit::{agency, policy, tls_identity};
+    use vdx_pki::TrustStore;
 
     /// Connects, sends "ping" on a bidirectional stream and returns the answer.
     async fn exchange(config: quinn::ClientConfig, server: SocketAddr) -> Result<Vec<u8>, String> {
@@ -378,6 +400,50 @@ mod tests {
         assert!(
             exchange(picky, addr).await.is_err(),
             "an unbound server was accepted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_refused_since_its_first_handshake_cannot_resume_its_way_back() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let server_agency = agency(&mut ca, "000.00.00.G22");
+        let client_agency = agency(&mut ca, "000.00.00.H41");
+        let trust = Arc::new(TrustStore::new(vec![ca.cert().to_owned()], vec![], vec![]).unwrap());
+        // What a reload does to the directory: H41 is listed, then no longer.
+        let listed = Arc::new(AtomicBool::new(true));
+        let still_listed = listed.clone();
+        let server_policy = Arc::new(PeerPolicy::new(
+            Box::new(move || trust.clone()),
+            Box::new(move |_: &ValidatedSigner| still_listed.load(Ordering::SeqCst)),
+        ));
+        let (chain, key) = tls_identity(&server_agency);
+        let config = server_config(&chain, key, server_policy).unwrap();
+        let server = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Some(incoming) = server.accept().await {
+                tokio::spawn(async move {
+                    let Ok(conn) = incoming.await else { return };
+                    if let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                        if recv.read_to_end(64).await.is_ok() {
+                            let _ = send.write_all(b"pong").await;
+                            let _ = send.finish();
+                            let _ = send.stopped().await;
+                        }
+                    }
+                });
+            }
+        });
+
+        // One client configuration, as a daemon keeps: it would hold the session ticket.
+        let (chain, key) = tls_identity(&client_agency);
+        let client = client_config(&chain, key, policy(&ca, &["000.00.00.G22"])).unwrap();
+        assert_eq!(exchange(client.clone(), addr).await.unwrap(), b"pong");
+        listed.store(false, Ordering::SeqCst);
+        assert!(
+            exchange(client, addr).await.is_err(),
+            "a peer removed from the directory got back in on its earlier session"
         );
     }
 }

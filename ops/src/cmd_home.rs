@@ -1,4 +1,5 @@
-//! `vdx init` and `vdx directory ...`: setting up a node home and exchanging directory entries.
+//! `vdx init`, `vdx directory ...` and `vdx reload`: setting up a node home, exchanging directory
+//! entries, and having the running daemon take up changed trust files.
 //!
 //! A home holds `config.toml`, `keys/` (certificates and PKCS#8 keys for signing, encryption and TLS,
 //! and the CA certificate), `directory.json` and `data/` (the store).
@@ -18,6 +19,7 @@ use vdx_node::config::{self, Config};
 use vdx_pki::{Certificates, Directory, Entry, IssueRequest, Profile};
 use vdx_protocol::OrganCode;
 
+use crate::client::Client;
 use crate::cmd_pki::{self, write_file, Mode};
 use crate::files;
 
@@ -160,6 +162,13 @@ pub(crate) fn directory(home: &Path, cmd: DirectoryCommand) -> Result<ExitCode> 
                 if replaced { "updated" } else { "added" },
                 path.display()
             );
+            let client = Client::new(home)?;
+            if client.is_running() {
+                let reloaded = client.post("/v1/reload", &serde_json::json!({}))?;
+                println!("{}", describe_reload(&reloaded));
+            } else {
+                println!("vdxd is not running; it reads the directory when it starts");
+            }
         }
         DirectoryCommand::List => {
             for e in &directory.entries {
@@ -173,6 +182,27 @@ pub(crate) fn directory(home: &Path, cmd: DirectoryCommand) -> Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `vdx reload`: the running daemon reads its directory, trust anchors and CRLs again (after an
+/// operator replaced a CRL, say), and keeps the previous ones if a file does not load.
+pub(crate) fn reload(home: &Path) -> Result<ExitCode> {
+    let reloaded = Client::new(home)?.post("/v1/reload", &serde_json::json!({}))?;
+    println!("{}", describe_reload(&reloaded));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_reload(reloaded: &serde_json::Value) -> String {
+    format!(
+        "vdxd {}: {} agencies in the directory, {} CRLs checked",
+        if reloaded["changed"] == true {
+            "now uses the changed files"
+        } else {
+            "found the files unchanged"
+        },
+        reloaded["agencies"],
+        reloaded["crls"]
+    )
 }
 
 /// This node's entry, from its certificates.

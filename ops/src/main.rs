@@ -48,6 +48,8 @@ enum Command {
     /// The directory of known agencies of a node (needs --home).
     #[command(subcommand)]
     Directory(cmd_home::DirectoryCommand),
+    /// Make the running node read its directory, trust anchors and CRLs again (needs --home).
+    Reload,
     /// Send a dispatch through the running node (needs --home).
     Send(cmd_mail::SendArgs),
     /// Incoming dispatches of the running node (needs --home).
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Pki(cmd) => cmd_pki::run(cmd),
         Command::Init(args) => home(cli.home).and_then(|h| cmd_home::init(&h, args)),
         Command::Directory(cmd) => home(cli.home).and_then(|h| cmd_home::directory(&h, cmd)),
+        Command::Reload => home(cli.home).and_then(|h| cmd_home::reload(&h)),
         Command::Send(args) => home(cli.home).and_then(|h| cmd_mail::send(&h, args)),
         Command::Inbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, true, args)),
         Command::Outbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, false, args)),

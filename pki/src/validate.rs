@@ -275,6 +275,11 @@ impl TrustStore {
         !self.crls.is_empty()
     }
 
+    /// How many CRLs the store checks against (what an operator confirms after replacing one).
+    pub fn crl_count(&self) -> usize {
+        self.crls.len()
+    }
+
     /// Validates `cert` as a document signer at `signing_time` (now when `None`), building its path
     /// with `extra_chain` (certificates the document carried) and the store's intermediates.
     ///

@@ -79,6 +79,15 @@ impl Daemon {
         }
     }
 
+    /// Sends `signal` (a `kill` name, e.g. `HUP`), as an operator would.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// SIGKILL: no chance to tidy up, as in a crash.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
