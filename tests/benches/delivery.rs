@@ -134,7 +134,8 @@ fn vdx(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A dev CA, homes `g22` and `h41` on free loopback ports, each in the other's directory.
+/// A dev CA, homes `g22` and `h41` on free loopback ports, each in the other's directory and each
+/// checking revocation against the CA's CRL, as a production node does.
 fn make_homes(dir: &Path) {
     vdx(
         dir,
@@ -151,6 +152,11 @@ fn make_homes(dir: &Path) {
         );
         let entry = vdx(dir, &["--home", home, "directory", "export"]);
         std::fs::write(dir.join(format!("{home}.json")), entry).unwrap();
+        let crl = format!("{home}/keys/ca.crl");
+        vdx(dir, &["pki", "crl", "--ca", "ca", "--out", &crl]);
+        let mut config = vdx_node::config::Config::load(&dir.join(home)).unwrap();
+        config.trust.crls.push("keys/ca.crl".into());
+        std::fs::write(dir.join(home).join("config.toml"), config.to_toml().unwrap()).unwrap();
     }
     vdx(dir, &["--home", "g22", "directory", "import", "h41.json"]);
     vdx(dir, &["--home", "h41", "directory", "import", "g22.json"]);
