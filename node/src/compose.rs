@@ -211,8 +211,13 @@ impl Composer<'_> {
                 copies.push(record);
             }
         }
-        let header = match copies.first() {
-            Some(first) => store.header(first.id)?,
+        // None of the recipients asked for has a copy: a dispatch to others may still hold the id.
+        let first = match copies.first() {
+            Some(first) => Some(first.id),
+            None => store.submitted_under(text)?,
+        };
+        let header = match first {
+            Some(id) => store.header(id)?,
             None => None,
         };
         let Some(header) = header else {

@@ -156,7 +156,11 @@ fn make_homes(dir: &Path) {
         vdx(dir, &["pki", "crl", "--ca", "ca", "--out", &crl]);
         let mut config = vdx_node::config::Config::load(&dir.join(home)).unwrap();
         config.trust.crls.push("keys/ca.crl".into());
-        std::fs::write(dir.join(home).join("config.toml"), config.to_toml().unwrap()).unwrap();
+        std::fs::write(
+            dir.join(home).join("config.toml"),
+            config.to_toml().unwrap(),
+        )
+        .unwrap();
     }
     vdx(dir, &["--home", "g22", "directory", "import", "h41.json"]);
     vdx(dir, &["--home", "h41", "directory", "import", "g22.json"]);

@@ -75,6 +75,16 @@ impl From<MessageId> for String {
     }
 }
 
+impl MessageId {
+    /// The id stored as a value (16 bytes); anything else is a corrupt store.
+    fn from_slice(bytes: &[u8]) -> Result<Self, StoreError> {
+        bytes
+            .try_into()
+            .map(Self)
+            .map_err(|_| StoreError::Corrupt("a stored transfer id is not 16 bytes".into()))
+    }
+}
+
 impl TryFrom<String> for MessageId {
     type Error = StoreError;
 
@@ -340,13 +350,26 @@ struct Outgoing {
 /// ledger entry each. An id already recorded aborts it as a conflict.
 fn insert_outgoing(
     rows: &[Outgoing],
-    header: Option<&[u8]>,
+    header: Option<&Composed>,
     dispatches: &sled::transaction::TransactionalTree,
     outbox: &sled::transaction::TransactionalTree,
     headers: &sled::transaction::TransactionalTree,
     objects: &sled::transaction::TransactionalTree,
     ledger: &sled::transaction::TransactionalTree,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
+    if let (Some(header), Some(first)) = (header, rows.first()) {
+        // One dispatch per message id, whoever its recipients: a submission racing another under
+        // the same id is refused here, where the two cannot both pass.
+        let key = submission_key(&header.message_id);
+        if let Some(earlier) = headers.get(&key)? {
+            let earlier =
+                MessageId::from_slice(&earlier).map_err(ConflictableTransactionError::Abort)?;
+            return Err(ConflictableTransactionError::Abort(StoreError::Conflict(
+                earlier,
+            )));
+        }
+        headers.insert(key, &first.record.id.0)?;
+    }
     for row in rows {
         let id = row.record.id;
         if dispatches.get(id.0)?.is_some() {
@@ -357,7 +380,7 @@ fn insert_outgoing(
         dispatches.insert(&id.0, row.value.as_slice())?;
         outbox.insert(row.key.as_slice(), row.queued.encode())?;
         if let Some(header) = header {
-            headers.insert(&id.0, header)?;
+            headers.insert(&id.0, header.json.as_slice())?;
         }
         if let Some(bytes) = &row.inline {
             objects.insert(&id.0, bytes.as_slice())?;
@@ -477,6 +500,15 @@ impl Store {
             .transpose()
     }
 
+    /// The first copy of the dispatch submitted here under `message_id` (UUID text), whatever its
+    /// recipients: a retry that names other recipients is caught by it.
+    pub fn submitted_under(&self, message_id: &str) -> Result<Option<MessageId>, StoreError> {
+        self.headers
+            .get(submission_key(message_id))?
+            .map(|id| MessageId::from_slice(&id))
+            .transpose()
+    }
+
     /// The transfer ids of the copies of the dispatch with this message id (UUID text) that this
     /// node holds with their header: the copies it sent, or the one it registered. A scan, for
     /// audit questions.
@@ -484,6 +516,9 @@ impl Store {
         let mut out = Vec::new();
         for entry in self.headers.iter() {
             let (id, json) = entry?;
+            if id.len() != 16 {
+                continue; // a submission's message id (see `submitted_under`)
+            }
             let header: DispatchHeader = serde_json::from_slice(&json)
                 .map_err(|e| StoreError::Corrupt(format!("header: {e}")))?;
             if header.message_id == message_id {
@@ -569,7 +604,13 @@ impl Store {
                 Sealed::Memory(_) => Ok(()),
             })
             .and_then(|()| encode_header(header))
-            .and_then(|json| self.commit_outgoing(records, Some(&json), by));
+            .and_then(|json| {
+                let composed = Composed {
+                    json,
+                    message_id: header.message_id.clone(),
+                };
+                self.commit_outgoing(records, Some(&composed), by)
+            });
         if result.is_err() {
             for path in spooled {
                 let _ = fs::remove_file(path);
@@ -630,7 +671,7 @@ impl Store {
     fn commit_outgoing(
         &self,
         placed: Vec<(Record, Placed)>,
-        header: Option<&[u8]>,
+        header: Option<&Composed>,
         by: &Event,
     ) -> Result<Vec<Record>, StoreError> {
         let rows = self.outgoing(placed, by)?;
@@ -1284,6 +1325,20 @@ fn encode(record: &Record) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The header of a dispatch composed here, as its copies' transaction writes it.
+struct Composed {
+    json: Vec<u8>,
+    message_id: String,
+}
+
+/// Where the `headers` tree keeps a submission's first copy by message id: `m` ‖ the UUID text,
+/// never 16 bytes long like the transfer ids that key the headers themselves.
+fn submission_key(message_id: &str) -> Vec<u8> {
+    let mut key = b"m".to_vec();
+    key.extend_from_slice(message_id.as_bytes());
+    key
+}
+
 fn encode_header(header: &DispatchHeader) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(header).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -1388,8 +1443,10 @@ mod tests {
 
             // A batch with a copy that cannot be queued (its id is taken) queues nothing.
             let c = dispatch(3, 2, &content);
+            let mut other = header();
+            other.message_id = "0d1e2f30-4152-4637-8899-aabbccddeeff".into();
             let err = store
-                .submit_copies(&[c, a], &header(), sealed, 6, &by)
+                .submit_copies(&[c, a], &other, sealed, 6, &by)
                 .unwrap_err();
             assert!(matches!(err, StoreError::Conflict(_)), "{err}");
             assert!(store.get(MessageId([3; 16])).unwrap().is_none());
@@ -1398,6 +1455,53 @@ mod tests {
             assert_eq!(read_object(&store, MessageId([1; 16])), content);
             assert_eq!(read_object(&store, MessageId([2; 16])), content);
         }
+    }
+
+    #[test]
+    fn a_message_id_holds_one_dispatch_whatever_its_recipients() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = b"sealed".to_vec();
+        let by = Event::new(EntryKind::Submitted, None, Actor::User(1000));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .submit_copies(
+                    &[dispatch(1, 0, &content)],
+                    &header(),
+                    Sealed::Memory(&content),
+                    5,
+                    &by,
+                )
+                .unwrap();
+        }
+        // After a restart, the same message id to an entirely different recipient (another
+        // transfer id) is still refused, and nothing of it is kept.
+        let store = Store::open(dir.path()).unwrap();
+        let message_id = header().message_id;
+        assert_eq!(
+            store.submitted_under(&message_id).unwrap(),
+            Some(MessageId([1; 16]))
+        );
+        let err = store
+            .submit_copies(
+                &[dispatch(2, 0, &content)],
+                &header(),
+                Sealed::Memory(&content),
+                6,
+                &by,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict(MessageId([1, ..]))),
+            "{err}"
+        );
+        assert!(store.get(MessageId([2; 16])).unwrap().is_none());
+        assert_eq!(store.outbox().unwrap().len(), 1);
+        // The index is not mistaken for a header by the audit's scan.
+        assert_eq!(
+            store.copies_of(&message_id).unwrap(),
+            vec![MessageId([1; 16])]
+        );
     }
 
     #[test]
