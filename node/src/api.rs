@@ -241,6 +241,16 @@ async fn route(
                 }),
             ))
         }
+        (Method::GET, ["v1", "status"]) => {
+            need(roles.clerk || roles.officer, "use this node")?;
+            let worker = node.clone();
+            let status = tokio::task::spawn_blocking(move || worker.status())
+                .await
+                .map_err(|e| {
+                    ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+                })??;
+            Ok(json_response(StatusCode::OK, &status))
+        }
         (Method::POST, ["v1", "reload"]) => {
             // Only re-reads files the node's operator already changed: harmless to any role.
             need(roles.clerk || roles.officer, "use this node")?;

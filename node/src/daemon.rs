@@ -24,6 +24,7 @@ use crate::audit::Auditor;
 use crate::compose::Composer;
 use crate::config::{resolve, Config};
 use crate::inbox::{Inbox, Outcome};
+use crate::outbox::Schedule;
 use crate::receipts::ReceiptSigner;
 use crate::store::{Record, Store};
 use crate::tls::{client_config, server_config, PeerPolicy};
@@ -101,6 +102,10 @@ pub(crate) struct Node {
     pub(crate) policy: Arc<PeerPolicy>,
     /// Counts reloads that changed something: connections are checked again when it moves.
     pub(crate) reloaded: tokio::sync::watch::Sender<u64>,
+    /// The outbox scheduler's state (peers, transfers in flight), also for the status report.
+    pub(crate) schedule: Arc<std::sync::Mutex<Schedule>>,
+    /// When this process started serving.
+    pub(crate) started: time::OffsetDateTime,
     signer: ReceiptSigner,
     pub(crate) enc_cert: X509,
     pub(crate) enc_key: PrivateKey,
@@ -325,6 +330,8 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         trusted,
         policy,
         reloaded: tokio::sync::watch::Sender::new(0),
+        schedule: Arc::default(),
+        started: time::OffsetDateTime::now_utc(),
         signer,
         enc_cert,
         enc_key,

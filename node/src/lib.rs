@@ -9,6 +9,7 @@
 //! - [`inbox`]: arrivals opened, verified, numbered and answered; replies applied.
 //! - `outbox`: the scheduler — priority order, per-peer concurrency, retries, expiry.
 //! - [`receipts`]: signing and checking hop and delivery receipts (CMS over the receipt text).
+//! - `status`: what an operator checks first — queues, peers, CRL renewal, disk — with warnings.
 //! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
 //!   in the daemon touches sled or the spool directory.
 //! - [`tls`]: QUIC endpoints' mutual TLS — who may connect, decided by the trust anchors, CRLs and
@@ -27,6 +28,7 @@ pub mod daemon;
 pub mod inbox;
 mod outbox;
 pub mod receipts;
+mod status;
 pub mod store;
 pub mod tls;
 pub mod transfer;

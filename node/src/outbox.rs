@@ -12,7 +12,7 @@
 //!   expire or the peers return).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vdx_protocol::OrganCode;
@@ -36,13 +36,37 @@ enum Peer {
     Connecting,
     /// Connected; transfers use this connection.
     Up(quinn::Connection),
-    /// Unreachable: not before `until`; `failures` in a row so far.
-    Down { until: Instant, failures: u32 },
+    /// Unreachable: not before `until`; `failures` in a row so far, the last one for `reason`.
+    Down {
+        until: Instant,
+        failures: u32,
+        reason: String,
+    },
 }
 
-/// The scheduler's state, shared with its connection and transfer tasks.
+/// What the operator is shown of one peer (`GET /v1/status`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct PeerReport {
+    pub(crate) organ_code: OrganCode,
+    /// `connected`, `connecting`, `disconnected` (reconnected when next needed) or `unreachable`.
+    pub(crate) state: &'static str,
+    /// Transfers running to it now.
+    pub(crate) in_flight: usize,
+    /// Connection failures in a row (unreachable only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) failures: Option<u32>,
+    /// Seconds until the next attempt (unreachable only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) retry_in_secs: Option<u64>,
+    /// Why the last attempt failed (unreachable only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) last_error: Option<String>,
+}
+
+/// The scheduler's state, shared with its connection and transfer tasks and with the status
+/// report.
 #[derive(Default)]
-struct Schedule {
+pub(crate) struct Schedule {
     peers: HashMap<OrganCode, Peer>,
     /// Per dispatch: not before (after a failed transfer).
     next_try: HashMap<MessageId, Instant>,
@@ -100,7 +124,7 @@ impl Schedule {
         });
     }
 
-    fn peer_failed(&mut self, peer: &OrganCode) -> Duration {
+    fn peer_failed(&mut self, peer: &OrganCode, reason: &str) -> Duration {
         let failures = match self.peers.get(peer) {
             Some(Peer::Down { failures, .. }) => *failures,
             _ => 0,
@@ -111,15 +135,54 @@ impl Schedule {
             Peer::Down {
                 until: Instant::now() + delay,
                 failures: failures + 1,
+                reason: reason.to_owned(),
             },
         );
         delay
+    }
+
+    /// Every peer the scheduler has dealt with since the start, by organ code.
+    pub(crate) fn report(&self) -> Vec<PeerReport> {
+        let now = Instant::now();
+        let mut peers: Vec<PeerReport> = self
+            .peers
+            .iter()
+            .map(|(code, peer)| {
+                let in_flight = self.in_flight.values().filter(|(p, _)| p == code).count();
+                let mut report = PeerReport {
+                    organ_code: code.clone(),
+                    state: "connected",
+                    in_flight,
+                    failures: None,
+                    retry_in_secs: None,
+                    last_error: None,
+                };
+                match peer {
+                    Peer::Up(conn) if conn.close_reason().is_none() => {}
+                    Peer::Up(_) => report.state = "disconnected",
+                    Peer::Connecting => report.state = "connecting",
+                    Peer::Down {
+                        until,
+                        failures,
+                        reason,
+                    } => {
+                        report.state = "unreachable";
+                        report.failures = Some(*failures);
+                        report.retry_in_secs = Some(until.saturating_duration_since(now).as_secs());
+                        report.last_error = Some(reason.clone());
+                    }
+                }
+                report
+            })
+            .collect();
+        peers.sort_by(|a, b| a.organ_code.as_str().cmp(b.organ_code.as_str()));
+        peers
     }
 }
 
 /// Runs the outbox until `stop`; running transfers are let finish (or fail) before returning.
 pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: Stop) {
-    let schedule = Arc::new(Mutex::new(Schedule::default()));
+    let schedule = node.schedule.clone();
     let mut tasks = tokio::task::JoinSet::new();
     let mut reloaded = node.reloaded.subscribe();
     while !stop.is_set() {
@@ -183,7 +246,7 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                                 s.peers.insert(peer, Peer::Up(conn));
                             }
                             Err(reason) => {
-                                let delay = s.peer_failed(&peer);
+                                let delay = s.peer_failed(&peer, &reason);
                                 tracing::warn!(%peer, %reason, retry_in = ?delay, "peer unreachable");
                             }
                         }
@@ -250,7 +313,7 @@ fn finished(
         }
         Err(TransferError::Connection(reason)) => {
             // The connection broke (or the peer closed it after the handshake): reconnect later.
-            let delay = s.peer_failed(peer);
+            let delay = s.peer_failed(peer, &reason);
             tracing::warn!(id = %record.id, %peer, %reason, retry_in = ?delay, "connection lost");
         }
         Err(e) => {

@@ -15,6 +15,7 @@ mod cmd_mail;
 mod cmd_open;
 mod cmd_pki;
 mod cmd_seal;
+mod cmd_status;
 mod demo_network;
 mod files;
 mod pipeline;
@@ -48,6 +49,8 @@ enum Command {
     /// The directory of known agencies of a node (needs --home).
     #[command(subcommand)]
     Directory(cmd_home::DirectoryCommand),
+    /// The running node's queues, peers, CRL renewal and disk, with warnings (needs --home).
+    Status(cmd_status::StatusArgs),
     /// Make the running node read its directory, trust anchors and CRLs again (needs --home).
     Reload,
     /// Send a dispatch through the running node (needs --home).
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Pki(cmd) => cmd_pki::run(cmd),
         Command::Init(args) => home(cli.home).and_then(|h| cmd_home::init(&h, args)),
         Command::Directory(cmd) => home(cli.home).and_then(|h| cmd_home::directory(&h, cmd)),
+        Command::Status(args) => home(cli.home).and_then(|h| cmd_status::run(&h, args)),
         Command::Reload => home(cli.home).and_then(|h| cmd_home::reload(&h)),
         Command::Send(args) => home(cli.home).and_then(|h| cmd_mail::send(&h, args)),
         Command::Inbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, true, args)),

@@ -280,6 +280,18 @@ impl TrustStore {
         self.crls.len()
     }
 
+    /// The soonest nextUpdate of the store's CRLs, with its issuer: past it that CRL vouches for
+    /// nobody and every certificate it covers is refused, so an operator must renew it before.
+    pub fn crl_next_update(&self) -> Option<(OffsetDateTime, String)> {
+        self.crls
+            .iter()
+            .filter_map(|entry| {
+                let next = offset_date_time(entry.crl.next_update()?)?;
+                Some((next, name_string(entry.crl.issuer_name())))
+            })
+            .min_by_key(|(next, _)| *next)
+    }
+
     /// Validates `cert` as a document signer at `signing_time` (now when `None`), building its path
     /// with `extra_chain` (certificates the document carried) and the store's intermediates.
     ///
@@ -516,6 +528,22 @@ mod cases {
     use crate::testkit::*;
     use crate::{crl, parse_certs, Ca, Profile, RevocationReason};
     use crate::{subject_string, TrustStore};
+
+    #[test]
+    fn the_soonest_crl_next_update_is_reported_with_its_issuer() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let mut other = Ca::create("Other", KeyKind::EcP256, 30).unwrap();
+        let anchors = vec![ca.cert().to_owned(), other.cert().to_owned()];
+        let none = TrustStore::new(anchors.clone(), vec![], vec![]).unwrap();
+        assert!(none.crl_next_update().is_none());
+        let crls = vec![ca.crl(7).unwrap(), other.crl(2).unwrap()];
+        let store = TrustStore::new(anchors, vec![], crls).unwrap();
+        let (next, issuer) = store.crl_next_update().unwrap();
+        assert!(issuer.contains("Other"), "{issuer}");
+        let left = next - OffsetDateTime::now_utc();
+        assert!(left > Duration::days(2) - Duration::minutes(5) && left <= Duration::days(2));
+        assert_eq!(store.crl_count(), 2);
+    }
 
     #[test]
     fn issued_signers_validate_with_their_organ_code() {

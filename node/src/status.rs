@@ -1,0 +1,277 @@
+//! What an operator checks first (`GET /v1/status`, `vdx status`): how much waits in the outbox and
+//! for which peer, which peers cannot be reached and why, what waits to be opened, when the CRLs
+//! must be renewed, how much disk is left — and, in plain words, what needs doing. Monitoring
+//! reads the same JSON.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::daemon::Node;
+use crate::outbox::PeerReport;
+use crate::store::StoreError;
+
+/// A CRL this close to its nextUpdate is reported: past it, everyone it covers is refused.
+const CRL_WARNING: time::Duration = time::Duration::hours(24);
+/// Less free disk than this (or than 5 % of it) is reported: a full disk refuses new work.
+const DISK_WARNING_BYTES: u64 = 1 << 30;
+
+/// The node's state for its operator.
+#[derive(Debug, Serialize)]
+pub(crate) struct Status {
+    organ_code: String,
+    name: String,
+    version: &'static str,
+    /// When this `vdxd` started (RFC 3339).
+    started: String,
+    outbox: Outbox,
+    inbox: Inbox,
+    peers: Vec<PeerReport>,
+    trust: Trust,
+    ledger: Ledger,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk: Option<Disk>,
+    /// What needs the operator, one sentence each; empty when all is well.
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Outbox {
+    /// Copies waiting to be handed over (dispatches, receipts, notices, relayed objects).
+    queued: usize,
+    /// The same, by next hop.
+    by_peer: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct Inbox {
+    /// Objects received and not yet opened (or forwarded, on a relay).
+    to_open: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Trust {
+    agencies: usize,
+    crls: usize,
+    /// The soonest nextUpdate of the CRLs in force (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crl_next_update: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Ledger {
+    entries: u64,
+    durable: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Disk {
+    free_bytes: u64,
+    total_bytes: u64,
+}
+
+impl Node {
+    /// The status report now.
+    pub(crate) fn status(&self) -> Result<Status, StoreError> {
+        let queued = self.store.outbox()?;
+        let mut by_peer = BTreeMap::new();
+        for copy in &queued {
+            *by_peer
+                .entry(self.next_hop(&copy.to).to_string())
+                .or_insert(0) += 1;
+        }
+        let peers = self.schedule.lock().map(|s| s.report()).unwrap_or_default();
+        let trusted = self.trusted();
+        let crl = trusted.trust.crl_next_update();
+        let now = OffsetDateTime::now_utc();
+        let disk = free_space(&crate::config::resolve(&self.home, &self.config.data_dir));
+        let mut status = Status {
+            organ_code: self.config.organ_code.to_string(),
+            name: self.config.name.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+            started: rfc3339(self.started),
+            outbox: Outbox {
+                queued: queued.len(),
+                by_peer,
+            },
+            inbox: Inbox {
+                to_open: self.store.arrivals()?.len(),
+            },
+            peers,
+            trust: Trust {
+                agencies: trusted.directory.entries.len(),
+                crls: trusted.trust.crl_count(),
+                crl_next_update: crl.as_ref().map(|(next, _)| rfc3339(*next)),
+            },
+            ledger: Ledger {
+                entries: self.store.ledger_size()?,
+                durable: self.store.durable_ledger_size(),
+            },
+            disk,
+            warnings: Vec::new(),
+        };
+        status.warnings = warnings(&status, crl.as_ref(), now);
+        Ok(status)
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// What needs the operator in `status`, as of `now`; `crl` is the soonest nextUpdate of the CRLs
+/// in force, with the CRL's issuer.
+fn warnings(
+    status: &Status,
+    crl: Option<&(OffsetDateTime, String)>,
+    now: OffsetDateTime,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some((next, issuer)) = crl {
+        let next = *next;
+        if next < now {
+            out.push(format!(
+                "the CRL of {issuer} expired at {next}: every certificate it covers is refused \
+                 until a fresh one is in place (then `vdx reload`)"
+            ));
+        } else if next - now <= CRL_WARNING {
+            let hours = (next - now).whole_hours();
+            out.push(format!(
+                "the CRL of {issuer} expires in {hours} h ({next}): put a fresh one in place"
+            ));
+        }
+    }
+    for peer in &status.peers {
+        let waiting = status
+            .outbox
+            .by_peer
+            .get(peer.organ_code.as_str())
+            .copied()
+            .unwrap_or(0);
+        if peer.state == "unreachable" && waiting > 0 {
+            out.push(format!(
+                "{} is unreachable ({}), {waiting} waiting for it: {}",
+                peer.organ_code,
+                match peer.failures {
+                    Some(1) => "1 failure".to_owned(),
+                    Some(n) => format!("{n} failures in a row"),
+                    None => "no attempt yet".to_owned(),
+                },
+                peer.last_error.as_deref().unwrap_or("no reason recorded")
+            ));
+        }
+    }
+    if let Some(disk) = &status.disk {
+        if disk.free_bytes < DISK_WARNING_BYTES || disk.free_bytes < disk.total_bytes / 20 {
+            out.push(format!(
+                "only {} MiB free on the data disk: new dispatches are refused when it is full",
+                disk.free_bytes >> 20
+            ));
+        }
+    }
+    out
+}
+
+/// Free and total space of the file system holding `dir`; `None` if it cannot be read.
+fn free_space(dir: &Path) -> Option<Disk> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(Disk {
+        free_bytes: stat.f_bavail.saturating_mul(stat.f_frsize),
+        total_bytes: stat.f_blocks.saturating_mul(stat.f_frsize),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(peers: Vec<PeerReport>) -> Status {
+        Status {
+            organ_code: "000.00.00.G22".into(),
+            name: "G22".into(),
+            version: "0",
+            started: rfc3339(OffsetDateTime::UNIX_EPOCH),
+            outbox: Outbox {
+                queued: 3,
+                by_peer: BTreeMap::from([("000.00.00.H41".to_owned(), 3)]),
+            },
+            inbox: Inbox { to_open: 0 },
+            peers,
+            trust: Trust {
+                agencies: 2,
+                crls: 1,
+                crl_next_update: None,
+            },
+            ledger: Ledger {
+                entries: 10,
+                durable: 10,
+            },
+            disk: Some(Disk {
+                free_bytes: 100 << 30,
+                total_bytes: 200 << 30,
+            }),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn peer(code: &str, state: &'static str) -> PeerReport {
+        PeerReport {
+            organ_code: code.parse().unwrap(),
+            state,
+            in_flight: 0,
+            failures: (state == "unreachable").then_some(4),
+            retry_in_secs: None,
+            last_error: (state == "unreachable").then(|| "timed out".to_owned()),
+        }
+    }
+
+    #[test]
+    fn all_well_says_nothing() {
+        let now = OffsetDateTime::now_utc();
+        let s = status(vec![peer("000.00.00.H41", "connected")]);
+        let crl = (now + time::Duration::days(6), "CN=Root".to_owned());
+        assert_eq!(warnings(&s, Some(&crl), now), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_crl_near_or_past_its_next_update_is_reported() {
+        let now = OffsetDateTime::now_utc();
+        let s = status(vec![]);
+        let soon = (now + time::Duration::hours(5), "CN=Root".to_owned());
+        let said = warnings(&s, Some(&soon), now);
+        assert!(
+            said[0].contains("the CRL of CN=Root expires in 5 h"),
+            "{said:?}"
+        );
+        let past = (now - time::Duration::minutes(1), "CN=Root".to_owned());
+        assert!(warnings(&s, Some(&past), now)[0].contains("CN=Root expired"));
+    }
+
+    #[test]
+    fn an_unreachable_peer_is_reported_only_with_work_waiting_for_it() {
+        let now = OffsetDateTime::now_utc();
+        let waiting = status(vec![peer("000.00.00.H41", "unreachable")]);
+        let said = warnings(&waiting, None, now);
+        assert_eq!(
+            said,
+            vec!["000.00.00.H41 is unreachable (4 failures in a row), 3 waiting for it: timed out"]
+        );
+        let idle = status(vec![peer("000.00.00.H26", "unreachable")]);
+        assert!(warnings(&idle, None, now).is_empty());
+    }
+
+    #[test]
+    fn a_nearly_full_disk_is_reported() {
+        let now = OffsetDateTime::now_utc();
+        let mut s = status(vec![]);
+        s.disk = Some(Disk {
+            free_bytes: 512 << 20,
+            total_bytes: 100 << 30,
+        });
+        assert!(warnings(&s, None, now)[0].contains("only 512 MiB free"));
+        assert!(free_space(Path::new("/")).is_some_and(|d| d.total_bytes > 0));
+    }
+}

@@ -1,0 +1,89 @@
+//! `vdx status` on real daemons: what waits for whom, a peer that cannot be reached and why, a CRL
+//! about to expire, and `--check` for monitoring.
+
+#![allow(clippy::unwrap_used)] // Test helpers fail loudly by design.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use vdx_node::config::Config;
+use vdx_tests::daemon::{homes, wait_until, Daemon};
+use vdx_tests::{words, Session};
+
+const G22: &str = "000.00.00.G22";
+const H41: &str = "000.00.00.H41";
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn status(s: &Session, home: &str) -> Value {
+    s.vdx(&["--home", home, "status", "--json"]).ok().json()
+}
+
+fn warnings(status: &Value) -> Vec<String> {
+    status["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_operator_sees_what_waits_who_is_unreachable_and_what_to_renew() {
+    let s = Session::new();
+    homes(&s, &[("g22", G22), ("h41", H41)]);
+    // h41 checks a CRL that expires in a day: time to renew it.
+    s.vdx(&words("pki crl --ca ca --days 1 --out h41/keys/ca.crl"))
+        .ok();
+    let mut config = Config::load(&s.path("h41")).unwrap();
+    config.trust.crls.push("keys/ca.crl".into());
+    s.write("h41/config.toml", config.to_toml().unwrap().as_bytes());
+
+    // h41 is down: g22's dispatch waits, and g22 says why.
+    let _g22 = Daemon::start(&s, "g22");
+    s.write("cv.txt", "Công văn".as_bytes());
+    s.vdx(&words(
+        "--home g22 send --to 000.00.00.H41 --subject x --number 1 --notation VPCP-TTĐT --urgency khan cv.txt",
+    ))
+    .ok();
+    let mut now = Value::Null;
+    wait_until(&s, LIMIT, "h41 reported unreachable", || {
+        now = status(&s, "g22");
+        now["peers"][0]["state"] == "unreachable"
+    });
+    assert_eq!(now["outbox"]["queued"], 1, "{now}");
+    assert_eq!(now["outbox"]["by_peer"][H41], 1, "{now}");
+    assert_eq!(now["peers"][0]["organ_code"], H41);
+    assert!(now["peers"][0]["last_error"].as_str().unwrap().len() > 3);
+    let said = warnings(&now);
+    assert!(
+        said.iter()
+            .any(|w| w.starts_with("000.00.00.H41 is unreachable") && w.contains("1 waiting")),
+        "{said:?}"
+    );
+    assert_eq!(now["trust"]["agencies"], 2);
+    assert!(now["disk"]["total_bytes"].as_u64().unwrap() > 0);
+    let text = s.vdx(&words("--home g22 status")).ok().stdout;
+    assert!(
+        text.contains("outbox: 1 queued (000.00.00.H41: 1)"),
+        "{text}"
+    );
+    assert_eq!(s.vdx(&words("--home g22 status --check")).status, 1);
+
+    // h41 comes up: the dispatch leaves, the warning goes; h41 itself warns of its CRL.
+    let _h41 = Daemon::start(&s, "h41");
+    wait_until(&s, LIMIT, "g22's outbox to empty", || {
+        now = status(&s, "g22");
+        now["outbox"]["queued"] == 0 && now["peers"][0]["state"] == "connected"
+    });
+    assert_eq!(warnings(&now), Vec::<String>::new());
+    assert_eq!(s.vdx(&words("--home g22 status --check")).status, 0);
+    let h41 = status(&s, "h41");
+    assert_eq!(h41["trust"]["crls"], 1, "{h41}");
+    assert!(h41["trust"]["crl_next_update"].is_string(), "{h41}");
+    let said = warnings(&h41);
+    assert!(
+        said.iter()
+            .any(|w| w.contains("expires in 23 h") && w.contains("put a fresh one in place")),
+        "{said:?}"
+    );
+}
