@@ -14,8 +14,8 @@ use cms::enveloped_data::{
 use const_oid::ObjectIdentifier as Oid;
 use der::asn1::{BitString, OctetString};
 use der::{Any, Decode, Encode};
-use openssl::bn::BigNumContext;
-use openssl::ec::{EcKey, EcPoint, PointConversionForm};
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ec::{EcKey, EcKeyRef, EcPoint, PointConversionForm};
 use openssl::hash::{Hasher, MessageDigest};
 use openssl::pkey::{Id, PKey};
 use openssl::pkey_ctx::PkeyCtx;
@@ -90,7 +90,7 @@ pub(crate) fn wrap_for(
                 &mut bn,
             )?;
             let wrap_alg = der_tlv(0x30, &der_tlv(0x06, oids::AES256_WRAP.as_bytes()));
-            let z = ecdh(&PKey::from_ec_key(ephemeral)?, &public)?;
+            let z = ecdh(&PKey::from_ec_key(ephemeral)?, &their)?;
             let kek = x963_kdf(
                 MessageDigest::sha256(),
                 &z,
@@ -264,7 +264,7 @@ fn ecdh_unwrap(
             offset: 0,
             what: "originator public key is not a point on the recipient's curve",
         })?;
-    let theirs = PKey::from_ec_key(EcKey::from_public_key(ours.group(), &point)?)?;
+    let theirs = EcKey::from_public_key(ours.group(), &point)?;
     let z = ecdh(key.pkey(), &theirs)?;
     let ukm = kari.ukm.as_ref().map(|u| u.as_bytes());
     let kek = x963_kdf(hash, &z, &shared_info(&wrap_alg, ukm, kek_len), kek_len)?;
@@ -275,12 +275,29 @@ fn ecdh_unwrap(
     Ok(cek)
 }
 
-fn ecdh<T: openssl::pkey::HasPublic>(
+/// ECDH between our key and a peer's public key, which OpenSSL decoded (so it is on the curve).
+/// OpenSSL's own check of the peer's key (a scalar multiplication by the group order, as costly as
+/// the agreement itself) is made only where it adds something: on a curve whose cofactor is not 1.
+/// With cofactor 1 every point on the curve but infinity is in the prime-order group, and
+/// infinity is refused here.
+fn ecdh(
     ours: &PKey<openssl::pkey::Private>,
-    theirs: &PKey<T>,
+    theirs: &EcKeyRef<openssl::pkey::Public>,
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let group = theirs.group();
+    if theirs.public_key().is_infinity(group) {
+        return Err(Error::Malformed {
+            offset: 0,
+            what: "the peer's public key is the point at infinity",
+        });
+    }
+    let mut bn = BigNumContext::new()?;
+    let mut cofactor = BigNum::new()?;
+    group.cofactor(&mut cofactor, &mut bn)?;
+    let check = cofactor != BigNum::from_u32(1)?;
+    let theirs = PKey::from_ec_key(theirs.to_owned())?;
     let mut deriver = openssl::derive::Deriver::new(ours)?;
-    deriver.set_peer(theirs)?;
+    deriver.set_peer_ex(&theirs, check)?;
     Ok(Zeroizing::new(deriver.derive_to_vec()?))
 }
 
@@ -434,4 +451,47 @@ pub(crate) fn algorithm(
         oid,
         parameters: params.map(Any::from_der).transpose()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use openssl::ec::EcGroup;
+    use openssl::nid::Nid;
+
+    use super::*;
+
+    fn p256() -> EcGroup {
+        EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()
+    }
+
+    #[test]
+    fn both_sides_of_an_agreement_derive_the_same_secret() {
+        let (a, b) = (
+            EcKey::generate(&p256()).unwrap(),
+            EcKey::generate(&p256()).unwrap(),
+        );
+        let public = |k: &EcKey<openssl::pkey::Private>| {
+            EcKey::from_public_key(k.group(), k.public_key()).unwrap()
+        };
+        let ab = ecdh(&PKey::from_ec_key(a.clone()).unwrap(), &public(&b)).unwrap();
+        let ba = ecdh(&PKey::from_ec_key(b).unwrap(), &public(&a)).unwrap();
+        assert_eq!(ab, ba);
+        assert_eq!(ab.len(), 32);
+    }
+
+    #[test]
+    fn the_point_at_infinity_is_refused_as_a_peer_key() {
+        let group = p256();
+        let ours = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        // OpenSSL decodes the one-byte encoding 00, which an originator key could carry, to it.
+        let infinity =
+            EcPoint::from_bytes(&group, &[0], &mut BigNumContext::new().unwrap()).unwrap();
+        assert!(infinity.is_infinity(&group));
+        let theirs = EcKey::from_public_key(&group, &infinity).unwrap();
+        let refused = ecdh(&ours, &theirs);
+        assert!(
+            matches!(refused, Err(Error::Malformed { what, .. }) if what.contains("infinity")),
+            "{refused:?}"
+        );
+    }
 }
