@@ -13,7 +13,7 @@ use vdx_protocol::hex;
 
 use crate::config::{resolve, Config};
 use crate::daemon::{Node, StartError, Stop};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Entries after which a checkpoint is signed at the latest.
 const EVERY_ENTRIES: u64 = 64;
@@ -78,10 +78,22 @@ pub(crate) fn record_config_changes(
             Ok(bytes) => hex::encode(Sha256::digest(&bytes).as_slice()),
             Err(_) => "absent".to_owned(),
         };
-        let name = format!("{what} {}", path.display());
-        if store.record_config(&name, &digest)? {
-            tracing::info!(what = %name, sha256 = %digest, "configuration change recorded in the ledger");
-        }
+        record_config_file(store, what, &path, &digest)?;
+    }
+    Ok(())
+}
+
+/// Records a `config` entry for the file `what` at `path` (as `config.toml` names it) if its
+/// SHA-256 (hex) differs from the one last recorded.
+pub(crate) fn record_config_file(
+    store: &Store,
+    what: &str,
+    path: &Path,
+    sha256_hex: &str,
+) -> Result<(), StoreError> {
+    let name = format!("{what} {}", path.display());
+    if store.record_config(&name, sha256_hex)? {
+        tracing::info!(what = %name, sha256 = %sha256_hex, "configuration change recorded in the ledger");
     }
     Ok(())
 }

@@ -9,13 +9,14 @@
 //! of the directory is disconnected, not served until its connection idles out.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use openssl::x509::X509;
 use sha2::{Digest, Sha256};
 use vdx_pki::{Directory, TrustStore};
+use vdx_protocol::hex;
 
 use crate::config::{resolve, Config};
 use crate::daemon::{Node, StartError, Stop};
@@ -31,8 +32,9 @@ pub(crate) struct Trusted {
     pub(crate) directory: Directory,
     /// The directory's encryption certificates, parsed once (see `Composer::enc_certs`).
     pub(crate) enc_certs: HashMap<String, X509>,
-    /// SHA-256 over the files these came from: a reload whose files are unchanged changes nothing.
-    files_digest: [u8; 32],
+    /// The files these came from — what (as the ledger's `config` entries name it), path, SHA-256
+    /// (hex) of the bytes loaded: a reload whose files are unchanged changes nothing.
+    files: Vec<(&'static str, PathBuf, String)>,
 }
 
 /// What a reload did.
@@ -49,25 +51,25 @@ pub(crate) struct Reloaded {
 impl Trusted {
     /// Reads and checks the directory, trust anchors and CRLs that `config` names.
     pub(crate) fn load(home: &Path, config: &Config) -> Result<Self, StartError> {
-        let mut files = Sha256::new();
-        let mut read = |path: &Path| -> Result<Vec<u8>, StartError> {
+        let mut files = Vec::new();
+        let mut read = |what: &'static str, path: &Path| -> Result<Vec<u8>, StartError> {
             let bytes =
                 std::fs::read(resolve(home, path)).map_err(|e| file_error(home, path, e))?;
-            files.update(path.as_os_str().as_encoded_bytes());
-            files.update((bytes.len() as u64).to_be_bytes());
-            files.update(&bytes);
+            let digest = hex::encode(Sha256::digest(&bytes).as_slice());
+            files.push((what, path.to_owned(), digest));
             Ok(bytes)
         };
-        let directory = Directory::from_json(&read(&config.directory)?)
+        let directory = Directory::from_json(&read("directory", &config.directory)?)
             .map_err(|e| file_error(home, &config.directory, e))?;
         let mut anchors = Vec::new();
         for path in &config.trust.anchors {
-            anchors
-                .extend(vdx_pki::parse_certs(&read(path)?).map_err(|e| file_error(home, path, e))?);
+            let bytes = read("trust-anchor", path)?;
+            anchors.extend(vdx_pki::parse_certs(&bytes).map_err(|e| file_error(home, path, e))?);
         }
         let mut crls = Vec::new();
         for path in &config.trust.crls {
-            crls.extend(vdx_pki::parse_crls(&read(path)?).map_err(|e| file_error(home, path, e))?);
+            let bytes = read("crl", path)?;
+            crls.extend(vdx_pki::parse_crls(&bytes).map_err(|e| file_error(home, path, e))?);
         }
         let trust = TrustStore::new(anchors, Vec::new(), crls)
             .map_err(|e| file_error(home, Path::new("config.toml [trust]"), e))?;
@@ -84,7 +86,7 @@ impl Trusted {
             trust: Arc::new(trust),
             directory,
             enc_certs,
-            files_digest: files.finalize().into(),
+            files,
         })
     }
 
@@ -105,17 +107,20 @@ fn file_error(home: &Path, path: &Path, e: impl std::fmt::Display) -> StartError
 }
 
 impl Node {
-    /// Loads the trust files again and, if they changed, puts them in force: new handshakes,
-    /// documents and receipts are checked against them at once, the change is recorded in the
-    /// ledger, and established connections are checked again (see [`watch`]).
+    /// Loads the trust files again and, if they changed, puts them in force: each changed file is
+    /// recorded in the ledger first (as loaded, byte for byte; if that fails, nothing changes),
+    /// then new handshakes, documents and receipts are checked against them at once, and
+    /// established connections are checked again (see [`watch`]).
     pub(crate) fn reload(&self) -> Result<Reloaded, StartError> {
         let fresh = Trusted::load(&self.home, &self.config)?;
-        if fresh.files_digest == self.trusted().files_digest {
+        if fresh.files == self.trusted().files {
             return Ok(fresh.summary(false));
         }
         let summary = fresh.summary(true);
+        for (what, path, digest) in &fresh.files {
+            crate::checkpoints::record_config_file(&self.store, what, path, digest)?;
+        }
         self.trusted.store(Arc::new(fresh));
-        crate::checkpoints::record_config_changes(&self.home, &self.config, &self.store)?;
         self.reloaded.send_modify(|generation| *generation += 1);
         self.wake_outbox.notify_one();
         tracing::info!(

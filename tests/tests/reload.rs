@@ -76,6 +76,7 @@ fn an_agency_imported_while_the_node_runs_is_served_at_once() {
         refused.stderr
     );
 
+    let from = log(&s, "g22").len();
     let imported = s.vdx(&words("--home g22 directory import h26.json")).ok();
     assert!(
         imported.stdout.contains("now uses the changed files"),
@@ -87,7 +88,12 @@ fn an_agency_imported_while_the_node_runs_is_served_at_once() {
         status(&s, &id) == "delivered"
     });
     // The change is in the ledger, for the security officer.
-    assert!(log(&s, "g22").contains("configuration change recorded in the ledger"));
+    assert!(
+        log(&s, "g22")[from..]
+            .contains("configuration change recorded in the ledger what=directory directory.json"),
+        "{}",
+        log(&s, "g22")
+    );
     // Asked again with nothing changed, the daemon says so and replaces nothing.
     let again = s.vdx(&words("--home g22 reload")).ok();
     assert!(

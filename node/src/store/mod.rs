@@ -1462,18 +1462,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let content = b"sealed".to_vec();
         let by = Event::new(EntryKind::Submitted, None, Actor::User(1000));
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store
-                .submit_copies(
-                    &[dispatch(1, 0, &content)],
-                    &header(),
-                    Sealed::Memory(&content),
-                    5,
-                    &by,
-                )
-                .unwrap();
-        }
+        // A copy of the example header's dispatch under transfer id `n`, as a copy to another
+        // recipient would have.
+        let submit = |store: &Store, n: u8| {
+            let copy = dispatch(n, 0, &content);
+            store.submit_copies(&[copy], &header(), Sealed::Memory(&content), 5, &by)
+        };
+        submit(&Store::open(dir.path()).unwrap(), 1).unwrap();
         // After a restart, the same message id to an entirely different recipient (another
         // transfer id) is still refused, and nothing of it is kept.
         let store = Store::open(dir.path()).unwrap();
@@ -1482,15 +1477,7 @@ mod tests {
             store.submitted_under(&message_id).unwrap(),
             Some(MessageId([1; 16]))
         );
-        let err = store
-            .submit_copies(
-                &[dispatch(2, 0, &content)],
-                &header(),
-                Sealed::Memory(&content),
-                6,
-                &by,
-            )
-            .unwrap_err();
+        let err = submit(&store, 2).unwrap_err();
         assert!(
             matches!(err, StoreError::Conflict(MessageId([1, ..]))),
             "{err}"
