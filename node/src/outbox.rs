@@ -200,9 +200,11 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
         // Peers that take nothing more this pass: the queue is in priority order, so their
         // later dispatches can only wait too.
         let mut busy = HashSet::new();
+        // Recipient → next hop, worked out once per pass: most of a backlog goes to few peers.
+        let mut hops: HashMap<OrganCode, OrganCode> = HashMap::new();
         for record in queued {
-            let Ok(mut s) = schedule.lock() else { return };
             if record.expires != 0 && record.expires < now_secs {
+                let Ok(s) = schedule.lock() else { return };
                 if !s.in_flight.contains_key(&record.id) {
                     match node
                         .store
@@ -219,10 +221,14 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                 }
                 continue;
             }
-            let peer = node.next_hop(&record.to);
-            if busy.contains(&peer) {
-                continue;
+            if !hops.contains_key(&record.to) {
+                hops.insert(record.to.clone(), node.next_hop(&record.to));
             }
+            let Some(peer) = hops.get(&record.to).filter(|peer| !busy.contains(*peer)) else {
+                continue;
+            };
+            let peer = peer.clone();
+            let Ok(mut s) = schedule.lock() else { return };
             match s.step(
                 &record,
                 &peer,

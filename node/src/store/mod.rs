@@ -29,6 +29,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -750,13 +751,13 @@ impl Store {
     }
 
     /// The queued outgoing dispatches, hỏa tốc first, then in order of submission.
-    pub fn outbox(&self) -> Result<Vec<Queued>, StoreError> {
+    pub fn outbox(&self) -> Result<Vec<Arc<Queued>>, StoreError> {
         self.outbox_head(usize::MAX)
     }
 
     /// The first `limit` queued outgoing dispatches in priority order: what a scheduler pass looks
     /// at, so that its cost does not grow with the backlog. Read from the index's mirror in memory.
-    pub fn outbox_head(&self, limit: usize) -> Result<Vec<Queued>, StoreError> {
+    pub fn outbox_head(&self, limit: usize) -> Result<Vec<Arc<Queued>>, StoreError> {
         Ok(self.queue.head(limit))
     }
 

@@ -5,13 +5,14 @@
 //! record before starting a transfer.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{Queued, StoreError};
 
-/// Outbox key (priority, then submission order) → what the scheduler needs.
+/// Outbox key (priority, then submission order) → what the scheduler needs, shared so that a pass
+/// takes the head without copying it.
 #[derive(Default)]
-pub(super) struct Queue(Mutex<BTreeMap<Vec<u8>, Queued>>);
+pub(super) struct Queue(Mutex<BTreeMap<Vec<u8>, Arc<Queued>>>);
 
 impl Queue {
     /// The mirror of the sled outbox tree `index`.
@@ -21,13 +22,13 @@ impl Queue {
             let (key, value) = entry?;
             let queued =
                 Queued::decode(&value).ok_or_else(|| StoreError::Corrupt("outbox entry".into()))?;
-            map.insert(key.to_vec(), queued);
+            map.insert(key.to_vec(), Arc::new(queued));
         }
         Ok(Self(Mutex::new(map)))
     }
 
     pub(super) fn insert(&self, key: Vec<u8>, queued: Queued) {
-        self.lock().insert(key, queued);
+        self.lock().insert(key, Arc::new(queued));
     }
 
     pub(super) fn remove(&self, key: &[u8]) {
@@ -35,7 +36,7 @@ impl Queue {
     }
 
     /// The first `limit` entries in priority order.
-    pub(super) fn head(&self, limit: usize) -> Vec<Queued> {
+    pub(super) fn head(&self, limit: usize) -> Vec<Arc<Queued>> {
         self.lock().values().take(limit).cloned().collect()
     }
 
@@ -47,7 +48,7 @@ impl Queue {
             .map(|(key, _)| key.clone())
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<Vec<u8>, Queued>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Vec<u8>, Arc<Queued>>> {
         // The map is consistent after every single call, so a panic elsewhere leaves it usable.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
