@@ -257,6 +257,8 @@ async fn route(
             let worker = node.clone();
             match tokio::task::spawn_blocking(move || worker.reload()).await {
                 Ok(Ok(reloaded)) => Ok(json_response(StatusCode::OK, &reloaded)),
+                // The files loaded, but recording them in the ledger failed (a full disk, say).
+                Ok(Err(crate::daemon::StartError::Store(e))) => Err(e.into()),
                 Ok(Err(e)) => Err(ApiError(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "reload_failed",
@@ -396,6 +398,10 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
     let worker = node.clone();
     let (header, records, created) = tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = request
+            .message_id
+            .as_deref()
+            .map(|id| worker.submissions.lock(id));
         let trusted = worker.trusted();
         let composer = worker.composer(&trusted);
         if let Some((header, records)) = composer.already_submitted(&request)? {

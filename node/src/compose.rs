@@ -3,8 +3,10 @@
 //! and queued once per recipient, under a transfer id derived from the message id and recipient.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use openssl::x509::X509;
 use serde::Deserialize;
@@ -191,6 +193,29 @@ pub struct Composer<'a> {
     pub scratch: &'a Path,
     /// Expiry when the request gives none, in days (0 = none).
     pub default_expiry_days: u32,
+}
+
+/// Submissions under one client-chosen message id, one at a time: two at once (a client retrying
+/// after a timeout) would both find nothing queued, seal twice and race for the same transfer ids'
+/// objects. Striped, so that submissions under different ids do not wait for each other.
+pub struct SubmissionLocks([Mutex<()>; 64]);
+
+impl Default for SubmissionLocks {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| Mutex::new(())))
+    }
+}
+
+impl SubmissionLocks {
+    /// Held from looking for an earlier submission under `message_id` until this one is queued.
+    pub fn lock(&self, message_id: &str) -> MutexGuard<'_, ()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        message_id.hash(&mut hasher);
+        let stripe = hasher.finish() % self.0.len() as u64;
+        self.0[stripe as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Composer<'_> {

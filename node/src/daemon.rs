@@ -21,7 +21,7 @@ use vdx_protocol::wire::{ObjectKind, Offer, RejectCode};
 use vdx_protocol::OrganCode;
 
 use crate::audit::Auditor;
-use crate::compose::Composer;
+use crate::compose::{Composer, SubmissionLocks};
 use crate::config::{resolve, Config};
 use crate::inbox::{Inbox, Outcome};
 use crate::outbox::Schedule;
@@ -102,10 +102,14 @@ pub(crate) struct Node {
     pub(crate) policy: Arc<PeerPolicy>,
     /// Counts reloads that changed something: connections are checked again when it moves.
     pub(crate) reloaded: tokio::sync::watch::Sender<u64>,
+    /// Held by a reload from reading the files to putting them in force.
+    pub(crate) reloading: std::sync::Mutex<()>,
     /// The outbox scheduler's state (peers, transfers in flight), also for the status report.
     pub(crate) schedule: Arc<std::sync::Mutex<Schedule>>,
     /// When this process started serving.
     pub(crate) started: time::OffsetDateTime,
+    /// One submission at a time per client-chosen message id.
+    pub(crate) submissions: SubmissionLocks,
     signer: ReceiptSigner,
     pub(crate) enc_cert: X509,
     pub(crate) enc_key: PrivateKey,
@@ -330,8 +334,10 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         trusted,
         policy,
         reloaded: tokio::sync::watch::Sender::new(0),
+        reloading: std::sync::Mutex::new(()),
         schedule: Arc::default(),
         started: time::OffsetDateTime::now_utc(),
+        submissions: SubmissionLocks::default(),
         signer,
         enc_cert,
         enc_key,
@@ -410,6 +416,12 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
     while let Some(incoming) = endpoint.accept().await {
         let node = node.clone();
         tokio::spawn(async move {
+            // Subscribed before the handshake: a reload during it is seen, and checked, after.
+            let mut reloaded = node.reloaded.subscribe();
+            let mut recheck = tokio::time::interval_at(
+                tokio::time::Instant::now() + crate::trusted::RECHECK_EVERY,
+                crate::trusted::RECHECK_EVERY,
+            );
             let conn = match incoming.await {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -424,14 +436,18 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
                 conn.close(1u32.into(), b"no organ code in the peer certificate");
                 return;
             };
-            let mut reloaded = node.reloaded.subscribe();
             loop {
                 let (send, recv) = tokio::select! {
                     stream = conn.accept_bi() => match stream {
                         Ok(stream) => stream,
                         Err(_) => return,
                     },
-                    Ok(()) = reloaded.changed() => {
+                    // After a reload, and from time to time (a certificate expires, a CRL goes
+                    // stale, with no file changed): the peer must still pass.
+                    _ = async { tokio::select! {
+                        Ok(()) = reloaded.changed() => {}
+                        _ = recheck.tick() => {}
+                    } } => {
                         if crate::trusted::drop_if_untrusted(&node, &conn, peer.as_str()) {
                             return;
                         }

@@ -114,13 +114,14 @@ impl Schedule {
         }
     }
 
-    /// After a reload: connections to peers now refused are closed, and peers backed off are
-    /// tried again at once (a refusal may have been what the reload mended).
-    fn trust_changed(&mut self, node: &Node) {
+    /// Closes the connections of peers the settings in force now refuse; after a reload
+    /// (`reloaded`), peers backed off are also tried again at once (a refusal may have been what
+    /// the reload mended).
+    fn recheck(&mut self, node: &Node, reloaded: bool) {
         self.peers.retain(|peer, state| match state {
             Peer::Up(conn) => !crate::trusted::drop_if_untrusted(node, conn, peer.as_str()),
             Peer::Connecting => true,
-            Peer::Down { .. } => false,
+            Peer::Down { .. } => !reloaded,
         });
     }
 
@@ -185,11 +186,14 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
     let schedule = node.schedule.clone();
     let mut tasks = tokio::task::JoinSet::new();
     let mut reloaded = node.reloaded.subscribe();
+    let mut rechecked = Instant::now();
     while !stop.is_set() {
-        if reloaded.has_changed().unwrap_or(false) {
+        let reload = reloaded.has_changed().unwrap_or(false);
+        if reload || rechecked.elapsed() >= crate::trusted::RECHECK_EVERY {
             reloaded.mark_unchanged();
+            rechecked = Instant::now();
             if let Ok(mut s) = schedule.lock() {
-                s.trust_changed(&node);
+                s.recheck(&node, reload);
             }
         }
         let queued = node.store.outbox_head(PASS_LIMIT).unwrap_or_else(|e| {
@@ -244,7 +248,15 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                     let (endpoint, node, schedule) =
                         (endpoint.clone(), node.clone(), schedule.clone());
                     tasks.spawn(async move {
-                        let connected = connect(&endpoint, &node, &peer).await;
+                        let settings = *node.reloaded.borrow();
+                        let mut connected = connect(&endpoint, &node, &peer).await;
+                        // Settings reloaded during the handshake: the peer must pass the new ones.
+                        if let Ok(conn) = &connected {
+                            let reloaded = *node.reloaded.borrow() != settings;
+                            if reloaded && crate::trusted::drop_if_untrusted(&node, conn, peer.as_str()) {
+                                connected = Err("refused by the reloaded trust settings".into());
+                            }
+                        }
                         let Ok(mut s) = schedule.lock() else { return };
                         match connected {
                             Ok(conn) => {

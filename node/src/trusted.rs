@@ -23,6 +23,9 @@ use crate::daemon::{Node, StartError, Stop};
 
 /// How often the files are looked at when nothing asks for a reload.
 const CHECK_EVERY: Duration = Duration::from_secs(60);
+/// How often an established connection's peer is checked again even when no file changed: its
+/// certificate may have expired, or its CRL passed its nextUpdate, since its handshake.
+pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// The trust settings in force: replaced whole by a reload, never edited in place.
 pub(crate) struct Trusted {
@@ -112,6 +115,11 @@ impl Node {
     /// then new handshakes, documents and receipts are checked against them at once, and
     /// established connections are checked again (see [`watch`]).
     pub(crate) fn reload(&self) -> Result<Reloaded, StartError> {
+        // One reload at a time: two at once could put an older reading in force after a newer.
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let fresh = Trusted::load(&self.home, &self.config)?;
         if fresh.files == self.trusted().files {
             return Ok(fresh.summary(false));

@@ -280,15 +280,23 @@ impl TrustStore {
         self.crls.len()
     }
 
-    /// The soonest nextUpdate of the store's CRLs, with its issuer: past it that CRL vouches for
-    /// nobody and every certificate it covers is refused, so an operator must renew it before.
+    /// When the first issuer runs out of current CRLs, with that issuer: each issuer's latest
+    /// nextUpdate among its usable CRLs (an older CRL kept beside a fresher one does not count),
+    /// the soonest of those. Past it, every certificate of that issuer is refused, so an operator
+    /// must renew its CRL before.
     pub fn crl_next_update(&self) -> Option<(OffsetDateTime, String)> {
-        self.crls
-            .iter()
-            .filter_map(|entry| {
-                let next = offset_date_time(entry.crl.next_update()?)?;
-                Some((next, name_string(entry.crl.issuer_name())))
-            })
+        let mut latest: HashMap<String, OffsetDateTime> = HashMap::new();
+        for entry in self.crls.iter().filter(|entry| entry.defect.is_none()) {
+            let Some(next) = entry.crl.next_update().and_then(offset_date_time) else {
+                continue;
+            };
+            let issuer = name_string(entry.crl.issuer_name());
+            let kept = latest.entry(issuer).or_insert(next);
+            *kept = (*kept).max(next);
+        }
+        latest
+            .into_iter()
+            .map(|(issuer, next)| (next, issuer))
             .min_by_key(|(next, _)| *next)
     }
 
@@ -536,13 +544,25 @@ mod cases {
         let anchors = vec![ca.cert().to_owned(), other.cert().to_owned()];
         let none = TrustStore::new(anchors.clone(), vec![], vec![]).unwrap();
         assert!(none.crl_next_update().is_none());
-        let crls = vec![ca.crl(7).unwrap(), other.crl(2).unwrap()];
-        let store = TrustStore::new(anchors, vec![], crls).unwrap();
+        // Root's older CRL (1 day) beside its fresh one (7 days) does not count; Other's 2 days do.
+        let crls = vec![
+            ca.crl(1).unwrap(),
+            ca.crl(7).unwrap(),
+            other.crl(2).unwrap(),
+        ];
+        let store = TrustStore::new(anchors.clone(), vec![], crls).unwrap();
         let (next, issuer) = store.crl_next_update().unwrap();
         assert!(issuer.contains("Other"), "{issuer}");
         let left = next - OffsetDateTime::now_utc();
         assert!(left > Duration::days(2) - Duration::minutes(5) && left <= Duration::days(2));
-        assert_eq!(store.crl_count(), 2);
+        assert_eq!(store.crl_count(), 3);
+        let root_only = TrustStore::new(
+            anchors,
+            vec![],
+            vec![ca.crl(1).unwrap(), ca.crl(7).unwrap()],
+        );
+        let (next, _) = root_only.unwrap().crl_next_update().unwrap();
+        assert!(next - OffsetDateTime::now_utc() > Duration::days(6));
     }
 
     #[test]

@@ -135,6 +135,49 @@ fn a_dispatch_is_delivered_numbered_receipted_and_fetched_byte_for_byte() {
 }
 
 #[test]
+fn two_identical_submissions_at_once_queue_one_dispatch_intact() {
+    // A client that retries while its first request is still being sealed: both requests find
+    // nothing queued yet. They must not both seal and race for the same copy's object.
+    let s = Session::new();
+    two_nodes(&s);
+    let _g22 = Daemon::start(&s, "g22");
+    let _h41 = Daemon::start(&s, "h41");
+    s.document("annex.pdf", 300 * 1024);
+    let rounds = 6;
+    for round in 0..rounds {
+        let uuid = format!("4f3c2b1a-0d9e-4c8b-a7f6-e5d4c3b2a1{round:02}");
+        let number = (round + 1).to_string();
+        let (s, uuid, number) = (&s, uuid.as_str(), number.as_str());
+        let answers: Vec<Value> = std::thread::scope(|scope| {
+            let both: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(move || {
+                        send(s, "thuong", number, &["--message-id", uuid], &["annex.pdf"])
+                    })
+                })
+                .collect();
+            both.into_iter()
+                .map(|t| show(s, "g22", &t.join().unwrap()))
+                .collect()
+        });
+        assert_eq!(answers[0]["id"], answers[1]["id"], "round {round}");
+    }
+    let outbox = s.vdx(&["--home", "g22", "outbox", "--json"]).ok().json();
+    let ids: Vec<String> = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), rounds, "{outbox}");
+    // Each is delivered: its object is the one its record describes (a mixed-up object would be
+    // refused by h41 as corrupt, again and again).
+    for id in &ids {
+        wait_status(&s, "g22", id, "delivered");
+    }
+}
+
+#[test]
 fn a_submission_retried_with_its_message_id_is_not_sent_twice() {
     let s = Session::new();
     two_nodes(&s);
