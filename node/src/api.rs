@@ -118,6 +118,27 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+/// The API meets a `StartError` only from a reload: a trust file that did not load, or the
+/// ledger that could not record the change.
+impl From<crate::daemon::StartError> for ApiError {
+    fn from(e: crate::daemon::StartError) -> Self {
+        match e {
+            crate::daemon::StartError::Store(e) => e.into(),
+            other => Self(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "reload_failed",
+                format!("{other}; the previous trust settings stay in force"),
+            ),
+        }
+    }
+}
+
 impl From<ComposeError> for ApiError {
     fn from(e: ComposeError) -> Self {
         match e {
@@ -244,32 +265,15 @@ async fn route(
         (Method::GET, ["v1", "status"]) => {
             need(roles.clerk || roles.officer, "use this node")?;
             let worker = node.clone();
-            let status = tokio::task::spawn_blocking(move || worker.status())
-                .await
-                .map_err(|e| {
-                    ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-                })??;
+            let status = tokio::task::spawn_blocking(move || worker.status()).await??;
             Ok(json_response(StatusCode::OK, &status))
         }
         (Method::POST, ["v1", "reload"]) => {
             // Only re-reads files the node's operator already changed: harmless to any role.
             need(roles.clerk || roles.officer, "use this node")?;
             let worker = node.clone();
-            match tokio::task::spawn_blocking(move || worker.reload()).await {
-                Ok(Ok(reloaded)) => Ok(json_response(StatusCode::OK, &reloaded)),
-                // The files loaded, but recording them in the ledger failed (a full disk, say).
-                Ok(Err(crate::daemon::StartError::Store(e))) => Err(e.into()),
-                Ok(Err(e)) => Err(ApiError(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "reload_failed",
-                    format!("{e}; the previous trust settings stay in force"),
-                )),
-                Err(e) => Err(ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    e.to_string(),
-                )),
-            }
+            let reloaded = tokio::task::spawn_blocking(move || worker.reload()).await??;
+            Ok(json_response(StatusCode::OK, &reloaded))
         }
         (Method::POST, ["v1", "uploads"]) => {
             need(roles.clerk, "upload files")?;
@@ -359,9 +363,7 @@ async fn upload(node: Arc<Node>, mut body: Incoming) -> Result<Response<Body>, A
             return Err(refusal);
         }
     }
-    let (id, size) = tokio::task::spawn_blocking(move || upload.finish(&node.store))
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    let (id, size) = tokio::task::spawn_blocking(move || upload.finish(&node.store)).await??;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({ "upload": id, "size": size }),
@@ -419,8 +421,7 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
         }
         queued.map(|(header, records)| (header, records, true))
     })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+    .await??;
     if created {
         node.wake_outbox.notify_one();
         for r in &records {
@@ -550,8 +551,7 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AuditError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .await?
         .map_err(ApiError::from)
 }
 
