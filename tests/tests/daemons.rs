@@ -209,11 +209,13 @@ fn a_submission_retried_with_its_message_id_is_not_sent_twice() {
     // id is taken by the dispatch to h41.
     homes(&s, &[("h26", "000.00.00.H26")]);
     s.vdx(&words("--home g22 directory import h26.json")).ok();
-    let mut args = words(
-        "--home g22 send --to 000.00.00.H26 --subject x --number 1 --notation VPCP-TTĐT --urgency thuong --message-id",
+    let elsewhere = s.send(
+        "g22",
+        "000.00.00.H26",
+        "1",
+        "cv.txt",
+        &["--message-id", uuid],
     );
-    args.extend([uuid, "cv.txt"]);
-    let elsewhere = s.vdx(&args);
     assert_eq!(elsewhere.status, 1, "{}", elsewhere.stdout);
     assert!(
         elsewhere.stderr.contains("recipients differ (conflict)"),

@@ -16,26 +16,10 @@ const H41: &str = "000.00.00.H41";
 const H26: &str = "000.00.00.H26";
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// `vdx send --json` from g22, whatever comes of it.
+/// `vdx send` from g22, whatever comes of it.
 fn try_send(s: &Session, to: &str, number: &str) -> Ran {
     s.write("cv.txt", "Kính gửi: các cơ quan\n".as_bytes());
-    s.vdx(&[
-        "--home",
-        "g22",
-        "send",
-        "--json",
-        "--to",
-        to,
-        "--subject",
-        "V/v kiểm thử",
-        "--number",
-        number,
-        "--notation",
-        "VPCP-TTĐT",
-        "--urgency",
-        "thuong",
-        "cv.txt",
-    ])
+    s.send("g22", to, number, "cv.txt", &[])
 }
 
 /// Sends from g22 and returns the copy's transfer id.

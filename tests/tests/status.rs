@@ -41,10 +41,7 @@ fn the_operator_sees_what_waits_who_is_unreachable_and_what_to_renew() {
     // h41 is down: g22's dispatch waits, and g22 says why.
     let _g22 = Daemon::start(&s, "g22");
     s.write("cv.txt", "Công văn".as_bytes());
-    s.vdx(&words(
-        "--home g22 send --to 000.00.00.H41 --subject x --number 1 --notation VPCP-TTĐT --urgency khan cv.txt",
-    ))
-    .ok();
+    s.send("g22", H41, "1", "cv.txt", &[]).ok();
     let mut now = Value::Null;
     wait_until(&s, LIMIT, "h41 reported unreachable", || {
         now = status(&s, "g22");
