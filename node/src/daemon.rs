@@ -225,7 +225,8 @@ fn read(home: &Path, path: &Path) -> Result<Vec<u8>, StartError> {
     })
 }
 
-fn file_error(home: &Path, path: &Path, e: impl std::fmt::Display) -> StartError {
+/// A file named by the configuration, and what is wrong with it.
+pub(crate) fn file_error(home: &Path, path: &Path, e: impl std::fmt::Display) -> StartError {
     StartError::File {
         path: resolve(home, path),
         reason: e.to_string(),

@@ -19,7 +19,7 @@ use vdx_pki::{Directory, TrustStore};
 use vdx_protocol::hex;
 
 use crate::config::{resolve, Config};
-use crate::daemon::{Node, StartError, Stop};
+use crate::daemon::{file_error, Node, StartError, Stop};
 
 /// How often the files are looked at when nothing asks for a reload.
 const CHECK_EVERY: Duration = Duration::from_secs(60);
@@ -51,37 +51,65 @@ pub(crate) struct Reloaded {
     pub(crate) crls: usize,
 }
 
+/// One trust file as read: what it is (as the ledger's `config` entries name it), its path as
+/// `config.toml` gives it, its bytes and their SHA-256 (hex).
+struct TrustFile {
+    what: &'static str,
+    path: PathBuf,
+    bytes: Vec<u8>,
+    sha256: String,
+}
+
+/// Reads the directory, trust anchors and CRLs that `config` names, in that order.
+fn read_files(home: &Path, config: &Config) -> Result<Vec<TrustFile>, StartError> {
+    let named = std::iter::once(("directory", &config.directory))
+        .chain(config.trust.anchors.iter().map(|p| ("trust-anchor", p)))
+        .chain(config.trust.crls.iter().map(|p| ("crl", p)));
+    named
+        .map(|(what, path)| {
+            let bytes =
+                std::fs::read(resolve(home, path)).map_err(|e| file_error(home, path, e))?;
+            Ok(TrustFile {
+                what,
+                path: path.clone(),
+                sha256: hex::encode(Sha256::digest(&bytes).as_slice()),
+                bytes,
+            })
+        })
+        .collect()
+}
+
 impl Trusted {
     /// Reads and checks the directory, trust anchors and CRLs that `config` names.
     pub(crate) fn load(home: &Path, config: &Config) -> Result<Self, StartError> {
-        let mut files = Vec::new();
-        let mut read = |what: &'static str, path: &Path| -> Result<Vec<u8>, StartError> {
-            let bytes =
-                std::fs::read(resolve(home, path)).map_err(|e| file_error(home, path, e))?;
-            let digest = hex::encode(Sha256::digest(&bytes).as_slice());
-            files.push((what, path.to_owned(), digest));
-            Ok(bytes)
-        };
-        let directory = Directory::from_json(&read("directory", &config.directory)?)
-            .map_err(|e| file_error(home, &config.directory, e))?;
-        let mut anchors = Vec::new();
-        for path in &config.trust.anchors {
-            let bytes = read("trust-anchor", path)?;
-            anchors.extend(vdx_pki::parse_certs(&bytes).map_err(|e| file_error(home, path, e))?);
-        }
-        let mut crls = Vec::new();
-        for path in &config.trust.crls {
-            let bytes = read("crl", path)?;
-            crls.extend(vdx_pki::parse_crls(&bytes).map_err(|e| file_error(home, path, e))?);
+        Self::parse(home, read_files(home, config)?)
+    }
+
+    /// Checks the files [`read_files`] read, and keeps what they are with their digests.
+    fn parse(home: &Path, files: Vec<TrustFile>) -> Result<Self, StartError> {
+        let error = |file: &TrustFile, e: &dyn std::fmt::Display| file_error(home, &file.path, e);
+        // `read_files` reads the directory first.
+        let (directory_file, rest) = files
+            .split_first()
+            .ok_or_else(|| file_error(home, Path::new("config.toml"), "no directory file"))?;
+        let directory =
+            Directory::from_json(&directory_file.bytes).map_err(|e| error(directory_file, &e))?;
+        let (mut anchors, mut crls) = (Vec::new(), Vec::new());
+        for file in rest {
+            if file.what == "trust-anchor" {
+                anchors.extend(vdx_pki::parse_certs(&file.bytes).map_err(|e| error(file, &e))?);
+            } else {
+                crls.extend(vdx_pki::parse_crls(&file.bytes).map_err(|e| error(file, &e))?);
+            }
         }
         let trust = TrustStore::new(anchors, Vec::new(), crls)
             .map_err(|e| file_error(home, Path::new("config.toml [trust]"), e))?;
         let mut enc_certs = HashMap::new();
         for entry in &directory.entries {
-            let cert = entry
+            if let Some(cert) = entry
                 .certificate("enc")
-                .map_err(|e| file_error(home, &config.directory, e))?;
-            if let Some(cert) = cert {
+                .map_err(|e| error(directory_file, &e))?
+            {
                 enc_certs.insert(entry.organ_code.clone(), cert);
             }
         }
@@ -89,7 +117,10 @@ impl Trusted {
             trust: Arc::new(trust),
             directory,
             enc_certs,
-            files,
+            files: files
+                .into_iter()
+                .map(|f| (f.what, f.path, f.sha256))
+                .collect(),
         })
     }
 
@@ -99,13 +130,6 @@ impl Trusted {
             agencies: self.directory.entries.len(),
             crls: self.trust.crl_count(),
         }
-    }
-}
-
-fn file_error(home: &Path, path: &Path, e: impl std::fmt::Display) -> StartError {
-    StartError::File {
-        path: resolve(home, path),
-        reason: e.to_string(),
     }
 }
 
@@ -120,10 +144,18 @@ impl Node {
             .reloading
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fresh = Trusted::load(&self.home, &self.config)?;
-        if fresh.files == self.trusted().files {
-            return Ok(fresh.summary(false));
+        // Files as they were when last loaded are not parsed again.
+        let files = read_files(&self.home, &self.config)?;
+        let in_force = self.trusted();
+        let unchanged = files.len() == in_force.files.len()
+            && files
+                .iter()
+                .zip(&in_force.files)
+                .all(|(file, (_, path, sha256))| file.path == *path && file.sha256 == *sha256);
+        if unchanged {
+            return Ok(in_force.summary(false));
         }
+        let fresh = Trusted::parse(&self.home, files)?;
         let summary = fresh.summary(true);
         for (what, path, digest) in &fresh.files {
             crate::checkpoints::record_config_file(&self.store, what, path, digest)?;
