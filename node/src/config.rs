@@ -87,9 +87,9 @@ pub struct Trust {
     pub crls: Vec<PathBuf>,
 }
 
-/// Hard limits, so that no peer or clerk can exhaust the node.
+/// Hard limits, so that no peer or clerk can exhaust the node; a value left out keeps its default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest sealed dispatch accepted, bytes.
     pub max_dispatch_bytes: u64,
@@ -97,6 +97,9 @@ pub struct Limits {
     pub max_concurrent_per_peer: u32,
     /// Days after which an undelivered dispatch fails, unless it says otherwise.
     pub default_expiry_days: u32,
+    /// Less free space than this on the data disk, MiB, is a warning in `vdx status` (0: never),
+    /// so that the operator acts before a full disk refuses new dispatches.
+    pub disk_warning_mib: u64,
 }
 
 impl Default for Limits {
@@ -105,6 +108,7 @@ impl Default for Limits {
             max_dispatch_bytes: 4 << 30,
             max_concurrent_per_peer: 4,
             default_expiry_days: 7,
+            disk_warning_mib: 1024,
         }
     }
 }
@@ -192,6 +196,19 @@ pub fn resolve(home: &Path, path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_limit_left_out_keeps_its_default() {
+        let limits: Limits = toml::from_str("max_concurrent_per_peer = 2").unwrap();
+        assert_eq!(
+            limits,
+            Limits {
+                max_concurrent_per_peer: 2,
+                ..Limits::default()
+            }
+        );
+        assert!(toml::from_str::<Limits>("disk_warning = 1").is_err());
+    }
 
     #[test]
     fn a_new_config_round_trips_and_unknown_keys_are_refused() {

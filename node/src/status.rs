@@ -15,8 +15,6 @@ use crate::store::StoreError;
 
 /// A CRL this close to its nextUpdate is reported: past it, everyone it covers is refused.
 const CRL_WARNING: time::Duration = time::Duration::hours(24);
-/// Less free disk than this (or than 5 % of it) is reported: a full disk refuses new work.
-const DISK_WARNING_BYTES: u64 = 1 << 30;
 
 /// The node's state for its operator.
 #[derive(Debug, Serialize)]
@@ -70,6 +68,8 @@ struct Ledger {
 struct Disk {
     free_bytes: u64,
     total_bytes: u64,
+    /// Less free than this is a warning (`[limits] disk_warning_mib`); 0 never warns.
+    warning_below_bytes: u64,
 }
 
 impl Node {
@@ -86,7 +86,10 @@ impl Node {
         let trusted = self.trusted();
         let crl = trusted.trust.crl_next_update();
         let now = OffsetDateTime::now_utc();
-        let disk = free_space(&crate::config::resolve(&self.home, &self.config.data_dir));
+        let disk = free_space(
+            &crate::config::resolve(&self.home, &self.config.data_dir),
+            self.config.limits.disk_warning_mib.saturating_mul(1 << 20),
+        );
         let mut status = Status {
             organ_code: self.config.organ_code.to_string(),
             name: self.config.name.clone(),
@@ -165,7 +168,7 @@ fn warnings(
         }
     }
     if let Some(disk) = &status.disk {
-        if disk.free_bytes < DISK_WARNING_BYTES || disk.free_bytes < disk.total_bytes / 20 {
+        if disk.free_bytes < disk.warning_below_bytes {
             out.push(format!(
                 "only {} MiB free on the data disk: new dispatches are refused when it is full",
                 disk.free_bytes >> 20
@@ -176,11 +179,12 @@ fn warnings(
 }
 
 /// Free and total space of the file system holding `dir`; `None` if it cannot be read.
-fn free_space(dir: &Path) -> Option<Disk> {
+fn free_space(dir: &Path, warning_below_bytes: u64) -> Option<Disk> {
     let stat = rustix::fs::statvfs(dir).ok()?;
     Some(Disk {
         free_bytes: stat.f_bavail.saturating_mul(stat.f_frsize),
         total_bytes: stat.f_blocks.saturating_mul(stat.f_frsize),
+        warning_below_bytes,
     })
 }
 
@@ -212,6 +216,7 @@ mod tests {
             disk: Some(Disk {
                 free_bytes: 100 << 30,
                 total_bytes: 200 << 30,
+                warning_below_bytes: 1 << 30,
             }),
             warnings: Vec::new(),
         }
@@ -270,8 +275,17 @@ mod tests {
         s.disk = Some(Disk {
             free_bytes: 512 << 20,
             total_bytes: 100 << 30,
+            warning_below_bytes: 1 << 30,
         });
         assert!(warnings(&s, None, now)[0].contains("only 512 MiB free"));
-        assert!(free_space(Path::new("/")).is_some_and(|d| d.total_bytes > 0));
+        s.disk = s.disk.map(|d| Disk {
+            warning_below_bytes: 0,
+            ..d
+        });
+        assert!(
+            warnings(&s, None, now).is_empty(),
+            "0 turns the warning off"
+        );
+        assert!(free_space(Path::new("/"), 0).is_some_and(|d| d.total_bytes > 0));
     }
 }

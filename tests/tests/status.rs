@@ -36,7 +36,13 @@ fn the_operator_sees_what_waits_who_is_unreachable_and_what_to_renew() {
         .ok();
     let mut config = Config::load(&s.path("h41")).unwrap();
     config.trust.crls.push("keys/ca.crl".into());
+    // No disk has an exbibyte free: h41 warns of its disk whatever machine runs the test.
+    config.limits.disk_warning_mib = 1 << 40;
     s.write("h41/config.toml", config.to_toml().unwrap().as_bytes());
+    // ... and g22 never does, so that its warnings are only those the test causes.
+    let mut config = Config::load(&s.path("g22")).unwrap();
+    config.limits.disk_warning_mib = 0;
+    s.write("g22/config.toml", config.to_toml().unwrap().as_bytes());
 
     // h41 is down: g22's dispatch waits, and g22 says why.
     let _g22 = Daemon::start(&s, "g22");
@@ -81,6 +87,10 @@ fn the_operator_sees_what_waits_who_is_unreachable_and_what_to_renew() {
     assert!(
         said.iter()
             .any(|w| w.contains("expires in 23 h") && w.contains("put a fresh one in place")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|w| w.contains("MiB free on the data disk")),
         "{said:?}"
     );
 }
