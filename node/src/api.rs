@@ -89,6 +89,14 @@ impl ApiError {
     fn not_found(what: impl Into<String>) -> Self {
         Self(StatusCode::NOT_FOUND, "not_found", what.into())
     }
+
+    fn into_response(self) -> Response<Body> {
+        let Self(status, code, message) = self;
+        json_response(
+            status,
+            &json!({ "error": { "code": code, "message": message } }),
+        )
+    }
 }
 
 impl From<AuditError> for ApiError {
@@ -217,12 +225,7 @@ pub(crate) async fn serve(listener: UnixListener, node: Arc<Node>, home: PathBuf
 async fn answer(node: Arc<Node>, roles: Roles, req: Request<Incoming>) -> Response<Body> {
     route(node, roles, req)
         .await
-        .unwrap_or_else(|ApiError(status, code, message)| {
-            json_response(
-                status,
-                &json!({ "error": { "code": code, "message": message } }),
-            )
-        })
+        .unwrap_or_else(ApiError::into_response)
 }
 
 async fn route(
@@ -267,6 +270,10 @@ async fn route(
             let worker = node.clone();
             let status = tokio::task::spawn_blocking(move || worker.status()).await??;
             Ok(json_response(StatusCode::OK, &status))
+        }
+        (Method::GET, ["v1", "metrics"]) => {
+            need(roles.clerk || roles.officer, "use this node")?;
+            metrics(node).await
         }
         (Method::POST, ["v1", "reload"]) => {
             // Only re-reads files the node's operator already changed: harmless to any role.
@@ -326,6 +333,57 @@ async fn route(
             req.method(),
             req.uri().path()
         ))),
+    }
+}
+
+/// The counters and the status as OpenMetrics text (see `metrics`).
+async fn metrics(node: Arc<Node>) -> Result<Response<Body>, ApiError> {
+    let worker = node.clone();
+    let status = tokio::task::spawn_blocking(move || worker.status()).await??;
+    let text = node.metrics.render(&status).map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("encoding the metrics: {e}"),
+        )
+    })?;
+    Response::builder()
+        .header(hyper::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+        .body(full(text))
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+/// Serves `GET /metrics`, and nothing else, to a scraper over TCP (`[api] metrics_listen`).
+pub(crate) async fn serve_metrics(listener: tokio::net::TcpListener, node: Arc<Node>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let node = node.clone();
+                async move {
+                    let answer = if req.method() == Method::GET && req.uri().path() == "/metrics" {
+                        metrics(node).await
+                    } else {
+                        Err(ApiError::not_found("only GET /metrics is served here"))
+                    };
+                    Ok::<_, Infallible>(answer.unwrap_or_else(ApiError::into_response))
+                }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics connection ended");
+            }
+        });
     }
 }
 
@@ -423,6 +481,7 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
     })
     .await??;
     if created {
+        node.metrics.submitted(records.len());
         node.wake_outbox.notify_one();
         for r in &records {
             tracing::info!(id = %r.id, to = %r.to, message_id = %header.message_id, "dispatch submitted");
@@ -615,10 +674,14 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-fn empty() -> Body {
-    Full::new(Bytes::new())
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed()
+}
+
+fn empty() -> Body {
+    full(Bytes::new())
 }
 
 fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
@@ -626,11 +689,7 @@ fn json_response(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(
-            Full::new(Bytes::from(bytes))
-                .map_err(|never| match never {})
-                .boxed(),
-        )
+        .body(full(bytes))
         .unwrap_or_else(|_| Response::new(empty()))
 }
 

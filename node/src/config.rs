@@ -56,6 +56,10 @@ pub struct Api {
     /// Administrators: everything.
     #[serde(default)]
     pub admins: Vec<u32>,
+    /// Where a Prometheus scraper may read `GET /metrics` over TCP (counts and states only, no
+    /// document or organ names beyond this node's and its next hops'); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Certificate and key files, by role.

@@ -110,6 +110,8 @@ pub(crate) struct Node {
     pub(crate) started: time::OffsetDateTime,
     /// One submission at a time per client-chosen message id.
     pub(crate) submissions: SubmissionLocks,
+    /// What went through since the start, for monitoring.
+    pub(crate) metrics: crate::metrics::Metrics,
     signer: ReceiptSigner,
     pub(crate) enc_cert: X509,
     pub(crate) enc_key: PrivateKey,
@@ -324,7 +326,15 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         path: home.join(crate::api::SOCKET_NAME),
         reason: e.to_string(),
     })?;
-    tracing::info!(organ_code = %config.organ_code, listen = %config.listen, socket = %socket_path.display(), "vdxd started");
+    let metrics_listener = match config.api.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
+    tracing::info!(organ_code = %config.organ_code, listen = %config.listen, socket = %socket_path.display(), metrics = ?config.api.metrics_listen, "vdxd started");
 
     let node = Arc::new(Node {
         config,
@@ -339,6 +349,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         schedule: Arc::default(),
         started: time::OffsetDateTime::now_utc(),
         submissions: SubmissionLocks::default(),
+        metrics: crate::metrics::Metrics::new(),
         signer,
         enc_cert,
         enc_key,
@@ -350,6 +361,8 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let accept = tokio::spawn(accept_loop(endpoint.clone(), node.clone()));
     let api = tokio::spawn(crate::api::serve(socket, node.clone(), home.to_owned()));
+    let metrics =
+        metrics_listener.map(|l| tokio::spawn(crate::api::serve_metrics(l, node.clone())));
     let inbox = tokio::spawn(inbox_loop(node.clone(), Stop(stop.clone())));
     let checkpoints = tokio::spawn(crate::checkpoints::run(node.clone(), Stop(stop.clone())));
     let reloads = tokio::spawn(crate::trusted::watch(node.clone(), Stop(stop.clone())));
@@ -363,6 +376,9 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     tracing::info!("stopping: no new transfers; what is on disk stays");
     let _ = stop_tx.send(true);
     api.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     let _ = std::fs::remove_file(&socket_path);
     endpoint.close(0u32.into(), b"shutting down");
     accept.abort();
@@ -426,6 +442,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
             let conn = match incoming.await {
                 Ok(conn) => conn,
                 Err(e) => {
+                    node.metrics.connection_refused();
                     tracing::warn!(error = %e, "connection refused");
                     return;
                 }
@@ -459,11 +476,15 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
                 tokio::spawn(async move {
                     match receive_dispatch(send, recv, &node.store, node.as_ref(), &peer).await {
                         Ok(Some(record)) => {
+                            node.metrics.arrival("stored");
                             tracing::info!(id = %record.id, from = %record.from, size = record.size, kind = ?record.kind, "object received");
                             node.wake_inbox.notify_one();
                         }
                         Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "incoming transfer failed"),
+                        Err(e) => {
+                            node.metrics.arrival("failed");
+                            tracing::warn!(error = %e, "incoming transfer failed");
+                        }
                     }
                 });
             }
@@ -532,6 +553,10 @@ impl ReceivePolicy for Node {
     fn now(&self) -> u64 {
         self.now_secs()
     }
+
+    fn refused(&self, code: RejectCode) {
+        self.metrics.offer_refused(code.name());
+    }
 }
 
 /// Opens what arrived, oldest most-urgent first; repeats whatever a crash interrupted.
@@ -561,12 +586,15 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
             .await;
             match done {
                 Ok(Ok(Outcome::Registered(r))) => {
+                    node.metrics.processed("registered");
                     tracing::info!(id = %r.id, from = %r.from, number = ?r.incoming_number.map(|n| n.to_string()), "dispatch registered");
                 }
                 Ok(Ok(Outcome::Refused(r))) => {
+                    node.metrics.processed("refused");
                     tracing::warn!(id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival refused");
                 }
                 Ok(Ok(Outcome::Applied(r))) => {
+                    node.metrics.processed("reply");
                     tracing::info!(id = %r.id, to = %r.to, status = r.status(), "reply applied");
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "cannot process an arrival"),

@@ -26,6 +26,7 @@ pub mod compose;
 pub mod config;
 pub mod daemon;
 pub mod inbox;
+mod metrics;
 mod outbox;
 pub mod receipts;
 mod status;

@@ -215,6 +215,7 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                         .mark_failed(record.id, "expired before delivery".into())
                     {
                         Ok(Some(_)) => {
+                            node.metrics.expired();
                             tracing::warn!(id = %record.id, to = %record.to, "dispatch expired");
                         }
                         Ok(None) => {}
@@ -287,7 +288,9 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                         .insert(record.id, (peer.clone(), record.urgency));
                     let (node, schedule) = (node.clone(), schedule.clone());
                     tasks.spawn(async move {
+                        let began = Instant::now();
                         let result = transfer(&conn, &node, &peer, &record).await;
+                        count(&node, &record, &result, began.elapsed());
                         let Ok(mut s) = schedule.lock() else { return };
                         s.in_flight.remove(&record.id);
                         finished(&mut s, &record, &peer, result);
@@ -339,6 +342,22 @@ fn finished(
             s.next_try.insert(record.id, Instant::now() + delay);
             tracing::warn!(id = %record.id, %peer, error = %e, retry_in = ?delay, "send failed");
         }
+    }
+}
+
+fn count(
+    node: &Node,
+    record: &Record,
+    result: &Result<SendOutcome, TransferError>,
+    took: Duration,
+) {
+    match result {
+        Ok(SendOutcome::Stored { resumed_from, .. }) => node.metrics.handover(
+            "stored",
+            Some((record.size.saturating_sub(*resumed_from), took)),
+        ),
+        Ok(SendOutcome::Rejected { .. }) => node.metrics.handover("refused", None),
+        Err(_) => node.metrics.handover("failed", None),
     }
 }
 

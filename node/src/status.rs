@@ -19,55 +19,59 @@ const CRL_WARNING: time::Duration = time::Duration::hours(24);
 /// The node's state for its operator.
 #[derive(Debug, Serialize)]
 pub(crate) struct Status {
-    organ_code: String,
+    pub(crate) organ_code: String,
     name: String,
-    version: &'static str,
-    /// When this `vdxd` started (RFC 3339).
-    started: String,
-    outbox: Outbox,
-    inbox: Inbox,
-    peers: Vec<PeerReport>,
-    trust: Trust,
-    ledger: Ledger,
+    pub(crate) version: &'static str,
+    /// When this `vdxd` started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub(crate) started: OffsetDateTime,
+    pub(crate) outbox: Outbox,
+    pub(crate) inbox: Inbox,
+    pub(crate) peers: Vec<PeerReport>,
+    pub(crate) trust: Trust,
+    pub(crate) ledger: Ledger,
     #[serde(skip_serializing_if = "Option::is_none")]
-    disk: Option<Disk>,
+    pub(crate) disk: Option<Disk>,
     /// What needs the operator, one sentence each; empty when all is well.
-    warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
-struct Outbox {
+pub(crate) struct Outbox {
     /// Copies waiting to be handed over (dispatches, receipts, notices, relayed objects).
     queued: usize,
     /// The same, by next hop.
-    by_peer: BTreeMap<String, usize>,
+    pub(crate) by_peer: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Serialize)]
-struct Inbox {
+pub(crate) struct Inbox {
     /// Objects received and not yet opened (or forwarded, on a relay).
-    to_open: usize,
+    pub(crate) to_open: usize,
 }
 
 #[derive(Debug, Serialize)]
-struct Trust {
-    agencies: usize,
+pub(crate) struct Trust {
+    pub(crate) agencies: usize,
     crls: usize,
-    /// The soonest nextUpdate of the CRLs in force (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    crl_next_update: Option<String>,
+    /// The soonest nextUpdate of the CRLs in force.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) crl_next_update: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Serialize)]
-struct Ledger {
-    entries: u64,
-    durable: u64,
+pub(crate) struct Ledger {
+    pub(crate) entries: u64,
+    pub(crate) durable: u64,
 }
 
 #[derive(Debug, Serialize)]
-struct Disk {
-    free_bytes: u64,
-    total_bytes: u64,
+pub(crate) struct Disk {
+    pub(crate) free_bytes: u64,
+    pub(crate) total_bytes: u64,
     /// Less free than this is a warning (`[limits] disk_warning_mib`); 0 never warns.
     warning_below_bytes: u64,
 }
@@ -94,7 +98,7 @@ impl Node {
             organ_code: self.config.organ_code.to_string(),
             name: self.config.name.clone(),
             version: env!("CARGO_PKG_VERSION"),
-            started: rfc3339(self.started),
+            started: self.started,
             outbox: Outbox {
                 queued: queued.len(),
                 by_peer,
@@ -106,7 +110,7 @@ impl Node {
             trust: Trust {
                 agencies: trusted.directory.entries.len(),
                 crls: trusted.trust.crl_count(),
-                crl_next_update: crl.as_ref().map(|(next, _)| rfc3339(*next)),
+                crl_next_update: crl.as_ref().map(|(next, _)| *next),
             },
             ledger: Ledger {
                 entries: self.store.ledger_size()?,
@@ -121,7 +125,9 @@ impl Node {
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
@@ -137,13 +143,15 @@ fn warnings(
         let next = *next;
         if next < now {
             out.push(format!(
-                "the CRL of {issuer} expired at {next}: every certificate it covers is refused \
-                 until a fresh one is in place (then `vdx reload`)"
+                "the CRL of {issuer} expired at {}: every certificate it covers is refused \
+                 until a fresh one is in place (then `vdx reload`)",
+                rfc3339(next)
             ));
         } else if next - now <= CRL_WARNING {
             let hours = (next - now).whole_hours();
             out.push(format!(
-                "the CRL of {issuer} expires in {hours} h ({next}): put a fresh one in place"
+                "the CRL of {issuer} expires in {hours} h ({}): put a fresh one in place",
+                rfc3339(next)
             ));
         }
     }
@@ -189,15 +197,14 @@ fn free_space(dir: &Path, warning_below_bytes: u64) -> Option<Disk> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(peers: Vec<PeerReport>) -> Status {
-        Status {
+impl Status {
+    /// A report of node G22 with 3 copies queued for H41, for tests.
+    pub(crate) fn sample(peers: Vec<PeerReport>) -> Self {
+        Self {
             organ_code: "000.00.00.G22".into(),
             name: "G22".into(),
             version: "0",
-            started: rfc3339(OffsetDateTime::UNIX_EPOCH),
+            started: OffsetDateTime::UNIX_EPOCH,
             outbox: Outbox {
                 queued: 3,
                 by_peer: BTreeMap::from([("000.00.00.H41".to_owned(), 3)]),
@@ -221,8 +228,13 @@ mod tests {
             warnings: Vec::new(),
         }
     }
+}
 
-    fn peer(code: &str, state: &'static str) -> PeerReport {
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn peer(code: &str, state: &'static str) -> PeerReport {
         PeerReport {
             organ_code: code.parse().unwrap(),
             state,
@@ -236,7 +248,7 @@ mod tests {
     #[test]
     fn all_well_says_nothing() {
         let now = OffsetDateTime::now_utc();
-        let s = status(vec![peer("000.00.00.H41", "connected")]);
+        let s = Status::sample(vec![peer("000.00.00.H41", "connected")]);
         let crl = (now + time::Duration::days(6), "CN=Root".to_owned());
         assert_eq!(warnings(&s, Some(&crl), now), Vec::<String>::new());
     }
@@ -244,7 +256,7 @@ mod tests {
     #[test]
     fn a_crl_near_or_past_its_next_update_is_reported() {
         let now = OffsetDateTime::now_utc();
-        let s = status(vec![]);
+        let s = Status::sample(vec![]);
         let soon = (now + time::Duration::hours(5), "CN=Root".to_owned());
         let said = warnings(&s, Some(&soon), now);
         assert!(
@@ -258,20 +270,20 @@ mod tests {
     #[test]
     fn an_unreachable_peer_is_reported_only_with_work_waiting_for_it() {
         let now = OffsetDateTime::now_utc();
-        let waiting = status(vec![peer("000.00.00.H41", "unreachable")]);
+        let waiting = Status::sample(vec![peer("000.00.00.H41", "unreachable")]);
         let said = warnings(&waiting, None, now);
         assert_eq!(
             said,
             vec!["000.00.00.H41 is unreachable (4 failures in a row), 3 waiting for it: timed out"]
         );
-        let idle = status(vec![peer("000.00.00.H26", "unreachable")]);
+        let idle = Status::sample(vec![peer("000.00.00.H26", "unreachable")]);
         assert!(warnings(&idle, None, now).is_empty());
     }
 
     #[test]
     fn a_nearly_full_disk_is_reported() {
         let now = OffsetDateTime::now_utc();
-        let mut s = status(vec![]);
+        let mut s = Status::sample(vec![]);
         s.disk = Some(Disk {
             free_bytes: 512 << 20,
             total_bytes: 100 << 30,

@@ -232,6 +232,8 @@ pub trait ReceivePolicy {
     fn receipt(&self, record: &Record) -> Vec<u8>;
     /// Unix seconds, for the record.
     fn now(&self) -> u64;
+    /// An offer was answered with REJECT `code` (counted for monitoring).
+    fn refused(&self, _code: RejectCode) {}
 }
 
 /// Asks the peer on `conn` for the consistency proof of its ledger between sizes `old` and `new`.
@@ -297,13 +299,13 @@ async fn drive_receive(
     };
     let id = MessageId(offer.id);
     if let Err((code, reason)) = policy.admit(&offer, peer) {
-        write_frame(send, &machine.reject(code, reason)).await?;
+        refuse(send, &mut machine, policy, code, reason).await?;
         return Ok(None);
     }
     if let Some(existing) = store.get(id)? {
         if existing.size != offer.size || existing.sealed_digest()? != offer.sealed_sha256 {
             let reason = format!("a different object is already stored under id {id}");
-            write_frame(send, &machine.reject(RejectCode::BadOffer, reason)).await?;
+            refuse(send, &mut machine, policy, RejectCode::BadOffer, reason).await?;
             return Ok(None);
         }
         // A repeat (our STORED was lost): answer it again, exactly once stored.
@@ -328,7 +330,7 @@ async fn drive_receive(
         match machine.handle(reader.next().await?)? {
             InboundEvent::Chunk { offset, bytes, .. } => {
                 if let Err(e) = store.append_incoming(&mut receiving, offset, &bytes) {
-                    write_frame(send, &machine.reject(reject_code(&e), e.to_string())).await?;
+                    refuse(send, &mut machine, policy, reject_code(&e), e.to_string()).await?;
                     return Err(e.into());
                 }
             }
@@ -348,10 +350,21 @@ async fn drive_receive(
             Ok(Some(record))
         }
         Err(e) => {
-            write_frame(send, &machine.reject(reject_code(&e), e.to_string())).await?;
+            refuse(send, &mut machine, policy, reject_code(&e), e.to_string()).await?;
             Err(e.into())
         }
     }
+}
+
+async fn refuse(
+    send: &mut SendStream,
+    machine: &mut Inbound,
+    policy: &impl ReceivePolicy,
+    code: RejectCode,
+    reason: String,
+) -> Result<(), TransferError> {
+    policy.refused(code);
+    write_frame(send, &machine.reject(code, reason)).await
 }
 
 fn reject_code(e: &StoreError) -> RejectCode {

@@ -1,5 +1,6 @@
 //! `vdx status`: the running node's state for its operator — queues, peers, CRL renewal, disk —
-//! and what needs doing (`GET /v1/status`, `docs/local-api.md`).
+//! and what needs doing (`GET /v1/status`, `docs/local-api.md`); `vdx metrics`, the same and the
+//! counters since the start for monitoring (`GET /v1/metrics`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -36,6 +37,14 @@ pub(crate) fn run(home: &Path, args: StatusArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `vdx metrics`: `GET /v1/metrics` as it comes, for a person or a script without a scraper.
+pub(crate) fn metrics(home: &Path) -> Result<ExitCode> {
+    let mut text = Vec::new();
+    Client::new(home)?.download("/v1/metrics", &mut text)?;
+    stdout::write(&String::from_utf8_lossy(&text))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The report in lines a person reads top to bottom: who, what waits, who is unreachable, trust,

@@ -51,6 +51,8 @@ enum Command {
     Directory(cmd_home::DirectoryCommand),
     /// The running node's queues, peers, CRL renewal and disk, with warnings (needs --home).
     Status(cmd_status::StatusArgs),
+    /// The running node's counters and states for monitoring, OpenMetrics text (needs --home).
+    Metrics,
     /// Make the running node read its directory, trust anchors and CRLs again (needs --home).
     Reload,
     /// Send a dispatch through the running node (needs --home).
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Init(args) => home(cli.home).and_then(|h| cmd_home::init(&h, args)),
         Command::Directory(cmd) => home(cli.home).and_then(|h| cmd_home::directory(&h, cmd)),
         Command::Status(args) => home(cli.home).and_then(|h| cmd_status::run(&h, args)),
+        Command::Metrics => home(cli.home).and_then(|h| cmd_status::metrics(&h)),
         Command::Reload => home(cli.home).and_then(|h| cmd_home::reload(&h)),
         Command::Send(args) => home(cli.home).and_then(|h| cmd_mail::send(&h, args)),
         Command::Inbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, true, args)),

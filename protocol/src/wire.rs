@@ -158,6 +158,22 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
+    /// The name in `docs/wire-frames.md`, for logs and metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UnknownSender => "unknown_sender",
+            Self::NotForUs => "not_for_us",
+            Self::TooLarge => "too_large",
+            Self::Expired => "expired",
+            Self::BadOffer => "bad_offer",
+            Self::Corrupt => "corrupt",
+            Self::Busy => "busy",
+            Self::DiskFull => "disk_full",
+            Self::Internal => "internal",
+            Self::Other(_) => "other",
+        }
+    }
+
     /// The u16 on the wire.
     pub fn to_u16(self) -> u16 {
         match self {

@@ -476,6 +476,12 @@ fn strangers_are_refused_at_the_handshake_and_the_refusal_is_logged() {
         let logged = logged_since(&s, "h41", from, "connection refused");
         assert!(logged.contains(why), "{who}: the log says\n{logged}");
     }
+    // Monitoring counts them.
+    let metrics = s.vdx(&words("--home h41 metrics")).ok().stdout;
+    assert!(
+        metrics.contains("\nvdx_connections_refused_total 4\n"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -661,4 +667,10 @@ fn a_peer_cannot_hand_over_another_agencys_object_or_take_its_transfer_id() {
         assert_eq!(sent, sealed.len());
         conn.close(0u32.into(), b"done");
     });
+    // Monitoring counts the refusal.
+    let metrics = s.vdx(&words("--home h41 metrics")).ok().stdout;
+    assert!(
+        metrics.contains("vdx_offers_refused_total{code=\"bad_offer\"} 1"),
+        "{metrics}"
+    );
 }
