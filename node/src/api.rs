@@ -24,6 +24,7 @@ use crate::audit::{AuditError, LogFilter};
 use crate::compose::{ComposeError, SendRequest};
 use crate::config::Api;
 use crate::daemon::Node;
+use crate::metrics::RenderError;
 use crate::store::{Direction, DispatchState, Event, MessageId, Record, StoreError};
 
 /// The socket's file name in the node home.
@@ -338,23 +339,32 @@ async fn route(
 
 /// The counters and the status as OpenMetrics text (see `metrics`).
 async fn metrics(node: Arc<Node>) -> Result<Response<Body>, ApiError> {
-    let worker = node.clone();
-    let status = tokio::task::spawn_blocking(move || worker.status()).await??;
-    let text = node.metrics.render(&status).map_err(|e| {
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("encoding the metrics: {e}"),
-        )
-    })?;
+    let text = tokio::task::spawn_blocking(move || node.metrics.answer(|| node.status()))
+        .await?
+        .map_err(|e| match e {
+            RenderError::Status(e) => ApiError::from(e),
+            e => ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("making the metrics: {e:?}"),
+            ),
+        })?;
     Response::builder()
         .header(hyper::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
         .body(full(text))
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
-/// Serves `GET /metrics`, and nothing else, to a scraper over TCP (`[api] metrics_listen`).
+/// Scrapers served at once on the TCP port; more are turned away until one ends.
+const METRICS_CONNECTIONS: usize = 4;
+/// How long one scraper's connection may last, request and answer included.
+const METRICS_CONNECTION_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `GET /metrics`, and nothing else, to scrapers over TCP (`[api] metrics_listen`). The port
+/// has no authentication, so it is bounded: a few connections at once, each short, one request
+/// each, the answer made at most once a second, and errors without detail.
 pub(crate) async fn serve_metrics(listener: tokio::net::TcpListener, node: Arc<Node>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(METRICS_CONNECTIONS));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -364,25 +374,39 @@ pub(crate) async fn serve_metrics(listener: tokio::net::TcpListener, node: Arc<N
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue; // Dropped: the scraper retries at its next interval.
+        };
         let node = node.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let node = node.clone();
                 async move {
                     let answer = if req.method() == Method::GET && req.uri().path() == "/metrics" {
-                        metrics(node).await
+                        metrics(node).await.unwrap_or_else(|e| {
+                            tracing::warn!(error = %e.2, "metrics not served");
+                            ApiError(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "internal",
+                                "the metrics could not be made: see the node's log".into(),
+                            )
+                            .into_response()
+                        })
                     } else {
-                        Err(ApiError::not_found("only GET /metrics is served here"))
+                        ApiError::not_found("only GET /metrics is served here").into_response()
                     };
-                    Ok::<_, Infallible>(answer.unwrap_or_else(ApiError::into_response))
+                    Ok::<_, Infallible>(answer)
                 }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "metrics connection ended");
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(METRICS_CONNECTION_TIME, connection).await {
+                Ok(Err(e)) => tracing::debug!(error = %e, "metrics connection ended"),
+                Err(_) => tracing::debug!("metrics connection timed out"),
+                Ok(Ok(())) => {}
             }
+            drop(slot);
         });
     }
 }
@@ -472,7 +496,8 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
             time::OffsetDateTime::now_utc(),
             &roles.event(EntryKind::Submitted, None),
         );
-        if queued.is_ok() {
+        if let Ok((_, records)) = &queued {
+            worker.metrics.submitted(records.len());
             for file in &request.files {
                 worker.uploads.remove(&worker.store, &file.upload);
             }
@@ -481,7 +506,6 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
     })
     .await??;
     if created {
-        node.metrics.submitted(records.len());
         node.wake_outbox.notify_one();
         for r in &records {
             tracing::info!(id = %r.id, to = %r.to, message_id = %header.message_id, "dispatch submitted");

@@ -40,7 +40,8 @@ pub struct Config {
 }
 
 /// The local socket API's users (DESIGN §6): each uid gets the roles of the lists it is in. The
-/// owner of the node home is always `admin`; nobody else gets anything not listed here.
+/// owner of the node home is always `admin`; nobody else gets anything not listed here. Also where
+/// the metrics are offered over TCP.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Api {
@@ -56,8 +57,9 @@ pub struct Api {
     /// Administrators: everything.
     #[serde(default)]
     pub admins: Vec<u32>,
-    /// Where a Prometheus scraper may read `GET /metrics` over TCP (counts and states only, no
-    /// document or organ names beyond this node's and its next hops'); none when absent.
+    /// Where a Prometheus scraper may read `GET /metrics` over TCP; none when absent. Anyone who
+    /// reaches it reads it (counts, states, next hops' organ codes, never a document): keep it on
+    /// loopback or a monitoring network behind a firewall.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
 }

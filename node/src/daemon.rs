@@ -327,14 +327,20 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         reason: e.to_string(),
     })?;
     let metrics_listener = match config.api.metrics_listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| StartError::Listen { addr, source })?,
-        ),
+                .map_err(|source| StartError::Listen { addr, source })?;
+            let at = listener.local_addr().unwrap_or(addr);
+            if !at.ip().is_loopback() {
+                tracing::warn!(%at, "metrics served beyond loopback without authentication: keep the port behind a firewall");
+            }
+            tracing::info!(%at, "metrics served over TCP");
+            Some(listener)
+        }
         None => None,
     };
-    tracing::info!(organ_code = %config.organ_code, listen = %config.listen, socket = %socket_path.display(), metrics = ?config.api.metrics_listen, "vdxd started");
+    tracing::info!(organ_code = %config.organ_code, listen = %config.listen, socket = %socket_path.display(), "vdxd started");
 
     let node = Arc::new(Node {
         config,
@@ -442,7 +448,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
             let conn = match incoming.await {
                 Ok(conn) => conn,
                 Err(e) => {
-                    node.metrics.connection_refused();
+                    node.metrics.handshake_failed();
                     tracing::warn!(error = %e, "connection refused");
                     return;
                 }
@@ -569,9 +575,13 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
         for record in arrivals {
             if record.to != node.config.organ_code {
                 match node.store.forward(record.id) {
-                    Ok(r) => tracing::info!(id = %r.id, from = %r.from, to = %r.to, "relaying"),
+                    Ok(r) => {
+                        node.metrics.processed("relayed");
+                        tracing::info!(id = %r.id, from = %r.from, to = %r.to, "relaying");
+                    }
                     Err(e) => {
-                        tracing::error!(id = %record.id, error = %e, "cannot queue for relaying")
+                        node.metrics.processed("error");
+                        tracing::error!(id = %record.id, error = %e, "cannot queue for relaying");
                     }
                 }
                 node.wake_outbox.notify_one();
@@ -597,8 +607,14 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
                     node.metrics.processed("reply");
                     tracing::info!(id = %r.id, to = %r.to, status = r.status(), "reply applied");
                 }
-                Ok(Err(e)) => tracing::error!(error = %e, "cannot process an arrival"),
-                Err(e) => tracing::error!(error = %e, "arrival processing failed"),
+                Ok(Err(e)) => {
+                    node.metrics.processed("error");
+                    tracing::error!(error = %e, "cannot process an arrival");
+                }
+                Err(e) => {
+                    node.metrics.processed("error");
+                    tracing::error!(error = %e, "arrival processing failed");
+                }
             }
             node.wake_outbox.notify_one();
         }

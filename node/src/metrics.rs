@@ -5,14 +5,18 @@
 //! over TCP for a scraper. Nothing here names a document or its content: counts, sizes and
 //! states only.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
+
+use vdx_protocol::wire::RejectCode;
 
 use crate::status::Status;
 
@@ -20,6 +24,10 @@ use crate::status::Status;
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 type Labelled = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// How long a rendered answer is served again: a scraper hammering the TCP port costs one status
+/// report per interval, not one per request.
+const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// What the daemon counts while it runs; the gauges are read from the status report at each scrape.
 pub(crate) struct Metrics {
@@ -32,7 +40,10 @@ pub(crate) struct Metrics {
     arrivals: Labelled,
     offers_refused: Labelled,
     arrivals_processed: Labelled,
-    connections_refused: Counter,
+    handshakes_failed: Counter,
+    /// The last answer and when it was made (see `FRESH_FOR`); held while one is made, so that
+    /// concurrent scrapes wait for it instead of each making their own.
+    last: Mutex<Option<(Instant, String)>>,
 }
 
 impl Metrics {
@@ -57,8 +68,8 @@ impl Metrics {
             Unit::Bytes,
             handover_bytes.clone(),
         );
-        // 1 ms to about 33 s: a small dispatch on a LAN up to a large one on a slow link.
-        let handover_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        // 2 ms to about 6 min: a small dispatch on a LAN up to a large one on a slow link.
+        let handover_seconds = Histogram::new(exponential_buckets(0.002, 3.0, 12));
         registry.register_with_unit(
             "handover_duration",
             "Time from OFFER to a checked STORED, for transfers that were stored",
@@ -74,7 +85,7 @@ impl Metrics {
         let arrivals = Labelled::default();
         registry.register(
             "arrivals",
-            "Incoming transfers by outcome: stored (custody taken) or failed (cut, malformed, or refused once under way); refused offers are counted in offers_refused",
+            "Incoming transfer streams by outcome: stored (custody taken) or failed (connection lost, malformed frames, or refused once under way); refused offers are counted in offers_refused",
             arrivals.clone(),
         );
         let offers_refused = Labelled::default();
@@ -86,24 +97,30 @@ impl Metrics {
         let arrivals_processed = Labelled::default();
         registry.register(
             "arrivals_processed",
-            "Stored arrivals opened by the inbox: registered dispatches, refused ones, applied replies",
+            "Stored arrivals taken up: registered dispatches, refused ones, applied replies, relayed onwards, or an error (retried)",
             arrivals_processed.clone(),
         );
-        let connections_refused = Counter::default();
+        let handshakes_failed = Counter::default();
         registry.register(
-            "connections_refused",
-            "Incoming QUIC connections whose handshake failed (no, unknown or revoked certificate)",
-            connections_refused.clone(),
+            "handshakes_failed",
+            "Incoming QUIC handshakes that did not complete: certificates refused (none, unknown CA, revoked, not in the directory), timeouts, aborts",
+            handshakes_failed.clone(),
         );
         // Every known outcome from zero, so that a rate is defined from the first scrape.
         for (family, outcomes) in [
             (&handovers, &["stored", "refused", "failed"][..]),
             (&arrivals, &["stored", "failed"]),
-            (&arrivals_processed, &["registered", "refused", "reply"]),
+            (
+                &arrivals_processed,
+                &["registered", "refused", "reply", "relayed", "error"],
+            ),
         ] {
             for outcome in outcomes {
-                family.get_or_create(&[("outcome", outcome)]).inc_by(0);
+                let _ = family.get_or_create(&[("outcome", outcome)]);
             }
+        }
+        for code in RejectCode::KNOWN {
+            let _ = offers_refused.get_or_create(&[("code", code.name())]);
         }
         Self {
             registry,
@@ -115,7 +132,8 @@ impl Metrics {
             arrivals,
             offers_refused,
             arrivals_processed,
-            connections_refused,
+            handshakes_failed,
+            last: Mutex::new(None),
         }
     }
 
@@ -123,7 +141,8 @@ impl Metrics {
         self.submitted.inc_by(copies as u64);
     }
 
-    /// An outgoing transfer ended; `stored` carries its size and duration.
+    /// An outgoing transfer ended; `stored` carries the size whose custody moved, and how long
+    /// it took.
     pub(crate) fn handover(&self, outcome: &'static str, stored: Option<(u64, Duration)>) {
         self.handovers.get_or_create(&[("outcome", outcome)]).inc();
         if let Some((bytes, took)) = stored {
@@ -150,13 +169,32 @@ impl Metrics {
             .inc();
     }
 
-    pub(crate) fn connection_refused(&self) {
-        self.connections_refused.inc();
+    pub(crate) fn handshake_failed(&self) {
+        self.handshakes_failed.inc();
     }
 
-    /// The exposition: the counters, then `status` as gauges (built afresh, so that a peer or a
-    /// next hop that is gone is gone from the answer too).
-    pub(crate) fn render(&self, status: &Status) -> Result<String, std::fmt::Error> {
+    /// The exposition, made with `status` (the node's report, asked for only when the last
+    /// answer is older than `FRESH_FOR`).
+    pub(crate) fn answer<E>(
+        &self,
+        status: impl FnOnce() -> Result<Status, E>,
+    ) -> Result<String, RenderError<E>> {
+        let mut last = self.last.lock().map_err(|_| RenderError::Poisoned)?;
+        if let Some((made, text)) = last.as_ref() {
+            if made.elapsed() < FRESH_FOR {
+                return Ok(text.clone());
+            }
+        }
+        let text = self
+            .render(&status().map_err(RenderError::Status)?)
+            .map_err(|_| RenderError::Encoding)?;
+        *last = Some((Instant::now(), text.clone()));
+        Ok(text)
+    }
+
+    /// The counters, then `status` as gauges (built afresh, so that a peer or a next hop that is
+    /// gone is gone from the answer too).
+    fn render(&self, status: &Status) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         encode_registry(&mut out, &self.registry)?;
         encode_registry(&mut out, &gauges(status))?;
@@ -167,13 +205,14 @@ impl Metrics {
 
 fn gauges(status: &Status) -> Registry {
     let mut registry = Registry::with_prefix("vdx");
-    let node = Family::<[(&'static str, String); 2], Gauge>::default();
-    node.get_or_create(&[
-        ("organ_code", status.organ_code.clone()),
-        ("version", status.version.to_owned()),
-    ])
-    .set(1);
-    registry.register("node", "This node: its organ code and version", node);
+    registry.register(
+        "node",
+        "This node: its organ code and version",
+        Info::new([
+            ("organ_code", status.organ_code.clone()),
+            ("version", status.version.to_owned()),
+        ]),
+    );
     let queued = Family::<[(&'static str, String); 1], Gauge>::default();
     for (hop, n) in &status.outbox.by_peer {
         queued
@@ -231,7 +270,7 @@ fn gauges(status: &Status) -> Registry {
     )];
     if let Some(next) = status.trust.crl_next_update {
         with_unit.push((
-            "crl_next_update",
+            "crl_next_update_timestamp",
             "The soonest nextUpdate of the CRLs in force, Unix time: past it, that CRL vouches for nobody",
             Unit::Seconds,
             next.unix_timestamp(),
@@ -255,6 +294,17 @@ fn gauges(status: &Status) -> Registry {
         registry.register_with_unit(name, help, unit, gauge(value));
     }
     registry
+}
+
+/// Why no exposition could be made.
+#[derive(Debug)]
+pub(crate) enum RenderError<E> {
+    /// The status report failed.
+    Status(E),
+    /// Encoding failed (it writes to a `String`, so it does not).
+    Encoding,
+    /// A thread panicked while making an answer.
+    Poisoned,
 }
 
 fn gauge(value: i64) -> Gauge {
@@ -292,6 +342,14 @@ mod tests {
             peer("000.00.00.H26", "connected"),
         ]);
         let text = metrics.render(&status).unwrap();
+        let again = metrics
+            .answer(|| Ok::<_, ()>(Status::sample(vec![])))
+            .unwrap();
+        assert_eq!(
+            metrics.answer::<()>(|| panic!("made again")).unwrap(),
+            again,
+            "a second scrape within FRESH_FOR is answered from the first"
+        );
 
         assert_eq!(sample(&text, "vdx_submitted_copies_total"), Some(2.0));
         assert_eq!(
@@ -304,7 +362,7 @@ mod tests {
         );
         assert_eq!(sample(&text, "vdx_handover_bytes_total"), Some(20_480.0));
         assert_eq!(
-            sample(&text, "vdx_handover_duration_seconds_bucket{le=\"0.004\"}"),
+            sample(&text, "vdx_handover_duration_seconds_bucket{le=\"0.006\"}"),
             Some(1.0),
             "{text}"
         );
@@ -325,5 +383,11 @@ mod tests {
         assert_eq!(sample(&text, "vdx_start_time_seconds"), Some(0.0));
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(!text.contains("vdx_crl_next_update"), "no CRL, no gauge");
+        assert_eq!(
+            sample(&text, "vdx_offers_refused_total{code=\"disk_full\"}"),
+            Some(0.0),
+            "every code from zero"
+        );
+        assert!(text.contains("vdx_node_info{organ_code=\"000.00.00.G22\",version=\"0\"} 1"));
     }
 }

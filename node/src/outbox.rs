@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use vdx_protocol::OrganCode;
 
 use crate::daemon::{Node, Stop};
+use crate::metrics::Metrics;
 use crate::receipts::verify_receipt;
 use crate::store::{DispatchState, MessageId, Queued, Record};
 use crate::transfer::{send_dispatch, SendOutcome, TransferError};
@@ -290,10 +291,10 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                     tasks.spawn(async move {
                         let began = Instant::now();
                         let result = transfer(&conn, &node, &peer, &record).await;
-                        count(&node, &record, &result, began.elapsed());
+                        let took = began.elapsed();
                         let Ok(mut s) = schedule.lock() else { return };
                         s.in_flight.remove(&record.id);
-                        finished(&mut s, &record, &peer, result);
+                        finished(&mut s, &node.metrics, &record, &peer, result, took);
                         node.wake_outbox.notify_one();
                     });
                 }
@@ -313,18 +314,23 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
     while tasks.join_next().await.is_some() {}
 }
 
+/// Takes up a transfer's outcome that `took` so long: the next try, if any, and the counts.
 fn finished(
     s: &mut Schedule,
+    metrics: &Metrics,
     record: &Record,
     peer: &OrganCode,
     result: Result<SendOutcome, TransferError>,
+    took: Duration,
 ) {
     match result {
         Ok(SendOutcome::Stored { resumed_from, .. }) => {
+            metrics.handover("stored", Some((record.size, took)));
             s.next_try.remove(&record.id);
             tracing::info!(id = %record.id, to = %record.to, %peer, resumed_from, "handed over");
         }
         Ok(SendOutcome::Rejected { code, reason }) => {
+            metrics.handover("refused", None);
             s.next_try.remove(&record.id);
             if !code.is_permanent() {
                 s.next_try
@@ -333,31 +339,17 @@ fn finished(
             tracing::warn!(id = %record.id, %peer, ?code, %reason, "refused by the peer");
         }
         Err(TransferError::Connection(reason)) => {
+            metrics.handover("failed", None);
             // The connection broke (or the peer closed it after the handshake): reconnect later.
             let delay = s.peer_failed(peer, &reason);
             tracing::warn!(id = %record.id, %peer, %reason, retry_in = ?delay, "connection lost");
         }
         Err(e) => {
+            metrics.handover("failed", None);
             let delay = backoff(record.attempts);
             s.next_try.insert(record.id, Instant::now() + delay);
             tracing::warn!(id = %record.id, %peer, error = %e, retry_in = ?delay, "send failed");
         }
-    }
-}
-
-fn count(
-    node: &Node,
-    record: &Record,
-    result: &Result<SendOutcome, TransferError>,
-    took: Duration,
-) {
-    match result {
-        Ok(SendOutcome::Stored { resumed_from, .. }) => node.metrics.handover(
-            "stored",
-            Some((record.size.saturating_sub(*resumed_from), took)),
-        ),
-        Ok(SendOutcome::Rejected { .. }) => node.metrics.handover("refused", None),
-        Err(_) => node.metrics.handover("failed", None),
     }
 }
 

@@ -340,13 +340,14 @@ async fn drive_receive(
     }
     match store.complete_incoming(&offer, receiving, policy.now(), peer) {
         Ok((record, _)) => {
-            write_frame(
-                send,
-                &Frame::Stored {
-                    receipt: policy.receipt(&record),
-                },
-            )
-            .await?;
+            let stored = Frame::Stored {
+                receipt: policy.receipt(&record),
+            };
+            // Custody is taken once stored, whether or not the sender hears it (it offers again,
+            // and is answered as a repeat).
+            if let Err(e) = write_frame(send, &stored).await {
+                tracing::warn!(%id, error = %e, "stored, but STORED did not reach the sender");
+            }
             Ok(Some(record))
         }
         Err(e) => {

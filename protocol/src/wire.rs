@@ -158,6 +158,19 @@ pub enum RejectCode {
 }
 
 impl RejectCode {
+    /// Every code this version knows, in wire order.
+    pub const KNOWN: [Self; 9] = [
+        Self::UnknownSender,
+        Self::NotForUs,
+        Self::TooLarge,
+        Self::Expired,
+        Self::BadOffer,
+        Self::Corrupt,
+        Self::Busy,
+        Self::DiskFull,
+        Self::Internal,
+    ];
+
     /// The name in `docs/wire-frames.md`, for logs and metrics labels.
     pub fn name(self) -> &'static str {
         match self {

@@ -479,7 +479,7 @@ fn strangers_are_refused_at_the_handshake_and_the_refusal_is_logged() {
     // Monitoring counts them.
     let metrics = s.vdx(&words("--home h41 metrics")).ok().stdout;
     assert!(
-        metrics.contains("\nvdx_connections_refused_total 4\n"),
+        metrics.contains("\nvdx_handshakes_failed_total 4\n"),
         "{metrics}"
     );
 }

@@ -172,7 +172,7 @@ fn the_operator_sees_what_waits_who_is_unreachable_and_what_to_renew() {
         Some(1.0)
     );
     assert!(
-        sample(&h41, "vdx_crl_next_update_seconds").is_some(),
+        sample(&h41, "vdx_crl_next_update_timestamp_seconds").is_some(),
         "{h41}"
     );
     assert!(
