@@ -55,6 +55,8 @@ impl Daemon {
             .args(["--home", home])
             .current_dir(s.dir())
             .env_remove("VDX_KEY_PASSPHRASE")
+            // Tests read the daemon's info lines, whatever the caller's environment asks for.
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

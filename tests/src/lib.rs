@@ -139,7 +139,8 @@ impl Session {
         let mut cmd = Command::new(vdx_bin());
         cmd.current_dir(self.dir())
             .args(args)
-            .env_remove("VDX_KEY_PASSPHRASE");
+            .env_remove("VDX_KEY_PASSPHRASE")
+            .env_remove("VDX_HOME");
         for (k, v) in env {
             cmd.env(k, v);
         }

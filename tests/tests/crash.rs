@@ -60,12 +60,18 @@ fn list(s: &Session, home: &str, what: &str) -> Vec<Value> {
 
 #[test]
 fn two_hundred_dispatches_arrive_exactly_once_through_kill_9_of_either_side() {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    // VDX_CHAOS_SEED replays a run (the seed is printed).
+    let seed = std::env::var("VDX_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
         | 1;
-    println!("chaos seed {seed}");
+    println!("chaos seed {seed} (VDX_CHAOS_SEED={seed} replays it)");
     let mut chaos = Chaos(seed);
     let s = Session::new();
     homes(&s, &[("g22", "000.00.00.G22"), ("h41", "000.00.00.H41")]);

@@ -19,8 +19,11 @@ const LIMIT: Duration = Duration::from_secs(60);
 fn deliver(s: &Session, number: &str, file: &str) -> String {
     let answer = s.send("g22", H41, number, file, &[]).ok().json();
     let id = answer["copies"][0]["id"].as_str().unwrap().to_owned();
+    // Delivered, and STORED taken up (it counts the attempt with the "sent" entry): the reply can
+    // come back first.
     wait_until(s, LIMIT, "delivery receipt", || {
-        s.vdx(&["--home", "g22", "show", "--json", &id]).ok().json()["status"] == "delivered"
+        let shown = s.vdx(&["--home", "g22", "show", "--json", &id]).ok().json();
+        shown["status"] == "delivered" && shown["attempts"].as_u64() >= Some(1)
     });
     id
 }

@@ -129,6 +129,18 @@ fn cut_and_resume(id: MessageId, plain_len: u64, cut: Cut) {
 /// queues it in g22's store (daemon down); the plaintext and the sealed copy are removed again, so
 /// only the spool keeps the object. Returns the sealed size and SHA-256.
 fn queue_sealed(s: &Session, id: MessageId, plain_len: u64) -> (u64, [u8; 32]) {
+    // At most about two copies at once (plain and sealed, then sealed and spool, then spool and
+    // the receiver's partial file), plus a margin: say so rather than fail half-way on ENOSPC.
+    let stat = rustix::fs::statvfs(s.dir()).unwrap();
+    let free = stat.f_bavail * stat.f_frsize;
+    let needs = plain_len * 5 / 2 + (256 << 20);
+    assert!(
+        free >= needs,
+        "this test needs {} MiB free under {}, which has {} MiB",
+        needs >> 20,
+        s.dir().display(),
+        free >> 20
+    );
     generate(&s.path("big.bin"), plain_len);
     s.vdx(&words(
         "seal --cert g22/keys/sign.pem --key g22/keys/sign.key --to h41/keys/enc.pem -o big.p7m big.bin",
