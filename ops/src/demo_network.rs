@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use rustix::process::{kill_process, Pid, Signal};
 use serde_json::{json, Value};
 use vdx_node::config::Config;
 use vdx_node::witness::PeerReport;
@@ -245,10 +246,8 @@ fn start(vdxd: &Path, root: &Path, code: &'static str) -> Result<Daemon> {
 
 /// SIGTERM, then whether it exited 0 in time.
 fn stop(daemon: &mut Daemon) -> Result<bool> {
-    Command::new("kill")
-        .args(["-TERM", &daemon.child.id().to_string()])
-        .status()
-        .context("cannot run kill")?;
+    kill_process(Pid::from_child(&daemon.child), Signal::TERM)
+        .context("cannot signal vdxd to stop")?;
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(status) = daemon.child.try_wait()? {

@@ -4,6 +4,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Signals for [`Daemon::signal`].
+pub use rustix::process::Signal;
+use rustix::process::{kill_process, Pid};
+
 use crate::{vdxd_bin, words, Session};
 
 /// A UDP port free on loopback right now (QUIC listens on UDP).
@@ -67,10 +71,7 @@ impl Daemon {
 
     /// SIGTERM, then the exit status (at most 20 s).
     pub fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        self.signal(Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -81,13 +82,9 @@ impl Daemon {
         }
     }
 
-    /// Sends `signal` (a `kill` name, e.g. `HUP`), as an operator would.
-    pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} failed");
+    /// Sends `signal` (e.g. `Signal::HUP`), as an operator would.
+    pub fn signal(&self, signal: Signal) {
+        kill_process(Pid::from_child(&self.child), signal).unwrap();
     }
 
     /// SIGKILL: no chance to tidy up, as in a crash.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vdx_node::config::Config;
-use vdx_tests::daemon::{homes, wait_until, Daemon};
+use vdx_tests::daemon::{homes, wait_until, Daemon, Signal};
 use vdx_tests::{words, Ran, Session};
 
 const G22: &str = "000.00.00.G22";
@@ -143,7 +143,7 @@ fn a_certificate_revoked_while_connected_is_disconnected_and_refused() {
     // SIGHUP reloads too: a fresh, readable CRL is taken up.
     s.vdx(&words("pki crl --ca ca --out h41/keys/ca.crl")).ok();
     let from = log(&s, "h41").len();
-    h41.signal("HUP");
+    h41.signal(Signal::HUP);
     wait_logged(&s, "h41", from, "trust settings reloaded");
     assert_eq!(status(&s, &second), "queued");
 }
