@@ -5,7 +5,7 @@
 //! over TCP for a scraper. Nothing here names a document or its content: counts, sizes and
 //! states only.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -179,7 +179,8 @@ impl Metrics {
         &self,
         status: impl FnOnce() -> Result<Status, E>,
     ) -> Result<String, RenderError<E>> {
-        let mut last = self.last.lock().map_err(|_| RenderError::Poisoned)?;
+        // A panic while making an answer leaves at worst a stale one, which the age check covers.
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((made, text)) = last.as_ref() {
             if made.elapsed() < FRESH_FOR {
                 return Ok(text.clone());
@@ -303,8 +304,6 @@ pub(crate) enum RenderError<E> {
     Status(E),
     /// Encoding failed (it writes to a `String`, so it does not).
     Encoding,
-    /// A thread panicked while making an answer.
-    Poisoned,
 }
 
 fn gauge(value: i64) -> Gauge {
