@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing vdx needs on a fresh Debian machine: OpenSSL headers and CLI,
-# pkg-config, and GNU time for the benchmarks. Safe to run again; does nothing when all is present.
+# pkg-config, GNU time for the benchmarks, and systemd-analyze to check the service unit. Safe to
+# run again; does nothing when all is present.
 set -euo pipefail
 
 need=()
@@ -8,6 +9,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [[ -f /usr/include/openssl/ssl.h ]] || need+=(libssl-dev)
 [[ -x /usr/bin/time ]] || need+=(time)
+command -v systemd-analyze >/dev/null || need+=(systemd) # checks ops/systemd/vdxd@.service
 
 if ((${#need[@]})); then
   echo "install-deps: installing ${need[*]}"

@@ -19,6 +19,7 @@ use vdx_pki::ValidatedSigner;
 use vdx_protocol::receipt::ReceiptKind;
 use vdx_protocol::wire::{ObjectKind, Offer, RejectCode};
 use vdx_protocol::OrganCode;
+use zeroize::Zeroizing;
 
 use crate::audit::Auditor;
 use crate::compose::{Composer, SubmissionLocks};
@@ -235,9 +236,46 @@ pub(crate) fn file_error(home: &Path, path: &Path, e: impl std::fmt::Display) ->
     }
 }
 
-fn load_key(home: &Path, path: &Path) -> Result<PrivateKey, StartError> {
-    let pass = std::env::var("VDX_KEY_PASSPHRASE").ok();
-    PrivateKey::from_bytes(&read(home, path)?, pass.as_deref().map(str::as_bytes))
+/// The systemd credential holding the passphrase of the node's keys, for a service started with
+/// `LoadCredential=vdx-key-passphrase:FILE` (`ops/systemd/vdxd@.service`).
+pub const PASSPHRASE_CREDENTIAL: &str = "vdx-key-passphrase";
+
+/// The passphrase of the node's keys: `VDX_KEY_PASSPHRASE`, else the systemd credential (a file
+/// only this service can read, never in the environment or the unit), else none.
+fn key_passphrase() -> Result<Option<Zeroizing<String>>, StartError> {
+    if let Ok(pass) = std::env::var("VDX_KEY_PASSPHRASE") {
+        return Ok(Some(Zeroizing::new(pass)));
+    }
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+        return Ok(None);
+    };
+    let path = Path::new(&dir).join(PASSPHRASE_CREDENTIAL);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(StartError::File {
+                path,
+                reason: e.to_string(),
+            })
+        }
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| StartError::File {
+        path: path.clone(),
+        reason: "the passphrase is not UTF-8".into(),
+    })?;
+    // The file's final newline, as an editor or `echo` leaves it, is not part of the passphrase.
+    Ok(Some(Zeroizing::new(
+        text.trim_end_matches(['\n', '\r']).to_owned(),
+    )))
+}
+
+fn load_key(
+    home: &Path,
+    path: &Path,
+    pass: Option<&Zeroizing<String>>,
+) -> Result<PrivateKey, StartError> {
+    PrivateKey::from_bytes(&read(home, path)?, pass.map(|p| p.as_bytes()))
         .map_err(|e| file_error(home, path, e))
 }
 
@@ -258,7 +296,7 @@ fn signer_of(home: &Path, config: &Config) -> Result<(ReceiptSigner, String), St
     let signer = ReceiptSigner::new(
         config.organ_code.clone(),
         load_cert(home, &config.keys.sign_cert)?,
-        load_key(home, &config.keys.sign_key)?,
+        load_key(home, &config.keys.sign_key, key_passphrase()?.as_ref())?,
     )?;
     let leaf = signer
         .certificate()
@@ -290,9 +328,10 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let scratch = data.join("scratch");
     clear_scratch(&scratch).map_err(|e| file_error(home, &scratch, e))?;
     let enc_cert = load_cert(home, &config.keys.enc_cert)?;
-    let enc_key = load_key(home, &config.keys.enc_key)?;
+    let pass = key_passphrase()?;
+    let enc_key = load_key(home, &config.keys.enc_key, pass.as_ref())?;
     let tls_chain = vec![load_cert(home, &config.keys.tls_cert)?];
-    let tls_key = load_key(home, &config.keys.tls_key)?;
+    let tls_key = load_key(home, &config.keys.tls_key, pass.as_ref())?;
     let (signer, chain_pem) = signer_of(home, &config)?;
     crate::checkpoints::record_config_changes(home, &config, &store)?;
 

@@ -28,7 +28,12 @@ impl Daemon {
     /// Starts `vdxd --home HOME` in the session's directory, logging to `HOME.log` (appended, so a
     /// restarted daemon's log follows the previous one), and waits until its local socket is up.
     pub fn start(s: &Session, home: &str) -> Self {
-        let mut daemon = Self::spawn(s, home);
+        Self::start_with(s, home, &[])
+    }
+
+    /// `start` with `env` added to the daemon's environment.
+    pub fn start_with(s: &Session, home: &str, env: &[(&str, &str)]) -> Self {
+        let mut daemon = Self::spawn_with(s, home, env);
         let socket = s.path(&format!("{home}/vdxd.sock"));
         let deadline = Instant::now() + Duration::from_secs(20);
         // A killed daemon leaves its socket file behind: wait until this one answers on it.
@@ -50,6 +55,10 @@ impl Daemon {
 
     /// Starts `vdxd --home HOME` without waiting for it.
     pub fn spawn(s: &Session, home: &str) -> Self {
+        Self::spawn_with(s, home, &[])
+    }
+
+    fn spawn_with(s: &Session, home: &str, env: &[(&str, &str)]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -61,6 +70,7 @@ impl Daemon {
             .env_remove("VDX_KEY_PASSPHRASE")
             // Tests read the daemon's info lines, whatever the caller's environment asks for.
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
