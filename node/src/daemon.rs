@@ -283,8 +283,8 @@ fn load_cert(home: &Path, path: &Path) -> Result<X509, StartError> {
     X509::from_pem(&read(home, path)?).map_err(|e| file_error(home, path, e))
 }
 
-/// The agency's signing identity as the daemon loads it (key decrypted with
-/// `VDX_KEY_PASSPHRASE`), and the chain audit bundles carry: for offline audits of a stopped node.
+/// The agency's signing identity as the daemon loads it (key decrypted as `key_passphrase` says),
+/// and the chain audit bundles carry: for offline audits of a stopped node.
 pub fn load_signer(home: &Path) -> Result<(Config, ReceiptSigner, String), StartError> {
     let config = Config::load(home)?;
     let (signer, chain) = signer_of(home, &config)?;
