@@ -100,6 +100,19 @@ impl ApiError {
     }
 }
 
+impl From<RenderError<StoreError>> for ApiError {
+    fn from(e: RenderError<StoreError>) -> Self {
+        match e {
+            RenderError::Status(e) => e.into(),
+            RenderError::Encoding => Self(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the metrics could not be encoded".into(),
+            ),
+        }
+    }
+}
+
 impl From<AuditError> for ApiError {
     fn from(e: AuditError) -> Self {
         match e {
@@ -268,8 +281,7 @@ async fn route(
         }
         (Method::GET, ["v1", "status"]) => {
             need(roles.clerk || roles.officer, "use this node")?;
-            let worker = node.clone();
-            let status = tokio::task::spawn_blocking(move || worker.status()).await??;
+            let status = blocking(move || node.status()).await?;
             Ok(json_response(StatusCode::OK, &status))
         }
         (Method::GET, ["v1", "metrics"]) => {
@@ -279,8 +291,7 @@ async fn route(
         (Method::POST, ["v1", "reload"]) => {
             // Only re-reads files the node's operator already changed: harmless to any role.
             need(roles.clerk || roles.officer, "use this node")?;
-            let worker = node.clone();
-            let reloaded = tokio::task::spawn_blocking(move || worker.reload()).await??;
+            let reloaded = blocking(move || node.reload()).await?;
             Ok(json_response(StatusCode::OK, &reloaded))
         }
         (Method::POST, ["v1", "uploads"]) => {
@@ -339,16 +350,7 @@ async fn route(
 
 /// The counters and the status as OpenMetrics text (see `metrics`).
 async fn metrics(node: Arc<Node>) -> Result<Response<Body>, ApiError> {
-    let text = tokio::task::spawn_blocking(move || node.metrics.answer(|| node.status()))
-        .await?
-        .map_err(|e| match e {
-            RenderError::Status(e) => ApiError::from(e),
-            e => ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("making the metrics: {e:?}"),
-            ),
-        })?;
+    let text = blocking(move || node.metrics.answer(|| node.status())).await?;
     Response::builder()
         .header(hyper::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
         .body(full(text))
@@ -445,7 +447,7 @@ async fn upload(node: Arc<Node>, mut body: Incoming) -> Result<Response<Body>, A
             return Err(refusal);
         }
     }
-    let (id, size) = tokio::task::spawn_blocking(move || upload.finish(&node.store)).await??;
+    let (id, size) = blocking(move || upload.finish(&node.store)).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({ "upload": id, "size": size }),
@@ -481,7 +483,7 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
     let request: SendRequest =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
     let worker = node.clone();
-    let (header, records, created) = tokio::task::spawn_blocking(move || {
+    let (header, records, created) = blocking(move || {
         let _one_at_a_time = request
             .message_id
             .as_deref()
@@ -504,7 +506,7 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
         }
         queued.map(|(header, records)| (header, records, true))
     })
-    .await??;
+    .await?;
     if created {
         node.wake_outbox.notify_one();
         for r in &records {
@@ -629,13 +631,15 @@ async fn audit(
     }
 }
 
-/// Runs a ledger question on a blocking thread (it reads and fsyncs).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, AuditError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await?
-        .map_err(ApiError::from)
+/// Runs store or ledger work on a blocking thread (it reads and fsyncs), its error answered as
+/// that error's `ApiError`.
+async fn blocking<T: Send + 'static, E: Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    ApiError: From<E>,
+{
+    Ok(tokio::task::spawn_blocking(f).await??)
 }
 
 /// Query parameters (`?from=0&to=10`), percent-decoded.
