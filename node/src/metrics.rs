@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 use vdx_protocol::wire::RejectCode;
 
@@ -49,91 +49,74 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("vdx");
-        let submitted = Counter::default();
-        registry.register(
-            "submitted_copies",
-            "Copies accepted from clerks and office systems (one per recipient)",
-            submitted.clone(),
-        );
-        let handovers = Labelled::default();
-        registry.register(
-            "handovers",
-            "Outgoing transfers by outcome: stored (custody moved), refused by the peer, failed",
-            handovers.clone(),
-        );
-        let handover_bytes = Counter::default();
-        registry.register_with_unit(
-            "handover",
-            "Sealed bytes handed over to next hops",
-            Unit::Bytes,
-            handover_bytes.clone(),
-        );
-        // 2 ms to about 6 min: a small dispatch on a LAN up to a large one on a slow link.
-        let handover_seconds = Histogram::new(exponential_buckets(0.002, 3.0, 12));
-        registry.register_with_unit(
-            "handover_duration",
-            "Time from OFFER to a checked STORED, for transfers that were stored",
-            Unit::Seconds,
-            handover_seconds.clone(),
-        );
-        let expired = Counter::default();
-        registry.register(
-            "expired_copies",
-            "Copies that expired before delivery and were marked failed",
-            expired.clone(),
-        );
-        let arrivals = Labelled::default();
-        registry.register(
-            "arrivals",
-            "Incoming transfer streams by outcome: stored (custody taken) or failed (connection lost, malformed frames, or refused once under way); refused offers are counted in offers_refused",
-            arrivals.clone(),
-        );
-        let offers_refused = Labelled::default();
-        registry.register(
-            "offers_refused",
-            "Incoming offers refused, by the REJECT code sent",
-            offers_refused.clone(),
-        );
-        let arrivals_processed = Labelled::default();
-        registry.register(
-            "arrivals_processed",
-            "Stored arrivals taken up: registered dispatches, refused ones, applied replies, relayed onwards, or an error (retried)",
-            arrivals_processed.clone(),
-        );
-        let handshakes_failed = Counter::default();
-        registry.register(
-            "handshakes_failed",
-            "Incoming QUIC handshakes that did not complete: certificates refused (none, unknown CA, revoked, not in the directory), timeouts, aborts",
-            handshakes_failed.clone(),
-        );
-        // Every known outcome from zero, so that a rate is defined from the first scrape.
-        for (family, outcomes) in [
-            (&handovers, &["stored", "refused", "failed"][..]),
-            (&arrivals, &["stored", "failed"]),
-            (
-                &arrivals_processed,
-                &["registered", "refused", "reply", "relayed", "error"],
-            ),
-        ] {
-            for outcome in outcomes {
-                let _ = family.get_or_create(&[("outcome", outcome)]);
-            }
-        }
-        for code in RejectCode::KNOWN {
-            let _ = offers_refused.get_or_create(&[("code", code.name())]);
-        }
+        let r = &mut registry;
         Self {
-            registry,
-            submitted,
-            handovers,
-            handover_bytes,
-            handover_seconds,
-            expired,
-            arrivals,
-            offers_refused,
-            arrivals_processed,
-            handshakes_failed,
+            submitted: registered(
+                r,
+                "submitted_copies",
+                "Copies accepted from clerks and office systems (one per recipient)",
+                None,
+                Counter::default(),
+            ),
+            handovers: registered(
+                r,
+                "handovers",
+                "Outgoing transfers by outcome: stored (custody moved), refused by the peer, failed",
+                None,
+                labelled("outcome", ["stored", "refused", "failed"]),
+            ),
+            handover_bytes: registered(
+                r,
+                "handover",
+                "Sealed bytes handed over to next hops",
+                Some(Unit::Bytes),
+                Counter::default(),
+            ),
+            // 2 ms to about 6 min: a small dispatch on a LAN up to a large one on a slow link.
+            handover_seconds: registered(
+                r,
+                "handover_duration",
+                "Time from OFFER to a checked STORED, for transfers that were stored",
+                Some(Unit::Seconds),
+                Histogram::new(exponential_buckets(0.002, 3.0, 12)),
+            ),
+            expired: registered(
+                r,
+                "expired_copies",
+                "Copies that expired before delivery and were marked failed",
+                None,
+                Counter::default(),
+            ),
+            arrivals: registered(
+                r,
+                "arrivals",
+                "Incoming transfer streams by outcome: stored (custody taken) or failed (connection lost, malformed frames, or refused once under way); refused offers are counted in offers_refused",
+                None,
+                labelled("outcome", ["stored", "failed"]),
+            ),
+            offers_refused: registered(
+                r,
+                "offers_refused",
+                "Incoming offers refused, by the REJECT code sent",
+                None,
+                labelled("code", RejectCode::KNOWN.map(RejectCode::name)),
+            ),
+            arrivals_processed: registered(
+                r,
+                "arrivals_processed",
+                "Stored arrivals taken up: registered dispatches, refused ones, applied replies, relayed onwards, or an error (retried)",
+                None,
+                labelled("outcome", ["registered", "refused", "reply", "relayed", "error"]),
+            ),
+            handshakes_failed: registered(
+                r,
+                "handshakes_failed",
+                "Incoming QUIC handshakes that did not complete: certificates refused (none, unknown CA, revoked, not in the directory), timeouts, aborts",
+                None,
+                Counter::default(),
+            ),
             last: Mutex::new(None),
+            registry,
         }
     }
 
@@ -202,6 +185,31 @@ impl Metrics {
         encode_eof(&mut out)?;
         Ok(out)
     }
+}
+
+/// `metric`, registered in `registry` (a handle to the same values: counters are shared).
+fn registered<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    metric: M,
+) -> M {
+    match unit {
+        Some(unit) => registry.register_with_unit(name, help, unit, metric.clone()),
+        None => registry.register(name, help, metric.clone()),
+    }
+    metric
+}
+
+/// A family with every known `label` value at zero, so that a rate is defined from the first
+/// scrape.
+fn labelled(label: &'static str, values: impl IntoIterator<Item = &'static str>) -> Labelled {
+    let family = Labelled::default();
+    for value in values {
+        let _ = family.get_or_create(&[(label, value)]);
+    }
+    family
 }
 
 fn gauges(status: &Status) -> Registry {
