@@ -287,16 +287,20 @@ fn load_cert(home: &Path, path: &Path) -> Result<X509, StartError> {
 /// and the chain audit bundles carry: for offline audits of a stopped node.
 pub fn load_signer(home: &Path) -> Result<(Config, ReceiptSigner, String), StartError> {
     let config = Config::load(home)?;
-    let (signer, chain) = signer_of(home, &config)?;
+    let (signer, chain) = signer_of(home, &config, key_passphrase()?.as_ref())?;
     Ok((config, signer, chain))
 }
 
 /// The signer `config` names, and its chain: the signing certificate, then the trust anchors (PEM).
-fn signer_of(home: &Path, config: &Config) -> Result<(ReceiptSigner, String), StartError> {
+fn signer_of(
+    home: &Path,
+    config: &Config,
+    pass: Option<&Zeroizing<String>>,
+) -> Result<(ReceiptSigner, String), StartError> {
     let signer = ReceiptSigner::new(
         config.organ_code.clone(),
         load_cert(home, &config.keys.sign_cert)?,
-        load_key(home, &config.keys.sign_key, key_passphrase()?.as_ref())?,
+        load_key(home, &config.keys.sign_key, pass)?,
     )?;
     let leaf = signer
         .certificate()
@@ -332,7 +336,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let enc_key = load_key(home, &config.keys.enc_key, pass.as_ref())?;
     let tls_chain = vec![load_cert(home, &config.keys.tls_cert)?];
     let tls_key = load_key(home, &config.keys.tls_key, pass.as_ref())?;
-    let (signer, chain_pem) = signer_of(home, &config)?;
+    let (signer, chain_pem) = signer_of(home, &config, pass.as_ref())?;
     crate::checkpoints::record_config_changes(home, &config, &store)?;
 
     // Peers are accepted when the directory binds their TLS certificate to their organ code.
