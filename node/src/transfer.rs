@@ -308,7 +308,10 @@ async fn drive_receive(
             refuse(send, &mut machine, policy, RejectCode::BadOffer, reason).await?;
             return Ok(None);
         }
-        // A repeat (our STORED was lost): answer it again, exactly once stored.
+        // A repeat (our STORED was lost): answer it again, exactly once stored. The record may
+        // be committed but not yet flushed (its own receive still flushing, or failed to): custody
+        // is acknowledged only once it is on disk.
+        store.flush()?;
         let accept = machine.accept(offer.size)?;
         write_frame(send, &accept).await?;
         write_frame(

@@ -973,7 +973,11 @@ impl Store {
         peer: &OrganCode,
     ) -> Result<(Record, bool), StoreError> {
         if let Some(existing) = self.get(MessageId(new.id))? {
-            return Ok((same_content(existing, new)?, true));
+            // Committed by a concurrent receive that may still be flushing: durable before the
+            // caller acknowledges it.
+            let existing = same_content(existing, new)?;
+            self.sync()?;
+            return Ok((existing, true));
         }
         let inline = match receiving.held {
             Held::Memory(bytes) => {
