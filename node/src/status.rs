@@ -3,7 +3,7 @@
 //! must be renewed, how much disk is left — and, in plain words, what needs doing. Monitoring
 //! reads the same JSON.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::Serialize;
@@ -80,11 +80,14 @@ impl Node {
     /// The status report now.
     pub(crate) fn status(&self) -> Result<Status, StoreError> {
         let queued = self.store.outbox()?;
-        let mut by_peer = BTreeMap::new();
+        // By recipient first: the next hop is worked out once per recipient, not per copy.
+        let mut by_recipient = HashMap::new();
         for copy in &queued {
-            *by_peer
-                .entry(self.next_hop(&copy.to).to_string())
-                .or_insert(0) += 1;
+            *by_recipient.entry(&copy.to).or_insert(0) += 1;
+        }
+        let mut by_peer = BTreeMap::new();
+        for (to, n) in by_recipient {
+            *by_peer.entry(self.next_hop(to).to_string()).or_insert(0) += n;
         }
         let peers = self.schedule.lock().map(|s| s.report()).unwrap_or_default();
         let trusted = self.trusted();
@@ -104,7 +107,7 @@ impl Node {
                 by_peer,
             },
             inbox: Inbox {
-                to_open: self.store.arrivals()?.len(),
+                to_open: self.store.arrivals_count(),
             },
             peers,
             trust: Trust {

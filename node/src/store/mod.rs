@@ -1044,6 +1044,11 @@ impl Store {
         Ok(out)
     }
 
+    /// How many arrivals wait, without reading their records (for the status report).
+    pub fn arrivals_count(&self) -> usize {
+        self.arrivals.len()
+    }
+
     /// Registers an opened dispatch: keeps its header, gives it the next incoming number of
     /// `year` in its series and queues its `replies` (signed objects for its sender: the delivery
     /// receipt and notice 01), in one transaction and one flush. Registering again returns the
