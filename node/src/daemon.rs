@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use openssl::x509::X509;
 use tokio::sync::Notify;
 use vdx_crypto::PrivateKey;
-use vdx_pki::ValidatedSigner;
+use vdx_pki::{Directory, ValidatedSigner};
 use vdx_protocol::receipt::ReceiptKind;
 use vdx_protocol::wire::{ObjectKind, Offer, RejectCode};
 use vdx_protocol::OrganCode;
@@ -151,7 +151,7 @@ impl Node {
     /// we have one; else through the recipient's relay if the directory names one; else to the
     /// recipient itself.
     pub(crate) fn next_hop(&self, to: &OrganCode) -> OrganCode {
-        let theirs = self.relay_of(to);
+        let theirs = relay_of(&self.trusted().directory, to);
         if theirs.as_ref() == Some(&self.config.organ_code) {
             return to.clone();
         }
@@ -161,22 +161,14 @@ impl Node {
         theirs.unwrap_or_else(|| to.clone())
     }
 
-    /// The relay the directory names for `code`.
-    fn relay_of(&self, code: &OrganCode) -> Option<OrganCode> {
-        self.trusted()
-            .directory
-            .get(code.as_str())
-            .and_then(|e| e.relay.as_deref())
-            .and_then(|r| r.parse().ok())
-    }
-
-    /// Whether this node carries `offer` for others: it is the relay of its sender or recipient,
-    /// and knows the recipient. What it carries it stores and forwards, never opens.
-    fn relays_for(&self, offer: &Offer) -> bool {
+    /// Whether this node carries `offer` for others, as `directory` says: it is the relay of its
+    /// sender or recipient, and knows the recipient. What it carries it stores and forwards, never
+    /// opens.
+    fn relays_for(&self, directory: &Directory, offer: &Offer) -> bool {
         let me = Some(&self.config.organ_code);
-        self.trusted().directory.get(offer.to.as_str()).is_some()
-            && (self.relay_of(&offer.to).as_ref() == me
-                || self.relay_of(&offer.from).as_ref() == me)
+        directory.get(offer.to.as_str()).is_some()
+            && (relay_of(directory, &offer.to).as_ref() == me
+                || relay_of(directory, &offer.from).as_ref() == me)
     }
 
     /// A peer's QUIC address from the directory.
@@ -226,6 +218,14 @@ fn read(home: &Path, path: &Path) -> Result<Vec<u8>, StartError> {
         path,
         reason: e.to_string(),
     })
+}
+
+/// The relay `directory` names for `code`.
+fn relay_of(directory: &Directory, code: &OrganCode) -> Option<OrganCode> {
+    directory
+        .get(code.as_str())
+        .and_then(|e| e.relay.as_deref())
+        .and_then(|r| r.parse().ok())
 }
 
 /// A file named by the configuration, and what is wrong with it.
@@ -545,7 +545,10 @@ impl ReceivePolicy for Node {
     fn admit(&self, offer: &Offer, peer: &OrganCode) -> Result<(), (RejectCode, String)> {
         // A peer hands over its own objects, or carries them as the relay of their sender or
         // recipient; anyone else claiming another agency's object (and its transfer id) is refused.
-        let carries = |code: &OrganCode| self.relay_of(code).as_ref() == Some(peer);
+        // One snapshot of the directory decides the whole offer, even if a reload lands meanwhile.
+        let trusted = self.trusted();
+        let directory = &trusted.directory;
+        let carries = |code: &OrganCode| relay_of(directory, code).as_ref() == Some(peer);
         let our_relay = self.config.relay.as_ref() == Some(peer);
         if offer.from != *peer && !our_relay && !carries(&offer.from) && !carries(&offer.to) {
             return Err((
@@ -556,13 +559,13 @@ impl ReceivePolicy for Node {
                 ),
             ));
         }
-        if offer.to != self.config.organ_code && !self.relays_for(offer) {
+        if offer.to != self.config.organ_code && !self.relays_for(directory, offer) {
             return Err((
                 RejectCode::NotForUs,
                 format!("{} is not served by {}", offer.to, self.config.organ_code),
             ));
         }
-        if self.trusted().directory.get(offer.from.as_str()).is_none() {
+        if directory.get(offer.from.as_str()).is_none() {
             return Err((
                 RejectCode::UnknownSender,
                 format!("{} is not in the directory", offer.from),
