@@ -14,6 +14,7 @@ use vdx_protocol::hex;
 use crate::config::{resolve, Config};
 use crate::daemon::{Node, StartError, Stop};
 use crate::store::{Store, StoreError};
+use crate::trusted::Trusted;
 
 /// Entries after which a checkpoint is signed at the latest.
 const EVERY_ENTRIES: u64 = 64;
@@ -53,34 +54,29 @@ fn latest_size(store: &Store) -> u64 {
 }
 
 /// Records a `config` entry for each of the node's configuration files, keys' certificates,
-/// directory, trust anchors and CRLs whose content differs from what the ledger last recorded.
+/// directory, trust anchors and CRLs whose content differs from what the ledger last recorded;
+/// the trust files as `trusted` loaded them.
 pub(crate) fn record_config_changes(
     home: &Path,
     config: &Config,
+    trusted: &Trusted,
     store: &Store,
 ) -> Result<(), StartError> {
-    let mut files = vec![
-        ("config", Path::new(crate::config::FILE_NAME).to_path_buf()),
-        ("directory", config.directory.clone()),
-        ("sign-cert", config.keys.sign_cert.clone()),
-        ("enc-cert", config.keys.enc_cert.clone()),
-        ("tls-cert", config.keys.tls_cert.clone()),
+    let files = [
+        ("config", Path::new(crate::config::FILE_NAME)),
+        ("sign-cert", config.keys.sign_cert.as_path()),
+        ("enc-cert", config.keys.enc_cert.as_path()),
+        ("tls-cert", config.keys.tls_cert.as_path()),
     ];
-    for path in &config.trust.anchors {
-        files.push(("trust-anchor", path.clone()));
-    }
-    for path in &config.trust.crls {
-        files.push(("crl", path.clone()));
-    }
     for (what, path) in files {
-        let full = resolve(home, &path);
+        let full = resolve(home, path);
         let digest = match std::fs::read(&full) {
             Ok(bytes) => hex::encode(Sha256::digest(&bytes).as_slice()),
             Err(_) => "absent".to_owned(),
         };
-        record_config_file(store, what, &path, &digest)?;
+        record_config_file(store, what, path, &digest)?;
     }
-    Ok(())
+    Ok(trusted.record(store)?)
 }
 
 /// Records a `config` entry for the file `what` at `path` (as `config.toml` names it) if its

@@ -337,7 +337,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let tls_chain = vec![load_cert(home, &config.keys.tls_cert)?];
     let tls_key = load_key(home, &config.keys.tls_key, pass.as_ref())?;
     let (signer, chain_pem) = signer_of(home, &config, pass.as_ref())?;
-    crate::checkpoints::record_config_changes(home, &config, &store)?;
+    crate::checkpoints::record_config_changes(home, &config, &trusted.load(), &store)?;
 
     // Peers are accepted when the directory binds their TLS certificate to their organ code.
     let (for_trust, for_binding) = (trusted.clone(), trusted.clone());

@@ -20,6 +20,7 @@ use vdx_protocol::hex;
 
 use crate::config::{resolve, Config};
 use crate::daemon::{file_error, Node, StartError, Stop};
+use crate::store::{Store, StoreError};
 
 /// How often the files are looked at when nothing asks for a reload.
 const CHECK_EVERY: Duration = Duration::from_secs(60);
@@ -83,6 +84,15 @@ impl Trusted {
     /// Reads and checks the directory, trust anchors and CRLs that `config` names.
     pub(crate) fn load(home: &Path, config: &Config) -> Result<Self, StartError> {
         Self::parse(home, read_files(home, config)?)
+    }
+
+    /// Records in the ledger each of these files whose content differs from what it last
+    /// recorded, by the digest of the bytes loaded.
+    pub(crate) fn record(&self, store: &Store) -> Result<(), StoreError> {
+        for (what, path, digest) in &self.files {
+            crate::checkpoints::record_config_file(store, what, path, digest)?;
+        }
+        Ok(())
     }
 
     /// Checks the files [`read_files`] read, and keeps what they are with their digests.
@@ -157,9 +167,7 @@ impl Node {
         }
         let fresh = Trusted::parse(&self.home, files)?;
         let summary = fresh.summary(true);
-        for (what, path, digest) in &fresh.files {
-            crate::checkpoints::record_config_file(&self.store, what, path, digest)?;
-        }
+        fresh.record(&self.store)?;
         self.trusted.store(Arc::new(fresh));
         self.reloaded.send_modify(|generation| *generation += 1);
         self.wake_outbox.notify_one();
