@@ -212,7 +212,8 @@ impl Node {
     }
 }
 
-fn read(home: &Path, path: &Path) -> Result<Vec<u8>, StartError> {
+/// A file the configuration names, its error naming it.
+pub(crate) fn read(home: &Path, path: &Path) -> Result<Vec<u8>, StartError> {
     let path = resolve(home, path);
     std::fs::read(&path).map_err(|e| StartError::File {
         path,

@@ -52,10 +52,7 @@ impl PeerPolicy {
     /// Checks an established connection's peer again, as its handshake was: after the trust
     /// settings changed, a peer revoked or removed since must not keep its connection.
     pub fn admits(&self, conn: &quinn::Connection) -> Result<(), rustls::Error> {
-        let certs = conn
-            .peer_identity()
-            .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
-            .ok_or(rustls::Error::NoCertificatesPresented)?;
+        let certs = peer_chain(conn).ok_or(rustls::Error::NoCertificatesPresented)?;
         let (end_entity, intermediates) = certs
             .split_first()
             .ok_or(rustls::Error::NoCertificatesPresented)?;
@@ -287,11 +284,12 @@ pub fn client_config(
 
 /// The peer's certificate on an established connection (already validated and bound).
 pub fn peer_certificate(conn: &quinn::Connection) -> Option<X509> {
-    let certs = conn
-        .peer_identity()?
-        .downcast::<Vec<CertificateDer<'static>>>()
-        .ok()?;
-    X509::from_der(certs.first()?.as_ref()).ok()
+    X509::from_der(peer_chain(conn)?.first()?.as_ref()).ok()
+}
+
+/// The certificates the peer presented in its handshake, its own first.
+fn peer_chain(conn: &quinn::Connection) -> Option<Vec<CertificateDer<'static>>> {
+    conn.peer_identity()?.downcast().ok().map(|chain| *chain)
 }
 
 #[cfg(test)]

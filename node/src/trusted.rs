@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use vdx_pki::{Directory, TrustStore};
 use vdx_protocol::hex;
 
-use crate::config::{resolve, Config};
-use crate::daemon::{file_error, Node, StartError, Stop};
+use crate::config::Config;
+use crate::daemon::{file_error, read, Node, StartError, Stop};
 use crate::store::{Store, StoreError};
 
 /// How often the files are looked at when nothing asks for a reload.
@@ -68,8 +68,7 @@ fn read_files(home: &Path, config: &Config) -> Result<Vec<TrustFile>, StartError
         .chain(config.trust.crls.iter().map(|p| ("crl", p)));
     named
         .map(|(what, path)| {
-            let bytes =
-                std::fs::read(resolve(home, path)).map_err(|e| file_error(home, path, e))?;
+            let bytes = read(home, path)?;
             Ok(TrustFile {
                 what,
                 path: path.clone(),
