@@ -294,6 +294,24 @@ async fn route(
             let reloaded = blocking(move || node.reload()).await?;
             Ok(json_response(StatusCode::OK, &reloaded))
         }
+        (Method::POST, ["v1", "restore", "acknowledge"]) => {
+            need(roles.name == "admin", "acknowledge a restore of the store")?;
+            let actor = roles.actor();
+            let worker = node.clone();
+            match blocking(move || worker.store.acknowledge_restore(actor)).await? {
+                Some(acknowledged) => {
+                    tracing::warn!(finding = %acknowledged.restored.describe(), next_numbers = ?acknowledged.next_numbers, "restore acknowledged: numbering and sending resume");
+                    node.wake_outbox.notify_one();
+                    node.wake_inbox.notify_one();
+                    Ok(json_response(StatusCode::OK, &acknowledged))
+                }
+                None => Err(ApiError(
+                    StatusCode::CONFLICT,
+                    "no_restore",
+                    "no restore of the store waits for an acknowledgement".into(),
+                )),
+            }
+        }
         (Method::POST, ["v1", "uploads"]) => {
             need(roles.clerk, "upload files")?;
             upload(node, req.into_body()).await
@@ -469,6 +487,16 @@ async fn discard_rest(mut body: Incoming, limit: u64) {
 }
 
 async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Response<Body>, ApiError> {
+    if let Some(restored) = node.store.restored()? {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "restore_pending",
+            format!(
+                "{}: nothing is sent until an admin runs `vdx acknowledge-restore`",
+                restored.describe()
+            ),
+        ));
+    }
     let bytes = http_body_util::Limited::new(body, MAX_JSON)
         .collect()
         .await

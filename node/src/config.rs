@@ -25,6 +25,10 @@ pub struct Config {
     pub relay: Option<OrganCode>,
     /// Store directory (spool and metadata).
     pub data_dir: PathBuf,
+    /// The file outside the store that a store restored from an older copy is compared with
+    /// (`store::restore`); best on another disk than `data_dir`, or at least outside it.
+    #[serde(default = "default_anchor")]
+    pub anchor: PathBuf,
     /// The directory of agencies (JSON).
     pub directory: PathBuf,
     /// Certificates and keys.
@@ -37,6 +41,10 @@ pub struct Config {
     /// Who may use the local socket API, by Unix user id.
     #[serde(default)]
     pub api: Api,
+}
+
+fn default_anchor() -> PathBuf {
+    PathBuf::from("anchor.json")
 }
 
 /// The local socket API's users (DESIGN §6): each uid gets the roles of the lists it is in. The
@@ -150,6 +158,7 @@ impl Config {
             listen,
             relay: None,
             data_dir: "data".into(),
+            anchor: default_anchor(),
             directory: "directory.json".into(),
             keys: Keys {
                 sign_cert: "keys/sign.pem".into(),

@@ -113,13 +113,16 @@ pub(crate) struct Node {
     pub(crate) submissions: SubmissionLocks,
     /// What went through since the start, for monitoring.
     pub(crate) metrics: crate::metrics::Metrics,
-    signer: ReceiptSigner,
+    pub(crate) signer: ReceiptSigner,
     pub(crate) enc_cert: X509,
     pub(crate) enc_key: PrivateKey,
     /// Wakes the outbox loop (a new submission, a reply queued, a transfer finished).
     pub(crate) wake_outbox: Notify,
     /// Wakes the inbox loop (something arrived).
-    wake_inbox: Notify,
+    pub(crate) wake_inbox: Notify,
+    /// Set, and notified, once a peer and this node compared checkpoints (`peer_answered`).
+    peers_compared: Notify,
+    peers_compared_once: std::sync::atomic::AtomicBool,
     /// Our QUIC endpoint (the outbox's and the witness checks' connections).
     pub(crate) endpoint: quinn::Endpoint,
     /// The signing certificate and the trust anchors, PEM: the chain audit bundles carry.
@@ -177,6 +180,20 @@ impl Node {
             .directory
             .get(peer.as_str())
             .and_then(|e| e.endpoint.clone())
+    }
+
+    /// Whether the node numbers and sends: not while a restore of its store waits for an
+    /// admin's acknowledgement (`store::restore`).
+    pub(crate) fn halted(&self) -> bool {
+        !matches!(self.store.restored(), Ok(None))
+    }
+
+    /// A peer and this node have told each other which of their checkpoints they hold: from now
+    /// on a restored store would have been noticed (see [`inbox_loop`]).
+    pub(crate) fn peer_answered(&self) {
+        self.peers_compared.notify_waiters();
+        self.peers_compared_once
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Unix seconds now.
@@ -325,10 +342,15 @@ fn clear_scratch(dir: &Path) -> std::io::Result<()> {
 
 /// Runs the node in `home` until a termination signal; returns after a clean shutdown.
 pub async fn run(home: &Path) -> Result<(), StartError> {
+    crate::at_rest::restrict_umask();
     let config = Config::load(home)?;
+    crate::at_rest::secure_home(home, &config)?;
     let trusted = Arc::new(ArcSwap::from_pointee(Trusted::load(home, &config)?));
     let data = resolve(home, &config.data_dir);
-    let store = Store::open(&data)?;
+    let store = Store::open(&data)?.anchor_at(&resolve(home, &config.anchor))?;
+    if let Some(restored) = store.restored()? {
+        tracing::error!(finding = %restored.describe(), "STORE RESTORED: numbering and sending stop until an admin runs `vdx acknowledge-restore`");
+    }
     let uploads = Uploads::open(&data.join("uploads"))?;
     let scratch = data.join("scratch");
     clear_scratch(&scratch).map_err(|e| file_error(home, &scratch, e))?;
@@ -405,6 +427,8 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         enc_key,
         wake_outbox: Notify::new(),
         wake_inbox: Notify::new(),
+        peers_compared: Notify::new(),
+        peers_compared_once: std::sync::atomic::AtomicBool::new(false),
         endpoint: endpoint.clone(),
         chain_pem,
     });
@@ -414,6 +438,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let metrics =
         metrics_listener.map(|l| tokio::spawn(crate::api::serve_metrics(l, node.clone())));
     let inbox = tokio::spawn(inbox_loop(node.clone(), Stop(stop.clone())));
+    tokio::spawn(ask_peers_at_start(node.clone()));
     let checkpoints = tokio::spawn(crate::checkpoints::run(node.clone(), Stop(stop.clone())));
     let reloads = tokio::spawn(crate::trusted::watch(node.clone(), Stop(stop.clone())));
     let outbox = tokio::spawn(crate::outbox::run(
@@ -439,6 +464,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     endpoint.wait_idle().await;
     node.store.flush()?;
     node.checkpoint();
+    node.store.anchor_latest()?;
     tracing::info!("vdxd stopped");
     Ok(())
 }
@@ -504,6 +530,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
                 conn.close(1u32.into(), b"no organ code in the peer certificate");
                 return;
             };
+
             loop {
                 let (send, recv) = tokio::select! {
                     stream = conn.accept_bi() => match stream {
@@ -610,15 +637,72 @@ impl ReceivePolicy for Node {
     fn refused(&self, code: RejectCode) {
         self.metrics.offer_refused(code.name());
     }
+
+    fn held(&self, peer: &OrganCode, note: &[u8]) {
+        self.peer_answered();
+        crate::witness::compare_own(self, peer.as_str(), note);
+    }
+}
+
+/// How long the inbox waits at start for a peer to compare checkpoints with, before it numbers
+/// anything: a home restored whole (anchor included) is noticed only by its peers.
+const PEERS_GRACE: Duration = Duration::from_secs(10);
+/// Peers asked at start which of our checkpoints they hold.
+const PEERS_ASKED_AT_START: usize = 8;
+
+/// At start: compares checkpoints with the peers whose checkpoints we hold (the ones we worked
+/// with), a few at once, so that a restore is noticed before anything is numbered.
+async fn ask_peers_at_start(node: Arc<Node>) {
+    let peers: Vec<OrganCode> = match node.store.witnessed() {
+        Ok(seen) => seen
+            .keys()
+            .filter_map(|origin| origin.strip_prefix("vdx/")?.parse().ok())
+            .take(PEERS_ASKED_AT_START)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the peers to compare checkpoints with");
+            return;
+        }
+    };
+    let mut asked = tokio::task::JoinSet::new();
+    for peer in peers {
+        let node = node.clone();
+        asked.spawn(async move {
+            if let Err(e) = crate::outbox::connect(&node.endpoint, &node, &peer).await {
+                tracing::debug!(%peer, error = %e, "peer not reached at start");
+            }
+        });
+    }
+    while asked.join_next().await.is_some() {}
 }
 
 /// Opens what arrived, oldest most-urgent first; repeats whatever a crash interrupted.
 async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
+    let compared = node.peers_compared.notified();
+    tokio::pin!(compared);
+    compared.as_mut().enable();
+    if !node
+        .peers_compared_once
+        .load(std::sync::atomic::Ordering::Acquire)
+        && !node.store.witnessed().map(|w| w.is_empty()).unwrap_or(true)
+    {
+        tokio::select! {
+            _ = stop.wait() => return,
+            _ = compared => {}
+            _ = tokio::time::sleep(PEERS_GRACE) => {}
+        }
+    }
     while !stop.is_set() {
-        let arrivals = node.store.arrivals().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot read the arrivals");
+        // After a restore nothing is opened (numbered) or relayed until it is acknowledged;
+        // arrivals wait, stored.
+        let arrivals = if node.halted() {
             Vec::new()
-        });
+        } else {
+            node.store.arrivals().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the arrivals");
+                Vec::new()
+            })
+        };
         for record in arrivals {
             if record.to != node.config.organ_code {
                 match node.store.forward(record.id) {

@@ -2,6 +2,8 @@
 //!
 //! - [`daemon`]: the main loop: accept peers, work through the outbox, stop cleanly on a signal.
 //! - [`api`]: the local socket API (HTTP/1.1 + JSON over a Unix socket) for clerks, systems, officers.
+//! - `at_rest`: the home's modes — private keys and data refused when open to others, the rest
+//!   made private.
 //! - [`audit`]: the officer's questions to the ledger (bundles, proofs, the log), each recorded.
 //! - `checkpoints`: when the ledger gets signed checkpoints, and its `config` entries.
 //! - [`compose`]: a clerk's request → header, package, seal, one queued copy per recipient.
@@ -20,6 +22,7 @@
 //! - [`witness`]: peers' ledger checkpoints from their receipts, kept and checked for forks.
 
 pub mod api;
+mod at_rest;
 pub mod audit;
 mod checkpoints;
 pub mod compose;

@@ -197,10 +197,15 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                 s.recheck(&node, reload);
             }
         }
-        let queued = node.store.outbox_head(PASS_LIMIT).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot read the outbox");
+        // After a restore nothing is sent until it is acknowledged (`store::restore`).
+        let queued = if node.halted() {
             Vec::new()
-        });
+        } else {
+            node.store.outbox_head(PASS_LIMIT).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read the outbox");
+                Vec::new()
+            })
+        };
         let (now, now_secs) = (Instant::now(), node.now_secs());
         // Peers that take nothing more this pass: the queue is in priority order, so their
         // later dispatches can only wait too.
@@ -364,11 +369,13 @@ pub(crate) async fn connect(
         .ok_or_else(|| format!("{peer} has no endpoint in the directory"))?
         .parse()
         .map_err(|e| format!("bad endpoint for {peer}: {e}"))?;
-    endpoint
+    let conn = endpoint
         .connect(addr, "peer.vdx.invalid")
         .map_err(|e| e.to_string())?
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    crate::witness::exchange_checkpoints(node, &conn, peer.as_str()).await;
+    Ok(conn)
 }
 
 async fn transfer(

@@ -32,6 +32,9 @@ pub(crate) struct Status {
     pub(crate) ledger: Ledger,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) disk: Option<Disk>,
+    /// A restore of the store noticed and not yet acknowledged: nothing is numbered or sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) restored: Option<crate::store::Restored>,
     /// What needs the operator, one sentence each; empty when all is well.
     pub(crate) warnings: Vec<String>,
 }
@@ -120,9 +123,20 @@ impl Node {
                 durable: self.store.durable_ledger_size(),
             },
             disk,
+            restored: self.store.restored()?,
             warnings: Vec::new(),
         };
         status.warnings = warnings(&status, crl.as_ref(), now);
+        if let Some(restored) = &status.restored {
+            status.warnings.insert(
+                0,
+                format!(
+                    "{}: numbering and sending are stopped until an admin runs `vdx --home {} acknowledge-restore`",
+                    restored.describe(),
+                    self.home.display()
+                ),
+            );
+        }
         Ok(status)
     }
 }
@@ -228,6 +242,7 @@ impl Status {
                 total_bytes: 200 << 30,
                 warning_below_bytes: 1 << 30,
             }),
+            restored: None,
             warnings: Vec::new(),
         }
     }

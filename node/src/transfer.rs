@@ -43,6 +43,10 @@ pub enum TransferError {
     /// The peer refused a request (a PROVE it cannot answer).
     #[error("refused: {0}")]
     Refused(String),
+    /// The peer's ledger is shorter than a size it signed a checkpoint of (PROVE answered
+    /// `short_ledger`): it lost or rolled back part of its history.
+    #[error("the peer's ledger is shorter than it signed: {0}")]
+    ShortLedger(String),
 }
 
 /// How a send ended.
@@ -234,6 +238,8 @@ pub trait ReceivePolicy {
     fn now(&self) -> u64;
     /// An offer was answered with REJECT `code` (counted for monitoring).
     fn refused(&self, _code: RejectCode) {}
+    /// `peer` handed over the newest checkpoint of our ledger it holds (HELD; maybe empty).
+    fn held(&self, _peer: &OrganCode, _note: &[u8]) {}
 }
 
 /// Asks the peer on `conn` for the consistency proof of its ledger between sizes `old` and `new`.
@@ -248,8 +254,29 @@ pub async fn ask_consistency(
     let _ = send.finish();
     match reader.next().await? {
         Frame::Proof { hashes } => Ok(hashes),
+        Frame::Reject {
+            code: RejectCode::ShortLedger,
+            reason,
+        } => Err(TransferError::ShortLedger(reason)),
         Frame::Reject { reason, .. } => Err(TransferError::Refused(reason)),
         _ => Err(WireError::Unexpected("PROVE is answered by PROOF or REJECT").into()),
+    }
+}
+
+/// Hands the peer on `conn` the newest checkpoint of its ledger we hold (`theirs`, maybe empty)
+/// and asks for the newest of ours it holds (HELD/NOTE); an empty note when it holds none.
+pub async fn exchange_held(
+    conn: &quinn::Connection,
+    theirs: Vec<u8>,
+) -> Result<Vec<u8>, TransferError> {
+    let (mut send, recv) = conn.open_bi().await.map_err(connection)?;
+    let mut reader = FrameReader::new(recv);
+    write_frame(&mut send, &Frame::Held { note: theirs }).await?;
+    let _ = send.finish();
+    match reader.next().await? {
+        Frame::Note { note } => Ok(note),
+        Frame::Reject { reason, .. } => Err(TransferError::Refused(reason)),
+        _ => Err(WireError::Unexpected("HELD is answered by NOTE or REJECT").into()),
     }
 }
 
@@ -284,7 +311,12 @@ async fn drive_receive(
     let mut machine = Inbound::new();
     let first = reader.next().await?;
     if let Frame::Prove { old, new } = first {
+        let durable = store.durable_ledger_size();
         let answer = match store.consistency_proof(old, new) {
+            _ if new > durable => Frame::Reject {
+                code: RejectCode::ShortLedger,
+                reason: format!("the ledger has {durable} entries, not {new}"),
+            },
             Ok(hashes) => Frame::Proof { hashes },
             Err(e) => Frame::Reject {
                 code: RejectCode::BadOffer,
@@ -292,6 +324,15 @@ async fn drive_receive(
             },
         };
         write_frame(send, &answer).await?;
+        return Ok(None);
+    }
+    if let Frame::Held { note: ours } = first {
+        // Compared (and a restore noticed, durably) before the answer: the peer sends nothing
+        // else on this connection until it has it.
+        policy.held(peer, &ours);
+        let origin = vdx_protocol::ledger::Checkpoint::origin_of(peer);
+        let note = store.newest_witnessed(&origin)?.unwrap_or_default();
+        write_frame(send, &Frame::Note { note }).await?;
         return Ok(None);
     }
     let InboundEvent::Offered(offer) = machine.handle(first)? else {

@@ -78,6 +78,66 @@ pub fn keep(store: &Store, receipt: &Receipt, signer: &X509Ref) -> Result<(), Wi
     }
 }
 
+/// How long a peer may take to say which of our checkpoints it holds.
+const HELD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// On a connection we made to `peer`: hands it the newest checkpoint of its ledger we hold and
+/// compares the newest of ours it holds with the store (`store::restore`). Awaited before the
+/// connection carries anything else, so the peer has compared too before it receives anything.
+/// Failures (an older peer, a timeout) only log.
+pub(crate) async fn exchange_checkpoints(node: &Node, conn: &quinn::Connection, peer: &str) {
+    let theirs = node
+        .store
+        .newest_witnessed(&format!("vdx/{peer}"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let exchange = crate::transfer::exchange_held(conn, theirs);
+    match tokio::time::timeout(HELD_TIMEOUT, exchange).await {
+        Ok(Ok(note)) => {
+            node.peer_answered();
+            compare_own(node, peer, &note);
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(peer, error = %e, "peer did not say which of our checkpoints it holds");
+        }
+        Err(_) => tracing::debug!(
+            peer,
+            "peer did not say in time which of our checkpoints it holds"
+        ),
+    }
+}
+
+/// Compares `note`, a checkpoint of our own ledger that `peer` held, with the store. A note that
+/// does not verify with our own certificate is ignored (a peer cannot make us halt with a note
+/// we did not sign).
+pub(crate) fn compare_own(node: &Node, peer: &str, note: &[u8]) {
+    if note.is_empty() {
+        return;
+    }
+    let checkpoint = match vdx_crypto::checkpoint::verify(note, node.signer.certificate()) {
+        Ok(c) if c.origin == node.signer.origin() => c,
+        Ok(c) => {
+            tracing::warn!(peer, origin = %c.origin, "peer handed over another ledger's checkpoint as ours");
+            return;
+        }
+        Err(e) => {
+            // E.g. signed with our previous key: nothing to compare it with.
+            tracing::debug!(peer, error = %e, "our checkpoint held by a peer does not verify");
+            return;
+        }
+    };
+    match node.store.check_own_checkpoint(peer, &checkpoint) {
+        Ok(Some(restored)) => tracing::error!(
+            peer,
+            finding = %restored.describe(),
+            "STORE RESTORED: numbering and sending stop until an admin runs `vdx acknowledge-restore`"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::error!(peer, error = %e, "cannot compare our checkpoint held by a peer"),
+    }
+}
+
 /// What checking one peer's checkpoints found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PeerReport {
@@ -93,6 +153,10 @@ pub struct PeerReport {
     pub unchecked: usize,
     /// Evidence of a rewritten history; empty when consistent.
     pub forks: Vec<String>,
+    /// Evidence of a history cut short: the peer's ledger is shorter than a checkpoint it
+    /// signed (restored from an older copy, or truncated).
+    #[serde(default)]
+    pub rolled_back: Vec<String>,
     /// Checkpoints in its receipts that did not verify (the receipts were accepted): why each.
     pub invalid: Vec<String>,
     /// Why some pairs were not checked.
@@ -102,13 +166,15 @@ pub struct PeerReport {
 impl PeerReport {
     /// Whether the peer showed a rewritten history or signed checkpoints that do not verify.
     pub fn failed(&self) -> bool {
-        !self.forks.is_empty() || !self.invalid.is_empty()
+        !self.forks.is_empty() || !self.rolled_back.is_empty() || !self.invalid.is_empty()
     }
 
     /// The finding in a word or two, for people.
     pub fn verdict(&self) -> &'static str {
         if !self.forks.is_empty() {
             "FORKED"
+        } else if !self.rolled_back.is_empty() {
+            "ROLLED BACK"
         } else if !self.invalid.is_empty() {
             "INVALID CHECKPOINTS"
         } else {
@@ -140,6 +206,7 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
             proven: 0,
             unchecked: 0,
             forks: Vec::new(),
+            rolled_back: Vec::new(),
             invalid: invalid.remove(&origin).unwrap_or_default(),
             notes: Vec::new(),
         };
@@ -156,13 +223,17 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
         let mut distinct: Vec<&Checkpoint> = seen.iter().map(|w| &w.checkpoint).collect();
         distinct.dedup_by_key(|c| c.size);
         let peer = origin.strip_prefix("vdx/").and_then(|c| c.parse().ok());
-        // Only a peer with two sizes to link is asked anything.
         let conn = match peer {
-            _ if distinct.len() < 2 => Err("nothing to prove".to_owned()),
+            _ if distinct.is_empty() => Err("nothing to prove".to_owned()),
             Some(peer) => crate::outbox::connect(&node.endpoint, node, &peer).await,
             None => Err(format!("{origin} is not a vdx ledger name")),
         };
-        for pair in distinct.windows(2) {
+        // The newest against itself: the peer's ledger must still be at least that long.
+        let newest = distinct.last().map(|c| [*c, *c]);
+        for pair in distinct
+            .windows(2)
+            .chain(newest.as_ref().map(<[_; 2]>::as_slice))
+        {
             let (old, new) = (pair[0], pair[1]);
             let conn = match &conn {
                 Ok(conn) => conn,
@@ -173,6 +244,13 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
                 }
             };
             match crate::transfer::ask_consistency(conn, old.size, new.size).await {
+                Err(crate::transfer::TransferError::ShortLedger(why)) => {
+                    report.rolled_back.push(format!(
+                        "it signed a checkpoint of {} entries, but {why}",
+                        new.size
+                    ));
+                }
+                Ok(_) if old.size == new.size => {}
                 Ok(proof) => {
                     match merkle::verify_consistency(
                         old.size, new.size, &proof, &old.root, &new.root,
@@ -196,7 +274,7 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
             }
         }
         report.notes.dedup();
-        if report.forks.is_empty() {
+        if report.forks.is_empty() && report.rolled_back.is_empty() {
             for old in &proven {
                 node.store.forget_witnessed(old)?;
             }

@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -99,9 +100,19 @@ pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
         .map(str::parse)
         .transpose()
         .context("invalid --relay")?;
+    // Private to the node's user whatever the umask (the daemon refuses open keys and data):
+    // the home lets its group through to the socket, the keys and data let nobody else in.
     let keys = home.join("keys");
-    fs::create_dir_all(&keys).with_context(|| format!("cannot create {}", keys.display()))?;
-    fs::create_dir_all(config::resolve(home, &config.data_dir))?;
+    let data = config::resolve(home, &config.data_dir);
+    for (dir, mode) in [
+        (home, 0o710),
+        (keys.as_path(), 0o700),
+        (data.as_path(), 0o700),
+    ] {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the permissions of {}", dir.display()))?;
+    }
     let mut directory = Directory::default();
     let report = match &args.ca {
         Some(ca_dir) => {
@@ -189,6 +200,31 @@ pub(crate) fn directory(home: &Path, cmd: DirectoryCommand) -> Result<ExitCode> 
 pub(crate) fn reload(home: &Path) -> Result<ExitCode> {
     let reloaded = Client::new(home)?.post("/v1/reload", &serde_json::json!({}))?;
     println!("{}", describe_reload(&reloaded));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Options of `vdx acknowledge-restore`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct AcknowledgeArgs {
+    /// Print the API's answer (JSON).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `vdx acknowledge-restore`: the admin has looked at a restore the node noticed (`vdx status`
+/// says what it found); numbering and sending resume.
+pub(crate) fn acknowledge_restore(home: &Path, args: &AcknowledgeArgs) -> Result<ExitCode> {
+    let done = Client::new(home)?.post("/v1/restore/acknowledge", &serde_json::json!({}))?;
+    if args.json {
+        println!("{done}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("restore acknowledged: numbering and sending resume");
+    if let Some(next) = done["next_numbers"].as_object() {
+        for (series, number) in next {
+            println!("  next incoming number in {series}: {number}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -55,6 +55,9 @@ enum Command {
     Metrics,
     /// Make the running node read its directory, trust anchors and CRLs again (needs --home).
     Reload,
+    /// After the node noticed its store was restored from an older copy: resume numbering and
+    /// sending, every incoming-number series above what may have been issued (needs --home, admin).
+    AcknowledgeRestore(cmd_home::AcknowledgeArgs),
     /// Send a dispatch through the running node (needs --home).
     Send(cmd_mail::SendArgs),
     /// Incoming dispatches of the running node (needs --home).
@@ -86,6 +89,9 @@ fn main() -> ExitCode {
         Command::Status(args) => home(cli.home).and_then(|h| cmd_status::run(&h, args)),
         Command::Metrics => home(cli.home).and_then(|h| cmd_status::metrics(&h)),
         Command::Reload => home(cli.home).and_then(|h| cmd_home::reload(&h)),
+        Command::AcknowledgeRestore(args) => {
+            home(cli.home).and_then(|h| cmd_home::acknowledge_restore(&h, &args))
+        }
         Command::Send(args) => home(cli.home).and_then(|h| cmd_mail::send(&h, args)),
         Command::Inbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, true, args)),
         Command::Outbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, false, args)),

@@ -23,6 +23,10 @@ const DATA: u8 = 0x04;
 const STORED: u8 = 0x06;
 const PROVE: u8 = 0x07;
 const PROOF: u8 = 0x08;
+const HELD: u8 = 0x09;
+const NOTE: u8 = 0x0a;
+/// Largest signed checkpoint note carried by NOTE.
+pub const MAX_NOTE: usize = 4096;
 const MAX_OFFER: usize = 512;
 /// Most hashes in a PROOF (a consistency proof of trees below 2^62 has at most 124).
 pub const MAX_PROOF_HASHES: usize = 128;
@@ -68,6 +72,18 @@ pub enum Frame {
     Proof {
         /// The proof's hashes, in order.
         hashes: Vec<[u8; 32]>,
+    },
+    /// Two peers tell each other the newest checkpoint of the other's ledger they hold: how a
+    /// node restored from an older copy learns that its ledger was longer. The connecting side
+    /// sends the newest checkpoint of the peer's ledger it holds (empty if none) ...
+    Held {
+        /// The note as the peer signed it, or empty.
+        note: Vec<u8>,
+    },
+    /// ... and the peer answers with the newest checkpoint of the asker's ledger it holds.
+    Note {
+        /// The note as the asker signed it; empty when the peer holds none.
+        note: Vec<u8>,
     },
 }
 
@@ -153,13 +169,16 @@ pub enum RejectCode {
     DiskFull,
     /// Something failed at the receiver.
     Internal,
+    /// PROVE asked about a size past the peer's ledger: a peer that signed a checkpoint of that
+    /// size has lost or rolled back part of its ledger.
+    ShortLedger,
     /// A code this version does not know: treated as temporary.
     Other(u16),
 }
 
 impl RejectCode {
     /// Every code this version knows, in wire order.
-    pub const KNOWN: [Self; 9] = [
+    pub const KNOWN: [Self; 10] = [
         Self::UnknownSender,
         Self::NotForUs,
         Self::TooLarge,
@@ -169,6 +188,7 @@ impl RejectCode {
         Self::Busy,
         Self::DiskFull,
         Self::Internal,
+        Self::ShortLedger,
     ];
 
     /// The name in `docs/wire-frames.md`, for logs and metrics labels.
@@ -183,6 +203,7 @@ impl RejectCode {
             Self::Busy => "busy",
             Self::DiskFull => "disk_full",
             Self::Internal => "internal",
+            Self::ShortLedger => "short_ledger",
             Self::Other(_) => "other",
         }
     }
@@ -199,6 +220,7 @@ impl RejectCode {
             Self::Busy => 7,
             Self::DiskFull => 8,
             Self::Internal => 9,
+            Self::ShortLedger => 10,
             Self::Other(n) => n,
         }
     }
@@ -215,6 +237,7 @@ impl RejectCode {
             7 => Self::Busy,
             8 => Self::DiskFull,
             9 => Self::Internal,
+            10 => Self::ShortLedger,
             other => Self::Other(other),
         }
     }
@@ -223,7 +246,12 @@ impl RejectCode {
     pub fn is_permanent(self) -> bool {
         matches!(
             self,
-            Self::UnknownSender | Self::NotForUs | Self::TooLarge | Self::Expired | Self::BadOffer
+            Self::UnknownSender
+                | Self::NotForUs
+                | Self::TooLarge
+                | Self::Expired
+                | Self::BadOffer
+                | Self::ShortLedger
         )
     }
 }
@@ -292,6 +320,10 @@ pub enum FrameKind {
     Prove,
     /// PROOF.
     Proof,
+    /// HELD.
+    Held,
+    /// NOTE.
+    Note,
 }
 
 impl fmt::Display for FrameKind {
@@ -304,6 +336,8 @@ impl fmt::Display for FrameKind {
             Self::Stored => "STORED",
             Self::Prove => "PROVE",
             Self::Proof => "PROOF",
+            Self::Held => "HELD",
+            Self::Note => "NOTE",
         })
     }
 }
@@ -318,6 +352,8 @@ impl FrameKind {
             STORED => Self::Stored,
             PROVE => Self::Prove,
             PROOF => Self::Proof,
+            HELD => Self::Held,
+            NOTE => Self::Note,
             other => return Err(WireError::UnknownFrame(other)),
         })
     }
@@ -331,6 +367,8 @@ impl FrameKind {
             Self::Stored => MAX_RECEIPT,
             Self::Prove => 16,
             Self::Proof => 32 * MAX_PROOF_HASHES,
+            Self::Held => MAX_NOTE,
+            Self::Note => MAX_NOTE,
         }
     }
 }
@@ -390,6 +428,14 @@ impl Frame {
                     out.extend_from_slice(hash);
                 }
                 FrameKind::Proof
+            }
+            Self::Held { note } => {
+                out.extend_from_slice(note);
+                FrameKind::Held
+            }
+            Self::Note { note } => {
+                out.extend_from_slice(note);
+                FrameKind::Note
             }
         };
         let len = out.len() - start - HEADER_LEN;
@@ -479,6 +525,12 @@ impl Frame {
                 }
                 Self::Proof { hashes }
             }
+            FrameKind::Held => Self::Held {
+                note: r.rest().to_vec(),
+            },
+            FrameKind::Note => Self::Note {
+                note: r.rest().to_vec(),
+            },
         };
         if !r.0.is_empty() {
             return Err(bad("trailing bytes"));
@@ -496,6 +548,8 @@ fn kind_type(kind: FrameKind) -> u8 {
         FrameKind::Stored => STORED,
         FrameKind::Prove => PROVE,
         FrameKind::Proof => PROOF,
+        FrameKind::Held => HELD,
+        FrameKind::Note => NOTE,
     }
 }
 
@@ -626,6 +680,11 @@ mod tests {
             Frame::Proof {
                 hashes: vec![[1; 32], [2; 32]],
             },
+            Frame::Held { note: Vec::new() },
+            Frame::Note {
+                note: b"vdx/000.00.00.H41\n12\nroot\n".to_vec(),
+            },
+            Frame::Note { note: Vec::new() },
         ];
         let mut stream = Vec::new();
         for f in &frames {

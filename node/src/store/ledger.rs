@@ -401,7 +401,10 @@ impl Store {
             None as Option<&[u8]>,
             Some(note.as_bytes()),
         )? {
-            Ok(()) => Ok(note.into_bytes()),
+            Ok(()) => {
+                self.anchor_checkpoint(size, &checkpoint.root, false)?;
+                Ok(note.into_bytes())
+            }
             Err(current) => Ok(current.current.map_or_else(Vec::new, |c| c.to_vec())),
         }
     }
@@ -511,6 +514,15 @@ impl Store {
         key.extend_from_slice(&seen.root);
         self.ledger.remove(key)?;
         Ok(())
+    }
+
+    /// The largest checkpoint of `origin` kept here (its note): what this node answers when that
+    /// peer asks which of its checkpoints we hold (HELD).
+    pub fn newest_witnessed(&self, origin: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.ledger.scan_prefix(witness_prefix(origin)).next_back() {
+            Some(kv) => Ok(Some(kv?.1.to_vec())),
+            None => Ok(None),
+        }
     }
 
     /// Every peer checkpoint kept, by origin, smallest size first.

@@ -18,8 +18,10 @@
 //!                             "arrivals" (id -> ()) received but not yet opened, "counters" (số đến),
 //!                             "headers" (id -> dispatch header JSON, kept apart so that the
 //!                             scheduler's reads of records stay small), "objects" (id -> sealed
-//!                             object of at most 64 KiB), "uploads" (digest -> a client's upload
-//!                             of at most 64 KiB, see [`uploads`]), "ledger" (see [`ledger`])
+//!                             object of at most 64 KiB), "sealed_uploads" (digest -> a client's
+//!                             upload of at most 64 KiB, sealed at rest, see [`uploads`]),
+//!                             "ledger" (see [`ledger`])
+//! upload-keys/<epoch>.key     the keys small uploads are sealed under (see [`uploads`])
 //! spool/objects/<id>.p7m      complete sealed objects larger than that
 //! spool/partial/<id>.part     incoming transfers in progress (resume from their synced length)
 //! spool/tmp/                  outgoing objects being written
@@ -44,12 +46,14 @@ pub use self::ledger::{CheckpointError, Event, Witnessed};
 use self::objects::{Held, Placed};
 pub use self::objects::{ObjectReader, Receiving, Sealed, INLINE_MAX};
 use self::queue::Queue;
+pub use self::restore::{Acknowledged, Restored};
 
 mod base64_bytes;
 mod group_commit;
 pub mod ledger;
 mod objects;
 mod queue;
+mod restore;
 mod uploads;
 
 /// sled's page cache (its default, 1 GiB, would let a large backlog grow the daemon far past its
@@ -408,8 +412,14 @@ pub struct Store {
     counters: sled::Tree,
     headers: sled::Tree,
     objects: sled::Tree,
+    /// Small uploads, sealed under `upload_keys` (see [`uploads`]).
     uploads: sled::Tree,
+    upload_keys: uploads::UploadKeys,
     ledger: sled::Tree,
+    /// A restore noticed and its acknowledgement (see [`restore`]).
+    guard: sled::Tree,
+    /// The file outside the store that a restored store is compared with (see [`restore`]).
+    anchor: Option<restore::Anchor>,
     commit: GroupCommit,
     spool: PathBuf,
 }
@@ -430,16 +440,20 @@ impl Store {
             outbox,
             commit: GroupCommit::new(ledger::size_at_open(&ledger)?),
             ledger,
+            guard: db.open_tree("guard")?,
+            anchor: None,
             dispatches: db.open_tree("dispatches")?,
             arrivals: db.open_tree("arrivals")?,
             counters: db.open_tree("counters")?,
             headers: db.open_tree("headers")?,
             objects: db.open_tree("objects")?,
-            uploads: db.open_tree("uploads")?,
+            uploads: db.open_tree("sealed_uploads")?,
+            upload_keys: uploads::UploadKeys::open(&dir.join("upload-keys"))?,
             db,
             spool,
         };
         store.recover()?;
+        store.settle_uploads()?;
         Ok(store)
     }
 
@@ -1067,6 +1081,12 @@ impl Store {
             if classified { "classified" } else { "regular" }
         );
         let header_json = encode_header(header)?;
+        let issued = self
+            .counters
+            .get(counter.as_bytes())?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        self.reserve_number(&counter, issued + 1)?;
         let mut placed = Vec::new();
         for (offer, signed) in replies {
             let record = Record::new(offer, Direction::Outgoing, DispatchState::Queued, now);
