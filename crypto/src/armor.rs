@@ -63,13 +63,35 @@ fn looks_like_mime_header(text: &str) -> bool {
     }
 }
 
-/// Skips the PEM `-----BEGIN` line, or the MIME headers up to the first blank line.
+/// Longest line accepted before the base64 body (a MIME header line, or the PEM `-----BEGIN` line,
+/// which detection requires to come first after less than 512 bytes of whitespace). RFC 5322 allows 998 characters; 8 KiB leaves room and bounds memory.
+pub(crate) const MAX_LINE: u64 = 8 * 1024;
+/// Most bytes accepted before the base64 body starts (all MIME headers up to the blank line).
+pub(crate) const MAX_PREAMBLE: u64 = 64 * 1024;
+
+/// Skips the PEM `-----BEGIN` line, or the MIME headers up to the first blank line, holding at most
+/// one line of [`MAX_LINE`] bytes and reading at most [`MAX_PREAMBLE`] bytes.
 fn skip_preamble<R: BufRead>(input: &mut R, mime: bool) -> Result<(), Error> {
     let mut line = Vec::new();
+    let mut offset = 0u64;
     loop {
         line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            return Err(Error::Truncated { offset: 0 });
+        let start = offset;
+        let ended = read_line(input, &mut line, MAX_LINE).map_err(|e| match e {
+            Error::Overlong { .. } => Error::Overlong {
+                offset: start,
+                what: if mime {
+                    "S/MIME header line"
+                } else {
+                    "PEM BEGIN line"
+                },
+                limit: MAX_LINE,
+            },
+            other => other,
+        })?;
+        offset += line.len() as u64;
+        if !ended && line.is_empty() {
+            return Err(Error::Truncated { offset });
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim();
@@ -78,6 +100,51 @@ fn skip_preamble<R: BufRead>(input: &mut R, mime: bool) -> Result<(), Error> {
         }
         if !mime && text.starts_with("-----BEGIN") {
             return Ok(());
+        }
+        if !ended {
+            return Err(Error::Truncated { offset });
+        }
+        if offset > MAX_PREAMBLE {
+            return Err(Error::Overlong {
+                offset: 0,
+                what: if mime {
+                    "S/MIME header block"
+                } else {
+                    "text before the PEM body"
+                },
+                limit: MAX_PREAMBLE,
+            });
+        }
+    }
+}
+
+/// Reads one line (its `\n` included) into `line`; true when it ended with `\n`, false at the end of
+/// input. A line longer than `limit` is [`Error::Overlong`] as soon as `limit` bytes have gone by.
+fn read_line<R: BufRead>(input: &mut R, line: &mut Vec<u8>, limit: u64) -> Result<bool, Error> {
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if chunk.is_empty() {
+            return Ok(false);
+        }
+        let (take, ended) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if (line.len() + take) as u64 > limit {
+            return Err(Error::Overlong {
+                offset: 0,
+                what: "line",
+                limit,
+            });
+        }
+        line.extend_from_slice(&chunk[..take]);
+        input.consume(take);
+        if ended {
+            return Ok(true);
         }
     }
 }
@@ -192,6 +259,82 @@ mod tests {
         assert!(matches!(
             read_all(b"hello world"),
             Err(Error::Malformed { .. })
+        ));
+    }
+
+    /// `head`, then `fill` repeated up to `total` bytes, made as it is read; counts what was read.
+    struct Lazy {
+        head: Vec<u8>,
+        fill: u8,
+        total: u64,
+        pos: u64,
+    }
+
+    impl Read for Lazy {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let left = self.total.saturating_sub(self.pos);
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = *self.head.get(self.pos as usize + i).unwrap_or(&self.fill);
+            }
+            self.pos += n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_line_of_100_mb_is_refused_after_its_limit() {
+        let cases: [(&[u8], u8, &str); 3] = [
+            (b"MIME-Version: 1.0\r\nX-Long: ", b'a', "S/MIME header line"),
+            (b"-----BEGIN CMS", b'-', "PEM BEGIN line"),
+            (b"-----BEGIN", b' ', "PEM BEGIN line"),
+        ];
+        for (head, fill, want) in cases {
+            let mut input = Lazy {
+                head: head.to_vec(),
+                fill,
+                total: 100 << 20,
+                pos: 0,
+            };
+            match dearmor(&mut input).map(|_| ()) {
+                Err(Error::Overlong { what, limit, .. }) => {
+                    assert_eq!(what, want);
+                    assert_eq!(limit, MAX_LINE);
+                }
+                other => panic!("{want}: {other:?}"),
+            }
+            // Stopped at the limit: one buffer's worth read, not the 100 MB.
+            assert!(input.pos <= 2 * BUFFER as u64, "{want}: read {}", input.pos);
+        }
+    }
+
+    #[test]
+    fn headers_without_end_are_refused_after_their_limit() {
+        // Short MIME header lines that never reach the blank line.
+        let mut lines = b"MIME-Version: 1.0\n".to_vec();
+        while lines.len() < 200_000 {
+            lines.extend_from_slice(b"X-Filler: 0123456789\n");
+        }
+        let mut input = Lazy {
+            total: lines.len() as u64,
+            head: lines,
+            fill: 0,
+            pos: 0,
+        };
+        assert!(matches!(
+            dearmor(&mut input).map(|_| ()),
+            Err(Error::Overlong {
+                what: "S/MIME header block",
+                limit: MAX_PREAMBLE,
+                ..
+            })
+        ));
+        // Within the limits, headers end and the body decodes.
+        let ok = b"MIME-Version: 1.0\nContent-Type: application/pkcs7-mime\n\nMAA=\n";
+        assert_eq!(read_all(ok).unwrap(), [0x30, 0]);
+        assert!(matches!(
+            read_all(b"MIME-Version: 1.0\nX: y"),
+            Err(Error::Truncated { .. })
         ));
     }
 }

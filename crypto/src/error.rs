@@ -35,6 +35,27 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// More elements of one kind than the hard limit for that kind (certificates, signers).
+    #[error("corrupt input at byte {offset}: more than {limit} {what}")]
+    TooMany {
+        /// Where the element past the limit starts.
+        offset: u64,
+        /// Which elements.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
+    /// A line or block of the armour (PEM or S/MIME) that does not end within its hard limit: it is
+    /// refused as soon as the limit is passed, without reading the rest.
+    #[error("corrupt input at byte {offset}: {what} longer than {limit} bytes")]
+    Overlong {
+        /// Where the line or block starts in the armoured input.
+        offset: u64,
+        /// Which line or block.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
     /// The input is CMS but not a type vdx opens.
     #[error(
         "not a sealed dispatch: content type {0} (expected authEnvelopedData or envelopedData)"
@@ -114,7 +135,11 @@ impl Error {
         match self {
             Self::Truncated { .. } => "truncated",
             Self::Empty => "empty",
-            Self::Malformed { .. } | Self::TooLarge { .. } | Self::Der(_) => "corrupt",
+            Self::Malformed { .. }
+            | Self::TooLarge { .. }
+            | Self::TooMany { .. }
+            | Self::Overlong { .. }
+            | Self::Der(_) => "corrupt",
             Self::NotEnveloped(_) => "not_enveloped",
             Self::UnsupportedAlgorithm { .. } | Self::AuthAttributesUnsupported => "unsupported",
             Self::NotARecipient => "not_a_recipient",

@@ -104,7 +104,7 @@ impl<'a> Opener<'a> {
             return Err(r.malformed("unknown envelope version"));
         }
         if r.peek()?.map(|h| h.tag) == Some(tag::CONTEXT_0_CONSTRUCTED) {
-            r.element(MAX_ORIGINATOR_INFO, "originatorInfo")?;
+            r.skip(MAX_ORIGINATOR_INFO, "originatorInfo")?;
         }
         let infos = r.element(MAX_RECIPIENT_INFOS, "recipientInfos")?;
         if infos.first() != Some(&tag::SET) {
@@ -160,7 +160,7 @@ impl<'a> Opener<'a> {
                 r.close(body, "AuthEnvelopedData")?;
             } else {
                 if r.peek()?.map(|h| h.tag) == Some(tag::CONTEXT_1_CONSTRUCTED) {
-                    r.element(MAX_ATTRIBUTES, "unprotectedAttrs")?;
+                    r.skip(MAX_ATTRIBUTES, "unprotectedAttrs")?;
                 }
                 r.close(body, "EnvelopedData")?;
             }
@@ -349,7 +349,7 @@ impl<R: Read> Decrypting<R> {
             return Err(Error::IntegrityFailed);
         }
         if r.peek()?.map(|h| h.tag) == Some(tag::CONTEXT_2_CONSTRUCTED) {
-            r.element(MAX_ATTRIBUTES, "unauthAttrs")?;
+            r.skip(MAX_ATTRIBUTES, "unauthAttrs")?;
         }
         self.crypter.set_tag(&mac)?;
         self.crypter
@@ -517,6 +517,83 @@ mod tests {
         let n = tail.len();
         tail[n - 12] ^= 0x80; // inside the GCM tag
         assert!(matches!(open(&tail, &to), Err(Error::IntegrityFailed)));
+    }
+
+    #[test]
+    fn a_failed_tag_wins_over_garbage_plaintext() {
+        let ca = ca().unwrap();
+        let sender = agency(&ca, "Sender", KeyKind::EcP256).unwrap();
+        let to = agency(&ca, "Recipient", KeyKind::EcP256).unwrap();
+        let sealed = seal(&[7u8; 100_000], &sender, &[&to], RsaPadding::Oaep);
+        // The first ciphertext byte: after the GCM parameters, `[0] (inf)`, then a segment header.
+        let gcm = [
+            0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2E,
+        ];
+        let at = sealed.windows(gcm.len()).position(|w| w == gcm).unwrap();
+        let content = at
+            + sealed[at..]
+                .windows(2)
+                .position(|w| w == [0xA0, 0x80])
+                .unwrap()
+            + 2;
+        assert_eq!(sealed[content], tag::OCTET_STRING);
+        let first = match sealed[content + 1] {
+            n if n < 0x80 => content + 2,
+            n => content + 2 + usize::from(n & 0x7f),
+        };
+        // GCM is a stream cipher: the plaintext's first byte (0x30, the inner ContentInfo) turns
+        // into 0x31, which the SignedData parser refuses at once, long before the tag.
+        let mut bad = sealed.clone();
+        bad[first] ^= 0x01;
+        assert!(matches!(open(&bad, &to), Err(Error::IntegrityFailed)));
+        // What the inner layer then reads (a SignedData like the sealed one, first byte flipped)
+        // is a parse error of its own: the tag's verdict is the one reported.
+        let mut inner = Vec::new();
+        Sealer::new()
+            .signer(&sender.cert, &sender.key)
+            .unwrap()
+            .sign(&[7u8; 100_000][..], &mut inner)
+            .unwrap();
+        inner[0] ^= 0x01;
+        assert!(matches!(
+            signed::read(&inner[..], &mut Vec::new()),
+            Err(Error::Malformed { .. })
+        ));
+        // Every byte of the first segment, flipped: always the integrity verdict.
+        for i in (first..first + 2000).step_by(7) {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x80;
+            assert!(
+                matches!(open(&bad, &to), Err(Error::IntegrityFailed)),
+                "flip at {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gigabyte_recipient_infos_length_is_refused_from_its_header() {
+        let ca = ca().unwrap();
+        let sender = agency(&ca, "Sender", KeyKind::EcP256).unwrap();
+        let to = agency(&ca, "Recipient", KeyKind::EcP256).unwrap();
+        let sealed = seal(b"x", &sender, &[&to], RsaPadding::Oaep);
+        // version INTEGER 0, then the recipientInfos SET header (short or long form).
+        let at = sealed
+            .windows(4)
+            .position(|w| w == [0x02, 0x01, 0x00, 0x31])
+            .unwrap()
+            + 3;
+        let header_len = match sealed[at + 1] {
+            n if n < 0x80 => 2,
+            n => 2 + usize::from(n & 0x7f),
+        };
+        let mut bad = sealed[..at].to_vec();
+        bad.extend_from_slice(&[0x31, 0x84, 0x40, 0, 0, 0]);
+        bad.extend_from_slice(&sealed[at + header_len..]);
+        assert!(matches!(
+            open(&bad, &to),
+            Err(Error::TooLarge { what: "recipientInfos", len, limit: MAX_RECIPIENT_INFOS, .. })
+                if len == 1 << 30
+        ));
     }
 
     proptest::proptest! {

@@ -137,7 +137,18 @@ pub(crate) fn unwrap_ours(
         |ias: &IssuerAndSerialNumber| ias.to_der().map(|d| d == ours).unwrap_or(false);
     let is_ours_ski = |ski: &[u8]| our_ski.as_deref() == Some(ski);
 
-    for element in der_children(value).ok_or(malformed("recipientInfos"))? {
+    // One element at a time: a megabyte of tiny elements must not become a vector of slices. The
+    // whole SET is checked to split cleanly first, as before any recipient is tried.
+    let mut rest = value;
+    while !rest.is_empty() {
+        let (_, _, after) = split_der(rest).ok_or(malformed("recipientInfos"))?;
+        rest = after;
+    }
+    let mut rest = value;
+    while !rest.is_empty() {
+        let (_, _, after) = split_der(rest).ok_or(malformed("recipientInfos"))?;
+        let element = &rest[..rest.len() - after.len()];
+        rest = after;
         // Recipient types we cannot parse (password, KEK, other) are simply not ours.
         let Ok(info) = RecipientInfo::from_der(element) else {
             continue;

@@ -20,8 +20,13 @@ use crate::{oids, Error};
 
 /// Hard limits on the small elements, so a hostile length cannot make us allocate gigabytes.
 const MAX_ALGORITHM: u64 = 4 * 1024;
-const MAX_CERTIFICATE: u64 = 256 * 1024;
+/// One certificate: real ones are 1-4 KiB; 64 KiB leaves room for large extensions.
+const MAX_CERTIFICATE: u64 = 64 * 1024;
+/// Certificates in one document: a signer or two and their chains need far fewer.
 const MAX_CERTIFICATES: usize = 100;
+/// All certificates of one document together: what is held before the GCM tag has been checked.
+const MAX_CERTIFICATES_BYTES: u64 = 1024 * 1024;
+/// CRLs in SignedData are not used (revocation data comes from `vdx-pki`): skipped, not held.
 const MAX_CRLS: u64 = 16 * 1024 * 1024;
 const MAX_SIGNER_INFO: u64 = 256 * 1024;
 const MAX_SIGNERS: usize = 16;
@@ -111,10 +116,30 @@ pub(crate) fn read<R: Read, W: Write>(input: R, output: &mut W) -> Result<Signed
     let mut certificates = Vec::new();
     if r.peek()?.map(|h| h.tag) == Some(tag::CONTEXT_0_CONSTRUCTED) {
         let set = r.open(tag::CONTEXT_0_CONSTRUCTED, "certificates")?;
+        let mut count = 0;
+        let mut bytes = 0u64;
         while !r.at_end(set)? {
+            if count == MAX_CERTIFICATES {
+                return Err(Error::TooMany {
+                    offset: r.offset(),
+                    what: "certificates in the signed document",
+                    limit: MAX_CERTIFICATES as u64,
+                });
+            }
+            count += 1;
+            let offset = r.offset();
             let element = r.element(MAX_CERTIFICATE, "certificate")?;
+            bytes += element.len() as u64;
+            if bytes > MAX_CERTIFICATES_BYTES {
+                return Err(Error::TooLarge {
+                    offset,
+                    what: "certificates in the signed document",
+                    len: bytes,
+                    limit: MAX_CERTIFICATES_BYTES,
+                });
+            }
             // Attribute certificates and other choices carry nothing we use.
-            if element.first() == Some(&tag::SEQUENCE) && certificates.len() < MAX_CERTIFICATES {
+            if element.first() == Some(&tag::SEQUENCE) {
                 let cert = crate::parsed::certificate(&element)
                     .map_err(|e| Error::Certificate(format!("in the signed document: {e}")))?;
                 certificates.push(cert);
@@ -122,13 +147,17 @@ pub(crate) fn read<R: Read, W: Write>(input: R, output: &mut W) -> Result<Signed
         }
     }
     if r.peek()?.map(|h| h.tag) == Some(tag::CONTEXT_1_CONSTRUCTED) {
-        r.element(MAX_CRLS, "crls")?;
+        r.skip(MAX_CRLS, "crls")?;
     }
     let mut signer_infos = Vec::new();
     let set = r.open(tag::SET, "signerInfos")?;
     while !r.at_end(set)? {
         if signer_infos.len() == MAX_SIGNERS {
-            return Err(r.malformed("too many signers"));
+            return Err(Error::TooMany {
+                offset: r.offset(),
+                what: "SignerInfos",
+                limit: MAX_SIGNERS as u64,
+            });
         }
         signer_infos.push(r.element(MAX_SIGNER_INFO, "SignerInfo")?);
     }
@@ -381,4 +410,62 @@ fn md_ref(md: MessageDigest) -> &'static openssl::md::MdRef {
 
 fn md_name(md: MessageDigest) -> &'static str {
     md.type_().short_name().unwrap_or("unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testpki::{agency, ca, Party};
+    use crate::{verify_signed, KeyKind, Sealer};
+
+    fn sign(signer: &Party, chain: &[&Party]) -> Vec<u8> {
+        let mut sealer = Sealer::new().signer(&signer.cert, &signer.key).unwrap();
+        for c in chain {
+            sealer = sealer.chain_cert(&c.cert);
+        }
+        let mut out = Vec::new();
+        sealer.sign(&b"content"[..], &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn at_most_100_certificates_are_accepted() {
+        let ca = ca().unwrap();
+        let office = agency(&ca, "Office", KeyKind::EcP256).unwrap();
+        let others: Vec<Party> = (0..MAX_CERTIFICATES)
+            .map(|i| agency(&ca, &format!("Other {i}"), KeyKind::EcP256).unwrap())
+            .collect();
+        let refs: Vec<&Party> = others.iter().collect();
+        // The signer's own certificate and 99 more: accepted, all of them kept.
+        let fits = sign(&office, &refs[..MAX_CERTIFICATES - 1]);
+        let opened = verify_signed(&fits[..], &mut Vec::new(), &[]).unwrap();
+        assert_eq!(opened.certificates().len(), MAX_CERTIFICATES);
+        // One more is refused by count, naming the limit.
+        let over = sign(&office, &refs);
+        match verify_signed(&over[..], &mut Vec::new(), &[]) {
+            Err(e @ Error::TooMany { limit: 100, .. }) => {
+                assert_eq!(e.code(), "corrupt");
+                assert!(e.to_string().contains("more than 100 certificates"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_gigabyte_certificate_length_is_refused_from_its_header() {
+        let ca = ca().unwrap();
+        let office = agency(&ca, "Office", KeyKind::EcP256).unwrap();
+        let signed = sign(&office, &[]);
+        // The certificate's own header (`30 82 hi lo`) becomes `30 84 40 00 00 00`.
+        let der = office.cert.to_der().unwrap();
+        let at = signed.windows(der.len()).position(|w| w == der).unwrap();
+        assert_eq!(&signed[at..at + 2], [0x30, 0x82]);
+        let mut bad = signed[..at].to_vec();
+        bad.extend_from_slice(&[0x30, 0x84, 0x40, 0, 0, 0]);
+        bad.extend_from_slice(&signed[at + 4..]);
+        assert!(matches!(
+            verify_signed(&bad[..], &mut Vec::new(), &[]),
+            Err(Error::TooLarge { what: "certificate", len, limit: MAX_CERTIFICATE, .. }) if len == 1 << 30
+        ));
+    }
 }

@@ -179,20 +179,84 @@ impl<R: Read> BerReader<R> {
     }
 
     /// A whole element (header included) whose header was just read, as raw bytes. Nested
-    /// indefinite lengths are copied as they are.
+    /// indefinite lengths are copied as they are. More than `limit` bytes in all is
+    /// [`Error::TooLarge`], found before the bytes are read when the length is definite.
     pub(crate) fn element_from(
         &mut self,
         h: &Header,
         limit: u64,
         what: &'static str,
     ) -> Result<Vec<u8>, Error> {
-        let mut out = h.raw().to_vec();
+        let mut out = Vec::new();
+        let mut budget = Budget {
+            used: 0,
+            limit,
+            start: h.offset,
+            what,
+        };
+        self.walk(h, &mut budget, 0, Some(&mut out))?;
+        Ok(out)
+    }
+
+    /// Reads the next whole element as raw bytes.
+    pub(crate) fn element(&mut self, limit: u64, what: &'static str) -> Result<Vec<u8>, Error> {
+        let h = self.header()?;
+        self.element_from(&h, limit, what)
+    }
+
+    /// Reads past the next whole element without keeping it (for parts vdx does not use: CRLs in
+    /// SignedData, originatorInfo, unprotected and unauthenticated attributes). At most `limit`
+    /// bytes, as for [`BerReader::element`], but nothing beyond a small buffer is allocated.
+    pub(crate) fn skip(&mut self, limit: u64, what: &'static str) -> Result<(), Error> {
+        let h = self.header()?;
+        let mut budget = Budget {
+            used: 0,
+            limit,
+            start: h.offset,
+            what,
+        };
+        self.walk(&h, &mut budget, 0, None)
+    }
+
+    /// Copies (into `out`) or skips (without) the element whose header was just read, children of
+    /// indefinite-length elements one by one, nested at most [`MAX_DEPTH`] deep.
+    fn walk(
+        &mut self,
+        h: &Header,
+        budget: &mut Budget,
+        depth: usize,
+        mut out: Option<&mut Vec<u8>>,
+    ) -> Result<(), Error> {
+        if depth > MAX_DEPTH {
+            return Err(Error::Malformed {
+                offset: h.offset,
+                what: "elements nested too deeply",
+            });
+        }
+        budget.take(u64::from(h.header_len), None)?;
+        if let Some(out) = out.as_deref_mut() {
+            out.extend_from_slice(h.raw());
+        }
         match h.len {
             Some(len) => {
-                check_limit(h, len, limit, what)?;
-                let start = out.len();
-                out.resize(start + len as usize, 0);
-                self.read_exact(&mut out[start..])?;
+                budget.take(len, Some(len))?;
+                match out {
+                    Some(out) => {
+                        let start = out.len();
+                        // The budget bounds `len` far below usize::MAX.
+                        out.resize(start + len as usize, 0);
+                        self.read_exact(&mut out[start..])?;
+                    }
+                    None => {
+                        let mut left = len;
+                        let mut buf = [0u8; 4096];
+                        while left > 0 {
+                            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                            self.read_exact(&mut buf[..n])?;
+                            left -= n as u64;
+                        }
+                    }
+                }
             }
             None => {
                 if !h.constructed() {
@@ -204,29 +268,17 @@ impl<R: Read> BerReader<R> {
                 loop {
                     let child = self.header()?;
                     if child.is_eoc() {
-                        out.extend_from_slice(child.raw());
+                        budget.take(u64::from(child.header_len), None)?;
+                        if let Some(out) = out.as_deref_mut() {
+                            out.extend_from_slice(child.raw());
+                        }
                         break;
                     }
-                    let bytes = self.element_from(&child, limit, what)?;
-                    out.extend_from_slice(&bytes);
-                    if out.len() as u64 > limit {
-                        return Err(Error::TooLarge {
-                            offset: h.offset,
-                            what,
-                            len: out.len() as u64,
-                            limit,
-                        });
-                    }
+                    self.walk(&child, budget, depth + 1, out.as_deref_mut())?;
                 }
             }
         }
-        Ok(out)
-    }
-
-    /// Reads the next whole element as raw bytes.
-    pub(crate) fn element(&mut self, limit: u64, what: &'static str) -> Result<Vec<u8>, Error> {
-        let h = self.header()?;
-        self.element_from(&h, limit, what)
+        Ok(())
     }
 
     fn parse_header(&mut self) -> Result<Option<Header>, Error> {
@@ -279,6 +331,35 @@ impl<R: Read> BerReader<R> {
             header_len,
             raw,
         }))
+    }
+}
+
+/// Elements copied or skipped whole nest at most this deep (certificates and attributes need a
+/// handful of levels); deeper is refused rather than recursed into.
+const MAX_DEPTH: usize = 32;
+
+/// The bytes an element copied or skipped whole may still take.
+struct Budget {
+    used: u64,
+    limit: u64,
+    start: u64,
+    what: &'static str,
+}
+
+impl Budget {
+    /// Counts `n` more bytes; `declared` is the length to report when a definite length is too big.
+    fn take(&mut self, n: u64, declared: Option<u64>) -> Result<(), Error> {
+        let used = self.used.saturating_add(n);
+        if used > self.limit {
+            return Err(Error::TooLarge {
+                offset: self.start,
+                what: self.what,
+                len: declared.unwrap_or(used),
+                limit: self.limit,
+            });
+        }
+        self.used = used;
+        Ok(())
     }
 }
 
@@ -455,5 +536,90 @@ mod hostile_lengths {
         assert!(!r.at_end(frame).unwrap());
         r.primitive(tag::INTEGER, 8, "int").unwrap();
         assert!(matches!(r.header(), Err(Error::Truncated { .. })));
+    }
+
+    /// `head`, then zeros up to `total` bytes, made as they are read; counts what was read.
+    struct Lazy {
+        head: Vec<u8>,
+        total: u64,
+        pos: u64,
+    }
+
+    impl Read for Lazy {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let left = self.total.saturating_sub(self.pos);
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = *self.head.get(self.pos as usize + i).unwrap_or(&0);
+            }
+            self.pos += n as u64;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_gigabyte_length_in_a_buffered_element_is_refused_from_its_header() {
+        for copy in [true, false] {
+            let mut input = Lazy {
+                head: vec![0x30, 0x84, 0x40, 0, 0, 0],
+                total: (1 << 30) + 6,
+                pos: 0,
+            };
+            let mut r = BerReader::new(&mut input);
+            let err = if copy {
+                r.element(1 << 20, "recipientInfos").map(|_| ())
+            } else {
+                r.skip(16 << 20, "crls")
+            };
+            assert!(
+                matches!(err, Err(Error::TooLarge { len, .. }) if len == 1 << 30),
+                "{err:?}"
+            );
+            assert_eq!(input.pos, 6);
+        }
+    }
+
+    #[test]
+    fn indefinite_elements_are_limited_in_size_and_depth() {
+        // A megabyte of nested indefinite SEQUENCEs: refused, not a stack overflow.
+        let deep: Vec<u8> = [0x30, 0x80].repeat(1 << 19);
+        let mut r = BerReader::new(&deep[..]);
+        assert!(matches!(
+            r.element(4 << 20, "x"),
+            Err(Error::Malformed {
+                what: "elements nested too deeply",
+                ..
+            })
+        ));
+        let mut r = BerReader::new(&deep[..]);
+        assert!(matches!(r.skip(4 << 20, "x"), Err(Error::Malformed { .. })));
+        // Many small children add up to the limit.
+        let mut wide = vec![0x31, 0x80];
+        for _ in 0..1000 {
+            wide.extend_from_slice(&[0x04, 0x02, 1, 2]);
+        }
+        wide.extend_from_slice(&[0, 0]);
+        let mut r = BerReader::new(&wide[..]);
+        assert!(matches!(r.element(1000, "x"), Err(Error::TooLarge { .. })));
+        let mut r = BerReader::new(&wide[..]);
+        assert_eq!(r.element(8000, "x").unwrap(), wide);
+    }
+
+    #[test]
+    fn skipping_reads_past_large_elements_without_holding_them() {
+        // 15 MiB of definite-length content under a 16 MiB limit, then the next element.
+        let len: u32 = 15 << 20;
+        let mut head = vec![0xA1, 0x84];
+        head.extend_from_slice(&len.to_be_bytes());
+        let mut input = Lazy {
+            head,
+            total: 6 + u64::from(len) + 2,
+            pos: 0,
+        };
+        let mut r = BerReader::new(&mut input);
+        r.skip(16 << 20, "crls").unwrap();
+        assert_eq!(r.offset(), 6 + u64::from(len));
+        let next = r.header().unwrap();
+        assert_eq!((next.tag, next.len), (0, Some(0)));
     }
 }
