@@ -79,6 +79,23 @@ impl Daemon {
         Self { child }
     }
 
+    /// Waits (at most 20 s) for a daemon that must refuse to start: it exits with 1 and its log
+    /// names `needle`.
+    pub fn wait_exit(mut self, s: &Session, home: &str, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "vdxd --home {home} did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let log = String::from_utf8_lossy(&s.read(&format!("{home}.log"))).into_owned();
+        assert_eq!(status.code(), Some(1), "{log}");
+        let last = log.lines().last().unwrap_or_default();
+        assert!(last.contains(needle), "{needle:?} not in {last}");
+    }
+
     /// SIGTERM, then the exit status (at most 20 s).
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.signal(Signal::TERM);
