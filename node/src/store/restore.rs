@@ -29,7 +29,7 @@ use vdx_protocol::ledger::{Actor, Checkpoint, EntryKind};
 use super::{io_error, ledger, transaction_error, Event, Store, StoreError};
 
 /// Incoming numbers reserved at a time: the anchor is written once per this many numbers.
-const RESERVE: u64 = 64;
+const RESERVE: u64 = 16;
 /// The anchor's ledger part is written at most this often.
 const ANCHOR_EVERY: Duration = Duration::from_secs(1);
 /// The key of the notice in the tree "guard".
@@ -254,7 +254,9 @@ impl Store {
             next_numbers.insert(series, issued.max(floor).max(issued + lost) + 1);
         }
         for (series, floor) in &reserved {
-            next_numbers.entry(series.clone()).or_insert(floor + 1);
+            next_numbers
+                .entry(series.clone())
+                .or_insert((*floor).max(lost) + 1);
         }
         let mut event = Event::new(EntryKind::Config, None, by)
             .field("what", "restore acknowledged")
@@ -366,4 +368,107 @@ fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: u64) -> Event {
+        Event::new(EntryKind::Config, None, Actor::Node).field("what", format!("change {n}"))
+    }
+
+    fn sign(c: &Checkpoint) -> Result<String, std::convert::Infallible> {
+        Ok(format!("{}\n{}\n-\n", c.origin, c.size))
+    }
+
+    #[test]
+    fn a_store_older_than_its_anchor_or_a_peer_halts_until_acknowledged_past_every_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let anchor = dir.path().join("anchor.json");
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        // The store grows to 40 entries and reserves numbers 1..=16 of a series.
+        let store = Store::open(&new).unwrap().anchor_at(&anchor).unwrap();
+        for n in 0..40 {
+            store.record(&event(n)).unwrap();
+        }
+        store.reserve_number("2026/regular", 1).unwrap();
+        store.checkpoint("vdx/test", sign).unwrap();
+        store.anchor_latest().unwrap();
+        let root_at_40 = store.ledger_root(40).unwrap();
+        assert!(store.restored().unwrap().is_none());
+        drop(store);
+
+        // A store holding 10 other entries is opened against that anchor: a restore.
+        let restored = Store::open(&old).unwrap();
+        for n in 0..10 {
+            restored.record(&event(100 + n)).unwrap();
+        }
+        drop(restored);
+        let store = Store::open(&old).unwrap().anchor_at(&anchor).unwrap();
+        let noticed = store.restored().unwrap().unwrap();
+        assert_eq!((noticed.known_size, noticed.found_size), (40, 10));
+        assert!(!noticed.forked);
+        assert!(
+            noticed.describe().contains("anchor"),
+            "{}",
+            noticed.describe()
+        );
+        // The anchor is left as it was, as evidence, even after a checkpoint.
+        store.checkpoint("vdx/test", sign).unwrap();
+        store.anchor_latest().unwrap();
+        let kept: AnchorFile = serde_json::from_slice(&fs::read(&anchor).unwrap()).unwrap();
+        assert_eq!(kept.size, 40);
+
+        // A peer's checkpoint of the longer history counts as the same finding, not a new one.
+        let theirs = Checkpoint {
+            origin: "vdx/test".into(),
+            size: 30,
+            root: root_at_40,
+        };
+        assert!(store
+            .check_own_checkpoint("000.00.00.G22", &theirs)
+            .unwrap()
+            .is_some());
+        assert_eq!(store.restored().unwrap().unwrap().known_size, 40);
+
+        let done = store.acknowledge_restore(Actor::User(0)).unwrap().unwrap();
+        // Past the 16 reserved and the 30 entries lost, though the store itself issued none.
+        assert_eq!(done.next_numbers["2026/regular"], 31);
+        assert!(store.restored().unwrap().is_none());
+        assert!(store.acknowledge_restore(Actor::User(0)).unwrap().is_none());
+        // The older history is not compared again; a longer unknown one is.
+        assert!(store
+            .check_own_checkpoint("000.00.00.G22", &theirs)
+            .unwrap()
+            .is_none());
+        let beyond = Checkpoint { size: 41, ..theirs };
+        let again = store
+            .check_own_checkpoint("000.00.00.G22", &beyond)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.noticed_by, "peer 000.00.00.G22");
+    }
+
+    #[test]
+    fn another_history_of_the_same_length_is_a_fork_and_a_prefix_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for n in 0..8 {
+            store.record(&event(n)).unwrap();
+        }
+        let ours = Checkpoint {
+            origin: "vdx/test".into(),
+            size: 5,
+            root: store.ledger_root(5).unwrap(),
+        };
+        assert!(store.check_own_checkpoint("peer", &ours).unwrap().is_none());
+        let other = Checkpoint {
+            root: [9; 32],
+            ..ours
+        };
+        let fork = store.check_own_checkpoint("peer", &other).unwrap().unwrap();
+        assert!(fork.forked, "{fork:?}");
+        assert!(fork.describe().contains("rewritten"));
+    }
 }
