@@ -98,6 +98,10 @@ pub enum ComposeError {
     /// An upload id that is not (or no longer) there.
     #[error("no upload {0}")]
     UnknownUpload(String),
+    /// A file name that would escape the recipient's folder or read as another name (a bidi
+    /// control, an invisible character): refused before anything is sealed, with the reason.
+    #[error(transparent)]
+    BadFileName(vdx_protocol::header::HeaderError),
     /// The client's message id is already used by a dispatch that differs from the request.
     #[error("message id {message_id} is already used by another dispatch: {what} differ")]
     MessageIdReused {
@@ -355,6 +359,7 @@ impl Composer<'_> {
         }
         let mut files = Vec::new();
         for file in &request.files {
+            vdx_protocol::header::check_file_name(&file.name).map_err(ComposeError::BadFileName)?;
             let size = self
                 .uploads
                 .size(self.store, &file.upload)?
