@@ -326,6 +326,10 @@ impl Composer<'_> {
         request: &SendRequest,
         now: OffsetDateTime,
     ) -> Result<DispatchHeader, ComposeError> {
+        // The names first: a name that reads as another is refused whatever else the request says.
+        for file in &request.files {
+            vdx_protocol::header::check_file_name(&file.name).map_err(ComposeError::BadFileName)?;
+        }
         let invalid = |e: &dyn std::fmt::Display| ComposeError::Invalid(e.to_string());
         let priority: Priority = request.urgency.parse().map_err(|e| invalid(&e))?;
         let classification: Classification =
@@ -359,7 +363,6 @@ impl Composer<'_> {
         }
         let mut files = Vec::new();
         for file in &request.files {
-            vdx_protocol::header::check_file_name(&file.name).map_err(ComposeError::BadFileName)?;
             let size = self
                 .uploads
                 .size(self.store, &file.upload)?

@@ -127,7 +127,8 @@ pub(crate) fn submit(client: &Client, mut request: Value, files: &[PathBuf]) -> 
             .file_name()
             .and_then(|n| n.to_str())
             .with_context(|| format!("{}: not a file name", path.display()))?;
-        check_file_name(name).with_context(|| format!("{}", path.display()))?;
+        // The path as Rust quotes it: the refused character shows escaped, not obeyed.
+        check_file_name(name).with_context(|| format!("{path:?}"))?;
         names.push(name);
     }
     // Checked before uploading too, for the same reason.

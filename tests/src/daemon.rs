@@ -79,6 +79,11 @@ impl Daemon {
         Self { child }
     }
 
+    /// The daemon's process id (the same after its re-exec), to read `/proc/PID/...`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then the exit status (at most 20 s).
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.signal(Signal::TERM);
