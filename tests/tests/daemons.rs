@@ -519,7 +519,10 @@ fn the_key_passphrase_is_not_in_the_daemons_environment() {
 
         let environ = std::fs::read(format!("/proc/{}/environ", g22.pid())).unwrap();
         let environ = String::from_utf8_lossy(&environ);
-        assert!(!environ.contains(PASS), "the passphrase is in /proc/PID/environ");
+        assert!(
+            !environ.contains(PASS),
+            "the passphrase is in /proc/PID/environ"
+        );
         assert!(!environ.contains("VDX_KEY_PASSPHRASE"), "{environ}");
         assert!(environ.contains("MALLOC_ARENA_MAX=2"), "{environ}");
         // The memory file that carried it over the exec is still open, and empty.
@@ -529,7 +532,10 @@ fn the_key_passphrase_is_not_in_the_daemons_environment() {
             let Ok(target) = std::fs::read_link(&fd) else {
                 continue;
             };
-            if target.to_string_lossy().starts_with("/memfd:vdx-key-passphrase") {
+            if target
+                .to_string_lossy()
+                .starts_with("/memfd:vdx-key-passphrase")
+            {
                 carriers += 1;
                 assert_eq!(std::fs::read(&fd).unwrap(), b"", "{}", fd.display());
             }

@@ -159,10 +159,15 @@ fn idle_and_half_sent_connections_are_closed_while_a_transfer_goes_on() {
     s.write("cv.txt", "Kính gửi: UBND tỉnh Nghệ An\n".as_bytes());
     let sent = s.send("g22", H41, "1", "cv.txt", &[]).ok().json();
     let id = sent["copies"][0]["id"].as_str().unwrap().to_owned();
-    wait_until(&s, std::time::Duration::from_secs(60), "the delivery", || {
-        let shown = s.vdx(&["--home", "g22", "show", "--json", &id]).ok().json();
-        shown["status"] == "delivered"
-    });
+    wait_until(
+        &s,
+        std::time::Duration::from_secs(60),
+        "the delivery",
+        || {
+            let shown = s.vdx(&["--home", "g22", "show", "--json", &id]).ok().json();
+            shown["status"] == "delivered"
+        },
+    );
 
     // Every stalled client is let go: the header timeout closes the first two without an
     // answer; the body timeout answers the others 408 and keeps nothing of the upload.
@@ -214,7 +219,11 @@ fn names_that_read_as_others_are_refused_by_the_clerks_command_and_the_api() {
         "{}",
         refused.stderr
     );
-    assert!(!refused.stderr.contains("not running"), "{}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("not running"),
+        "{}",
+        refused.stderr
+    );
     s.write("a\u{200B}.pdf", b"%PDF");
     let refused = s.send("g22", H41, "1", "a\u{200B}.pdf", &[]);
     assert!(
