@@ -3,18 +3,23 @@
 //! mapped to roles by `config.toml [api]`; the home's owner is admin.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::{self, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixListener;
 use vdx_crypto::Opener;
 use vdx_protocol::header::DispatchHeader;
@@ -29,7 +34,7 @@ use crate::store::{Direction, DispatchState, Event, MessageId, Record, StoreErro
 
 /// The socket's file name in the node home.
 pub const SOCKET_NAME: &str = "vdxd.sock";
-/// Largest JSON request body.
+/// Largest JSON request body (`POST /v1/dispatches`): larger ones are answered 413 `too_large`.
 const MAX_JSON: usize = 4 << 20;
 
 type Body = BoxBody<Bytes, io::Error>;
@@ -180,6 +185,9 @@ impl From<ComposeError> for ApiError {
                 e.to_string(),
             ),
             ComposeError::Invalid(_) => Self::bad(e.to_string()),
+            ComposeError::BadFileName(_) => {
+                Self(StatusCode::BAD_REQUEST, "bad_file_name", e.to_string())
+            }
             ComposeError::MessageIdReused { .. } => {
                 Self(StatusCode::CONFLICT, "conflict", e.to_string())
             }
@@ -203,16 +211,31 @@ pub fn bind(home: &Path) -> io::Result<(UnixListener, PathBuf)> {
     Ok((listener, path))
 }
 
-/// Serves clients until the task is aborted.
+/// Serves clients until the task is aborted, within `[limits]`: at most `api_connections` at once
+/// (further clients wait in the socket's backlog, not accepted, so that they cost the node no file
+/// descriptor, and are served as soon as a connection ends: refusing them instead would fail every
+/// clerk's command in a burst); a connection closed when a request's header has not arrived
+/// `api_header_timeout_secs` after it opened or after its previous answer (idle or half-sent);
+/// a request ended when its body stops arriving, or its answer stops being read, for
+/// `api_body_timeout_secs` (inactivity, so a long upload or fetch that keeps moving is not cut).
 pub(crate) async fn serve(listener: UnixListener, node: Arc<Node>, home: PathBuf) {
     let owner = std::fs::metadata(&home).map_or(u32::MAX, |m| m.uid());
+    let limits = &node.config.limits;
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        limits.api_connections.max(1) as usize
+    ));
+    let header_timeout = Duration::from_secs(limits.api_header_timeout_secs.max(1));
+    let stall_timeout = body_timeout(&node);
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return; // Closed: never, the semaphore lives here.
+        };
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 // E.g. out of file descriptors: wait a little rather than spin.
                 tracing::warn!(error = %e, "local API accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
@@ -226,13 +249,132 @@ pub(crate) async fn serve(listener: UnixListener, node: Arc<Node>, home: PathBuf
                 let node = node.clone();
                 async move { Ok::<_, Infallible>(answer(node, roles, req).await) }
             });
+            let stream = TokioIo::new(WriteStall::new(stream, stall_timeout));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(stream, service)
                 .await
             {
                 tracing::debug!(error = %e, "local API connection ended");
             }
+            drop(slot);
         });
+    }
+}
+
+/// How long a request body may stop arriving (`[limits] api_body_timeout_secs`), and an answer
+/// stop being read.
+fn body_timeout(node: &Node) -> Duration {
+    Duration::from_secs(node.config.limits.api_body_timeout_secs.max(1))
+}
+
+/// The next frame of a request body; 408 `timeout` when none arrives for `idle`, and the caller,
+/// returning that, drops whatever it kept of the body.
+async fn next_frame(
+    body: &mut Incoming,
+    idle: Duration,
+) -> Result<Option<Result<Frame<Bytes>, hyper::Error>>, ApiError> {
+    tokio::time::timeout(idle, body.frame()).await.map_err(|_| {
+        ApiError(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the request body stopped arriving for {} s ([limits] api_body_timeout_secs); \
+                 nothing of it was kept",
+                idle.as_secs()
+            ),
+        )
+    })
+}
+
+/// A client connection whose writes fail with `TimedOut` once the client has taken no byte of
+/// an answer for `limit`: a client that stops reading a long answer (a fetch) would otherwise
+/// hold its connection, the stored object and a blocking thread for ever. Only a write that
+/// cannot proceed is timed, so an answer of any length that keeps being read is never cut.
+struct WriteStall<S> {
+    inner: S,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteStall<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After the inner write answered `result`: progress clears the clock, a write that must
+    /// wait starts it (or finds it run out).
+    fn timed<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if result.is_ready() {
+            self.stalled = None;
+            return result;
+        }
+        let limit = self.limit;
+        let clock = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match clock.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the client read nothing of the answer for {} s ([limits] api_body_timeout_secs)",
+                    limit.as_secs()
+                ),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteStall<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.timed(cx, result)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.timed(cx, result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = Pin::new(&mut self.inner).poll_flush(cx);
+        self.timed(cx, result)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -444,7 +586,9 @@ async fn upload(node: Arc<Node>, mut body: Incoming) -> Result<Response<Body>, A
     let limit = node.config.limits.max_dispatch_bytes;
     let mut upload = node.uploads.begin();
     let mut total = 0u64;
-    while let Some(frame) = body.frame().await {
+    let idle = body_timeout(&node);
+    // A timeout or a broken body returns here, dropping `upload`: nothing of it is kept.
+    while let Some(frame) = next_frame(&mut body, idle).await? {
         let frame = frame.map_err(|e| ApiError::bad(format!("reading the upload: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;
@@ -461,7 +605,7 @@ async fn upload(node: Arc<Node>, mut body: Incoming) -> Result<Response<Body>, A
         };
         if let Some(refusal) = refused {
             drop(upload); // Nothing of a refused upload is kept.
-            discard_rest(body, limit).await;
+            discard_rest(body, limit, idle).await;
             return Err(refusal);
         }
     }
@@ -472,12 +616,13 @@ async fn upload(node: Arc<Node>, mut body: Incoming) -> Result<Response<Body>, A
     ))
 }
 
-/// Reads and drops what is left of a refused upload, up to `limit` more bytes, so that the answer
-/// reaches the client: most HTTP clients (hyper's too) only read the answer once they have sent
-/// the whole body, and fail with a broken pipe if the connection closes before that.
-async fn discard_rest(mut body: Incoming, limit: u64) {
+/// Reads and drops what is left of a refused request body, up to `limit` more bytes and while it
+/// keeps arriving (`idle`), so that the answer reaches the client: most HTTP clients (hyper's too)
+/// only read the answer once they have sent the whole body, and fail with a broken pipe if the
+/// connection closes before that.
+async fn discard_rest(mut body: Incoming, limit: u64, idle: Duration) {
     let mut left = limit;
-    while let Some(Ok(frame)) = body.frame().await {
+    while let Ok(Some(Ok(frame))) = next_frame(&mut body, idle).await {
         let len = frame.data_ref().map_or(0, |d| d.len() as u64);
         match left.checked_sub(len) {
             Some(rest) => left = rest,
@@ -487,6 +632,7 @@ async fn discard_rest(mut body: Incoming, limit: u64) {
 }
 
 async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Response<Body>, ApiError> {
+    let bytes = read_json(body, body_timeout(&node)).await?;
     if let Some(restored) = node.store.restored()? {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -497,17 +643,6 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
             ),
         ));
     }
-    let bytes = http_body_util::Limited::new(body, MAX_JSON)
-        .collect()
-        .await
-        .map_err(|e| {
-            ApiError(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("reading the request (at most {MAX_JSON} bytes): {e}"),
-            )
-        })?
-        .to_bytes();
     let request: SendRequest =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
     let worker = node.clone();
@@ -553,6 +688,28 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
         },
         &json!({ "message_id": header.message_id, "copies": copies }),
     ))
+}
+
+/// A JSON request body: 413 `too_large` past [`MAX_JSON`] bytes (what follows is read and dropped,
+/// as for an upload, so that the answer reaches the client), 408 `timeout` when it stops arriving.
+async fn read_json(mut body: Incoming, idle: Duration) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = next_frame(&mut body, idle).await? {
+        let frame = frame.map_err(|e| ApiError::bad(format!("reading the request: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len() + data.len() > MAX_JSON {
+            discard_rest(body, MAX_JSON as u64, idle).await;
+            return Err(ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("a JSON request body is limited to {MAX_JSON} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(bytes)
 }
 
 /// The opened package (tar: `dispatch.json`, then the files) of a registered incoming dispatch,

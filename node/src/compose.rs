@@ -98,6 +98,10 @@ pub enum ComposeError {
     /// An upload id that is not (or no longer) there.
     #[error("no upload {0}")]
     UnknownUpload(String),
+    /// A file name that would escape the recipient's folder or read as another name (a bidi
+    /// control, an invisible character): refused before anything is sealed, with the reason.
+    #[error(transparent)]
+    BadFileName(vdx_protocol::header::HeaderError),
     /// The client's message id is already used by a dispatch that differs from the request.
     #[error("message id {message_id} is already used by another dispatch: {what} differ")]
     MessageIdReused {
@@ -322,6 +326,10 @@ impl Composer<'_> {
         request: &SendRequest,
         now: OffsetDateTime,
     ) -> Result<DispatchHeader, ComposeError> {
+        // The names first: a name that reads as another is refused whatever else the request says.
+        for file in &request.files {
+            vdx_protocol::header::check_file_name(&file.name).map_err(ComposeError::BadFileName)?;
+        }
         let invalid = |e: &dyn std::fmt::Display| ComposeError::Invalid(e.to_string());
         let priority: Priority = request.urgency.parse().map_err(|e| invalid(&e))?;
         let classification: Classification =

@@ -114,6 +114,17 @@ pub struct Limits {
     /// Less free space than this on the data disk, MiB, is a warning in `vdx status` (0: never),
     /// so that the operator acts before a full disk refuses new dispatches.
     pub disk_warning_mib: u64,
+    /// Local API connections served at once. Each holds a file descriptor, which arriving
+    /// transfers need too; more clients wait, unaccepted, until one of these ends.
+    pub api_connections: u32,
+    /// Seconds a local API connection may take to send a request's header, counted from when it
+    /// opens or its previous answer ends: an idle keep-alive connection or a half-sent header is
+    /// closed after this long.
+    pub api_header_timeout_secs: u64,
+    /// Seconds a local API request body may stop arriving, or an answer stop being read, before
+    /// the request is ended (an inactivity limit: an upload of any size that keeps moving is
+    /// never cut).
+    pub api_body_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -123,6 +134,9 @@ impl Default for Limits {
             max_concurrent_per_peer: 4,
             default_expiry_days: 7,
             disk_warning_mib: 1024,
+            api_connections: 64,
+            api_header_timeout_secs: 30,
+            api_body_timeout_secs: 60,
         }
     }
 }

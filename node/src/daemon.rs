@@ -258,10 +258,15 @@ pub(crate) fn file_error(home: &Path, path: &Path, e: impl std::fmt::Display) ->
 /// `LoadCredential=vdx-key-passphrase:FILE` (`ops/systemd/vdxd@.service`).
 pub const PASSPHRASE_CREDENTIAL: &str = "vdx-key-passphrase";
 
-/// The passphrase of the node's keys: `VDX_KEY_PASSPHRASE`, else the systemd credential (a file
-/// only this service can read, never in the environment or the unit), else none.
+/// The passphrase of the node's keys: `VDX_KEY_PASSPHRASE` (which `vdxd` moved out of its
+/// environment at start, [`crate::passphrase`]; read from the environment by other programs, e.g.
+/// `vdx audit` on a stopped node), else the systemd credential (a file only this service can read,
+/// never in the environment or the unit), else none.
 fn key_passphrase() -> Result<Option<Zeroizing<String>>, StartError> {
-    if let Ok(pass) = std::env::var("VDX_KEY_PASSPHRASE") {
+    if let Some(pass) = crate::passphrase::take() {
+        return Ok(Some(pass));
+    }
+    if let Ok(pass) = std::env::var(crate::passphrase::ENV) {
         return Ok(Some(Zeroizing::new(pass)));
     }
     let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {

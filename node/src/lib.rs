@@ -10,6 +10,7 @@
 //! - [`config`]: the node home's `config.toml`.
 //! - [`inbox`]: arrivals opened, verified, numbered and answered; replies applied.
 //! - `outbox`: the scheduler — priority order, per-peer concurrency, retries, expiry.
+//! - [`passphrase`]: `VDX_KEY_PASSPHRASE` moved out of the daemon's environment (through its re-exec).
 //! - [`receipts`]: signing and checking hop and delivery receipts (CMS over the receipt text).
 //! - `status`: what an operator checks first — queues, peers, CRL renewal, disk — with warnings.
 //! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
@@ -31,6 +32,7 @@ pub mod daemon;
 pub mod inbox;
 mod metrics;
 mod outbox;
+pub mod passphrase;
 pub mod receipts;
 mod status;
 pub mod store;

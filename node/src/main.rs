@@ -1,11 +1,15 @@
 //! `vdxd --home DIR`: the agency's store-and-forward daemon, in the foreground, with structured logs
 //! on standard error (`RUST_LOG` filters them; default `info`). Stops cleanly on SIGTERM or SIGINT.
 //!
+//! `VDX_KEY_PASSPHRASE` never stays in the daemon's environment: see `vdx_node::passphrase`.
+//!
 //! Exit codes: 0 after a clean stop, 1 when the node could not start, 2 on a usage error.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+
+use vdx_node::passphrase;
 
 /// glibc's malloc gives threads that allocate at the same time arenas of their own, up to eight
 /// per core, and memory freed in one arena is not reused by another: under a sustained load the
@@ -27,15 +31,32 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if std::env::var_os(ARENAS.0).is_none() {
+    // The exec'd image, with the passphrase handed over: it holds it before anything else runs.
+    let handed_over = std::env::var_os(passphrase::FD_ENV).is_some();
+    // Runs once at most: the new image has the arena limit set and no passphrase in its
+    // environment. With a passphrase it runs even when the limit is set, so that the passphrase
+    // never stays in the daemon's exec'd environment (`/proc/PID/environ`).
+    if !handed_over && (std::env::var_os(ARENAS.0).is_none() || passphrase::in_environment()) {
         if let Ok(exe) = std::env::current_exe() {
-            // Returns only if the exec failed; the daemon then runs without the limit.
-            let error = Command::new(exe)
-                .args(std::env::args_os().skip(1))
-                .env(ARENAS.0, ARENAS.1)
-                .exec();
-            eprintln!("vdxd: running without {}: {error}", ARENAS.0);
+            let mut command = Command::new(exe);
+            command.args(std::env::args_os().skip(1));
+            if std::env::var_os(ARENAS.0).is_none() {
+                command.env(ARENAS.0, ARENAS.1);
+            }
+            match passphrase::hand_over(&mut command) {
+                // `_memfd` stays open until the exec, which the new image inherits.
+                Ok(_memfd) => {
+                    // Returns only if the exec failed; the daemon then runs as it is.
+                    let error = command.exec();
+                    eprintln!("vdxd: could not start itself again ({error}): running without {} and with the passphrase in its environment", ARENAS.0);
+                }
+                Err(e) => eprintln!("vdxd: {e}; running without {}", ARENAS.0),
+            }
         }
+    }
+    if let Err(e) = passphrase::receive() {
+        eprintln!("vdxd: {e}");
+        return ExitCode::from(1);
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
+use vdx_protocol::header::check_file_name;
 use vdx_protocol::hex;
-use vdx_protocol::package::{check_name, read_package};
+use vdx_protocol::package::read_package;
 
 use crate::client::{field, Client};
 use crate::progress::bar;
@@ -118,15 +119,22 @@ pub(crate) fn send(home: &Path, args: SendArgs) -> Result<ExitCode> {
 
 /// Uploads `files` and submits `request` (every field but `files`) naming them; the API's answer.
 pub(crate) fn submit(client: &Client, mut request: Value, files: &[PathBuf]) -> Result<Value> {
-    // Checked before uploading: a refusal mid-upload would cost the clerk the wait.
-    let limit = field(&client.get("/v1/health")?, "max_upload_bytes")?.as_u64();
-    let mut named = Vec::new();
+    // Every name is checked before the node is asked anything, by the rule the node and every
+    // recipient apply: a refusal after some uploads would cost the clerk the wait.
+    let mut names = Vec::new();
     for path in files {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .with_context(|| format!("{}: not a file name", path.display()))?;
-        check_name(name).with_context(|| format!("{}", path.display()))?;
+        // The path as Rust quotes it: the refused character shows escaped, not obeyed.
+        check_file_name(name).with_context(|| format!("{path:?}"))?;
+        names.push(name);
+    }
+    // Checked before uploading too, for the same reason.
+    let limit = field(&client.get("/v1/health")?, "max_upload_bytes")?.as_u64();
+    let mut named = Vec::new();
+    for (path, name) in files.iter().zip(names) {
         let file = File::open(path).with_context(|| format!("{}", path.display()))?;
         let len = file.metadata()?.len();
         if let Some(limit) = limit.filter(|&limit| len > limit) {
@@ -265,9 +273,16 @@ pub(crate) fn fetch_into(client: &Client, id: &str, out: &Path) -> Result<Vec<Va
         .context("this dispatch has no opened header (is it incoming and registered?)")?;
     std::fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
     for f in manifest {
-        let target = out.join(text(&f["name"]));
-        if target.exists() {
-            bail!("{} already exists; choose another --out", target.display());
+        // The node checked the names on arrival; checked again here because they become paths.
+        let name = text(&f["name"]);
+        check_file_name(&name).context("the dispatch's manifest")?;
+        let target = out.join(name);
+        // Anything at the name counts, a dangling symbolic link too (`exists` would follow it).
+        if std::fs::symlink_metadata(&target).is_ok() {
+            bail!(
+                "{} already exists; fetch never replaces anything: choose another --out",
+                target.display()
+            );
         }
     }
     // Everything lands in a hidden directory beside the targets and is moved into place only
@@ -304,9 +319,24 @@ pub(crate) fn fetch_into(client: &Client, id: &str, out: &Path) -> Result<Vec<Va
             bail!("{} does not match the dispatch's manifest", found.name);
         }
     }
+    let mut placed: Vec<(PathBuf, PathBuf)> = Vec::new();
     for found in &contents.files {
-        let target = out.join(&found.name);
-        std::fs::rename(files_dir.join(&found.name), &target)?;
+        let (from, target) = (files_dir.join(&found.name), out.join(&found.name));
+        if let Err(e) = rename_no_replace(&from, &target) {
+            // All or nothing: the files already moved go back, and leave with the staging directory.
+            for (from, target) in placed.iter().rev() {
+                let _ = rename_no_replace(target, from);
+            }
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                bail!(
+                    "{} appeared while the dispatch was fetched; fetch never replaces anything, \
+                     so nothing was written: choose another --out",
+                    target.display()
+                );
+            }
+            return Err(e).with_context(|| format!("cannot write {}", target.display()));
+        }
+        placed.push((from, target.clone()));
         written.push(json!({
             "name": found.name,
             "size": found.size,
@@ -316,6 +346,22 @@ pub(crate) fn fetch_into(client: &Client, id: &str, out: &Path) -> Result<Vec<Va
     }
     File::open(out).and_then(|d| d.sync_all())?;
     Ok(written)
+}
+
+/// Moves `from` to `to` unless something (a file, a directory, a dangling symbolic link) is at
+/// `to` already, which fails with `AlreadyExists`: checking first and renaming after would replace
+/// what appears in between. `renameat2(RENAME_NOREPLACE)` where the file system has it, else a
+/// hard link (which never replaces either) and the removal of `from`.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A JSON value as a table cell: strings without quotes, null as empty.
@@ -380,6 +426,25 @@ fn media_type(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_move_never_replaces_not_even_a_dangling_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("new.pdf"), dir.path().join("doc.pdf"));
+        std::fs::write(&from, b"fetched").unwrap();
+        std::os::unix::fs::symlink("/nonexistent/elsewhere", &to).unwrap();
+        let err = rename_no_replace(&from, &to).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
+        assert_eq!(
+            std::fs::read_link(&to).unwrap(),
+            Path::new("/nonexistent/elsewhere")
+        );
+        assert_eq!(std::fs::read(&from).unwrap(), b"fetched");
+        std::fs::remove_file(&to).unwrap();
+        rename_no_replace(&from, &to).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"fetched");
+        assert!(!from.exists());
+    }
 
     #[test]
     fn durations_take_units_and_refuse_nonsense() {

@@ -273,12 +273,7 @@ impl FileEntry {
     pub const MAX_MEDIA_TYPE_BYTES: usize = 255;
 
     fn check(&self) -> Result<(), HeaderError> {
-        if let Some(reason) = file_name_problem(&self.name) {
-            return Err(HeaderError::BadFileName {
-                name: self.name.clone(),
-                reason,
-            });
-        }
+        check_file_name(&self.name)?;
         if !is_media_type(&self.media_type) {
             return Err(HeaderError::BadMediaType {
                 name: self.name.clone(),
@@ -968,6 +963,22 @@ fn is_media_type(s: &str) -> bool {
             .is_some_and(|(t, sub)| restricted(t) && restricted(sub))
 }
 
+/// Checks that `name` is a plain file name a recipient can save and a clerk can read as it is:
+/// the rule of a manifest entry's `name` (`docs/dispatch-header.md`, "File"). The composing node,
+/// `vdx send` before it uploads, and every receiving node check it, so that one rule holds at each
+/// edge. Besides what would escape the output directory, it refuses characters that make a name
+/// read as another one: bidirectional controls (`Quyết định\u{202E}fdp.exe` shows as
+/// `Quyết địnhexe.pdf`) and invisible ones (a zero-width space makes two names that look equal).
+pub fn check_file_name(name: &str) -> Result<(), HeaderError> {
+    match file_name_problem(name) {
+        Some(reason) => Err(HeaderError::BadFileName {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn file_name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("empty")
@@ -979,11 +990,49 @@ fn file_name_problem(name: &str) -> Option<&'static str> {
         Some("contains a path separator")
     } else if name.chars().any(char::is_control) {
         Some("contains a control character")
+    } else if name.chars().any(is_bidi_control) {
+        Some("contains a bidirectional control character (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069)")
+    } else if name.chars().any(is_invisible) {
+        Some("contains an invisible character (zero-width, soft hyphen, word joiner, separator or tag)")
     } else if name.eq_ignore_ascii_case(DispatchHeader::FILE_NAME) {
         Some("reserved for the header")
     } else {
         None
     }
+}
+
+/// Characters that reorder the text around them when it is shown: the embeddings, overrides and
+/// isolates, and the implicit marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that show as nothing (or, the line and paragraph separators, as a line break), so
+/// that two names that look the same differ. The soft hyphen is among them: it is visible only
+/// where a line breaks, never in a file name. Combining marks are not: decomposed Vietnamese
+/// (NFD, as macOS writes names) needs them.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180E}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{206A}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 #[cfg(test)]
@@ -1367,6 +1416,31 @@ mod tests {
             ("Dispatch.JSON", "reserved for the header"),
             (long.as_str(), "longer than 255 bytes"),
         ];
+        let bidi = "contains a bidirectional control character (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069)";
+        let invisible = "contains an invisible character (zero-width, soft hyphen, word joiner, separator or tag)";
+        let spoofs = [
+            "Quyết định\u{202E}fdp.exe",
+            "a\u{202A}.pdf",
+            "a\u{2066}b\u{2069}.pdf",
+            "a\u{2068}.pdf",
+            "a\u{200E}.pdf",
+            "a\u{200F}.pdf",
+            "a\u{061C}.pdf",
+        ]
+        .map(|name| (name, bidi));
+        let hidden = [
+            "a\u{200B}.pdf",
+            "a\u{200C}.pdf",
+            "a\u{200D}.pdf",
+            "a\u{2060}.pdf",
+            "a\u{2064}.pdf",
+            "\u{FEFF}a.pdf",
+            "Phụ\u{00AD}lục.pdf",
+            "a\u{2028}.pdf",
+            "a\u{E0041}.pdf",
+        ]
+        .map(|name| (name, invisible));
+        let bad = bad.into_iter().chain(spoofs).chain(hidden);
         for (name, reason) in bad {
             let err = refused(|h| h.files[0].name = name.to_owned());
             assert_eq!(
@@ -1382,11 +1456,35 @@ mod tests {
             "...pdf",
             ".hidden",
             "Quyết định số 1.pdf",
+            // Decomposed (NFD) Vietnamese: combining marks are letters' accents, not invisible.
+            "Quye\u{0302}\u{0301}t đi\u{0323}nh.pdf",
+            "ملف.pdf",
         ] {
+            check_file_name(name).unwrap();
             let mut h = example();
             h.files[0].name = name.to_owned();
             h.validate().unwrap();
         }
+    }
+
+    /// What a receiving node does with the `dispatch.json` of every arrival (`inbox.rs`): parse,
+    /// then validate. A peer's header naming a file with a right-to-left override is refused with
+    /// the reason, escaped so that the log shows the character instead of obeying it.
+    #[test]
+    fn a_peers_header_with_a_bidi_file_name_is_refused_on_arrival() {
+        let json = GOLDEN.replace("7816-VPCP-TTĐT.pdf", "7816-VPCP-TTĐT\\u202Efdp.exe");
+        assert_ne!(json, GOLDEN);
+        let header: DispatchHeader = serde_json::from_str(&json).unwrap();
+        let err = header.validate().unwrap_err();
+        assert!(
+            matches!(&err, HeaderError::BadFileName { reason, .. } if reason.contains("bidirectional")),
+            "{err:?}"
+        );
+        let said = err.to_string();
+        assert!(
+            said.contains("\\u{202e}") && !said.contains('\u{202E}'),
+            "{said}"
+        );
     }
 
     #[test]

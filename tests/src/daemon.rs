@@ -96,6 +96,11 @@ impl Daemon {
         assert!(last.contains(needle), "{needle:?} not in {last}");
     }
 
+    /// The daemon's process id (the same after its re-exec), to read `/proc/PID/...`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then the exit status (at most 20 s).
     pub fn stop(mut self) -> std::process::ExitStatus {
         self.signal(Signal::TERM);

@@ -454,3 +454,93 @@ fn a_commune_is_reached_through_its_province_which_carries_but_cannot_read() {
     assert_eq!(opened.refusal(), "not_a_recipient");
     assert!(!s.exists("peek.txt"));
 }
+
+#[test]
+fn fetch_never_replaces_what_is_at_a_name_not_even_a_dangling_link() {
+    let s = Session::new();
+    two_nodes(&s);
+    s.write("cv.txt", "Kính gửi: UBND tỉnh Nghệ An\n".as_bytes());
+    s.write("phu-luc.pdf", b"%PDF-1.7 phu luc");
+    let _receiver = Daemon::start(&s, "h41");
+    let _sender = Daemon::start(&s, "g22");
+    let id = send(&s, "thuong", "7816", &[], &["cv.txt", "phu-luc.pdf"]);
+    wait_status(&s, "h41", &id, "registered");
+
+    // A link at the second file's name, pointing nowhere: following it would write elsewhere.
+    s.mkdir("got");
+    std::os::unix::fs::symlink("/nonexistent/vdx-target", s.path("got/phu-luc.pdf")).unwrap();
+    let refused = s.vdx(&["--home", "h41", "fetch", &id, "--out", "got"]);
+    assert_eq!(refused.status, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("got/phu-luc.pdf already exists")
+            && refused.stderr.contains("never replaces"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        std::fs::read_link(s.path("got/phu-luc.pdf")).unwrap(),
+        std::path::Path::new("/nonexistent/vdx-target"),
+        "the link is untouched"
+    );
+    assert!(!std::path::Path::new("/nonexistent/vdx-target").exists());
+    assert_eq!(
+        s.entries("got"),
+        ["phu-luc.pdf"],
+        "no other file, no hidden staging directory"
+    );
+
+    // Once the name is free, the fetch goes through.
+    std::fs::remove_file(s.path("got/phu-luc.pdf")).unwrap();
+    s.vdx(&["--home", "h41", "fetch", &id, "--out", "got"]).ok();
+    assert_eq!(s.read("got/phu-luc.pdf"), b"%PDF-1.7 phu luc");
+    assert_eq!(s.entries("got"), ["cv.txt", "phu-luc.pdf"]);
+}
+
+#[test]
+fn the_key_passphrase_is_not_in_the_daemons_environment() {
+    const PASS: &str = "correct horse battery staple";
+    let s = Session::new();
+    let pass = [("VDX_KEY_PASSPHRASE", PASS)];
+    s.vdx_env(&words("pki init-ca --out ca --name Root"), &pass)
+        .ok();
+    s.vdx_env(
+        &words("--home g22 init --org 000.00.00.G22 --name G22 --listen 127.0.0.1:0 --ca ca"),
+        &pass,
+    )
+    .ok();
+    assert!(String::from_utf8_lossy(&s.read("g22/keys/sign.key")).contains("ENCRYPTED"));
+
+    // As an operator starts it, and with the arena limit already set (no re-exec needed for it).
+    for env in [&pass[..], &[pass[0], ("MALLOC_ARENA_MAX", "2")][..]] {
+        let g22 = Daemon::start_with(&s, "g22", env);
+        // It unlocked its keys (it refuses to start otherwise) and serves.
+        let status = s.vdx(&words("--home g22 status --json")).ok().json();
+        assert_eq!(status["organ_code"], G22);
+
+        let environ = std::fs::read(format!("/proc/{}/environ", g22.pid())).unwrap();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(
+            !environ.contains(PASS),
+            "the passphrase is in /proc/PID/environ"
+        );
+        assert!(!environ.contains("VDX_KEY_PASSPHRASE"), "{environ}");
+        assert!(environ.contains("MALLOC_ARENA_MAX=2"), "{environ}");
+        // The memory file that carried it over the exec is still open, and empty.
+        let mut carriers = 0;
+        for fd in std::fs::read_dir(format!("/proc/{}/fd", g22.pid())).unwrap() {
+            let fd = fd.unwrap().path();
+            let Ok(target) = std::fs::read_link(&fd) else {
+                continue;
+            };
+            if target
+                .to_string_lossy()
+                .starts_with("/memfd:vdx-key-passphrase")
+            {
+                carriers += 1;
+                assert_eq!(std::fs::read(&fd).unwrap(), b"", "{}", fd.display());
+            }
+        }
+        assert_eq!(carriers, 1);
+        assert!(g22.stop().success());
+    }
+}

@@ -7,7 +7,7 @@
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 
-use vdx_tests::daemon::{homes, Daemon};
+use vdx_tests::daemon::{homes, wait_until, Daemon};
 use vdx_tests::Session;
 
 const G22: &str = "000.00.00.G22";
@@ -90,4 +90,180 @@ fn a_refused_upload_is_answered_to_a_client_that_sends_everything_before_reading
     );
     let outbox = s.vdx(&["--home", "g22", "outbox", "--json"]).ok().json();
     assert_eq!(outbox.as_array().unwrap().len(), 0, "{outbox}");
+}
+
+const H41: &str = "000.00.00.H41";
+/// The API's timeouts in these tests, seconds ([limits] `api_header_timeout_secs` and
+/// `api_body_timeout_secs`; 30 and 60 by default).
+const TIMEOUT_SECS: u64 = 2;
+/// Connections g22 serves at once in these tests ([limits] `api_connections`; 64 by default).
+const CAP: u32 = 6;
+
+/// g22 and h41, g22's API with short timeouts and a small connection cap; both started.
+fn bounded_pair(s: &Session) -> (Daemon, Daemon) {
+    homes(s, &[("g22", G22), ("h41", H41)]);
+    let mut config = vdx_node::config::Config::load(&s.path("g22")).unwrap();
+    config.limits.api_header_timeout_secs = TIMEOUT_SECS;
+    config.limits.api_body_timeout_secs = TIMEOUT_SECS;
+    config.limits.api_connections = CAP;
+    s.write("g22/config.toml", config.to_toml().unwrap().as_bytes());
+    (Daemon::start(s, "h41"), Daemon::start(s, "g22"))
+}
+
+/// A connection to g22's socket that has sent `sent` and then nothing more.
+fn stalled(s: &Session, sent: &[u8]) -> UnixStream {
+    let mut socket = UnixStream::connect(s.path("g22/vdxd.sock")).unwrap();
+    socket.write_all(sent).unwrap();
+    socket
+}
+
+/// What the node says on `socket` until it closes it. Bounded by a generous read timeout: the
+/// test fails (instead of hanging) if the node never closes the connection.
+fn until_closed(mut socket: UnixStream) -> String {
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut said = Vec::new();
+    match socket.read_to_end(&mut said) {
+        Ok(_) => {}
+        // A reset after the answer is a close too.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the node kept the connection open: {e}"),
+    }
+    String::from_utf8_lossy(&said).into_owned()
+}
+
+#[test]
+fn idle_and_half_sent_connections_are_closed_while_a_transfer_goes_on() {
+    let s = Session::new();
+    let (_h41, g22) = bounded_pair(&s);
+
+    // Four clients that never finish: one that sends nothing, one stopped in its header, one in
+    // an upload's body, one in a dispatch request's JSON.
+    let idle = stalled(&s, b"");
+    let half_header = stalled(&s, b"GET /v1/health HTTP/1.1\r\nhost: vdxd\r\n");
+    let half_upload = stalled(
+        &s,
+        &[
+            &b"POST /v1/uploads HTTP/1.1\r\nhost: vdxd\r\ncontent-length: 1048576\r\n\r\n"[..],
+            &[0x5a; 64 * 1024][..],
+        ]
+        .concat(),
+    );
+    let half_json = stalled(
+        &s,
+        b"POST /v1/dispatches HTTP/1.1\r\nhost: vdxd\r\ncontent-length: 1000\r\n\r\n{\"to\":",
+    );
+
+    // Meanwhile a clerk sends a dispatch, and it is delivered.
+    s.write("cv.txt", "Kính gửi: UBND tỉnh Nghệ An\n".as_bytes());
+    let sent = s.send("g22", H41, "1", "cv.txt", &[]).ok().json();
+    let id = sent["copies"][0]["id"].as_str().unwrap().to_owned();
+    wait_until(
+        &s,
+        std::time::Duration::from_secs(60),
+        "the delivery",
+        || {
+            let shown = s.vdx(&["--home", "g22", "show", "--json", &id]).ok().json();
+            shown["status"] == "delivered"
+        },
+    );
+
+    // Every stalled client is let go: the header timeout closes the first two without an
+    // answer; the body timeout answers the others 408 and keeps nothing of the upload.
+    assert_eq!(until_closed(idle), "");
+    assert_eq!(until_closed(half_header), "");
+    for socket in [half_upload, half_json] {
+        let answer = until_closed(socket);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(
+            answer.contains("\"timeout\"") && answer.contains("api_body_timeout_secs"),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        s.entries("g22/data/uploads/incoming"),
+        Vec::<String>::new(),
+        "nothing of the stalled upload is kept"
+    );
+
+    // More clients than the cap: those past it wait unaccepted, and the node serves a new
+    // request once the others are gone (closed here, or by the header timeout).
+    let crowd: Vec<UnixStream> = (0..CAP + 3).map(|_| stalled(&s, b"")).collect();
+    let socket = s.path("g22/vdxd.sock");
+    let health = std::thread::spawn(move || {
+        let mut client = UnixStream::connect(socket).unwrap();
+        client
+            .write_all(b"GET /v1/health HTTP/1.1\r\nhost: vdxd\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        until_closed(client)
+    });
+    drop(crowd);
+    let answer = health.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(G22), "{answer}");
+    assert!(g22.stop().success());
+}
+
+#[test]
+fn names_that_read_as_others_are_refused_by_the_clerks_command_and_the_api() {
+    let s = Session::new();
+    // `vdx send` refuses before it asks the node anything: no node runs here.
+    homes(&s, &[("g22", G22), ("h41", H41)]);
+    let spoof = "Quyết định\u{202E}fdp.exe";
+    s.write(spoof, b"MZ");
+    let refused = s.send("g22", H41, "1", spoof, &[]);
+    assert_eq!(refused.status, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("bidirectional control") && refused.stderr.contains("\\u{202e}"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("not running"),
+        "{}",
+        refused.stderr
+    );
+    s.write("a\u{200B}.pdf", b"%PDF");
+    let refused = s.send("g22", H41, "1", "a\u{200B}.pdf", &[]);
+    assert!(
+        refused.status == 1 && refused.stderr.contains("invisible character"),
+        "{}",
+        refused.stderr
+    );
+
+    // The API refuses it too, with its own code, for any client.
+    let g22 = Daemon::start(&s, "g22");
+    let uploaded = exchange(&s, "POST /v1/uploads HTTP/1.1", b"MZ");
+    assert!(uploaded.starts_with("HTTP/1.1 201"), "{uploaded}");
+    let (_, body) = uploaded.split_once("\r\n\r\n").unwrap();
+    let upload: serde_json::Value = serde_json::from_str(body).unwrap();
+    let request = serde_json::json!({
+        "to": [H41], "subject": "V/v kiểm thử", "number": "1", "notation": "A",
+        "urgency": "thuong", "classification": "none",
+        "files": [{ "name": spoof, "upload": upload["upload"] }],
+    });
+    let answer = exchange(
+        &s,
+        "POST /v1/dispatches HTTP/1.1",
+        request.to_string().as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("\"bad_file_name\"") && answer.contains("bidirectional control"),
+        "{answer}"
+    );
+    let outbox = s.vdx(&["--home", "g22", "outbox", "--json"]).ok().json();
+    assert_eq!(outbox.as_array().unwrap().len(), 0, "{outbox}");
+
+    // A JSON request past the API's 4 MiB is answered 413 `too_large`, to a client that sends
+    // all of it before reading.
+    let answer = exchange(
+        &s,
+        "POST /v1/dispatches HTTP/1.1",
+        &vec![b' '; (4 << 20) + 1],
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"too_large\""), "{answer}");
+    assert!(g22.stop().success());
 }
