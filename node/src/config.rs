@@ -106,6 +106,19 @@ pub struct Limits {
     /// Less free space than this on the data disk, MiB, is a warning in `vdx status` (0: never),
     /// so that the operator acts before a full disk refuses new dispatches.
     pub disk_warning_mib: u64,
+    /// QUIC handshakes in progress at once, all sources together: what a handshake flood can
+    /// make the node hold (about 45 KiB each).
+    pub max_handshakes: u32,
+    /// Handshakes in progress at once from one validated address; more are ignored.
+    pub max_handshakes_per_ip: u32,
+    /// Connections from one address (established, or validated and in handshake); more are
+    /// refused. Peers keep one connection each, whatever the tenants behind them.
+    pub max_connections_per_ip: u32,
+    /// From this many handshakes in progress on, a connection attempt from an address not yet
+    /// validated gets a QUIC Retry (one more round trip, no state kept); 0: always.
+    pub retry_from_handshakes: u32,
+    /// A handshake not finished after this many seconds is dropped.
+    pub handshake_timeout_secs: u32,
 }
 
 impl Default for Limits {
@@ -115,6 +128,11 @@ impl Default for Limits {
             max_concurrent_per_peer: 4,
             default_expiry_days: 7,
             disk_warning_mib: 1024,
+            max_handshakes: 64,
+            max_handshakes_per_ip: 8,
+            max_connections_per_ip: 16,
+            retry_from_handshakes: 16,
+            handshake_timeout_secs: 10,
         }
     }
 }
@@ -214,6 +232,12 @@ mod tests {
             }
         );
         assert!(toml::from_str::<Limits>("disk_warning = 1").is_err());
+        // A home written before the handshake limits existed loads with their defaults.
+        let old = "max_dispatch_bytes = 1000\nmax_concurrent_per_peer = 4\n\
+                   default_expiry_days = 7\ndisk_warning_mib = 1024\n";
+        let limits: Limits = toml::from_str(old).unwrap();
+        assert_eq!(limits.max_handshakes, Limits::default().max_handshakes);
+        assert_eq!(limits.handshake_timeout_secs, 10);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The daemon's parts. `vdxd` (src/main.rs) puts them together; each part has one job.
 //!
 //! - [`daemon`]: the main loop: accept peers, work through the outbox, stop cleanly on a signal.
+//! - `admission`: who gets a QUIC handshake — Retry, caps per node and per address — under floods.
 //! - [`api`]: the local socket API (HTTP/1.1 + JSON over a Unix socket) for clerks, systems, officers.
 //! - [`audit`]: the officer's questions to the ledger (bundles, proofs, the log), each recorded.
 //! - `checkpoints`: when the ledger gets signed checkpoints, and its `config` entries.
@@ -19,6 +20,7 @@
 //! - [`uploads`]: files uploaded by clients before they are named in a dispatch.
 //! - [`witness`]: peers' ledger checkpoints from their receipts, kept and checked for forks.
 
+mod admission;
 pub mod api;
 pub mod audit;
 mod checkpoints;

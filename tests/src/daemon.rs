@@ -97,6 +97,11 @@ impl Daemon {
         kill_process(Pid::from_child(&self.child), signal).unwrap();
     }
 
+    /// The process id, to read its memory from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no chance to tidy up, as in a crash.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
