@@ -1,11 +1,11 @@
 //! Who gets a QUIC handshake: the decision on each incoming connection attempt, made before the
 //! node spends memory or a signature on it.
 //!
-//! A handshake in progress costs the node a quinn connection and a rustls server state (about
-//! 45 KiB, measured: 16,000 first packets from one source once took a node from 27 to 737 MiB,
-//! every one accepted and held until its idle timeout). A QUIC Retry costs nothing to keep: the
-//! token it sends carries the state, and only a client that really receives at its address comes
-//! back with it. So:
+//! A handshake in progress costs the node a quinn connection, a rustls server state and a task (some
+//! 20 KiB; 16,000 first packets from one source, each accepted and held until its idle timeout,
+//! took a node from 18 to 293-384 MiB in `tests/tests/flood.rs`, and glibc kept it). A QUIC Retry
+//! costs nothing to keep: the token it sends carries the state, and only a client that really
+//! receives at its address comes back with it. So:
 //!
 //! - an attempt from an address not yet validated is accepted while few handshakes are in
 //!   progress (one round trip saved for a WAN peer), and otherwise answered with a Retry;
@@ -338,7 +338,11 @@ mod tests {
         for _ in 0..3 {
             a.connection_closed(peer.ip);
         }
-        assert_eq!(a.addresses(), 0, "an address with nothing left is forgotten");
+        assert_eq!(
+            a.addresses(),
+            0,
+            "an address with nothing left is forgotten"
+        );
         assert_eq!(a.handshakes(), 0);
     }
 

@@ -107,7 +107,7 @@ pub struct Limits {
     /// so that the operator acts before a full disk refuses new dispatches.
     pub disk_warning_mib: u64,
     /// QUIC handshakes in progress at once, all sources together: what a handshake flood can
-    /// make the node hold (about 45 KiB each).
+    /// make the node hold (some 20 KiB each).
     pub max_handshakes: u32,
     /// Handshakes in progress at once from one validated address; more are ignored.
     pub max_handshakes_per_ip: u32,

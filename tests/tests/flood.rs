@@ -137,7 +137,8 @@ fn flood(from: &str, target: SocketAddr, count: usize, answer_retry: bool) -> Se
         std::thread::sleep(Duration::from_millis(20));
         // Whatever came back: Retries are answered once, the rest is left to time out.
         while let Ok((n, peer)) = socket.recv_from(&mut inbuf) {
-            if !answer_retry {
+            // A Retry is a long-header packet of type 3 (RFC 9000 §17.2.5).
+            if !answer_retry || inbuf[0] & 0xb0 != 0xb0 {
                 continue;
             }
             let now = Instant::now();
@@ -172,7 +173,10 @@ struct Sampler {
 
 impl Sampler {
     fn start(pid: u32) -> Self {
-        let (stop, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (stop, peak) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
         let (stopped, highest) = (stop.clone(), peak.clone());
         let thread = std::thread::spawn(move || {
             while !stopped.load(Ordering::SeqCst) {
