@@ -125,6 +125,19 @@ pub struct Limits {
     /// the request is ended (an inactivity limit: an upload of any size that keeps moving is
     /// never cut).
     pub api_body_timeout_secs: u64,
+    /// QUIC handshakes in progress at once, all sources together: what a handshake flood can
+    /// make the node hold (some 20 KiB each).
+    pub max_handshakes: u32,
+    /// Handshakes in progress at once from one validated address; more are ignored.
+    pub max_handshakes_per_ip: u32,
+    /// Connections from one address (established, or validated and in handshake); more are
+    /// refused. Peers keep one connection each, whatever the tenants behind them.
+    pub max_connections_per_ip: u32,
+    /// From this many handshakes in progress on, a connection attempt from an address not yet
+    /// validated gets a QUIC Retry (one more round trip, no state kept); 0: always.
+    pub retry_from_handshakes: u32,
+    /// A handshake not finished after this many seconds is dropped.
+    pub handshake_timeout_secs: u32,
 }
 
 impl Default for Limits {
@@ -137,6 +150,11 @@ impl Default for Limits {
             api_connections: 64,
             api_header_timeout_secs: 30,
             api_body_timeout_secs: 60,
+            max_handshakes: 64,
+            max_handshakes_per_ip: 8,
+            max_connections_per_ip: 16,
+            retry_from_handshakes: 16,
+            handshake_timeout_secs: 10,
         }
     }
 }
@@ -237,6 +255,12 @@ mod tests {
             }
         );
         assert!(toml::from_str::<Limits>("disk_warning = 1").is_err());
+        // A home written before the handshake limits existed loads with their defaults.
+        let old = "max_dispatch_bytes = 1000\nmax_concurrent_per_peer = 4\n\
+                   default_expiry_days = 7\ndisk_warning_mib = 1024\n";
+        let limits: Limits = toml::from_str(old).unwrap();
+        assert_eq!(limits.max_handshakes, Limits::default().max_handshakes);
+        assert_eq!(limits.handshake_timeout_secs, 10);
     }
 
     #[test]

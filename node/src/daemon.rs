@@ -510,8 +510,39 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Takes incoming connections: each attempt is first judged by `admission` (Retry, refuse or
+/// ignore what a flood sends, before any state is kept), then its handshake runs, for at most
+/// `limits.handshake_timeout_secs`, in its own task, which serves the connection's streams.
 async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
+    use crate::admission::{Attempt, Caps, Decision, Shared};
+    let limits = &node.config.limits;
+    let admission = Shared::new(Caps {
+        max_handshakes: limits.max_handshakes as usize,
+        max_handshakes_per_ip: limits.max_handshakes_per_ip as usize,
+        max_connections_per_ip: limits.max_connections_per_ip as usize,
+        retry_from_handshakes: limits.retry_from_handshakes as usize,
+    });
+    let handshake_timeout = Duration::from_secs(limits.handshake_timeout_secs.into());
     while let Some(incoming) = endpoint.accept().await {
+        let attempt = Attempt {
+            ip: incoming.remote_address().ip(),
+            validated: incoming.remote_address_validated(),
+        };
+        let (decision, handshake) = admission.admit(attempt);
+        node.metrics.handshake_turned_away(decision);
+        let Some(handshake) = handshake else {
+            match decision {
+                // Only a validated attempt cannot be sent a Retry, and those are never retried.
+                Decision::Retry => {
+                    if let Err(e) = incoming.retry() {
+                        e.into_incoming().ignore();
+                    }
+                }
+                Decision::Refuse => incoming.refuse(),
+                Decision::Ignore | Decision::Accept => incoming.ignore(),
+            }
+            continue;
+        };
         let node = node.clone();
         tokio::spawn(async move {
             // Subscribed before the handshake: a reload during it is seen, and checked, after.
@@ -520,13 +551,23 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
                 tokio::time::Instant::now() + crate::trusted::RECHECK_EVERY,
                 crate::trusted::RECHECK_EVERY,
             );
-            let conn = match incoming.await {
-                Ok(conn) => conn,
-                Err(e) => {
+            // Dropping an unfinished handshake closes it; `handshake` gives its slot back.
+            let conn = match tokio::time::timeout(handshake_timeout, incoming).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => {
                     node.metrics.handshake_failed();
                     tracing::warn!(error = %e, "connection refused");
                     return;
                 }
+                Err(_) => {
+                    node.metrics.handshake_failed();
+                    tracing::warn!(remote = %attempt.ip, "handshake timed out");
+                    return;
+                }
+            };
+            let Some(_counted) = handshake.established() else {
+                conn.close(2u32.into(), b"too many connections from this address");
+                return;
             };
             let Some(peer) = crate::tls::peer_certificate(&conn)
                 .and_then(|cert| vdx_pki::organ_code(&cert))

@@ -1,6 +1,7 @@
 //! The daemon's parts. `vdxd` (src/main.rs) puts them together; each part has one job.
 //!
 //! - [`daemon`]: the main loop: accept peers, work through the outbox, stop cleanly on a signal.
+//! - `admission`: who gets a QUIC handshake — Retry, caps per node and per address — under floods.
 //! - [`api`]: the local socket API (HTTP/1.1 + JSON over a Unix socket) for clerks, systems, officers.
 //! - `at_rest`: the home's modes — private keys and data refused when open to others, the rest
 //!   made private.
@@ -22,6 +23,7 @@
 //! - [`uploads`]: files uploaded by clients before they are named in a dispatch.
 //! - [`witness`]: peers' ledger checkpoints from their receipts, kept and checked for forks.
 
+mod admission;
 pub mod api;
 mod at_rest;
 pub mod audit;

@@ -41,6 +41,9 @@ pub(crate) struct Metrics {
     offers_refused: Labelled,
     arrivals_processed: Labelled,
     handshakes_failed: Counter,
+    handshakes_retried: Counter,
+    handshakes_refused: Counter,
+    handshakes_ignored: Counter,
     /// The last answer and when it was made (see `FRESH_FOR`); held while one is made, so that
     /// concurrent scrapes wait for it instead of each making their own.
     last: Mutex<Option<(Instant, String)>>,
@@ -115,6 +118,27 @@ impl Metrics {
                 None,
                 Counter::default(),
             ),
+            handshakes_retried: registered(
+                r,
+                "handshakes_retried",
+                "Incoming connection attempts answered with a QUIC Retry (many handshakes in progress, or a per-address limit reached, and the address not yet validated)",
+                None,
+                Counter::default(),
+            ),
+            handshakes_refused: registered(
+                r,
+                "handshakes_refused",
+                "Incoming connection attempts refused: the address holds max_connections_per_ip connections",
+                None,
+                Counter::default(),
+            ),
+            handshakes_ignored: registered(
+                r,
+                "handshakes_ignored",
+                "Incoming connection attempts dropped without an answer: max_handshakes in progress, or max_handshakes_per_ip from that address",
+                None,
+                Counter::default(),
+            ),
             last: Mutex::new(None),
             registry,
         }
@@ -154,6 +178,19 @@ impl Metrics {
 
     pub(crate) fn handshake_failed(&self) {
         self.handshakes_failed.inc();
+    }
+
+    /// An incoming connection attempt was turned away by `admission` (an accepted one is not
+    /// counted here).
+    pub(crate) fn handshake_turned_away(&self, decision: crate::admission::Decision) {
+        use crate::admission::Decision;
+        let counter = match decision {
+            Decision::Accept => return,
+            Decision::Retry => &self.handshakes_retried,
+            Decision::Refuse => &self.handshakes_refused,
+            Decision::Ignore => &self.handshakes_ignored,
+        };
+        counter.inc();
     }
 
     /// The exposition, made with `status` (the node's report, asked for only when the last

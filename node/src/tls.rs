@@ -27,6 +27,9 @@ fn transport() -> Arc<quinn::TransportConfig> {
     Arc::new(transport)
 }
 
+/// Connection attempts quinn holds before the accept loop has judged them.
+const MAX_INCOMING: usize = 1024;
+
 /// The ALPN protocol of vdx's transfer protocol, version 1.
 pub const ALPN: &[u8] = b"vdx/1";
 
@@ -255,6 +258,14 @@ pub fn server_config(
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(transport());
+    // An attempt waits in quinn only until the accept loop judges it (`admission`), at once: a
+    // short queue with little buffered per attempt is enough, and bounds what a flood can make
+    // quinn hold before then (its defaults allow 65,536 attempts and 100 MiB of datagrams). Past
+    // the queue, quinn drops first packets unanswered; a real peer's are retransmitted.
+    config
+        .max_incoming(MAX_INCOMING)
+        .incoming_buffer_size(64 * 1024)
+        .incoming_buffer_size_total(4 << 20);
     Ok(config)
 }
 
