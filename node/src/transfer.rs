@@ -8,12 +8,13 @@
 use std::io::{Read, Seek, SeekFrom};
 
 use quinn::{RecvStream, SendStream, VarInt};
+use sha2::{Digest, Sha256};
 use vdx_protocol::merkle::Hash;
 use vdx_protocol::transfer::{Inbound, InboundEvent, Outbound, OutboundEvent};
 use vdx_protocol::wire::{Frame, FrameDecoder, Offer, RejectCode, WireError};
-use vdx_protocol::OrganCode;
+use vdx_protocol::{hex, OrganCode};
 
-use crate::store::{MessageId, Record, Store, StoreError};
+use crate::store::{MessageId, ObjectReader, Problem, Record, Store, StoreError, INLINE_MAX};
 
 /// Bytes per DATA frame.
 const CHUNK: usize = 256 * 1024;
@@ -43,6 +44,15 @@ pub enum TransferError {
     /// The peer refused a request (a PROVE it cannot answer).
     #[error("refused: {0}")]
     Refused(String),
+    /// The stored object is deleted, cut or changed: it cannot be delivered, and the dispatch
+    /// is marked failed with this reason (nothing of it was taken as delivered).
+    #[error("dispatch {id}: the stored object is damaged: {problem}")]
+    Damaged {
+        /// Which dispatch.
+        id: MessageId,
+        /// What is wrong with its object.
+        problem: Problem,
+    },
 }
 
 /// How a send ended.
@@ -126,11 +136,23 @@ pub async fn send_dispatch(
 ) -> Result<SendOutcome, TransferError> {
     let record = store.get(id)?.ok_or(StoreError::NotFound(id))?;
     let offer = offer_of(&record)?;
-    let (mut send, recv) = conn.open_bi().await.map_err(connection)?;
-    let mut reader = FrameReader::new(recv);
-    let result = drive_send(&mut send, &mut reader, store, offer).await;
-    if let Err(e) = &result {
-        close_with(&mut send, &mut reader, e);
+    let result = match object_to_send(store, &record) {
+        Ok(object) => {
+            let (mut send, recv) = conn.open_bi().await.map_err(connection)?;
+            let mut reader = FrameReader::new(recv);
+            let result = drive_send(&mut send, &mut reader, object, offer).await;
+            if let Err(e) = &result {
+                close_with(&mut send, &mut reader, e);
+            }
+            result
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(TransferError::Damaged { problem, .. }) = &result {
+        // Sending it again would not mend it: failed, with the reason the clerk sees.
+        tracing::error!(%id, to = %record.to, %problem, "the stored object is damaged: not sent");
+        store.mark_failed(id, format!("the stored object is damaged: {problem}"))?;
+        return result;
     }
     let rejected = match result {
         Ok(SendOutcome::Stored {
@@ -158,13 +180,64 @@ pub async fn send_dispatch(
     Ok(SendOutcome::Rejected { code, reason })
 }
 
+/// The object of `record`, ready to send: a small one checked against its digest here (it is
+/// at most 64 KiB), a spool file of the recorded size (its digest is checked as it is streamed,
+/// see [`drive_send`]). A deleted, cut or (small) changed object is [`TransferError::Damaged`].
+fn object_to_send(store: &Store, record: &Record) -> Result<ObjectReader, TransferError> {
+    let object = if record.size <= INLINE_MAX {
+        store.checked_object(record)?
+    } else {
+        store.sized_object(record)?
+    };
+    object.map_err(|problem| match problem {
+        Problem::Unreadable { error } => {
+            // Perhaps a permission the operator can mend: retried, not failed.
+            TransferError::Store(StoreError::Corrupt(format!(
+                "the object of {} cannot be read: {error}",
+                record.id
+            )))
+        }
+        problem => TransferError::Damaged {
+            id: record.id,
+            problem,
+        },
+    })
+}
+
+/// Hashes the first `len` bytes of `object` (those the next hop already holds), in pieces,
+/// letting other tasks run between them.
+async fn hash_prefix(
+    object: &mut ObjectReader,
+    len: u64,
+    hasher: &mut Sha256,
+) -> Result<(), TransferError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        object
+            .read_exact(&mut buf[..n])
+            .map_err(StoreError::from_io("reading an object"))?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+        tokio::task::yield_now().await;
+    }
+    Ok(())
+}
+
+/// Drives one transfer of `object`. Its SHA-256 is computed over the whole object as it is sent
+/// (the prefix a resumed transfer skips is read and hashed first): before the last DATA frame
+/// leaves, a digest other than the offered one answers the next hop with REJECT (`corrupt`)
+/// instead, so that nothing damaged is ever stored there, and the transfer ends as
+/// [`TransferError::Damaged`].
 async fn drive_send(
     send: &mut SendStream,
     reader: &mut FrameReader,
-    store: &Store,
+    mut object: ObjectReader,
     offer: Offer,
 ) -> Result<SendOutcome, TransferError> {
     let id = MessageId(offer.id);
+    let (size, offered) = (offer.size, offer.sealed_sha256);
     let (mut machine, first) = Outbound::new(offer);
     write_frame(send, &first).await?;
     let mut resumed_from = 0;
@@ -172,13 +245,38 @@ async fn drive_send(
         match machine.handle(reader.next().await?)? {
             OutboundEvent::SendFrom(offset) => {
                 resumed_from = offset;
-                let mut file = store.object(id)?;
-                file.seek(SeekFrom::Start(offset))
-                    .map_err(StoreError::from_io("reading an object"))?;
+                let mut hasher = Sha256::new();
+                if offset < size {
+                    object
+                        .seek(SeekFrom::Start(0))
+                        .map_err(StoreError::from_io("reading an object"))?;
+                    hash_prefix(&mut object, offset, &mut hasher).await?;
+                }
                 while let Some((offset, len)) = machine.next_chunk(CHUNK) {
                     let mut bytes = vec![0; len];
-                    file.read_exact(&mut bytes)
+                    object
+                        .read_exact(&mut bytes)
                         .map_err(StoreError::from_io("reading an object"))?;
+                    hasher.update(&bytes);
+                    if offset + len as u64 == size {
+                        let found: [u8; 32] = hasher.clone().finalize().into();
+                        if found != offered {
+                            let reason = "the sender's stored object is damaged";
+                            let reject = Frame::Reject {
+                                code: RejectCode::Corrupt,
+                                reason: reason.into(),
+                            };
+                            let _ = write_frame(send, &reject).await;
+                            let _ = send.finish();
+                            return Err(TransferError::Damaged {
+                                id,
+                                problem: Problem::Digest {
+                                    recorded: hex::encode(&offered),
+                                    found: hex::encode(&found),
+                                },
+                            });
+                        }
+                    }
                     if let Err(e) = write_frame(send, &Frame::Data { offset, bytes }).await {
                         // A receiver that refuses mid-transfer (a full disk) stops reading; its
                         // REJECT, already on the way, says why.

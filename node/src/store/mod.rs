@@ -39,6 +39,7 @@ use vdx_protocol::ledger::{Actor, EntryKind};
 use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
+pub use self::check::{CheckReport, Damaged, Orphan, Problem};
 use self::group_commit::GroupCommit;
 pub use self::ledger::{CheckpointError, Event, Witnessed};
 use self::objects::{Held, Placed};
@@ -46,6 +47,7 @@ pub use self::objects::{ObjectReader, Receiving, Sealed, INLINE_MAX};
 use self::queue::Queue;
 
 mod base64_bytes;
+pub mod check;
 mod group_commit;
 pub mod ledger;
 mod objects;
@@ -1418,11 +1420,11 @@ mod tests {
     use super::*;
     use crate::testkit::example_header as header;
 
-    fn peer() -> OrganCode {
+    pub(super) fn peer() -> OrganCode {
         "000.00.00.G22".parse().unwrap()
     }
 
-    fn dispatch(n: u8, urgency: u8, content: &[u8]) -> Offer {
+    pub(super) fn dispatch(n: u8, urgency: u8, content: &[u8]) -> Offer {
         Offer {
             id: [n; 16],
             from: "000.00.00.G22".parse().unwrap(),
@@ -1442,7 +1444,7 @@ mod tests {
     }
 
     /// Receives all of `body` for `offer` in one piece.
-    fn receive_whole(store: &Store, offer: &Offer, body: &[u8]) -> Receiving {
+    pub(super) fn receive_whole(store: &Store, offer: &Offer, body: &[u8]) -> Receiving {
         let mut receiving = store.receive(offer).unwrap();
         store.append_incoming(&mut receiving, 0, body).unwrap();
         receiving
