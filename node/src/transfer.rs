@@ -693,6 +693,90 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_damaged_object_is_never_stored_at_the_next_hop_and_fails_at_the_sender() {
+        let net = network().await;
+        let body: Vec<u8> = (0..2 * 1024 * 1024).map(|i| (i % 241) as u8).collect();
+        let spool = |store: &Store, id: MessageId| {
+            let mut bytes = Vec::new();
+            store.object(id).unwrap().read_to_end(&mut bytes).unwrap();
+            bytes
+        };
+        let path = |id: MessageId| {
+            net._dirs
+                .0
+                .path()
+                .join("spool/objects")
+                .join(format!("{id}.p7m"))
+        };
+        let change = |id: MessageId, at: usize| {
+            let mut bytes = spool(&net.sender, id);
+            bytes[at] ^= 0x80;
+            std::fs::write(path(id), bytes).unwrap();
+        };
+        let failed_for = |id: MessageId| match net.sender.get(id).unwrap().unwrap().state {
+            DispatchState::Failed { reason } => reason,
+            other => panic!("{other:?}"),
+        };
+
+        // Changed in its last chunk: the next hop gets REJECT instead of it, and stores nothing.
+        let changed = submit(&net.sender, 6, "000.00.00.H41", &body);
+        change(changed, body.len() - 3);
+        let result = net.send(&net.sender, changed).await;
+        assert!(
+            matches!(
+                result,
+                Err(TransferError::Damaged {
+                    problem: Problem::Digest { .. },
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(net.receiver.get(changed).unwrap().is_none());
+        assert!(failed_for(changed).starts_with("the stored object is damaged: digest mismatch"));
+        assert!(net.sender.outbox().unwrap().is_empty());
+
+        // Changed in the part the next hop already holds from a cut transfer: hashed all the same.
+        let resumed = submit(&net.sender, 7, "000.00.00.H41", &body);
+        let offer = offer_of(&net.sender.get(resumed).unwrap().unwrap()).unwrap();
+        let mut receiving = net.receiver.receive(&offer).unwrap();
+        net.receiver
+            .append_incoming(&mut receiving, 0, &body[..1024 * 1024])
+            .unwrap();
+        change(resumed, 100);
+        let result = net.send(&net.sender, resumed).await;
+        assert!(
+            matches!(result, Err(TransferError::Damaged { .. })),
+            "{result:?}"
+        );
+        assert!(net.receiver.get(resumed).unwrap().is_none());
+
+        // Deleted: failed before any stream is opened.
+        let deleted = submit(&net.sender, 8, "000.00.00.H41", &body);
+        std::fs::remove_file(path(deleted)).unwrap();
+        let result = net.send(&net.sender, deleted).await;
+        assert!(
+            matches!(
+                result,
+                Err(TransferError::Damaged {
+                    problem: Problem::Missing,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert_eq!(
+            failed_for(deleted),
+            "the stored object is damaged: object missing"
+        );
+
+        // An intact one still goes.
+        let intact = submit(&net.sender, 9, "000.00.00.H41", &body);
+        net.send(&net.sender, intact).await.unwrap();
+        assert_eq!(spool(&net.receiver, intact), body);
+    }
+
+    #[tokio::test]
     async fn refusals_reach_the_sender_and_bad_frames_do_not_stop_the_receiver() {
         let net = network().await;
         let id = submit(&net.sender, 3, "000.00.00.H99", b"sealed bytes");
