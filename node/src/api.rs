@@ -554,8 +554,8 @@ async fn package(
     // `damaged`, named, not a decryption failure half-way through the body.
     let worker = node.clone();
     let id = record.id;
-    let object = blocking(move || worker.store.checked_object(&record).map(|c| (c, record)))
-        .await?;
+    let object =
+        blocking(move || worker.store.checked_object(&record).map(|c| (c, record))).await?;
     let (object, record) = match object {
         (Ok(object), record) => (object, record),
         (Err(problem), _) => {
@@ -591,7 +591,8 @@ fn damaged(id: MessageId, problem: &Problem) -> ApiError {
 async fn check(node: Arc<Node>, roles: Roles) -> Result<Response<Body>, ApiError> {
     let report = blocking(move || {
         let report = node.store.check()?;
-        node.store.record(&report.event(roles.actor()).field("role", roles.name))?;
+        node.store
+            .record(&report.event(roles.actor()).field("role", roles.name))?;
         for d in &report.damaged {
             let problems: Vec<String> = d.problems.iter().map(ToString::to_string).collect();
             tracing::error!(id = %d.id, problems = %problems.join("; "), "damaged");

@@ -508,13 +508,13 @@ mod tests {
                 ..dispatch(n, 0, &body)
             };
             let receiving = receive_whole(&store, &offer, &body);
-            store.complete_incoming(&offer, receiving, 6, &peer()).unwrap();
+            store
+                .complete_incoming(&offer, receiving, 6, &peer())
+                .unwrap();
             MessageId(offer.id)
         };
         let registered = incoming(3, 200_000);
-        store
-            .register(registered, &header(), 2026, &[], 7)
-            .unwrap();
+        store.register(registered, &header(), 2026, &[], 7).unwrap();
         let refused = incoming(4, 500);
         store.refuse(refused, "test".into()).unwrap();
         incoming(5, 700);
