@@ -117,6 +117,7 @@ fn check_names_a_deleted_and_a_changed_object_online_and_offline() {
     let online = check(&s, "h41");
     assert_eq!(online.status, 1, "{}\n{}", online.stdout, online.stderr);
     assert_damage_named(&online, &deleted, &changed, &small);
+    eprintln!("vdx check, online:\n{}", online.stdout);
     assert_eq!(
         offline.stdout.lines().next(),
         online.stdout.lines().next(),
