@@ -30,7 +30,7 @@ use crate::compose::{ComposeError, SendRequest};
 use crate::config::Api;
 use crate::daemon::Node;
 use crate::metrics::RenderError;
-use crate::store::{Direction, DispatchState, Event, MessageId, Record, StoreError};
+use crate::store::{Direction, DispatchState, Event, MessageId, Problem, Record, StoreError};
 
 /// The socket's file name in the node home.
 pub const SOCKET_NAME: &str = "vdxd.sock";
@@ -493,7 +493,11 @@ async fn route(
         (Method::GET, ["v1", "dispatches", id, "package"]) => {
             need(roles.clerk, "fetch documents")?;
             let record = find(&node, id)?;
-            package(node, record, roles)
+            package(node, record, roles).await
+        }
+        (Method::POST, ["v1", "check"]) => {
+            need(roles.officer, "check the store")?;
+            check(node, roles).await
         }
         (Method::GET, ["v1", "audit", what]) => {
             need(roles.officer, "audit the ledger")?;
@@ -715,7 +719,11 @@ async fn read_json(mut body: Incoming, idle: Duration) -> Result<Vec<u8>, ApiErr
 /// The opened package (tar: `dispatch.json`, then the files) of a registered incoming dispatch,
 /// streamed as it is decrypted. A failure mid-way (which would mean the stored object changed
 /// since it was verified) aborts the body, so the client never takes it for complete.
-fn package(node: Arc<Node>, record: Record, roles: Roles) -> Result<Response<Body>, ApiError> {
+async fn package(
+    node: Arc<Node>,
+    record: Record,
+    roles: Roles,
+) -> Result<Response<Body>, ApiError> {
     if record.state != DispatchState::Registered {
         return Err(ApiError(
             StatusCode::CONFLICT,
@@ -727,7 +735,19 @@ fn package(node: Arc<Node>, record: Record, roles: Roles) -> Result<Response<Bod
             ),
         ));
     }
-    let object = node.store.object(record.id)?;
+    // Checked against its digest before anything is released: a deleted or changed object is
+    // `damaged`, named, not a decryption failure half-way through the body.
+    let worker = node.clone();
+    let id = record.id;
+    let object =
+        blocking(move || worker.store.checked_object(&record).map(|c| (c, record))).await?;
+    let (object, record) = match object {
+        (Ok(object), record) => (object, record),
+        (Err(problem), _) => {
+            tracing::error!(%id, %problem, "a stored object is damaged");
+            return Err(damaged(id, &problem));
+        }
+    };
     // Recorded before the first byte leaves: no read of the documents goes unrecorded.
     node.store.record(
         &roles
@@ -740,6 +760,32 @@ fn package(node: Arc<Node>, record: Record, roles: Roles) -> Result<Response<Bod
             .map(|_| ())
             .map_err(|e| e.to_string())
     }))
+}
+
+/// The answer for a dispatch whose stored object cannot be used (`vdx check` names them all).
+fn damaged(id: MessageId, problem: &Problem) -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "damaged",
+        format!("the stored object of dispatch {id} is damaged: {problem}"),
+    )
+}
+
+/// `POST /v1/check`: every stored object against its digest and every record against the
+/// ledger (see [`crate::store::check`]); the run is recorded as an `audit` entry.
+async fn check(node: Arc<Node>, roles: Roles) -> Result<Response<Body>, ApiError> {
+    let report = blocking(move || {
+        let report = node.store.check()?;
+        node.store
+            .record(&report.event(roles.actor()).field("role", roles.name))?;
+        for d in &report.damaged {
+            let problems: Vec<String> = d.problems.iter().map(ToString::to_string).collect();
+            tracing::error!(id = %d.id, problems = %problems.join("; "), "damaged");
+        }
+        Ok::<_, StoreError>(report)
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &report))
 }
 
 /// A response whose body `write` produces on a blocking thread; an error aborts the body, so the

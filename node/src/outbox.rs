@@ -343,6 +343,12 @@ fn finished(
             }
             tracing::warn!(id = %record.id, %peer, ?code, %reason, "refused by the peer");
         }
+        Err(TransferError::Damaged { problem, .. }) => {
+            // Already marked failed by the transfer: nothing is tried again.
+            metrics.handover("failed", None);
+            s.next_try.remove(&record.id);
+            tracing::error!(id = %record.id, to = %record.to, %problem, "not delivered: the stored object is damaged");
+        }
         Err(TransferError::Connection(reason)) => {
             metrics.handover("failed", None);
             // The connection broke (or the peer closed it after the handshake): reconnect later.

@@ -8,12 +8,13 @@
 use std::io::{Read, Seek, SeekFrom};
 
 use quinn::{RecvStream, SendStream, VarInt};
+use sha2::{Digest, Sha256};
 use vdx_protocol::merkle::Hash;
 use vdx_protocol::transfer::{Inbound, InboundEvent, Outbound, OutboundEvent};
 use vdx_protocol::wire::{Frame, FrameDecoder, Offer, RejectCode, WireError};
-use vdx_protocol::OrganCode;
+use vdx_protocol::{hex, OrganCode};
 
-use crate::store::{MessageId, Record, Store, StoreError};
+use crate::store::{MessageId, ObjectReader, Problem, Record, Store, StoreError, INLINE_MAX};
 
 /// Bytes per DATA frame.
 const CHUNK: usize = 256 * 1024;
@@ -47,6 +48,15 @@ pub enum TransferError {
     /// `short_ledger`): it lost or rolled back part of its history.
     #[error("the peer's ledger is shorter than it signed: {0}")]
     ShortLedger(String),
+    /// The stored object is deleted, cut or changed: it cannot be delivered, and the dispatch
+    /// is marked failed with this reason (nothing of it was taken as delivered).
+    #[error("dispatch {id}: the stored object is damaged: {problem}")]
+    Damaged {
+        /// Which dispatch.
+        id: MessageId,
+        /// What is wrong with its object.
+        problem: Problem,
+    },
 }
 
 /// How a send ended.
@@ -130,11 +140,23 @@ pub async fn send_dispatch(
 ) -> Result<SendOutcome, TransferError> {
     let record = store.get(id)?.ok_or(StoreError::NotFound(id))?;
     let offer = offer_of(&record)?;
-    let (mut send, recv) = conn.open_bi().await.map_err(connection)?;
-    let mut reader = FrameReader::new(recv);
-    let result = drive_send(&mut send, &mut reader, store, offer).await;
-    if let Err(e) = &result {
-        close_with(&mut send, &mut reader, e);
+    let result = match object_to_send(store, &record) {
+        Ok(object) => {
+            let (mut send, recv) = conn.open_bi().await.map_err(connection)?;
+            let mut reader = FrameReader::new(recv);
+            let result = drive_send(&mut send, &mut reader, object, offer).await;
+            if let Err(e) = &result {
+                close_with(&mut send, &mut reader, e);
+            }
+            result
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(TransferError::Damaged { problem, .. }) = &result {
+        // Sending it again would not mend it: failed, with the reason the clerk sees.
+        tracing::error!(%id, to = %record.to, %problem, "the stored object is damaged: not sent");
+        store.mark_failed(id, format!("the stored object is damaged: {problem}"))?;
+        return result;
     }
     let rejected = match result {
         Ok(SendOutcome::Stored {
@@ -162,13 +184,64 @@ pub async fn send_dispatch(
     Ok(SendOutcome::Rejected { code, reason })
 }
 
+/// The object of `record`, ready to send: a small one checked against its digest here (it is
+/// at most 64 KiB), a spool file of the recorded size (its digest is checked as it is streamed,
+/// see [`drive_send`]). A deleted, cut or (small) changed object is [`TransferError::Damaged`].
+fn object_to_send(store: &Store, record: &Record) -> Result<ObjectReader, TransferError> {
+    let object = if record.size <= INLINE_MAX {
+        store.checked_object(record)?
+    } else {
+        store.sized_object(record)?
+    };
+    object.map_err(|problem| match problem {
+        Problem::Unreadable { error } => {
+            // Perhaps a permission the operator can mend: retried, not failed.
+            TransferError::Store(StoreError::Corrupt(format!(
+                "the object of {} cannot be read: {error}",
+                record.id
+            )))
+        }
+        problem => TransferError::Damaged {
+            id: record.id,
+            problem,
+        },
+    })
+}
+
+/// Hashes the first `len` bytes of `object` (those the next hop already holds), in pieces,
+/// letting other tasks run between them.
+async fn hash_prefix(
+    object: &mut ObjectReader,
+    len: u64,
+    hasher: &mut Sha256,
+) -> Result<(), TransferError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        object
+            .read_exact(&mut buf[..n])
+            .map_err(StoreError::from_io("reading an object"))?;
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+        tokio::task::yield_now().await;
+    }
+    Ok(())
+}
+
+/// Drives one transfer of `object`. Its SHA-256 is computed over the whole object as it is sent
+/// (the prefix a resumed transfer skips is read and hashed first): before the last DATA frame
+/// leaves, a digest other than the offered one answers the next hop with REJECT (`corrupt`)
+/// instead, so that nothing damaged is ever stored there, and the transfer ends as
+/// [`TransferError::Damaged`].
 async fn drive_send(
     send: &mut SendStream,
     reader: &mut FrameReader,
-    store: &Store,
+    mut object: ObjectReader,
     offer: Offer,
 ) -> Result<SendOutcome, TransferError> {
     let id = MessageId(offer.id);
+    let (size, offered) = (offer.size, offer.sealed_sha256);
     let (mut machine, first) = Outbound::new(offer);
     write_frame(send, &first).await?;
     let mut resumed_from = 0;
@@ -176,13 +249,38 @@ async fn drive_send(
         match machine.handle(reader.next().await?)? {
             OutboundEvent::SendFrom(offset) => {
                 resumed_from = offset;
-                let mut file = store.object(id)?;
-                file.seek(SeekFrom::Start(offset))
-                    .map_err(StoreError::from_io("reading an object"))?;
+                let mut hasher = Sha256::new();
+                if offset < size {
+                    object
+                        .seek(SeekFrom::Start(0))
+                        .map_err(StoreError::from_io("reading an object"))?;
+                    hash_prefix(&mut object, offset, &mut hasher).await?;
+                }
                 while let Some((offset, len)) = machine.next_chunk(CHUNK) {
                     let mut bytes = vec![0; len];
-                    file.read_exact(&mut bytes)
+                    object
+                        .read_exact(&mut bytes)
                         .map_err(StoreError::from_io("reading an object"))?;
+                    hasher.update(&bytes);
+                    if offset + len as u64 == size {
+                        let found: [u8; 32] = hasher.clone().finalize().into();
+                        if found != offered {
+                            let reason = "the sender's stored object is damaged";
+                            let reject = Frame::Reject {
+                                code: RejectCode::Corrupt,
+                                reason: reason.into(),
+                            };
+                            let _ = write_frame(send, &reject).await;
+                            let _ = send.finish();
+                            return Err(TransferError::Damaged {
+                                id,
+                                problem: Problem::Digest {
+                                    recorded: hex::encode(&offered),
+                                    found: hex::encode(&found),
+                                },
+                            });
+                        }
+                    }
                     if let Err(e) = write_frame(send, &Frame::Data { offset, bytes }).await {
                         // A receiver that refuses mid-transfer (a full disk) stops reading; its
                         // REJECT, already on the way, says why.
@@ -633,6 +731,90 @@ mod tests {
             "{outcome:?}"
         );
         assert_eq!(stored(&net.receiver, id), body);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_object_is_never_stored_at_the_next_hop_and_fails_at_the_sender() {
+        let net = network().await;
+        let body: Vec<u8> = (0..2 * 1024 * 1024).map(|i| (i % 241) as u8).collect();
+        let spool = |store: &Store, id: MessageId| {
+            let mut bytes = Vec::new();
+            store.object(id).unwrap().read_to_end(&mut bytes).unwrap();
+            bytes
+        };
+        let path = |id: MessageId| {
+            net._dirs
+                .0
+                .path()
+                .join("spool/objects")
+                .join(format!("{id}.p7m"))
+        };
+        let change = |id: MessageId, at: usize| {
+            let mut bytes = spool(&net.sender, id);
+            bytes[at] ^= 0x80;
+            std::fs::write(path(id), bytes).unwrap();
+        };
+        let failed_for = |id: MessageId| match net.sender.get(id).unwrap().unwrap().state {
+            DispatchState::Failed { reason } => reason,
+            other => panic!("{other:?}"),
+        };
+
+        // Changed in its last chunk: the next hop gets REJECT instead of it, and stores nothing.
+        let changed = submit(&net.sender, 6, "000.00.00.H41", &body);
+        change(changed, body.len() - 3);
+        let result = net.send(&net.sender, changed).await;
+        assert!(
+            matches!(
+                result,
+                Err(TransferError::Damaged {
+                    problem: Problem::Digest { .. },
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(net.receiver.get(changed).unwrap().is_none());
+        assert!(failed_for(changed).starts_with("the stored object is damaged: digest mismatch"));
+        assert!(net.sender.outbox().unwrap().is_empty());
+
+        // Changed in the part the next hop already holds from a cut transfer: hashed all the same.
+        let resumed = submit(&net.sender, 7, "000.00.00.H41", &body);
+        let offer = offer_of(&net.sender.get(resumed).unwrap().unwrap()).unwrap();
+        let mut receiving = net.receiver.receive(&offer).unwrap();
+        net.receiver
+            .append_incoming(&mut receiving, 0, &body[..1024 * 1024])
+            .unwrap();
+        change(resumed, 100);
+        let result = net.send(&net.sender, resumed).await;
+        assert!(
+            matches!(result, Err(TransferError::Damaged { .. })),
+            "{result:?}"
+        );
+        assert!(net.receiver.get(resumed).unwrap().is_none());
+
+        // Deleted: failed before any stream is opened.
+        let deleted = submit(&net.sender, 8, "000.00.00.H41", &body);
+        std::fs::remove_file(path(deleted)).unwrap();
+        let result = net.send(&net.sender, deleted).await;
+        assert!(
+            matches!(
+                result,
+                Err(TransferError::Damaged {
+                    problem: Problem::Missing,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        assert_eq!(
+            failed_for(deleted),
+            "the stored object is damaged: object missing"
+        );
+
+        // An intact one still goes.
+        let intact = submit(&net.sender, 9, "000.00.00.H41", &body);
+        net.send(&net.sender, intact).await.unwrap();
+        assert_eq!(spool(&net.receiver, intact), body);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod client;
 mod cmd_audit;
+mod cmd_check;
 mod cmd_demo;
 mod cmd_home;
 mod cmd_mail;
@@ -71,6 +72,9 @@ enum Command {
     /// The security officer's ledger tools: export, verify, prove, check-proof, log, witness.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
+    /// Check every stored object against its digest and every record against the ledger, running
+    /// or stopped; exit 1 naming each damaged dispatch (needs --home).
+    Check(cmd_check::CheckArgs),
 }
 
 fn home(home: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> {
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Command::Show(args) => home(cli.home).and_then(|h| cmd_mail::show(&h, args)),
         Command::Fetch(args) => home(cli.home).and_then(|h| cmd_mail::fetch(&h, args)),
         Command::Audit(cmd) => cmd_audit::run(cli.home, cmd),
+        Command::Check(args) => home(cli.home).and_then(|h| cmd_check::run(&h, args)),
     };
     match result {
         Ok(code) => code,

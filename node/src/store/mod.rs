@@ -41,6 +41,7 @@ use vdx_protocol::ledger::{Actor, EntryKind};
 use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
+pub use self::check::{CheckReport, Damaged, Orphan, Problem};
 use self::group_commit::GroupCommit;
 pub use self::ledger::{CheckpointError, Event, Witnessed};
 use self::objects::{Held, Placed};
@@ -49,6 +50,7 @@ use self::queue::Queue;
 pub use self::restore::{Acknowledged, Restored};
 
 mod base64_bytes;
+pub mod check;
 mod group_commit;
 pub mod ledger;
 mod objects;
@@ -1438,11 +1440,11 @@ mod tests {
     use super::*;
     use crate::testkit::example_header as header;
 
-    fn peer() -> OrganCode {
+    pub(super) fn peer() -> OrganCode {
         "000.00.00.G22".parse().unwrap()
     }
 
-    fn dispatch(n: u8, urgency: u8, content: &[u8]) -> Offer {
+    pub(super) fn dispatch(n: u8, urgency: u8, content: &[u8]) -> Offer {
         Offer {
             id: [n; 16],
             from: "000.00.00.G22".parse().unwrap(),
@@ -1462,7 +1464,7 @@ mod tests {
     }
 
     /// Receives all of `body` for `offer` in one piece.
-    fn receive_whole(store: &Store, offer: &Offer, body: &[u8]) -> Receiving {
+    pub(super) fn receive_whole(store: &Store, offer: &Offer, body: &[u8]) -> Receiving {
         let mut receiving = store.receive(offer).unwrap();
         store.append_incoming(&mut receiving, 0, body).unwrap();
         receiving
