@@ -262,26 +262,6 @@ mod tests {
         ));
     }
 
-    /// `head`, then `fill` repeated up to `total` bytes, made as it is read; counts what was read.
-    struct Lazy {
-        head: Vec<u8>,
-        fill: u8,
-        total: u64,
-        pos: u64,
-    }
-
-    impl Read for Lazy {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let left = self.total.saturating_sub(self.pos);
-            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = *self.head.get(self.pos as usize + i).unwrap_or(&self.fill);
-            }
-            self.pos += n as u64;
-            Ok(n)
-        }
-    }
-
     #[test]
     fn a_line_of_100_mb_is_refused_after_its_limit() {
         let cases: [(&[u8], u8, &str); 3] = [
@@ -290,7 +270,7 @@ mod tests {
             (b"-----BEGIN", b' ', "PEM BEGIN line"),
         ];
         for (head, fill, want) in cases {
-            let mut input = Lazy {
+            let mut input = crate::lazy::Lazy {
                 head: head.to_vec(),
                 fill,
                 total: 100 << 20,
@@ -315,7 +295,7 @@ mod tests {
         while lines.len() < 200_000 {
             lines.extend_from_slice(b"X-Filler: 0123456789\n");
         }
-        let mut input = Lazy {
+        let mut input = crate::lazy::Lazy {
             total: lines.len() as u64,
             head: lines,
             fill: 0,

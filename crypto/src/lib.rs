@@ -31,3 +31,29 @@ pub use signed::SignerReport;
 pub mod fuzzing;
 #[cfg(test)]
 mod testpki;
+
+/// Hostile inputs of any length for the readers' tests, made as they are read.
+#[cfg(test)]
+mod lazy {
+    use std::io::{self, Read};
+
+    /// `head`, then `fill` repeated up to `total` bytes; `pos` counts what was read.
+    pub(crate) struct Lazy {
+        pub(crate) head: Vec<u8>,
+        pub(crate) fill: u8,
+        pub(crate) total: u64,
+        pub(crate) pos: u64,
+    }
+
+    impl Read for Lazy {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let left = self.total.saturating_sub(self.pos);
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = *self.head.get(self.pos as usize + i).unwrap_or(&self.fill);
+            }
+            self.pos += n as u64;
+            Ok(n)
+        }
+    }
+}

@@ -717,7 +717,8 @@ mod tests {
     fn violations_get_their_stream_codes() {
         let mut cases: Vec<(Vec<u8>, u32)> = vec![
             (vec![2, 2, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0], 0x10),
-            (vec![1, 9, 0, 0, 0, 0], 0x11),
+            (vec![1, 0x0b, 0, 0, 0, 0], 0x11),
+            (vec![1, 0x09, 0, 0, 0x10, 0x01], 0x12),
             (vec![1, 4, 0xff, 0xff, 0xff, 0xff], 0x12),
             (vec![1, 2, 0, 0, 0, 9], 0x12),
             (vec![1, 2, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0], 0x13),

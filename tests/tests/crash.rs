@@ -236,6 +236,15 @@ fn two_hundred_dispatches_arrive_exactly_once_through_kill_9_of_either_side() {
     // Custody moved at least once per dispatch (a STORED lost in a kill is answered again).
     let sent: BTreeSet<String> = dispatch_entries("g22", "sent").into_iter().collect();
     assert_eq!(&sent, &outbox_ids);
+    // Crashes never look like damage: every object matches its record, every record its ledger.
+    for home in ["g22", "h41"] {
+        let checked = s.vdx(&["--home", home, "check"]);
+        assert_eq!(
+            checked.status, 0,
+            "{home}: {}{}",
+            checked.stdout, checked.stderr
+        );
+    }
 }
 
 /// The ledger entries of `kind` of a (stopped) node, as `vdx audit log --json` gives them.

@@ -48,6 +48,23 @@ fn numbers(s: &Session) -> Vec<String> {
     numbers
 }
 
+/// The số đến of `first`, then of dispatches 2 and 3 delivered after it (each after `pause`).
+fn numbered_after(s: &Session, first: &str, pause: Duration) -> Vec<String> {
+    let mut ids = vec![first.to_owned()];
+    for n in ["2", "3"] {
+        std::thread::sleep(pause);
+        ids.push(deliver(s, n));
+    }
+    ids.iter()
+        .map(|id| {
+            shown(s, "h41", id)["incoming_number"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
 fn status(s: &Session) -> Value {
     s.vdx(&["--home", "h41", "status", "--json"]).ok().json()
 }
@@ -133,19 +150,7 @@ fn a_data_directory_put_back_is_noticed_from_the_anchor_and_no_number_repeats() 
     s.sh("cp -a h41/data h41-data-before").ok();
 
     let h41 = Daemon::start(&s, "h41");
-    let mut issued = vec![shown(&s, "h41", &first)["incoming_number"]
-        .as_str()
-        .unwrap()
-        .to_owned()];
-    for n in ["2", "3"] {
-        let id = deliver(&s, n);
-        issued.push(
-            shown(&s, "h41", &id)["incoming_number"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let issued = numbered_after(&s, &first, Duration::ZERO);
     assert!(h41.stop().success());
     s.sh("rm -rf h41/data && cp -a h41-data-before h41/data")
         .ok();
@@ -172,21 +177,8 @@ fn a_home_restored_whole_is_noticed_through_its_peer_whose_witness_says_rolled_b
     s.sh("cp -a h41 h41-before").ok();
 
     let h41 = Daemon::start(&s, "h41");
-    let mut issued = vec![shown(&s, "h41", &first)["incoming_number"]
-        .as_str()
-        .unwrap()
-        .to_owned()];
-    for n in ["2", "3"] {
-        // Receipts carry a checkpoint at most a second old: g22 comes to hold a newer one.
-        std::thread::sleep(Duration::from_millis(1200));
-        let id = deliver(&s, n);
-        issued.push(
-            shown(&s, "h41", &id)["incoming_number"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    // Receipts carry a checkpoint at most a second old: pausing, g22 comes to hold a newer one.
+    let issued = numbered_after(&s, &first, Duration::from_millis(1200));
     assert!(h41.stop().success());
     s.sh("rm -rf h41 && cp -a h41-before h41").ok();
 

@@ -538,29 +538,11 @@ mod hostile_lengths {
         assert!(matches!(r.header(), Err(Error::Truncated { .. })));
     }
 
-    /// `head`, then zeros up to `total` bytes, made as they are read; counts what was read.
-    struct Lazy {
-        head: Vec<u8>,
-        total: u64,
-        pos: u64,
-    }
-
-    impl Read for Lazy {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let left = self.total.saturating_sub(self.pos);
-            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = *self.head.get(self.pos as usize + i).unwrap_or(&0);
-            }
-            self.pos += n as u64;
-            Ok(n)
-        }
-    }
-
     #[test]
     fn a_gigabyte_length_in_a_buffered_element_is_refused_from_its_header() {
         for copy in [true, false] {
-            let mut input = Lazy {
+            let mut input = crate::lazy::Lazy {
+                fill: 0,
                 head: vec![0x30, 0x84, 0x40, 0, 0, 0],
                 total: (1 << 30) + 6,
                 pos: 0,
@@ -611,7 +593,8 @@ mod hostile_lengths {
         let len: u32 = 15 << 20;
         let mut head = vec![0xA1, 0x84];
         head.extend_from_slice(&len.to_be_bytes());
-        let mut input = Lazy {
+        let mut input = crate::lazy::Lazy {
+            fill: 0,
             head,
             total: 6 + u64::from(len) + 2,
             pos: 0,
