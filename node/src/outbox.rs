@@ -381,7 +381,12 @@ pub(crate) async fn connect(
         .await
         .map_err(|e| e.to_string())?;
     crate::witness::exchange_checkpoints(node, &conn, peer.as_str()).await;
-    Ok(conn)
+    // TLS 1.3 lets a client finish its side before the server refuses its certificate: the
+    // exchange is where that refusal shows.
+    match conn.close_reason() {
+        Some(reason) => Err(reason.to_string()),
+        None => Ok(conn),
+    }
 }
 
 async fn transfer(
