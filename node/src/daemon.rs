@@ -734,6 +734,10 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
                     node.metrics.processed("refused");
                     tracing::warn!(id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival refused");
                 }
+                Ok(Ok(Outcome::KeptAside(r))) => {
+                    node.metrics.processed("kept_aside");
+                    tracing::error!(id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival kept aside: refused to its sender, kept for the operator");
+                }
                 Ok(Ok(Outcome::Applied(r))) => {
                     node.metrics.processed("reply");
                     tracing::info!(id = %r.id, to = %r.to, status = r.status(), "reply applied");

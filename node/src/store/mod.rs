@@ -148,6 +148,23 @@ pub enum DispatchState {
     },
     /// A reply (receipt or notice) that has been checked and applied to the dispatch it is about.
     Applied,
+    /// Received here and not opened after [`Store::begin_open`] allowed its last attempt (each
+    /// attempt failed, or killed the process): refused to its sender, but its sealed object is
+    /// kept for the operator, and nothing opens it again.
+    KeptAside {
+        /// Why, in words the sender's clerk and the operator can read.
+        reason: String,
+    },
+}
+
+/// What [`Store::begin_open`] allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenAttempt {
+    /// Open it: this is attempt number `.0` (from 1), durably counted before the opening starts.
+    Go(u32),
+    /// Do not open it again: this many attempts were made and none finished.
+    Exhausted(u32),
 }
 
 /// The incoming number (số đến) given to a registered dispatch: consecutive per year, in one series
@@ -250,7 +267,8 @@ pub struct Record {
     pub expires: u64,
     /// Unix seconds of submission or arrival.
     pub created: u64,
-    /// Send attempts so far.
+    /// Send attempts so far (outgoing and relayed); for an arrival to open here, opening
+    /// attempts so far (see [`Store::begin_open`]).
     pub attempts: u32,
     /// Current state.
     #[serde(flatten)]
@@ -409,6 +427,8 @@ pub struct Store {
     /// `outbox` in memory, for the scheduler.
     queue: Queue,
     arrivals: sled::Tree,
+    /// Arrivals kept aside after their last opening attempt (id → nothing), for the status report.
+    kept_aside: sled::Tree,
     counters: sled::Tree,
     headers: sled::Tree,
     objects: sled::Tree,
@@ -444,6 +464,7 @@ impl Store {
             anchor: None,
             dispatches: db.open_tree("dispatches")?,
             arrivals: db.open_tree("arrivals")?,
+            kept_aside: db.open_tree("kept_aside")?,
             counters: db.open_tree("counters")?,
             headers: db.open_tree("headers")?,
             objects: db.open_tree("objects")?,
@@ -1063,6 +1084,73 @@ impl Store {
         self.arrivals.len()
     }
 
+    /// Counts an attempt to open the arrival `id`, durably, before the opening starts: an opening
+    /// that fails, or kills the process (an out-of-memory kill, an abort), still counts, so no
+    /// arrival is opened again at every restart. Once `max` attempts were counted it answers
+    /// [`OpenAttempt::Exhausted`] and counts nothing (the caller keeps it aside, [`Self::keep_aside`]).
+    /// One small record write and the shared flush.
+    pub fn begin_open(&self, id: MessageId, max: u32) -> Result<OpenAttempt, StoreError> {
+        let attempt = self
+            .dispatches
+            .transaction(|dispatches| {
+                let mut record = load(dispatches, id)?;
+                if record.attempts >= max {
+                    return Ok(OpenAttempt::Exhausted(record.attempts));
+                }
+                record.attempts += 1;
+                let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                dispatches.insert(&id.0, value)?;
+                Ok(OpenAttempt::Go(record.attempts))
+            })
+            .map_err(transaction_error)?;
+        if let OpenAttempt::Go(_) = attempt {
+            self.sync()?;
+        }
+        Ok(attempt)
+    }
+
+    /// Takes the arrival `id` off the arrivals without deleting its object: it is recorded as
+    /// refused (`refused` ledger entry with `kept aside`) and listed by [`Self::kept_aside`] for
+    /// the operator. Returns once durable.
+    pub fn keep_aside(&self, id: MessageId, reason: String) -> Result<Record, StoreError> {
+        let event = Event::new(EntryKind::Refused, Some(id.0), Actor::Node)
+            .field("kept", "aside")
+            .field("reason", &reason);
+        let record = (
+            &self.dispatches,
+            &self.arrivals,
+            &self.kept_aside,
+            &self.ledger,
+        )
+            .transaction(|(dispatches, arrivals, kept_aside, ledger)| {
+                let mut record = load(dispatches, id)?;
+                if record.state != DispatchState::Received {
+                    return Ok(record);
+                }
+                record.state = DispatchState::KeptAside {
+                    reason: reason.clone(),
+                };
+                let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                dispatches.insert(&id.0, value)?;
+                arrivals.remove(&id.0)?;
+                kept_aside.insert(&id.0, &[])?;
+                ledger::append(ledger, &event)?;
+                Ok(record)
+            })
+            .map_err(transaction_error)?;
+        self.sync()?;
+        Ok(record)
+    }
+
+    /// The arrivals kept aside (see [`Self::keep_aside`]), in id order: the operator's to look at.
+    pub fn kept_aside(&self) -> Result<Vec<MessageId>, StoreError> {
+        self.kept_aside
+            .iter()
+            .keys()
+            .map(|id| MessageId::from_slice(&id?))
+            .collect()
+    }
+
     /// Registers an opened dispatch: keeps its header, gives it the next incoming number of
     /// `year` in its series and queues its `replies` (signed objects for its sender: the delivery
     /// receipt and notice 01), in one transaction and one flush. Registering again returns the
@@ -1260,7 +1348,7 @@ impl Store {
 
 impl Record {
     /// One word for people and scripts: queued, sent, delivered, failed (outgoing); received,
-    /// registered, refused (incoming); applied (a reply). A verified delivery receipt outweighs
+    /// registered, refused, kept_aside (incoming); applied (a reply). A verified delivery receipt outweighs
     /// the rest: a dispatch whose hop receipt was lost in a crash and that expired before the
     /// restart was still delivered if its delivery receipt comes.
     pub fn status(&self) -> &'static str {
@@ -1277,6 +1365,7 @@ impl Record {
             DispatchState::Registered => "registered",
             DispatchState::Refused { .. } => "refused",
             DispatchState::Applied => "applied",
+            DispatchState::KeptAside { .. } => "kept_aside",
         }
     }
 
@@ -1284,7 +1373,9 @@ impl Record {
     pub fn reason(&self) -> Option<&str> {
         match &self.state {
             DispatchState::Failed { .. } if self.delivery_receipt.is_some() => None,
-            DispatchState::Failed { reason } | DispatchState::Refused { reason } => Some(reason),
+            DispatchState::Failed { reason }
+            | DispatchState::Refused { reason }
+            | DispatchState::KeptAside { reason } => Some(reason),
             _ => None,
         }
     }
