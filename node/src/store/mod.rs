@@ -1734,6 +1734,64 @@ mod tests {
         );
     }
 
+    /// An arrival whose opening never finishes (the process dies each time) is counted across
+    /// restarts, then kept aside: refused in the ledger, off the arrivals, its object kept.
+    #[test]
+    fn openings_are_counted_across_restarts_then_the_arrival_is_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = b"a sealed object that kills its opener".to_vec();
+        let large = vec![0x42; 100_000]; // kept as a spool file
+        let offers = [dispatch(1, 0, &small), dispatch(2, 0, &large)];
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for (offer, body) in offers.iter().zip([&small, &large]) {
+                let receiving = receive_whole(&store, offer, body);
+                store.complete_incoming(offer, receiving, 1, &peer()).unwrap();
+            }
+        }
+        for attempt in 1..=3 {
+            // Each attempt starts in a new process and is never completed (a crash).
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.arrivals().unwrap().len(), 2);
+            for offer in &offers {
+                assert_eq!(
+                    store.begin_open(MessageId(offer.id), 3).unwrap(),
+                    OpenAttempt::Go(attempt)
+                );
+            }
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let size = store.ledger_size().unwrap();
+        for (offer, body) in offers.iter().zip([&small, &large]) {
+            let id = MessageId(offer.id);
+            assert_eq!(store.begin_open(id, 3).unwrap(), OpenAttempt::Exhausted(3));
+            let record = store.keep_aside(id, "could not be opened".into()).unwrap();
+            assert_eq!(record.status(), "kept_aside");
+            assert_eq!(record.reason(), Some("could not be opened"));
+            assert_eq!(record.attempts, 3);
+            assert_eq!(&read_object(&store, id), body, "the object is kept");
+        }
+        assert!(store.arrivals().unwrap().is_empty());
+        assert_eq!(
+            store.kept_aside().unwrap(),
+            offers.iter().map(|o| MessageId(o.id)).collect::<Vec<_>>()
+        );
+        let entry = String::from_utf8(store.ledger_entry(size).unwrap()).unwrap();
+        assert!(entry.contains("kind refused\n"), "{entry}");
+        assert!(entry.contains(&format!("id {}\n", MessageId(offers[0].id))));
+        assert!(entry.contains("field kept aside\nfield reason could not be opened\n"));
+        assert_eq!(store.ledger_size().unwrap(), size + 2);
+
+        // Kept aside once: again changes nothing, and a restart keeps it so.
+        store.keep_aside(MessageId(offers[0].id), "again".into()).unwrap();
+        assert_eq!(store.ledger_size().unwrap(), size + 2);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.arrivals().unwrap().is_empty());
+        assert_eq!(store.kept_aside().unwrap().len(), 2);
+        assert_eq!(read_object(&store, MessageId(offers[1].id)), large);
+    }
+
     #[test]
     fn large_incoming_transfers_resume_and_complete_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
