@@ -1746,7 +1746,9 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             for (offer, body) in offers.iter().zip([&small, &large]) {
                 let receiving = receive_whole(&store, offer, body);
-                store.complete_incoming(offer, receiving, 1, &peer()).unwrap();
+                store
+                    .complete_incoming(offer, receiving, 1, &peer())
+                    .unwrap();
             }
         }
         for attempt in 1..=3 {
@@ -1783,7 +1785,9 @@ mod tests {
         assert_eq!(store.ledger_size().unwrap(), size + 2);
 
         // Kept aside once: again changes nothing, and a restart keeps it so.
-        store.keep_aside(MessageId(offers[0].id), "again".into()).unwrap();
+        store
+            .keep_aside(MessageId(offers[0].id), "again".into())
+            .unwrap();
         assert_eq!(store.ledger_size().unwrap(), size + 2);
         drop(store);
         let store = Store::open(dir.path()).unwrap();
