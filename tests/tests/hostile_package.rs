@@ -1,6 +1,7 @@
 //! An enrolled peer turned hostile: the test process connects to a real `vdxd` as agency G22, with
 //! G22's own TLS key, and offers sealed objects it crafted — each signed with G22's signing key and
-//! encrypted to H41 like a real dispatch, so they pass every check before the package is read:
+//! encrypted to H41 like a real dispatch (by OpenSSL's CLI, and by vdx's `Sealer`), so they pass
+//! every check before the package is read:
 //!
 //! - a package whose tar starts with a GNU long-name entry (`L`) declaring 1 GiB, followed by 64 MiB
 //!   of zeros, and one whose PAX extended header (`x`) declares 1 GiB;
@@ -103,13 +104,25 @@ impl<W: Write> Write for Hashing<W> {
 
 /// A sealed dispatch in file `name` whose package starts with an extension entry of `typeflag`
 /// declaring 1 GiB, followed by `body` bytes of zeros; returns its offer (transfer id `[id; 16]`).
+/// Sealed as G22 would, by `openssl cms -sign -stream | openssl cms -encrypt -stream` (the layout
+/// vdx writes, `docs/sealed-dispatch.md`), streamed: fast even in a debug build.
 fn hostile_extension(s: &Session, name: &str, typeflag: u8, body: u64, id: u8) -> Offer {
     let header = tar_header("././@LongLink", typeflag, GIB);
-    let plain = header.as_slice().chain(io::repeat(0).take(body));
-    let mut file = BufWriter::new(File::create(s.path(name)).unwrap());
-    let (size, digest) = seal_as_g22(s, plain, &mut file);
+    let plain = format!("{name}.tar");
+    let mut file = BufWriter::new(File::create(s.path(&plain)).unwrap());
+    file.write_all(&header).unwrap();
+    io::copy(&mut io::repeat(0).take(body), &mut file).unwrap();
     file.flush().unwrap();
-    offer(id, size, digest)
+    s.sh(&format!(
+        "openssl cms -sign -stream -nodetach -binary -signer g22/keys/sign.pem \
+         -inkey g22/keys/sign.key -in {plain} -outform DER \
+         | openssl cms -encrypt -stream -binary -aes-256-gcm -outform DER -out {name} \
+           h41/keys/enc.pem && rm {plain}"
+    ))
+    .ok();
+    let mut hash = Sha256::new();
+    let size = io::copy(&mut File::open(s.path(name)).unwrap(), &mut hash).unwrap();
+    offer(id, size, hash.finalize().into())
 }
 
 /// A sealed dispatch in S/MIME whose first header line is `line` bytes long.
@@ -303,11 +316,15 @@ fn wait_status(s: &Session, home: &str, id: &str, want: &str) -> Value {
 #[test]
 fn crafted_tar_extensions_and_armour_lines_are_refused_in_bounded_memory() {
     let s = Session::new();
+    let t = std::time::Instant::now();
     homes(&s, &[("g22", G22), ("h41", H41)]);
+    eprintln!("{:?}: homes made", t.elapsed());
     let long_name = hostile_extension(&s, "long-name.p7m", b'L', 64 << 20, 0xa1);
     let pax = hostile_extension(&s, "pax.p7m", b'x', 8 << 20, 0xa2);
+    eprintln!("{:?}: extensions sealed", t.elapsed());
     let armour = hostile_armour(&s, "armour.p7m", 120_000_000, 0xa3);
 
+    eprintln!("{:?}: homes made, objects crafted", t.elapsed());
     let receiver = Daemon::start(&s, "h41");
     let _sender = Daemon::start(&s, "g22");
     let server = Config::load(&s.path("h41")).unwrap().listen;
@@ -338,6 +355,7 @@ fn crafted_tar_extensions_and_armour_lines_are_refused_in_bounded_memory() {
         }
         conn.close(0u32.into(), b"done");
     });
+    eprintln!("{:?}: handed over", t.elapsed());
 
     for (offer, file, why) in &hostile {
         let id = transfer_id(offer);
@@ -346,6 +364,7 @@ fn crafted_tar_extensions_and_armour_lines_are_refused_in_bounded_memory() {
         assert!(reason.contains(why), "{file}: {reason}");
         eprintln!("{file}: {} bytes, refused: {reason}", offer.size);
     }
+    eprintln!("{:?}: refused", t.elapsed());
     let refused = s
         .vdx(&[
             "--home", "h41", "audit", "log", "--json", "--kind", "refused",
@@ -380,6 +399,7 @@ fn crafted_tar_extensions_and_armour_lines_are_refused_in_bounded_memory() {
     let id = sent["copies"][0]["id"].as_str().unwrap().to_owned();
     wait_status(&s, "h41", &id, "registered");
     wait_status(&s, "g22", &id, "delivered");
+    eprintln!("{:?}: delivered", t.elapsed());
     let inbox = s.vdx(&["--home", "h41", "inbox", "--json"]).ok().json();
     let registered: Vec<&Value> = inbox
         .as_array()
