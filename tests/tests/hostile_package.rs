@@ -254,7 +254,7 @@ async fn hand_over(conn: &quinn::Connection, offer: &Offer, name: &Path) -> Fram
             if let Some(frame) = decoder.next_frame().unwrap() {
                 return frame;
             }
-            let n = recv.read(&mut buf).await.unwrap().expect("a frame");
+            let n = recv.read(&mut buf).await.unwrap().unwrap();
             decoder.feed(&buf[..n]);
         }
     };
