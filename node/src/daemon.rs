@@ -750,6 +750,10 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
             })
         };
         for record in arrivals {
+            if node.halted() {
+                // A peer has just shown the store was restored: nothing more is numbered.
+                break;
+            }
             if record.to != node.config.organ_code {
                 match node.store.forward(record.id) {
                     Ok(r) => {
@@ -779,6 +783,10 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
                 Ok(Ok(Outcome::Refused(r))) => {
                     node.metrics.processed("refused");
                     tracing::warn!(id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival refused");
+                }
+                Ok(Ok(Outcome::KeptAside(r))) => {
+                    node.metrics.processed("kept_aside");
+                    tracing::error!(id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival kept aside: refused to its sender, kept for the operator");
                 }
                 Ok(Ok(Outcome::Applied(r))) => {
                     node.metrics.processed("reply");

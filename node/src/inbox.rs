@@ -5,6 +5,10 @@
 //!
 //! Every step may be repeated after a crash: replies are queued under fixed ids (queued once), and
 //! registering or applying is one store transaction that also takes the object off the arrivals.
+//! Each opening attempt is counted durably before it starts; an arrival that [`MAX_OPEN_ATTEMPTS`]
+//! attempts did not settle (each failed, or killed the process) is not opened again but refused to
+//! its sender and kept aside for the operator, so that no object can make the node fail at every
+//! restart.
 
 use std::io::{self, BufReader, Read};
 
@@ -24,11 +28,16 @@ use vdx_protocol::wire::{ObjectKind, Offer};
 use crate::compose::{reply_id, transfer_id, uuid_bytes};
 use crate::receipts::{check_receipt, verify_signed_text, ReceiptSigner};
 use crate::store::{
-    Direction, DispatchState, Event, MessageId, NoticeSeen, Record, Store, StoreError, INLINE_MAX,
+    Direction, DispatchState, Event, MessageId, NoticeSeen, OpenAttempt, Record, Store, StoreError,
+    INLINE_MAX,
 };
 
 /// Largest reply object read (receipts and notices are a few KiB).
 const MAX_REPLY: u64 = 64 * 1024;
+
+/// Attempts to open one arrival before it is kept aside: one for the opening, and two more for a
+/// failure that was not the object's (a full disk, a restart in the middle).
+pub const MAX_OPEN_ATTEMPTS: u32 = 3;
 
 /// Why an arrival could not be processed now; it stays an arrival and is processed again later.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +59,8 @@ pub enum Outcome {
     Registered(Record),
     /// Refused, with the reason kept in the record.
     Refused(Record),
+    /// Not settled by [`MAX_OPEN_ATTEMPTS`] attempts: refused to its sender, kept for the operator.
+    KeptAside(Record),
     /// A reply, applied to the dispatch it is about (returned).
     Applied(Record),
 }
@@ -71,8 +82,14 @@ pub struct Inbox<'a> {
 }
 
 impl Inbox<'_> {
-    /// Processes one arrival (a record in state `Received`).
+    /// Processes one arrival (a record in state `Received`): counts the attempt durably, then
+    /// opens or applies it; or, past [`MAX_OPEN_ATTEMPTS`], keeps it aside unopened.
     pub fn process(&self, record: &Record, now: OffsetDateTime) -> Result<Outcome, InboxError> {
+        if let OpenAttempt::Exhausted(attempts) =
+            self.store.begin_open(record.id, MAX_OPEN_ATTEMPTS)?
+        {
+            return self.keep_aside(record, attempts, now);
+        }
         match record.kind {
             ObjectKind::Dispatch => self.dispatch(record, now),
             _ => self.reply_arrived(record),
@@ -114,6 +131,30 @@ impl Inbox<'_> {
                 Ok(Outcome::Refused(self.store.refuse(record.id, reason)?))
             }
         }
+    }
+
+    /// Refuses an arrival that `attempts` openings did not settle, keeping its object: a dispatch
+    /// is answered with notice 02 (a reply is not answered, as no refused reply is).
+    fn keep_aside(
+        &self,
+        record: &Record,
+        attempts: u32,
+        now: OffsetDateTime,
+    ) -> Result<Outcome, InboxError> {
+        let reason =
+            format!("could not be opened after {attempts} attempts; kept aside for the operator");
+        if record.kind == ObjectKind::Dispatch {
+            let refusal = self.reply(record, ObjectKind::Notice, "02", || {
+                self.notice(record, "02", Some(&reason), now)
+            })?;
+            if let Some((offer, signed)) = refusal {
+                self.store
+                    .submit(&offer, signed.as_slice(), now.unix_timestamp() as u64)?;
+            }
+        }
+        Ok(Outcome::KeptAside(
+            self.store.keep_aside(record.id, reason)?,
+        ))
     }
 
     /// Opens and checks the dispatch; the error is the refusal reason the sender will read.

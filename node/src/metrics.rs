@@ -285,6 +285,11 @@ fn gauges(status: &Status) -> Registry {
             count(status.inbox.to_open),
         ),
         (
+            "inbox_kept_aside",
+            "Arrivals kept aside unopened after their last opening attempt",
+            count(status.inbox.kept_aside),
+        ),
+        (
             "ledger_entries",
             "Entries in the ledger",
             count(status.ledger.entries),

@@ -51,6 +51,11 @@ pub(crate) struct Outbox {
 pub(crate) struct Inbox {
     /// Objects received and not yet opened (or forwarded, on a relay).
     pub(crate) to_open: usize,
+    /// Arrivals that their opening attempts did not settle: refused to their senders, kept here
+    /// for the operator (their transfer ids in `kept_aside_ids`).
+    pub(crate) kept_aside: usize,
+    /// See `kept_aside`.
+    pub(crate) kept_aside_ids: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -109,8 +114,18 @@ impl Node {
                 queued: queued.len(),
                 by_peer,
             },
-            inbox: Inbox {
-                to_open: self.store.arrivals_count(),
+            inbox: {
+                let kept_aside_ids: Vec<String> = self
+                    .store
+                    .kept_aside()?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                Inbox {
+                    to_open: self.store.arrivals_count(),
+                    kept_aside: kept_aside_ids.len(),
+                    kept_aside_ids,
+                }
             },
             peers,
             trust: Trust {
@@ -192,6 +207,15 @@ fn warnings(
             ));
         }
     }
+    if status.inbox.kept_aside > 0 {
+        out.push(format!(
+            "{} arrival(s) could not be opened after {} attempts and are kept aside, refused to \
+             their senders: {} (`vdx show ID`; the sealed objects stay in the store)",
+            status.inbox.kept_aside,
+            crate::inbox::MAX_OPEN_ATTEMPTS,
+            status.inbox.kept_aside_ids.join(", ")
+        ));
+    }
     if let Some(disk) = &status.disk {
         if disk.free_bytes < disk.warning_below_bytes {
             out.push(format!(
@@ -226,7 +250,11 @@ impl Status {
                 queued: 3,
                 by_peer: BTreeMap::from([("000.00.00.H41".to_owned(), 3)]),
             },
-            inbox: Inbox { to_open: 0 },
+            inbox: Inbox {
+                to_open: 0,
+                kept_aside: 0,
+                kept_aside_ids: Vec::new(),
+            },
             peers,
             trust: Trust {
                 agencies: 2,
@@ -296,6 +324,22 @@ pub(crate) mod tests {
         );
         let idle = Status::sample(vec![peer("000.00.00.H26", "unreachable")]);
         assert!(warnings(&idle, None, now).is_empty());
+    }
+
+    #[test]
+    fn arrivals_kept_aside_are_named() {
+        let now = OffsetDateTime::now_utc();
+        let mut s = Status::sample(vec![]);
+        s.inbox.kept_aside = 1;
+        s.inbox.kept_aside_ids = vec!["6f1c2a90b41e4c3e9d2d0a7c5b8e11e2".into()];
+        assert_eq!(
+            warnings(&s, None, now),
+            vec![
+                "1 arrival(s) could not be opened after 3 attempts and are kept aside, refused to \
+                 their senders: 6f1c2a90b41e4c3e9d2d0a7c5b8e11e2 (`vdx show ID`; the sealed \
+                 objects stay in the store)"
+            ]
+        );
     }
 
     #[test]

@@ -451,7 +451,10 @@ fn expected_entries(record: &Record) -> Vec<EntryKind> {
     match record.state {
         DispatchState::Sent { .. } => out.push(EntryKind::Sent),
         DispatchState::Registered => out.push(EntryKind::Registered),
-        DispatchState::Refused { .. } => out.push(EntryKind::Refused),
+        // Kept aside is refused to its sender in the same transaction (its object stays).
+        DispatchState::Refused { .. } | DispatchState::KeptAside { .. } => {
+            out.push(EntryKind::Refused);
+        }
         DispatchState::Queued
         | DispatchState::Failed { .. }
         | DispatchState::Received

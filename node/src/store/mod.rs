@@ -150,6 +150,23 @@ pub enum DispatchState {
     },
     /// A reply (receipt or notice) that has been checked and applied to the dispatch it is about.
     Applied,
+    /// Received here and not opened after [`Store::begin_open`] allowed its last attempt (each
+    /// attempt failed, or killed the process): refused to its sender, but its sealed object is
+    /// kept for the operator, and nothing opens it again.
+    KeptAside {
+        /// Why, in words the sender's clerk and the operator can read.
+        reason: String,
+    },
+}
+
+/// What [`Store::begin_open`] allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenAttempt {
+    /// Open it: this is attempt number `.0` (from 1), durably counted before the opening starts.
+    Go(u32),
+    /// Do not open it again: this many attempts were made and none finished.
+    Exhausted(u32),
 }
 
 /// The incoming number (số đến) given to a registered dispatch: consecutive per year, in one series
@@ -252,7 +269,8 @@ pub struct Record {
     pub expires: u64,
     /// Unix seconds of submission or arrival.
     pub created: u64,
-    /// Send attempts so far.
+    /// Send attempts so far (outgoing and relayed); for an arrival to open here, opening
+    /// attempts so far (see [`Store::begin_open`]).
     pub attempts: u32,
     /// Current state.
     #[serde(flatten)]
@@ -411,6 +429,8 @@ pub struct Store {
     /// `outbox` in memory, for the scheduler.
     queue: Queue,
     arrivals: sled::Tree,
+    /// Arrivals kept aside after their last opening attempt (id → nothing), for the status report.
+    kept_aside: sled::Tree,
     counters: sled::Tree,
     headers: sled::Tree,
     objects: sled::Tree,
@@ -446,6 +466,7 @@ impl Store {
             anchor: None,
             dispatches: db.open_tree("dispatches")?,
             arrivals: db.open_tree("arrivals")?,
+            kept_aside: db.open_tree("kept_aside")?,
             counters: db.open_tree("counters")?,
             headers: db.open_tree("headers")?,
             objects: db.open_tree("objects")?,
@@ -1065,6 +1086,73 @@ impl Store {
         self.arrivals.len()
     }
 
+    /// Counts an attempt to open the arrival `id`, durably, before the opening starts: an opening
+    /// that fails, or kills the process (an out-of-memory kill, an abort), still counts, so no
+    /// arrival is opened again at every restart. Once `max` attempts were counted it answers
+    /// [`OpenAttempt::Exhausted`] and counts nothing (the caller keeps it aside, [`Self::keep_aside`]).
+    /// One small record write and the shared flush.
+    pub fn begin_open(&self, id: MessageId, max: u32) -> Result<OpenAttempt, StoreError> {
+        let attempt = self
+            .dispatches
+            .transaction(|dispatches| {
+                let mut record = load(dispatches, id)?;
+                if record.attempts >= max {
+                    return Ok(OpenAttempt::Exhausted(record.attempts));
+                }
+                record.attempts += 1;
+                let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                dispatches.insert(&id.0, value)?;
+                Ok(OpenAttempt::Go(record.attempts))
+            })
+            .map_err(transaction_error)?;
+        if let OpenAttempt::Go(_) = attempt {
+            self.sync()?;
+        }
+        Ok(attempt)
+    }
+
+    /// Takes the arrival `id` off the arrivals without deleting its object: it is recorded as
+    /// refused (`refused` ledger entry with `kept aside`) and listed by [`Self::kept_aside`] for
+    /// the operator. Returns once durable.
+    pub fn keep_aside(&self, id: MessageId, reason: String) -> Result<Record, StoreError> {
+        let event = Event::new(EntryKind::Refused, Some(id.0), Actor::Node)
+            .field("kept", "aside")
+            .field("reason", &reason);
+        let record = (
+            &self.dispatches,
+            &self.arrivals,
+            &self.kept_aside,
+            &self.ledger,
+        )
+            .transaction(|(dispatches, arrivals, kept_aside, ledger)| {
+                let mut record = load(dispatches, id)?;
+                if record.state != DispatchState::Received {
+                    return Ok(record);
+                }
+                record.state = DispatchState::KeptAside {
+                    reason: reason.clone(),
+                };
+                let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                dispatches.insert(&id.0, value)?;
+                arrivals.remove(&id.0)?;
+                kept_aside.insert(&id.0, &[])?;
+                ledger::append(ledger, &event)?;
+                Ok(record)
+            })
+            .map_err(transaction_error)?;
+        self.sync()?;
+        Ok(record)
+    }
+
+    /// The arrivals kept aside (see [`Self::keep_aside`]), in id order: the operator's to look at.
+    pub fn kept_aside(&self) -> Result<Vec<MessageId>, StoreError> {
+        self.kept_aside
+            .iter()
+            .keys()
+            .map(|id| MessageId::from_slice(&id?))
+            .collect()
+    }
+
     /// Registers an opened dispatch: keeps its header, gives it the next incoming number of
     /// `year` in its series and queues its `replies` (signed objects for its sender: the delivery
     /// receipt and notice 01), in one transaction and one flush. Registering again returns the
@@ -1262,7 +1350,7 @@ impl Store {
 
 impl Record {
     /// One word for people and scripts: queued, sent, delivered, failed (outgoing); received,
-    /// registered, refused (incoming); applied (a reply). A verified delivery receipt outweighs
+    /// registered, refused, kept_aside (incoming); applied (a reply). A verified delivery receipt outweighs
     /// the rest: a dispatch whose hop receipt was lost in a crash and that expired before the
     /// restart was still delivered if its delivery receipt comes.
     pub fn status(&self) -> &'static str {
@@ -1279,6 +1367,7 @@ impl Record {
             DispatchState::Registered => "registered",
             DispatchState::Refused { .. } => "refused",
             DispatchState::Applied => "applied",
+            DispatchState::KeptAside { .. } => "kept_aside",
         }
     }
 
@@ -1286,7 +1375,9 @@ impl Record {
     pub fn reason(&self) -> Option<&str> {
         match &self.state {
             DispatchState::Failed { .. } if self.delivery_receipt.is_some() => None,
-            DispatchState::Failed { reason } | DispatchState::Refused { reason } => Some(reason),
+            DispatchState::Failed { reason }
+            | DispatchState::Refused { reason }
+            | DispatchState::KeptAside { reason } => Some(reason),
             _ => None,
         }
     }
@@ -1643,6 +1734,68 @@ mod tests {
             fs::read_dir(dir.path().join("spool/tmp")).unwrap().count(),
             0
         );
+    }
+
+    /// An arrival whose opening never finishes (the process dies each time) is counted across
+    /// restarts, then kept aside: refused in the ledger, off the arrivals, its object kept.
+    #[test]
+    fn openings_are_counted_across_restarts_then_the_arrival_is_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = b"a sealed object that kills its opener".to_vec();
+        let large = vec![0x42; 100_000]; // kept as a spool file
+        let offers = [dispatch(1, 0, &small), dispatch(2, 0, &large)];
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for (offer, body) in offers.iter().zip([&small, &large]) {
+                let receiving = receive_whole(&store, offer, body);
+                store
+                    .complete_incoming(offer, receiving, 1, &peer())
+                    .unwrap();
+            }
+        }
+        for attempt in 1..=3 {
+            // Each attempt starts in a new process and is never completed (a crash).
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.arrivals().unwrap().len(), 2);
+            for offer in &offers {
+                assert_eq!(
+                    store.begin_open(MessageId(offer.id), 3).unwrap(),
+                    OpenAttempt::Go(attempt)
+                );
+            }
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let size = store.ledger_size().unwrap();
+        for (offer, body) in offers.iter().zip([&small, &large]) {
+            let id = MessageId(offer.id);
+            assert_eq!(store.begin_open(id, 3).unwrap(), OpenAttempt::Exhausted(3));
+            let record = store.keep_aside(id, "could not be opened".into()).unwrap();
+            assert_eq!(record.status(), "kept_aside");
+            assert_eq!(record.reason(), Some("could not be opened"));
+            assert_eq!(record.attempts, 3);
+            assert_eq!(&read_object(&store, id), body, "the object is kept");
+        }
+        assert!(store.arrivals().unwrap().is_empty());
+        assert_eq!(
+            store.kept_aside().unwrap(),
+            offers.iter().map(|o| MessageId(o.id)).collect::<Vec<_>>()
+        );
+        let entry = String::from_utf8(store.ledger_entry(size).unwrap()).unwrap();
+        assert!(entry.contains("kind refused\n"), "{entry}");
+        assert!(entry.contains(&format!("id {}\n", MessageId(offers[0].id))));
+        assert!(entry.contains("field kept aside\nfield reason could not be opened\n"));
+        assert_eq!(store.ledger_size().unwrap(), size + 2);
+
+        // Kept aside once: again changes nothing, and a restart keeps it so.
+        store
+            .keep_aside(MessageId(offers[0].id), "again".into())
+            .unwrap();
+        assert_eq!(store.ledger_size().unwrap(), size + 2);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.arrivals().unwrap().is_empty());
+        assert_eq!(store.kept_aside().unwrap().len(), 2);
+        assert_eq!(read_object(&store, MessageId(offers[1].id)), large);
     }
 
     #[test]
