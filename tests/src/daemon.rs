@@ -114,11 +114,6 @@ impl Daemon {
         }
     }
 
-    /// The process id, to read its memory from `/proc` ([`crate::measure::memory_kib`]).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Sends `signal` (e.g. `Signal::HUP`), as an operator would.
     pub fn signal(&self, signal: Signal) {
         kill_process(Pid::from_child(&self.child), signal).unwrap();
