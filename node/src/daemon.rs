@@ -768,7 +768,7 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
                 node.wake_outbox.notify_one();
                 continue;
             }
-            let worker = node.clone();
+            let (worker, id) = (node.clone(), record.id);
             let done = tokio::task::spawn_blocking(move || {
                 worker
                     .inbox(&worker.trusted())
@@ -794,7 +794,11 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
                 }
                 Ok(Err(e)) => {
                     node.metrics.processed("error");
-                    tracing::error!(error = %e, "cannot process an arrival");
+                    tracing::error!(%id, error = %e, "cannot process an arrival; it is tried again");
+                    // Our own failure, not the object's: it does not count towards keeping it aside.
+                    if let Err(e) = node.store.forgive_open(id) {
+                        tracing::error!(%id, error = %e, "opening attempt not given back");
+                    }
                 }
                 Err(e) => {
                     node.metrics.processed("error");

@@ -404,8 +404,7 @@ mod tests {
         for n in 0..10 {
             restored.record(&event(100 + n)).unwrap();
         }
-        drop(restored);
-        let store = Store::open(&old).unwrap().anchor_at(&anchor).unwrap();
+        let store = restored.anchor_at(&anchor).unwrap();
         let noticed = store.restored().unwrap().unwrap();
         assert_eq!((noticed.known_size, noticed.found_size), (40, 10));
         assert!(!noticed.forked);
