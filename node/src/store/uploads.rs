@@ -311,7 +311,7 @@ mod tests {
             "plaintext found on disk"
         );
         // Kept across a restart, under the key of the epoch that sealed it.
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::store::tests::open_again(dir.path());
         let (size, mut reader) = store.upload(&id).unwrap().unwrap();
         assert_eq!(size, secret.len() as u64);
         let mut back = Vec::new();
@@ -324,7 +324,7 @@ mod tests {
         store.forget_upload(&id).unwrap();
         store.flush().unwrap();
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::store::tests::open_again(dir.path());
         assert_eq!(
             fs::read_dir(&keys).unwrap().count(),
             1,
@@ -358,7 +358,7 @@ mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::store::tests::open_again(dir.path());
         assert!(!store
             .db
             .tree_names()
