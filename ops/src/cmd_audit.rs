@@ -462,6 +462,9 @@ fn witness(home: &Path, args: JsonArgs) -> Result<ExitCode> {
         for fork in &r.forks {
             writeln!(out, "  fork: {fork}")?;
         }
+        for cut in &r.rolled_back {
+            writeln!(out, "  rolled back: {cut}")?;
+        }
         for why in &r.invalid {
             writeln!(out, "  invalid checkpoint in a receipt: {why}")?;
         }
