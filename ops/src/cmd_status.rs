@@ -71,7 +71,23 @@ fn render(s: &Value) -> Result<String> {
         write!(out, " ({})", by_peer.join(", "))?;
     }
     writeln!(out)?;
-    writeln!(out, "inbox: {} to open", s["inbox"]["to_open"])?;
+    match s["inbox"]["kept_aside"].as_u64() {
+        Some(kept) if kept > 0 => writeln!(
+            out,
+            "inbox: {} to open, {kept} kept aside (not opened after 3 attempts)",
+            s["inbox"]["to_open"]
+        )?,
+        _ => writeln!(out, "inbox: {} to open", s["inbox"]["to_open"])?,
+    }
+    if let Some(restored) = s.get("restored").filter(|r| !r.is_null()) {
+        writeln!(
+            out,
+            "store: RESTORED, noticed by {} (ledger known at {} entries, {} in the store): nothing is numbered or sent",
+            restored["noticed_by"].as_str().unwrap_or("?"),
+            restored["known_size"],
+            restored["found_size"]
+        )?;
+    }
     let peers = s["peers"].as_array().map(Vec::as_slice).unwrap_or_default();
     if peers.is_empty() {
         writeln!(out, "peers: none contacted since the start")?;
@@ -163,5 +179,32 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
         }
+    }
+
+    #[test]
+    fn arrivals_kept_aside_and_a_restored_store_are_shown() {
+        let mut status = serde_json::json!({
+            "organ_code": "000.00.00.H41", "name": "H41", "version": "0.1.0",
+            "started": "2026-11-23T22:00:00Z",
+            "outbox": {"queued": 0, "by_peer": {}},
+            "inbox": {"to_open": 1, "kept_aside": 2},
+            "peers": [], "trust": {"agencies": 2, "crls": 0},
+            "ledger": {"entries": 12, "durable": 12},
+            "restored": {"noticed_by": "peer 000.00.00.G22", "known_size": 30, "found_size": 12,
+                         "forked": false, "noticed_at": 0},
+            "warnings": []
+        });
+        let text = render(&status).unwrap();
+        for line in [
+            "inbox: 1 to open, 2 kept aside (not opened after 3 attempts)",
+            "store: RESTORED, noticed by peer 000.00.00.G22 (ledger known at 30 entries, 12 in the store): nothing is numbered or sent",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+        }
+        status["inbox"]["kept_aside"] = 0.into();
+        status.as_object_mut().unwrap().remove("restored");
+        let text = render(&status).unwrap();
+        assert!(text.lines().any(|l| l == "inbox: 1 to open"), "{text}");
+        assert!(!text.contains("RESTORED"), "{text}");
     }
 }
