@@ -194,3 +194,28 @@ pub fn held_object(s: &Session, home: &str, id: &str) -> Option<Vec<u8>> {
     object.read_to_end(&mut bytes).unwrap();
     Some(bytes)
 }
+
+/// `vdx --home HOME show --json ID`; `null` while the node does not know the dispatch.
+pub fn show(s: &Session, home: &str, id: &str) -> serde_json::Value {
+    let ran = s.vdx(&["--home", home, "show", "--json", id]);
+    if ran.stderr.contains("(not_found)") {
+        return serde_json::Value::Null;
+    }
+    ran.ok().json()
+}
+
+/// Waits (at most `limit`) until dispatch `id` shows status `want` at `home`; returns its view.
+pub fn wait_status(
+    s: &Session,
+    limit: Duration,
+    home: &str,
+    id: &str,
+    want: &str,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    wait_until(s, limit, &format!("{id} to be {want} at {home}"), || {
+        last = show(s, home, id);
+        last["status"] == want
+    });
+    last
+}

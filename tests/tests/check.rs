@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use vdx_tests::daemon::{homes, wait_until, Daemon};
+use vdx_tests::daemon::{homes, Daemon};
 use vdx_tests::{Ran, Session};
 
 const G22: &str = "000.00.00.G22";
@@ -25,22 +25,14 @@ fn send(s: &Session, number: &str, file: &str) -> String {
         .to_owned()
 }
 
-/// `vdx show --json`; `null` while the node does not know the dispatch.
+/// `vdx show`, or `null` (shared helper).
 fn show(s: &Session, home: &str, id: &str) -> Value {
-    let ran = s.vdx(&["--home", home, "show", "--json", id]);
-    if ran.stderr.contains("(not_found)") {
-        return Value::Null;
-    }
-    ran.ok().json()
+    vdx_tests::daemon::show(s, home, id)
 }
 
+/// Waits until `id` shows `want` at `home`, within this file's limit.
 fn wait_status(s: &Session, home: &str, id: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    wait_until(s, LIMIT, &format!("{id} to be {want} at {home}"), || {
-        last = show(s, home, id);
-        last["status"] == want
-    });
-    last
+    vdx_tests::daemon::wait_status(s, LIMIT, home, id, want)
 }
 
 fn check(s: &Session, home: &str) -> Ran {

@@ -52,22 +52,14 @@ fn try_send(s: &Session, urgency: &str, number: &str, flags: &[&str], files: &[&
     s.vdx(&args)
 }
 
-/// `vdx show --json`; `null` while the node does not know the dispatch.
+/// `vdx show`, or `null` (shared helper).
 fn show(s: &Session, home: &str, id: &str) -> Value {
-    let ran = s.vdx(&["--home", home, "show", "--json", id]);
-    if ran.stderr.contains("(not_found)") {
-        return Value::Null;
-    }
-    ran.ok().json()
+    vdx_tests::daemon::show(s, home, id)
 }
 
+/// Waits until `id` shows `want` at `home`, within this file's limit.
 fn wait_status(s: &Session, home: &str, id: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    wait_until(s, LIMIT, &format!("{id} to be {want} at {home}"), || {
-        last = show(s, home, id);
-        last["status"] == want
-    });
-    last
+    vdx_tests::daemon::wait_status(s, LIMIT, home, id, want)
 }
 
 #[test]

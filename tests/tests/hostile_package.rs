@@ -294,21 +294,9 @@ fn log(s: &Session, home: &str) -> String {
     String::from_utf8_lossy(&s.read(&format!("{home}.log"))).into_owned()
 }
 
-fn show(s: &Session, home: &str, id: &str) -> Value {
-    let ran = s.vdx(&["--home", home, "show", "--json", id]);
-    if ran.stderr.contains("(not_found)") {
-        return Value::Null;
-    }
-    ran.ok().json()
-}
-
+/// Waits until `id` shows `want` at `home`, within this file's limit.
 fn wait_status(s: &Session, home: &str, id: &str, want: &str) -> Value {
-    let mut last = Value::Null;
-    wait_until(s, LIMIT, &format!("{id} to be {want} at {home}"), || {
-        last = show(s, home, id);
-        last["status"] == want
-    });
-    last
+    vdx_tests::daemon::wait_status(s, LIMIT, home, id, want)
 }
 
 // ---- the test ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use vdx_tests::daemon::{homes, wait_until, Daemon};
+use vdx_tests::daemon::{homes, show, wait_until, Daemon};
 use vdx_tests::Session;
 
 const G22: &str = "000.00.00.G22";
@@ -22,15 +22,11 @@ fn send(s: &Session, number: &str) -> String {
     answer["copies"][0]["id"].as_str().unwrap().to_owned()
 }
 
-fn shown(s: &Session, home: &str, id: &str) -> Value {
-    s.vdx(&["--home", home, "show", "--json", id]).ok().json()
-}
-
 /// Sends one dispatch from g22 to h41 and waits for its delivery receipt.
 fn deliver(s: &Session, number: &str) -> String {
     let id = send(s, number);
     wait_until(s, LIMIT, "delivery receipt", || {
-        shown(s, "g22", &id)["status"] == "delivered"
+        show(s, "g22", &id)["status"] == "delivered"
     });
     id
 }
@@ -57,7 +53,7 @@ fn numbered_after(s: &Session, first: &str, pause: Duration) -> Vec<String> {
     }
     ids.iter()
         .map(|id| {
-            shown(s, "h41", id)["incoming_number"]
+            show(s, "h41", id)["incoming_number"]
                 .as_str()
                 .unwrap()
                 .to_owned()
@@ -91,7 +87,7 @@ fn acknowledged_and_resumed(s: &Session, pending_id: &str, issued: &[String]) {
 
     // The dispatch sent meanwhile is taken into custody but not numbered.
     wait_until(s, LIMIT, "custody at h41", || {
-        shown(s, "g22", pending_id)["status"] == "sent"
+        show(s, "g22", pending_id)["status"] == "sent"
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
@@ -114,11 +110,11 @@ fn acknowledged_and_resumed(s: &Session, pending_id: &str, issued: &[String]) {
     assert!(again.stderr.contains("no_restore"), "{}", again.stderr);
 
     wait_until(s, LIMIT, "delivery after the acknowledgement", || {
-        shown(s, "g22", pending_id)["status"] == "delivered"
+        show(s, "g22", pending_id)["status"] == "delivered"
     });
     let now = numbers(s);
     assert_eq!(now.len(), 2, "{now:?}");
-    let resumed = &shown(s, "h41", pending_id)["incoming_number"];
+    let resumed = &show(s, "h41", pending_id)["incoming_number"];
     assert_eq!(resumed.as_str().unwrap(), format!("{next}/{year}"));
     for earlier in &issued[1..] {
         assert_ne!(resumed.as_str().unwrap(), earlier, "a số đến issued twice");
