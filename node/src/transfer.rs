@@ -476,7 +476,13 @@ async fn drive_receive(
                     return Err(e.into());
                 }
             }
-            InboundEvent::Rejected { .. } => return Ok(None),
+            InboundEvent::Rejected { code, reason } => {
+                if code == RejectCode::Corrupt {
+                    tracing::warn!(%id, from = %offer.from, %reason, "the sender gave up its damaged object");
+                    store.abandon_incoming(receiving)?;
+                }
+                return Ok(None);
+            }
             _ => return Err(WireError::Unexpected("frame not allowed while receiving").into()),
         }
     }
@@ -791,6 +797,23 @@ mod tests {
             "{result:?}"
         );
         assert!(net.receiver.get(resumed).unwrap().is_none());
+        // The next hop drops what it held of it: no resume will come.
+        let partial = net
+            ._dirs
+            .1
+            .path()
+            .join("spool/partial")
+            .join(format!("{resumed}.part"));
+        for _ in 0..100 {
+            if !partial.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            !partial.exists(),
+            "the abandoned transfer's partial file stayed"
+        );
 
         // Deleted: failed before any stream is opened.
         let deleted = submit(&net.sender, 8, "000.00.00.H41", &body);

@@ -1053,6 +1053,20 @@ impl Store {
         Ok((record, false))
     }
 
+    /// Drops what is held of an incoming transfer its sender has given up (it found its own copy
+    /// damaged, REJECT `corrupt`): nothing of it would ever be resumed.
+    pub fn abandon_incoming(&self, receiving: Receiving) -> Result<(), StoreError> {
+        if let Held::Partial = receiving.held {
+            match fs::remove_file(self.partial_path(receiving.id)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_error("removing an abandoned transfer")(e));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a large object's complete partial file and moves it into the spool, durably; a
     /// digest mismatch discards it (the transfer starts again from 0).
     fn spool_partial(&self, new: &Offer) -> Result<(), StoreError> {
