@@ -352,7 +352,11 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     crate::at_rest::secure_home(home, &config)?;
     let trusted = Arc::new(ArcSwap::from_pointee(Trusted::load(home, &config)?));
     let data = resolve(home, &config.data_dir);
-    let store = Store::open(&data)?.anchor_at(&resolve(home, &config.anchor))?;
+    let started = time::OffsetDateTime::now_utc();
+    let store = Store::open(&data)?.anchor_at(
+        &resolve(home, &config.anchor),
+        started.unix_timestamp().max(0) as u64,
+    )?;
     if let Some(restored) = store.restored()? {
         tracing::error!(finding = %restored.describe(), "STORE RESTORED: numbering and sending stop until an admin runs `vdx acknowledge-restore`");
     }
@@ -424,7 +428,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         reloaded: tokio::sync::watch::Sender::new(0),
         reloading: std::sync::Mutex::new(()),
         schedule: Arc::default(),
-        started: time::OffsetDateTime::now_utc(),
+        started,
         submissions: SubmissionLocks::default(),
         metrics: crate::metrics::Metrics::new(),
         signer,
@@ -699,11 +703,10 @@ const PEERS_ASKED_AT_START: usize = 8;
 /// At start: compares checkpoints with the peers whose checkpoints we hold (the ones we worked
 /// with), a few at once, so that a restore is noticed before anything is numbered.
 async fn ask_peers_at_start(node: Arc<Node>) {
-    let peers: Vec<OrganCode> = match node.store.witnessed() {
-        Ok(seen) => seen
-            .keys()
+    let peers: Vec<OrganCode> = match node.store.witnessed_origins(PEERS_ASKED_AT_START) {
+        Ok(origins) => origins
+            .iter()
             .filter_map(|origin| origin.strip_prefix("vdx/")?.parse().ok())
-            .take(PEERS_ASKED_AT_START)
             .collect(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot list the peers to compare checkpoints with");
@@ -730,7 +733,11 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
     if !node
         .peers_compared_once
         .load(std::sync::atomic::Ordering::Acquire)
-        && !node.store.witnessed().map(|w| w.is_empty()).unwrap_or(true)
+        && !node
+            .store
+            .witnessed_origins(1)
+            .map(|o| o.is_empty())
+            .unwrap_or(true)
     {
         tokio::select! {
             _ = stop.wait() => return,

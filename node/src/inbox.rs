@@ -121,16 +121,27 @@ impl Inbox<'_> {
                 ))
             }
             Err(reason) => {
-                let refusal = self.reply(record, ObjectKind::Notice, "02", || {
-                    self.notice(record, "02", Some(&reason), now)
-                })?;
-                if let Some((offer, signed)) = refusal {
-                    self.store
-                        .submit(&offer, signed.as_slice(), now.unix_timestamp() as u64)?;
-                }
+                self.send_refusal(record, &reason, now)?;
                 Ok(Outcome::Refused(self.store.refuse(record.id, reason)?))
             }
         }
+    }
+
+    /// Queues notice 02 with `reason` back to the dispatch's sender (once, under its fixed id).
+    fn send_refusal(
+        &self,
+        record: &Record,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), InboxError> {
+        let refusal = self.reply(record, ObjectKind::Notice, "02", || {
+            self.notice(record, "02", Some(reason), now)
+        })?;
+        if let Some((offer, signed)) = refusal {
+            self.store
+                .submit(&offer, signed.as_slice(), now.unix_timestamp() as u64)?;
+        }
+        Ok(())
     }
 
     /// Refuses an arrival that `attempts` openings did not settle, keeping its object: a dispatch
@@ -144,13 +155,7 @@ impl Inbox<'_> {
         let reason =
             format!("could not be opened after {attempts} attempts; kept aside for the operator");
         if record.kind == ObjectKind::Dispatch {
-            let refusal = self.reply(record, ObjectKind::Notice, "02", || {
-                self.notice(record, "02", Some(&reason), now)
-            })?;
-            if let Some((offer, signed)) = refusal {
-                self.store
-                    .submit(&offer, signed.as_slice(), now.unix_timestamp() as u64)?;
-            }
+            self.send_refusal(record, &reason, now)?;
         }
         Ok(Outcome::KeptAside(
             self.store.keep_aside(record.id, reason)?,

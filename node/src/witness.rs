@@ -127,7 +127,10 @@ pub(crate) fn compare_own(node: &Node, peer: &str, note: &[u8]) {
             return;
         }
     };
-    match node.store.check_own_checkpoint(peer, &checkpoint) {
+    match node
+        .store
+        .check_own_checkpoint(peer, &checkpoint, node.now_secs())
+    {
         Ok(Some(restored)) => tracing::error!(
             peer,
             finding = %restored.describe(),
@@ -367,5 +370,11 @@ mod tests {
         );
         let kept = &store.witnessed().unwrap()["vdx/000.00.00.H41"];
         assert_eq!(kept.len(), 1, "only the valid checkpoint is witnessed");
+        // The peers to compare checkpoints with at start, from the keys alone.
+        assert_eq!(
+            store.witnessed_origins(8).unwrap(),
+            ["vdx/000.00.00.H40", "vdx/000.00.00.H41"]
+        );
+        assert_eq!(store.witnessed_origins(1).unwrap(), ["vdx/000.00.00.H40"]);
     }
 }

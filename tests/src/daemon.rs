@@ -219,3 +219,15 @@ pub fn wait_status(
     });
     last
 }
+
+/// A dev CA (`ca`, if there is none yet) and node home `home` for agency `org`, its keys encrypted
+/// at rest with `pass` (as `VDX_KEY_PASSPHRASE` gives it to `vdx`).
+pub fn encrypted_home(s: &Session, home: &str, org: &str, pass: &str) {
+    let env = [("VDX_KEY_PASSPHRASE", pass)];
+    if !s.exists("ca") {
+        s.vdx_env(&words("pki init-ca --out ca --name Root"), &env)
+            .ok();
+    }
+    let init = format!("--home {home} init --org {org} --name {home} --listen 127.0.0.1:0 --ca ca");
+    s.vdx_env(&words(&init), &env).ok();
+}

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 pub mod daemon;
 pub mod measure;
+pub mod peer;
 
 /// The `vdx` binary of this workspace, built once per test process with the test's profile.
 pub fn vdx_bin() -> &'static Path {

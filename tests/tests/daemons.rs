@@ -495,13 +495,7 @@ fn the_key_passphrase_is_not_in_the_daemons_environment() {
     const PASS: &str = "correct horse battery staple";
     let s = Session::new();
     let pass = [("VDX_KEY_PASSPHRASE", PASS)];
-    s.vdx_env(&words("pki init-ca --out ca --name Root"), &pass)
-        .ok();
-    s.vdx_env(
-        &words("--home g22 init --org 000.00.00.G22 --name G22 --listen 127.0.0.1:0 --ca ca"),
-        &pass,
-    )
-    .ok();
+    vdx_tests::daemon::encrypted_home(&s, "g22", "000.00.00.G22", PASS);
     assert!(String::from_utf8_lossy(&s.read("g22/keys/sign.key")).contains("ENCRYPTED"));
 
     // As an operator starts it, and with the arena limit already set (no re-exec needed for it).

@@ -16,20 +16,13 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use openssl::x509::X509;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use vdx_crypto::{PrivateKey, RsaPadding, Sealer};
 use vdx_node::config::Config;
-use vdx_node::tls::ALPN;
 use vdx_protocol::wire::{Frame, FrameDecoder, ObjectKind, Offer};
 use vdx_tests::daemon::{homes, wait_until, Daemon};
 use vdx_tests::measure::memory_kib;
@@ -163,86 +156,6 @@ fn offer(id: u8, size: u64, sealed_sha256: [u8; 32]) -> Offer {
     }
 }
 
-fn transfer_id(offer: &Offer) -> String {
-    offer.id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-// ---- the client: G22's TLS key, H41's certificate pinned ---------------------------------------
-
-/// Accepts exactly H41's TLS certificate (as the directory binds it), signatures checked.
-#[derive(Debug)]
-struct PinnedH41 {
-    cert: CertificateDer<'static>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedH41 {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not H41's certificate".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.3 only".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// A QUIC client as the enrolled peer G22 (its TLS certificate and key from its home).
-fn g22_client(s: &Session) -> quinn::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(PinnedH41 {
-        cert: CertificateDer::from_pem_file(s.path("h41/keys/tls.pem")).unwrap(),
-        provider: provider.clone(),
-    });
-    let chain = vec![CertificateDer::from_pem_file(s.path("g22/keys/tls.pem")).unwrap()];
-    let key = PrivateKeyDer::from_pem_file(s.path("g22/keys/tls.key")).unwrap();
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(chain, key)
-        .unwrap();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    quinn::ClientConfig::new(Arc::new(quic))
-}
-
 /// Offers the object in file `name` on a new stream and sends it from where the receiver asks:
 /// OFFER, ACCEPT, DATA…, then the receiver's last word (STORED for an object taken into custody).
 async fn hand_over(conn: &quinn::Connection, offer: &Offer, name: &Path) -> Frame {
@@ -333,7 +246,11 @@ fn crafted_tar_extensions_and_armour_lines_are_refused_in_bounded_memory() {
     rt.block_on(async {
         let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         let conn = endpoint
-            .connect_with(g22_client(&s), server, "peer.vdx.invalid")
+            .connect_with(
+                vdx_tests::peer::client_config(&s, Some("g22/keys")),
+                server,
+                "peer.vdx.invalid",
+            )
             .unwrap()
             .await
             .unwrap();
@@ -346,7 +263,7 @@ fn crafted_tar_extensions_and_armour_lines_are_refused_in_bounded_memory() {
     eprintln!("{:?}: handed over", t.elapsed());
 
     for (offer, file, why) in &hostile {
-        let id = transfer_id(offer);
+        let id = vdx_protocol::hex::encode(&offer.id);
         let record = wait_status(&s, "h41", &id, "refused");
         let reason = record["reason"].as_str().unwrap();
         assert!(reason.contains(why), "{file}: {reason}");

@@ -15,23 +15,18 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::{ConnectionError, ReadError, RecvStream, SendStream, TransportErrorCode, WriteError};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{AlertDescription, CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::AlertDescription;
 use sha2::{Digest, Sha256};
 use vdx_node::config::Config;
 use vdx_node::receipts::verify_receipt;
 use vdx_node::store::{Direction, MessageId, Store};
-use vdx_node::tls::ALPN;
 use vdx_pki::TrustStore;
 use vdx_protocol::wire::{Frame, FrameDecoder, ObjectKind, Offer, RejectCode};
 use vdx_tests::daemon::{homes, wait_until, Daemon};
+use vdx_tests::peer::client_config;
 use vdx_tests::{words, Session};
 
 const H41: &str = "000.00.00.H41";
@@ -97,111 +92,6 @@ async fn within<T>(what: &str, step: impl Future<Output = T>) -> T {
     tokio::time::timeout(STEP, step)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// Accepts the server whose certificate chains to the dev CA (checked by webpki, independently of
-/// vdxd's OpenSSL path validation) and is exactly h41's TLS certificate, as the directory binds it.
-/// The name is not checked: vdx peers are identified by organ code, not by DNS name.
-#[derive(Debug)]
-struct H41Only {
-    webpki: Arc<WebPkiServerVerifier>,
-    bound: CertificateDer<'static>,
-}
-
-impl H41Only {
-    fn new(s: &Session) -> Arc<Self> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(s.path("ca/ca.pem")).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let webpki = WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            Arc::new(rustls::crypto::ring::default_provider()),
-        )
-        .build()
-        .unwrap();
-        let bound = CertificateDer::from_pem_file(s.path("h41/keys/tls.pem")).unwrap();
-        Arc::new(Self { webpki, bound })
-    }
-}
-
-impl ServerCertVerifier for H41Only {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        // webpki checks the name last, so a name error means the path itself validated.
-        match verdict {
-            Ok(_)
-            | Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => {}
-            Err(e) => return Err(e),
-        }
-        if end_entity.as_ref() != self.bound.as_ref() {
-            return Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ));
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// A client like a vdx peer (TLS 1.3 only, ALPN `vdx/1`, no early data) that accepts only h41 and
-/// presents the TLS certificate and key in directory `identity` (`tls.pem`, `tls.key`), or none.
-fn client_config(s: &Session, identity: Option<&str>) -> quinn::ClientConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(H41Only::new(s));
-    let mut tls = match identity {
-        Some(dir) => {
-            let dir = s.path(dir);
-            let chain = vec![CertificateDer::from_pem_file(dir.join("tls.pem")).unwrap()];
-            let key = PrivateKeyDer::from_pem_file(dir.join("tls.key")).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    };
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    tls.enable_early_data = false;
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    quinn::ClientConfig::new(Arc::new(quic))
 }
 
 /// Connects from a new client endpoint on loopback (call inside the runtime).

@@ -62,14 +62,7 @@ fn refused_start(s: &Session, home: &str, env: &[(&str, &str)]) -> String {
 #[test]
 fn encrypted_keys_unlock_from_the_systemd_credential_and_nothing_else() {
     let s = Session::new();
-    let pass = [("VDX_KEY_PASSPHRASE", PASS)];
-    s.vdx_env(&words("pki init-ca --out ca --name Root"), &pass)
-        .ok();
-    s.vdx_env(
-        &words("--home g22 init --org 000.00.00.G22 --name G22 --listen 127.0.0.1:0 --ca ca"),
-        &pass,
-    )
-    .ok();
+    vdx_tests::daemon::encrypted_home(&s, "g22", "000.00.00.G22", PASS);
     for key in ["sign", "enc", "tls"] {
         let pem = String::from_utf8_lossy(&s.read(&format!("g22/keys/{key}.key"))).into_owned();
         assert!(pem.contains("ENCRYPTED PRIVATE KEY"), "{key}.key at rest");

@@ -525,6 +525,32 @@ impl Store {
         }
     }
 
+    /// Up to `limit` origins whose checkpoints are kept, from the keys alone (one read per origin,
+    /// nothing parsed): the peers to compare checkpoints with at start.
+    pub fn witnessed_origins(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut origins = Vec::new();
+        let mut from = vec![b'w'];
+        while origins.len() < limit {
+            let Some(kv) = self.ledger.range(from.as_slice()..).next() else {
+                break;
+            };
+            let (key, _) = kv?;
+            let Some(origin) = key
+                .strip_prefix(b"w")
+                .and_then(|rest| rest.split(|&b| b == 0).next())
+            else {
+                break;
+            };
+            // Past every key of this origin: its prefix with the 0 that ends it raised to 1.
+            from = prefixed(b'w', &String::from_utf8_lossy(origin));
+            if let Some(last) = from.last_mut() {
+                *last = 1;
+            }
+            origins.push(String::from_utf8_lossy(origin).into_owned());
+        }
+        Ok(origins)
+    }
+
     /// Every peer checkpoint kept, by origin, smallest size first.
     pub fn witnessed(&self) -> Result<BTreeMap<String, Vec<Witnessed>>, StoreError> {
         let mut out: BTreeMap<String, Vec<Witnessed>> = BTreeMap::new();

@@ -124,7 +124,7 @@ impl Anchor {
 impl Store {
     /// Keeps an anchor at `path` (outside the store) and compares the store with it: a store
     /// older than its anchor gets a [`Restored`] notice. A missing anchor is written afresh.
-    pub fn anchor_at(mut self, path: &Path) -> Result<Self, StoreError> {
+    pub fn anchor_at(mut self, path: &Path, now: u64) -> Result<Self, StoreError> {
         let size = self.ledger_size()?;
         let found = match fs::read(path) {
             Ok(bytes) => Some(serde_json::from_slice::<AnchorFile>(&bytes).map_err(|e| {
@@ -145,7 +145,7 @@ impl Store {
         };
         if let Some(old) = found {
             let noticed_by = format!("the anchor file {}", path.display());
-            if let Some(restored) = self.compare(&noticed_by, old.size, &old.root)? {
+            if let Some(restored) = self.compare(&noticed_by, old.size, &old.root, now)? {
                 self.notice_restore(&restored)?;
             }
             for (series, number) in old.reserved {
@@ -162,12 +162,13 @@ impl Store {
     }
 
     /// `None` if a ledger of `size` entries with root `root_hex` (as `who` knew it) is this
-    /// store's ledger or a prefix of it; else what it shows.
+    /// store's ledger or a prefix of it; else what it shows, noticed at `now` (Unix seconds).
     fn compare(
         &self,
         who: &str,
         size: u64,
         root_hex: &str,
+        now: u64,
     ) -> Result<Option<Restored>, StoreError> {
         let acknowledged = self
             .guard
@@ -188,7 +189,7 @@ impl Store {
             known_size: size,
             found_size: have,
             forked,
-            noticed_at: now(),
+            noticed_at: now,
         }))
     }
 
@@ -198,11 +199,13 @@ impl Store {
         &self,
         peer: &str,
         checkpoint: &Checkpoint,
+        now: u64,
     ) -> Result<Option<Restored>, StoreError> {
         let restored = self.compare(
             &format!("peer {peer}"),
             checkpoint.size,
             &hex::encode(&checkpoint.root),
+            now,
         )?;
         if let Some(restored) = &restored {
             self.notice_restore(restored)?;
@@ -364,12 +367,6 @@ impl Store {
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,7 +385,7 @@ mod tests {
         let anchor = dir.path().join("anchor.json");
         let (old, new) = (dir.path().join("old"), dir.path().join("new"));
         // The store grows to 40 entries and reserves numbers 1..=16 of a series.
-        let store = Store::open(&new).unwrap().anchor_at(&anchor).unwrap();
+        let store = Store::open(&new).unwrap().anchor_at(&anchor, 1).unwrap();
         for n in 0..40 {
             store.record(&event(n)).unwrap();
         }
@@ -404,9 +401,10 @@ mod tests {
         for n in 0..10 {
             restored.record(&event(100 + n)).unwrap();
         }
-        let store = restored.anchor_at(&anchor).unwrap();
+        let store = restored.anchor_at(&anchor, 1).unwrap();
         let noticed = store.restored().unwrap().unwrap();
         assert_eq!((noticed.known_size, noticed.found_size), (40, 10));
+        assert_eq!(noticed.noticed_at, 1, "at the time it was handed");
         assert!(!noticed.forked);
         assert!(
             noticed.describe().contains("anchor"),
@@ -426,7 +424,7 @@ mod tests {
             root: root_at_40,
         };
         assert!(store
-            .check_own_checkpoint("000.00.00.G22", &theirs)
+            .check_own_checkpoint("000.00.00.G22", &theirs, 2)
             .unwrap()
             .is_some());
         assert_eq!(store.restored().unwrap().unwrap().known_size, 40);
@@ -438,12 +436,12 @@ mod tests {
         assert!(store.acknowledge_restore(Actor::User(0)).unwrap().is_none());
         // The older history is not compared again; a longer unknown one is.
         assert!(store
-            .check_own_checkpoint("000.00.00.G22", &theirs)
+            .check_own_checkpoint("000.00.00.G22", &theirs, 2)
             .unwrap()
             .is_none());
         let beyond = Checkpoint { size: 41, ..theirs };
         let again = store
-            .check_own_checkpoint("000.00.00.G22", &beyond)
+            .check_own_checkpoint("000.00.00.G22", &beyond, 2)
             .unwrap()
             .unwrap();
         assert_eq!(again.noticed_by, "peer 000.00.00.G22");
@@ -461,12 +459,18 @@ mod tests {
             size: 5,
             root: store.ledger_root(5).unwrap(),
         };
-        assert!(store.check_own_checkpoint("peer", &ours).unwrap().is_none());
+        assert!(store
+            .check_own_checkpoint("peer", &ours, 2)
+            .unwrap()
+            .is_none());
         let other = Checkpoint {
             root: [9; 32],
             ..ours
         };
-        let fork = store.check_own_checkpoint("peer", &other).unwrap().unwrap();
+        let fork = store
+            .check_own_checkpoint("peer", &other, 2)
+            .unwrap()
+            .unwrap();
         assert!(fork.forked, "{fork:?}");
         assert!(fork.describe().contains("rewritten"));
     }
