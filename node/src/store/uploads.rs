@@ -6,9 +6,10 @@
 //! An upload is a clerk's plaintext, and sled is log-structured: a value removed from a tree stays
 //! in its log segments until they are rewritten. So no upload is written to sled in clear: each is
 //! sealed (AES-256-GCM, its digest as associated data) under an *epoch key* kept in a file of its
-//! own under `uploads/keys/`. A new epoch starts at every start and every [`ROTATE_AFTER`]; an
-//! epoch's key file is deleted once no upload sealed under it is left and it is no longer current,
-//! and with it whatever copies of those uploads sled's log still holds become unreadable.
+//! own under `upload-keys/`. A new epoch starts at every start, and at the first upload once the
+//! current one is [`ROTATE_AFTER`] old; at those moments the key files of past epochs that no kept
+//! upload was sealed under are deleted, and with them whatever copies of those uploads sled's log
+//! still holds become unreadable.
 //!
 //! Value layout: epoch (u64, big-endian) ‖ nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes).
 
@@ -25,8 +26,8 @@ use zeroize::Zeroizing;
 
 use super::{io_error, sync_dir, ObjectReader, Store, StoreError};
 
-/// How long one epoch key seals new uploads: a deleted upload stays readable (to the node's own
-/// user, through its key file) at most about twice this long.
+/// How long one epoch key seals new uploads: on a node that keeps taking uploads, a deleted one
+/// stays readable (to the node's own user, through its key file) about twice this long at most.
 pub(super) const ROTATE_AFTER: Duration = Duration::from_secs(600);
 
 const NONCE: usize = 12;
