@@ -353,14 +353,15 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let trusted = Arc::new(ArcSwap::from_pointee(Trusted::load(home, &config)?));
     let data = resolve(home, &config.data_dir);
     let started = time::OffsetDateTime::now_utc();
-    let store = Store::open(&data)?.anchor_at(
+    let database = crate::store::Database::open(&data, Some(&config.organ_code))?;
+    let store = database.tenant(&config.organ_code)?.anchor_at(
         &resolve(home, &config.anchor),
         started.unix_timestamp().max(0) as u64,
     )?;
     if let Some(restored) = store.restored()? {
         tracing::error!(finding = %restored.describe(), "STORE RESTORED: numbering and sending stop until an admin runs `vdx acknowledge-restore`");
     }
-    let uploads = Uploads::open(&data.join("uploads"))?;
+    let uploads = Uploads::open(&store.files().join("uploads"))?;
     let scratch = data.join("scratch");
     clear_scratch(&scratch).map_err(|e| file_error(home, &scratch, e))?;
     let enc_cert = load_cert(home, &config.keys.enc_cert)?;

@@ -749,9 +749,7 @@ mod tests {
             bytes
         };
         let path = |id: MessageId| {
-            net._dirs
-                .0
-                .path()
+            crate::store::test_files(net._dirs.0.path())
                 .join("spool/objects")
                 .join(format!("{id}.p7m"))
         };
@@ -798,10 +796,7 @@ mod tests {
         );
         assert!(net.receiver.get(resumed).unwrap().is_none());
         // The next hop drops what it held of it: no resume will come.
-        let partial = net
-            ._dirs
-            .1
-            .path()
+        let partial = crate::store::test_files(net._dirs.1.path())
             .join("spool/partial")
             .join(format!("{resumed}.part"));
         for _ in 0..100 {

@@ -191,7 +191,7 @@ impl Ledger {
         let (config, signer, chain) = vdx_node::daemon::load_signer(home)
             .context("vdxd is not running; reading its ledger directly needs its signing key (VDX_KEY_PASSPHRASE)")?;
         let data = vdx_node::config::resolve(home, &config.data_dir);
-        let store = Store::open(&data)
+        let store = Store::open_tenant(&data, &config.organ_code)
             .with_context(|| format!("opening the store in {}", data.display()))?;
         Ok(Self::Offline(Box::new(Offline {
             store,

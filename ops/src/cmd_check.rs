@@ -50,7 +50,7 @@ pub(crate) fn run(home: &Path, args: CheckArgs) -> Result<ExitCode> {
 fn offline(home: &Path) -> Result<CheckReport> {
     let config = vdx_node::config::Config::load(home)?;
     let data = vdx_node::config::resolve(home, &config.data_dir);
-    let store = Store::open(&data).with_context(|| {
+    let store = Store::open_tenant(&data, &config.organ_code).with_context(|| {
         format!(
             "vdxd is not running; opening the store in {} failed",
             data.display()

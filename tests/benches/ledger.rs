@@ -421,7 +421,9 @@ fn main() {
     let began = Instant::now();
     let (cpu_before, busy_before) = (cpu_secs(std::process::id()), machine_busy_secs());
     let peaks_reset = reset_peak();
-    let store = Arc::new(Store::open(&dir.join("store")).unwrap());
+    let store = Arc::new(
+        Store::open_tenant(&dir.join("store"), &"000.00.00.G22".parse().unwrap()).unwrap(),
+    );
     let signer = Arc::new(Signer::create());
     std::fs::write(dir.join("ca.pem"), &signer.ca_pem).unwrap();
     let checkpointer = Checkpointer::start(store.clone(), signer.clone());

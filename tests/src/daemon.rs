@@ -185,8 +185,8 @@ pub fn wait_until(s: &Session, limit: Duration, what: &str, mut done: impl FnMut
 /// if it holds it.
 pub fn held_object(s: &Session, home: &str, id: &str) -> Option<Vec<u8>> {
     use std::io::Read as _;
-    use vdx_node::store::{MessageId, Store};
-    let store = Store::open(&s.path(&format!("{home}/data"))).unwrap();
+    use vdx_node::store::MessageId;
+    let store = store_of(s, home);
     let mut object = store
         .object(MessageId::try_from(id.to_owned()).unwrap())
         .ok()?;
@@ -230,4 +230,22 @@ pub fn encrypted_home(s: &Session, home: &str, org: &str, pass: &str) {
     }
     let init = format!("--home {home} init --org {org} --name {home} --listen 127.0.0.1:0 --ca ca");
     s.vdx_env(&words(&init), &env).ok();
+}
+
+/// The organ code of the agency `home` was made for (its first tenant).
+pub fn organ_code(s: &Session, home: &str) -> vdx_protocol::OrganCode {
+    vdx_node::config::Config::load(&s.path(home))
+        .unwrap()
+        .organ_code
+}
+
+/// The directory of `home`'s first tenant's files (spool, uploads), relative to the session.
+pub fn tenant_files(s: &Session, home: &str) -> String {
+    format!("{home}/data/tenants/{}", organ_code(s, home))
+}
+
+/// The store of `home`'s first tenant, opened directly (the node must be stopped).
+pub fn store_of(s: &Session, home: &str) -> vdx_node::store::Store {
+    vdx_node::store::Store::open_tenant(&s.path(&format!("{home}/data")), &organ_code(s, home))
+        .unwrap()
 }

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use vdx_tests::daemon::tenant_files;
 use vdx_tests::daemon::{homes, Daemon};
 use vdx_tests::{Ran, Session};
 
@@ -87,7 +88,7 @@ fn check_names_a_deleted_and_a_changed_object_online_and_offline() {
     s.document("queued.pdf", 300_000);
     let queued = send(&s, "4", "queued.pdf");
     assert_eq!(show(&s, "g22", &queued)["status"], "queued");
-    let spool = |home: &str, id: &str| format!("{home}/data/spool/objects/{id}.p7m");
+    let spool = |home: &str, id: &str| format!("{}/spool/objects/{id}.p7m", tenant_files(&s, home));
     assert!(s.exists(&spool("h41", &deleted)) && s.exists(&spool("h41", &changed)));
     assert!(
         !s.exists(&spool("h41", &small)),

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+use vdx_tests::daemon::tenant_files;
 use vdx_tests::daemon::{homes, wait_until, Daemon};
 use vdx_tests::Session;
 
@@ -192,7 +193,7 @@ fn two_hundred_dispatches_arrive_exactly_once_through_kill_9_of_either_side() {
     assert!(receiver.take().unwrap().stop().success());
     // Nothing half-done is left behind in either spool.
     for home in ["g22", "h41"] {
-        let partial = s.path(&format!("{home}/data/spool/partial"));
+        let partial = s.path(&format!("{}/spool/partial", tenant_files(&s, home)));
         assert_eq!(std::fs::read_dir(partial).unwrap().count(), 0, "{home}");
     }
 

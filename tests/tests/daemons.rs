@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use vdx_node::store::{DispatchState, MessageId, Store};
+use vdx_node::store::{DispatchState, MessageId};
 use vdx_protocol::wire::{ObjectKind, Offer};
-use vdx_tests::daemon::{held_object, homes, wait_until, Daemon};
+use vdx_tests::daemon::{held_object, homes, store_of, wait_until, Daemon};
 use vdx_tests::{words, Ran, Session};
 
 const G22: &str = "000.00.00.G22";
@@ -319,10 +319,7 @@ fn a_sender_missing_from_the_receivers_directory_is_refused_and_keeps_its_dispat
         expires: 0,
         kind: ObjectKind::Dispatch,
     };
-    Store::open(&s.path("g22/data"))
-        .unwrap()
-        .submit(&offer, &sealed[..], 1)
-        .unwrap();
+    store_of(&s, "g22").submit(&offer, &sealed[..], 1).unwrap();
     let receiver = Daemon::start(&s, "h41");
     let sender = Daemon::start(&s, "g22");
     // Until the receiver has refused the sender twice: attempts with backoff.
@@ -336,11 +333,7 @@ fn a_sender_missing_from_the_receivers_directory_is_refused_and_keeps_its_dispat
     assert!(sender.stop().success());
     assert!(receiver.stop().success());
     assert!(held_object(&s, "h41", &id.to_string()).is_none());
-    let record = Store::open(&s.path("g22/data"))
-        .unwrap()
-        .get(id)
-        .unwrap()
-        .unwrap();
+    let record = store_of(&s, "g22").get(id).unwrap().unwrap();
     assert_eq!(
         record.state,
         DispatchState::Queued,

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use vdx_tests::daemon::tenant_files;
 use vdx_tests::daemon::{homes, wait_until, Daemon};
 use vdx_tests::{as_root, Session};
 
@@ -140,7 +141,13 @@ fn a_clerk_sending_onto_a_full_disk_is_told_so_and_nothing_half_done_stays() {
     assert_eq!(status(&s, &delivered)["status"], "delivered");
     let outbox = s.vdx(&["--home", "g22", "outbox", "--json"]).ok().json();
     assert_eq!(outbox.as_array().unwrap().len(), 1, "{outbox}");
-    let leftovers = s.sh("find g22-disk/data/uploads -type f").ok().stdout;
+    let leftovers = s
+        .sh(&format!(
+            "find {}/uploads -type f",
+            tenant_files(&s, "g22-disk")
+        ))
+        .ok()
+        .stdout;
     assert_eq!(leftovers, "", "no partial upload is kept");
     std::fs::remove_file(disk.0.join("filler")).unwrap();
     let after = send("big.bin").ok().json();

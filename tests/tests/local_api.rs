@@ -7,6 +7,7 @@
 use std::io::{Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 
+use vdx_tests::daemon::tenant_files;
 use vdx_tests::daemon::{homes, wait_until, Daemon};
 use vdx_tests::Session;
 
@@ -64,7 +65,7 @@ fn a_refused_upload_is_answered_to_a_client_that_sends_everything_before_reading
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("\"too_large\""), "{answer}");
     assert_eq!(
-        s.entries("g22/data/uploads/incoming"),
+        s.entries(&format!("{}/uploads/incoming", tenant_files(&s, "g22"))),
         Vec::<String>::new(),
         "nothing of the refused upload is kept"
     );
@@ -182,7 +183,7 @@ fn idle_and_half_sent_connections_are_closed_while_a_transfer_goes_on() {
         );
     }
     assert_eq!(
-        s.entries("g22/data/uploads/incoming"),
+        s.entries(&format!("{}/uploads/incoming", tenant_files(&s, "g22"))),
         Vec::<String>::new(),
         "nothing of the stalled upload is kept"
     );

@@ -22,10 +22,11 @@ use rustls::AlertDescription;
 use sha2::{Digest, Sha256};
 use vdx_node::config::Config;
 use vdx_node::receipts::verify_receipt;
-use vdx_node::store::{Direction, MessageId, Store};
+use vdx_node::store::{Direction, MessageId};
 use vdx_pki::TrustStore;
 use vdx_protocol::wire::{Frame, FrameDecoder, ObjectKind, Offer, RejectCode};
 use vdx_tests::daemon::{homes, wait_until, Daemon};
+use vdx_tests::daemon::{store_of, tenant_files};
 use vdx_tests::peer::client_config;
 use vdx_tests::{words, Session};
 
@@ -477,7 +478,9 @@ fn frame_violations_reset_the_stream_with_their_code_and_the_node_keeps_serving(
         .ok()
         .json();
     assert_eq!(received, serde_json::json!([]), "nothing was stored");
-    assert!(s.entries("h41/data/spool/objects").is_empty());
+    assert!(s
+        .entries(&format!("{}/spool/objects", tenant_files(&s, "h41")))
+        .is_empty());
 }
 
 #[test]
@@ -511,8 +514,10 @@ fn a_replayed_dispatch_is_answered_stored_and_kept_once() {
 
     // One record of the dispatch, as offered, and no transfer of it left half-done.
     let id = MessageId([id; 16]);
-    assert!(s.entries("h41/data/spool/partial").is_empty());
-    let record = Store::open(&s.path("h41/data")).unwrap().get(id).unwrap();
+    assert!(s
+        .entries(&format!("{}/spool/partial", tenant_files(&s, "h41")))
+        .is_empty());
+    let record = store_of(&s, "h41").get(id).unwrap();
     let record = record.unwrap_or_else(|| panic!("no record of {id}"));
     assert_eq!(record.direction, Direction::Incoming);
     assert_eq!(record.size, sealed.len() as u64);

@@ -14,9 +14,10 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
-use vdx_node::store::{MessageId, Store};
+use vdx_node::store::MessageId;
 use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_tests::daemon::{homes, Daemon};
+use vdx_tests::daemon::{store_of, tenant_files};
 use vdx_tests::{words, Session};
 
 const MIB: u64 = 1 << 20;
@@ -66,8 +67,14 @@ fn cut_and_resume(id: MessageId, plain_len: u64, cut: Cut) {
     let (size, digest) = queue_sealed(&s, id, plain_len);
     let queued_at = Instant::now();
 
-    let partial = s.path(&format!("h41/data/spool/partial/{id}.part"));
-    let object = s.path(&format!("h41/data/spool/objects/{id}.p7m"));
+    let partial = s.path(&format!(
+        "{}/spool/partial/{id}.part",
+        tenant_files(&s, "h41")
+    ));
+    let object = s.path(&format!(
+        "{}/spool/objects/{id}.p7m",
+        tenant_files(&s, "h41")
+    ));
     let receiver = Daemon::start(&s, "h41");
     let sender = Daemon::start(&s, "g22");
     wait_for_partial(&s, &partial, &object, size * 2 / 5);
@@ -101,7 +108,7 @@ fn cut_and_resume(id: MessageId, plain_len: u64, cut: Cut) {
     // Custody moved: out of the outbox, with the hop receipt. What the recipient then makes of the
     // content is not this test's business: a newer receiver opens it, finds no dispatch package
     // and says so in a notice, which marks the dispatch failed at the sender.
-    let store = Store::open(&s.path("g22/data")).unwrap();
+    let store = store_of(&s, "g22");
     assert!(store.outbox().unwrap().iter().all(|r| r.id != id));
     let record = store.get(id).unwrap().unwrap();
     let state = format!("{:?}", record.state);
@@ -156,8 +163,7 @@ fn queue_sealed(s: &Session, id: MessageId, plain_len: u64) -> (u64, [u8; 32]) {
         .unwrap()
         .as_secs();
     // Dropped at the end of the statement: sled holds a lock that vdxd needs.
-    Store::open(&s.path("g22/data"))
-        .unwrap()
+    store_of(s, "g22")
         .submit(&offer(id, size, digest), File::open(&sealed).unwrap(), now)
         .unwrap();
     std::fs::remove_file(sealed).unwrap();

@@ -42,6 +42,7 @@ use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
 pub use self::check::{CheckReport, Damaged, Orphan, Problem};
+pub use self::database::{Database, FORMAT};
 use self::group_commit::GroupCommit;
 pub use self::ledger::{CheckpointError, Event, Witnessed};
 use self::objects::{Held, Placed};
@@ -51,6 +52,7 @@ pub use self::restore::{Acknowledged, Restored};
 
 mod base64_bytes;
 pub mod check;
+mod database;
 mod group_commit;
 pub mod ledger;
 mod objects;
@@ -421,7 +423,7 @@ fn insert_outgoing(
     Ok(())
 }
 
-/// The node's durable state.
+/// One tenant's durable state: its namespace of the host's [`Database`] and its files.
 pub struct Store {
     db: sled::Db,
     dispatches: sled::Tree,
@@ -444,40 +446,74 @@ pub struct Store {
     anchor: Option<restore::Anchor>,
     commit: GroupCommit,
     spool: PathBuf,
+    /// Whose namespace this is.
+    tenant: OrganCode,
+    /// The tenant's directory under the data directory.
+    files: PathBuf,
 }
 
 impl Store {
-    /// Opens (or creates) the store under `dir`, and tidies what a crash may have left: temporary
-    /// files, and objects whose record was never committed (so never acknowledged).
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let spool = dir.join("spool");
+    /// Opens the store of tenant `code` in the data directory `dir`: the host's [`Database`]
+    /// (format-1 data becomes `code`'s) and `code`'s namespace in it. For tools that work on one
+    /// tenant of a stopped node.
+    pub fn open_tenant(dir: &Path, code: &OrganCode) -> Result<Self, StoreError> {
+        Database::open(dir, Some(code))?.tenant(code)
+    }
+
+    /// A store for tests: tenant `000.00.00.T01` of a database in `dir`.
+    #[cfg(test)]
+    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_tenant(dir, &test_tenant())
+    }
+
+    /// Opens (or creates) tenant `code`'s trees in `db` and its files under `files`, and tidies
+    /// what a crash may have left: temporary files, and objects whose record was never committed
+    /// (so never acknowledged).
+    pub(super) fn in_namespace(
+        db: sled::Db,
+        code: &OrganCode,
+        files: &Path,
+    ) -> Result<Self, StoreError> {
+        let spool = files.join("spool");
         for sub in ["objects", "partial", "tmp"] {
             fs::create_dir_all(spool.join(sub)).map_err(io_error("creating the spool"))?;
         }
-        let db = open_sled(&dir.join("meta"))?;
-        let ledger = db.open_tree("ledger")?;
-        let outbox = db.open_tree("outbox")?;
+        let tree = |name: &str| db.open_tree(database::tree_name(code, name));
+        let ledger = tree("ledger")?;
+        let outbox = tree("outbox")?;
         let store = Self {
             queue: Queue::load(&outbox)?,
             outbox,
             commit: GroupCommit::new(ledger::size_at_open(&ledger)?),
             ledger,
-            guard: db.open_tree("guard")?,
+            guard: tree("guard")?,
             anchor: None,
-            dispatches: db.open_tree("dispatches")?,
-            arrivals: db.open_tree("arrivals")?,
-            kept_aside: db.open_tree("kept_aside")?,
-            counters: db.open_tree("counters")?,
-            headers: db.open_tree("headers")?,
-            objects: db.open_tree("objects")?,
-            uploads: db.open_tree("sealed_uploads")?,
-            upload_keys: uploads::UploadKeys::open(&dir.join("upload-keys"))?,
+            dispatches: tree("dispatches")?,
+            arrivals: tree("arrivals")?,
+            kept_aside: tree("kept_aside")?,
+            counters: tree("counters")?,
+            headers: tree("headers")?,
+            objects: tree("objects")?,
+            uploads: tree("sealed_uploads")?,
+            upload_keys: uploads::UploadKeys::open(&files.join("upload-keys"))?,
+            tenant: code.clone(),
+            files: files.to_owned(),
             db,
             spool,
         };
         store.recover()?;
         store.settle_uploads()?;
         Ok(store)
+    }
+
+    /// The agency whose namespace this is.
+    pub fn tenant(&self) -> &OrganCode {
+        &self.tenant
+    }
+
+    /// Where this tenant's files live (spool, upload keys, uploads).
+    pub fn files(&self) -> &Path {
+        &self.files
     }
 
     fn recover(&self) -> Result<(), StoreError> {
@@ -1501,6 +1537,18 @@ fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
+/// The tenant of the stores that tests open with [`Store::open`].
+#[cfg(test)]
+pub(crate) fn test_tenant() -> OrganCode {
+    "000.00.00.T01".parse().expect("a valid organ code")
+}
+
+/// Where the files of the store [`Store::open`] opens in `dir` live.
+#[cfg(test)]
+pub(crate) fn test_files(dir: &Path) -> PathBuf {
+    dir.join("tenants").join(test_tenant().as_str())
+}
+
 /// The header of a dispatch composed here, as its copies' transaction writes it.
 struct Composed {
     json: Vec<u8>,
@@ -1777,7 +1825,9 @@ mod tests {
         ));
         assert!(store.object(MessageId(wrong.id)).is_err());
         assert_eq!(
-            fs::read_dir(dir.path().join("spool/tmp")).unwrap().count(),
+            fs::read_dir(test_files(dir.path()).join("spool/tmp"))
+                .unwrap()
+                .count(),
             0
         );
     }
@@ -1914,10 +1964,10 @@ mod tests {
         assert_eq!(record.state, DispatchState::Received);
         assert_eq!(read_object(&store, MessageId(d.id)), body);
         assert_eq!(
-            fs::read_dir(dir.path().join("spool/objects"))
+            fs::read_dir(test_files(dir.path()).join("spool/objects"))
                 .unwrap()
                 .count()
-                + fs::read_dir(dir.path().join("spool/partial"))
+                + fs::read_dir(test_files(dir.path()).join("spool/partial"))
                     .unwrap()
                     .count(),
             0,
@@ -2108,13 +2158,15 @@ mod tests {
             // A crash between the object's rename and its record: the object was never acknowledged.
             let orphan = store.object_path(MessageId([8; 16]));
             fs::write(&orphan, b"unacknowledged").unwrap();
-            fs::write(dir.path().join("spool/tmp/half-written"), b"x").unwrap();
+            fs::write(test_files(dir.path()).join("spool/tmp/half-written"), b"x").unwrap();
             orphan
         };
         let _store = open_again(dir.path());
         assert!(!orphan.exists());
         assert_eq!(
-            fs::read_dir(dir.path().join("spool/tmp")).unwrap().count(),
+            fs::read_dir(test_files(dir.path()).join("spool/tmp"))
+                .unwrap()
+                .count(),
             0
         );
     }

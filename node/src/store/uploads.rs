@@ -248,13 +248,14 @@ impl Store {
     /// At open: seals what an older version kept in clear (tree "uploads") into the sealed tree,
     /// drops the clear tree, and deletes the keys no upload needs.
     pub(super) fn settle_uploads(&self) -> Result<(), StoreError> {
+        let clear_name = super::database::tree_name(&self.tenant, "uploads");
         if self
             .db
             .tree_names()
             .iter()
-            .any(|n| n.as_ref() == b"uploads")
+            .any(|n| n.as_ref() == clear_name.as_bytes())
         {
-            let clear = self.db.open_tree("uploads")?;
+            let clear = self.db.open_tree(&clear_name)?;
             for item in clear.iter() {
                 let (digest, bytes) = item?;
                 let digest: [u8; 32] = digest.as_ref().try_into().map_err(|_| {
@@ -264,7 +265,7 @@ impl Store {
                 self.uploads.insert(digest, sealed)?;
             }
             self.sync()?;
-            self.db.drop_tree("uploads")?;
+            self.db.drop_tree(&clear_name)?;
             self.sync()?;
         }
         let in_use = self.upload_epochs()?;
@@ -318,7 +319,7 @@ mod tests {
         let mut back = Vec::new();
         std::io::Read::read_to_end(&mut reader, &mut back).unwrap();
         assert_eq!(back, secret);
-        let keys = dir.path().join("upload-keys");
+        let keys = store.files().join("upload-keys");
         assert_eq!(fs::read_dir(&keys).unwrap().count(), 2, "two epochs");
 
         // Forgotten: at the next open its epoch's key is deleted (the current one stays).
@@ -364,7 +365,7 @@ mod tests {
             .db
             .tree_names()
             .iter()
-            .any(|n| n.as_ref() == b"uploads"));
+            .any(|n| n.ends_with(b"/uploads") || n.as_ref() == b"uploads"));
         let (size, _) = store.upload(&id).unwrap().unwrap();
         assert_eq!(size, 10);
     }
