@@ -24,13 +24,15 @@ use tokio::net::UnixListener;
 use vdx_crypto::Opener;
 use vdx_protocol::header::DispatchHeader;
 use vdx_protocol::ledger::{Actor, EntryKind};
+use vdx_protocol::OrganCode;
 
 use crate::audit::{AuditError, LogFilter};
 use crate::compose::{ComposeError, SendRequest};
-use crate::config::Api;
+use crate::config::{Api, Users};
 use crate::daemon::Node;
 use crate::metrics::RenderError;
 use crate::store::{Direction, DispatchState, Event, MessageId, Problem, Record, StoreError};
+use crate::tenant::Tenant;
 
 /// The socket's file name in the node home.
 pub const SOCKET_NAME: &str = "vdxd.sock";
@@ -52,9 +54,32 @@ struct Roles {
     name: &'static str,
 }
 
-impl Roles {
+/// Who is at the other end of a connection, before any tenant is named.
+#[derive(Debug, Clone, Copy)]
+struct Caller {
+    uid: u32,
+    /// The owner of the node home (or a uid of `config.toml [api] admins`): manages the host
+    /// and its tenants, and is admin of the host's own agency.
+    host_admin: bool,
+}
+
+impl Caller {
     fn of(uid: u32, owner: u32, api: &Api) -> Self {
-        let admin = uid == owner || api.admins.contains(&uid);
+        Self {
+            uid,
+            host_admin: uid == owner || api.admins.contains(&uid),
+        }
+    }
+
+    /// The caller's roles in `tenant` (none: the tenant does not exist for this caller).
+    fn roles_in(&self, tenant: &Tenant) -> Roles {
+        Roles::of(self.uid, self.host_admin && tenant.owned, &tenant.users)
+    }
+}
+
+impl Roles {
+    fn of(uid: u32, admin_here: bool, api: &Users) -> Self {
+        let admin = admin_here || api.admins.contains(&uid);
         let system = api.systems.contains(&uid);
         let clerk = api.clerks.contains(&uid);
         let officer = api.officers.contains(&uid);
@@ -128,6 +153,21 @@ impl From<AuditError> for ApiError {
                 "internal",
                 other.to_string(),
             ),
+        }
+    }
+}
+
+impl From<crate::daemon::RemoveError> for ApiError {
+    fn from(e: crate::daemon::RemoveError) -> Self {
+        use crate::daemon::RemoveError;
+        match e {
+            RemoveError::Unknown => Self::not_found("no such tenant"),
+            RemoveError::Own => Self(StatusCode::CONFLICT, "own_tenant", e.to_string()),
+            RemoveError::Queued(_) => Self(StatusCode::CONFLICT, "queued", e.to_string()),
+            RemoveError::Store(e) => e.into(),
+            RemoveError::File(_) => {
+                Self(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
         }
     }
 }
@@ -239,15 +279,18 @@ pub(crate) async fn serve(listener: UnixListener, node: Arc<Node>, home: PathBuf
                 continue;
             }
         };
-        let roles = stream
+        let caller = stream
             .peer_cred()
-            .map(|c| Roles::of(c.uid(), owner, &node.config.api))
-            .unwrap_or_default();
+            .map(|c| Caller::of(c.uid(), owner, &node.config.api))
+            .unwrap_or(Caller {
+                uid: u32::MAX,
+                host_admin: false,
+            });
         let node = node.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let node = node.clone();
-                async move { Ok::<_, Infallible>(answer(node, roles, req).await) }
+                async move { Ok::<_, Infallible>(answer(node, caller, req).await) }
             });
             let stream = TokioIo::new(WriteStall::new(stream, stall_timeout));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -378,15 +421,27 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
     }
 }
 
-async fn answer(node: Arc<Node>, roles: Roles, req: Request<Incoming>) -> Response<Body> {
-    route(node, roles, req)
+async fn answer(node: Arc<Node>, caller: Caller, req: Request<Incoming>) -> Response<Body> {
+    route(node, caller, req)
         .await
         .unwrap_or_else(ApiError::into_response)
 }
 
+fn forbidden(what: &str) -> ApiError {
+    ApiError(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("your user has no role that may {what} (config.toml [api], or the tenant's tenant.toml [api])"),
+    )
+}
+
+/// Every request acts for the host or for one tenant (DESIGN §6): `/v1/tenants/{code}/...` names
+/// the tenant; the shorter `/v1/...` form acts for the one tenant the caller has a role in. A
+/// tenant the caller has no role in answers exactly as one that does not exist (404
+/// `not_found`), so that no user learns of another agency on the host.
 async fn route(
     node: Arc<Node>,
-    roles: Roles,
+    caller: Caller,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let path: Vec<String> = req
@@ -397,54 +452,149 @@ async fn route(
         .map(str::to_owned)
         .collect();
     let parts: Vec<&str> = path.iter().map(String::as_str).collect();
-    let need = |ok: bool, what: &str| {
-        if ok {
-            Ok(())
-        } else {
-            Err(ApiError(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("your user has no role that may {what} (config.toml [api])"),
-            ))
-        }
-    };
-    match (req.method().clone(), parts.as_slice()) {
+    let method = req.method().clone();
+    match (method, parts.as_slice()) {
         (Method::GET, ["v1", "health"]) => {
-            need(roles.clerk || roles.officer, "use this node")?;
+            let visible = visible_tenants(&node, caller);
+            if !caller.host_admin && visible.is_empty() {
+                return Err(forbidden("use this node"));
+            }
+            let own = visible.iter().find(|t| t.owned).or(visible.first());
             Ok(json_response(
                 StatusCode::OK,
                 &json!({
-                    "organ_code": node.config.organ_code,
-                    "name": node.config.name,
+                    "organ_code": own.map_or(&node.config.organ_code, |t| &t.code),
+                    "name": own.map_or(&node.config.name, |t| &t.name),
                     "version": env!("CARGO_PKG_VERSION"),
                     "max_upload_bytes": node.config.limits.max_dispatch_bytes,
                 }),
             ))
         }
-        (Method::GET, ["v1", "status"]) => {
-            need(roles.clerk || roles.officer, "use this node")?;
-            let status = blocking(move || node.status()).await?;
-            Ok(json_response(StatusCode::OK, &status))
-        }
         (Method::GET, ["v1", "metrics"]) => {
-            need(roles.clerk || roles.officer, "use this node")?;
+            // Metrics name every tenant: for the host's operators, not for the tenants' users.
+            if !caller.host_admin && caller.roles_in(&node.own).name == "none" {
+                return Err(forbidden("read the host's metrics"));
+            }
             metrics(node).await
         }
         (Method::POST, ["v1", "reload"]) => {
             // Only re-reads files the node's operator already changed: harmless to any role.
-            need(roles.clerk || roles.officer, "use this node")?;
+            if !caller.host_admin && visible_tenants(&node, caller).is_empty() {
+                return Err(forbidden("use this node"));
+            }
             let reloaded = blocking(move || node.reload()).await?;
             Ok(json_response(StatusCode::OK, &reloaded))
         }
-        (Method::POST, ["v1", "restore", "acknowledge"]) => {
+        (Method::GET, ["v1", "tenants"]) => {
+            let list: Vec<_> = visible_tenants(&node, caller)
+                .iter()
+                .map(|t| json!({ "organ_code": t.code, "name": t.name, "own": t.owned }))
+                .collect();
+            if !caller.host_admin && list.is_empty() {
+                return Err(forbidden("use this node"));
+            }
+            Ok(json_response(StatusCode::OK, &list))
+        }
+        (Method::PUT, ["v1", "tenants", code]) => {
+            if !caller.host_admin {
+                return Err(forbidden("add tenants"));
+            }
+            let code = parse_code(code)?;
+            let worker = node.clone();
+            let tenant = blocking(move || worker.add_tenant(&code)).await?;
+            let reloaded = blocking(move || node.reload()).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({ "organ_code": tenant.code, "name": tenant.name, "reloaded": reloaded }),
+            ))
+        }
+        (Method::DELETE, ["v1", "tenants", code]) => {
+            if !caller.host_admin {
+                return Err(forbidden("remove tenants"));
+            }
+            let code = parse_code(code)?;
+            let force = Query::parse(req.uri().query()).get("force") == Some("true");
+            blocking(move || node.remove_tenant(&code, force)).await?;
+            Ok(json_response(StatusCode::OK, &json!({ "removed": true })))
+        }
+        (_, ["v1", "tenants", code, rest @ ..]) => {
+            let code = parse_code(code)?;
+            let (tenant, roles) = node
+                .tenant(&code)
+                .map(|t| (caller.roles_in(&t), t))
+                .filter(|(roles, _)| roles.name != "none")
+                .map(|(roles, t)| (t, roles))
+                .ok_or_else(|| ApiError::not_found(format!("no tenant {code}")))?;
+            tenant_route(node, tenant, roles, req, rest).await
+        }
+        (_, ["v1", rest @ ..]) => {
+            let mut visible = visible_tenants(&node, caller);
+            let tenant = match visible.len() {
+                0 => return Err(forbidden("use this node")),
+                1 => visible.remove(0),
+                _ => {
+                    return Err(ApiError(
+                        StatusCode::BAD_REQUEST,
+                        "tenant_required",
+                        "your user works for several agencies on this node: name one \
+                         (/v1/tenants/{organ code}/..., or vdx --tenant CODE)"
+                            .into(),
+                    ))
+                }
+            };
+            let roles = caller.roles_in(&tenant);
+            tenant_route(node, tenant, roles, req, rest).await
+        }
+        _ => Err(ApiError::not_found(format!(
+            "no endpoint {} {}",
+            req.method(),
+            req.uri().path()
+        ))),
+    }
+}
+
+/// The tenants `caller` has a role in, the host's own first.
+fn visible_tenants(node: &Node, caller: Caller) -> Vec<Arc<Tenant>> {
+    let mut visible: Vec<Arc<Tenant>> = node
+        .tenants()
+        .values()
+        .filter(|t| caller.roles_in(t).name != "none")
+        .cloned()
+        .collect();
+    visible.sort_by_key(|t| !t.owned);
+    visible
+}
+
+fn parse_code(code: &str) -> Result<OrganCode, ApiError> {
+    code.parse()
+        .map_err(|e| ApiError::bad(format!("{code:?} is not an organ code: {e}")))
+}
+
+/// The routes that act for one agency (`rest` is the path after `/v1/` or
+/// `/v1/tenants/{code}/`), each checking the caller's role in it.
+async fn tenant_route(
+    node: Arc<Node>,
+    tenant: Arc<Tenant>,
+    roles: Roles,
+    req: Request<Incoming>,
+    rest: &[&str],
+) -> Result<Response<Body>, ApiError> {
+    let need = |ok: bool, what: &str| if ok { Ok(()) } else { Err(forbidden(what)) };
+    match (req.method().clone(), rest) {
+        (Method::GET, ["status"]) => {
+            need(roles.clerk || roles.officer, "use this node")?;
+            let status = blocking(move || node.status(&tenant)).await?;
+            Ok(json_response(StatusCode::OK, &status))
+        }
+        (Method::POST, ["restore", "acknowledge"]) => {
             need(roles.name == "admin", "acknowledge a restore of the store")?;
             let actor = roles.actor();
-            let worker = node.clone();
+            let worker = tenant.clone();
             match blocking(move || worker.store.acknowledge_restore(actor)).await? {
                 Some(acknowledged) => {
-                    tracing::warn!(finding = %acknowledged.restored.describe(), next_numbers = ?acknowledged.next_numbers, "restore acknowledged: numbering and sending resume");
+                    tracing::warn!(tenant = %tenant.code, finding = %acknowledged.restored.describe(), next_numbers = ?acknowledged.next_numbers, "restore acknowledged: numbering and sending resume");
                     node.wake_outbox.notify_one();
-                    node.wake_inbox.notify_one();
+                    tenant.wake_inbox.notify_one();
                     Ok(json_response(StatusCode::OK, &acknowledged))
                 }
                 None => Err(ApiError(
@@ -454,25 +604,25 @@ async fn route(
                 )),
             }
         }
-        (Method::POST, ["v1", "uploads"]) => {
+        (Method::POST, ["uploads"]) => {
             need(roles.clerk, "upload files")?;
-            upload(node, req.into_body()).await
+            upload(node, tenant, req.into_body()).await
         }
-        (Method::POST, ["v1", "dispatches"]) => {
+        (Method::POST, ["dispatches"]) => {
             need(roles.clerk, "send dispatches")?;
-            submit(node, req.into_body(), roles).await
+            submit(node, tenant, req.into_body(), roles).await
         }
-        (Method::GET, ["v1", box_name @ ("inbox" | "outbox")]) => {
+        (Method::GET, [box_name @ ("inbox" | "outbox")]) => {
             need(roles.clerk || roles.officer, "list dispatches")?;
             let direction = if *box_name == "inbox" {
                 Direction::Incoming
             } else {
                 Direction::Outgoing
             };
-            let records = node.store.list(direction)?;
+            let records = tenant.store.list(direction)?;
             let headers = records
                 .iter()
-                .map(|r| node.store.header(r.id))
+                .map(|r| tenant.store.header(r.id))
                 .collect::<Result<Vec<_>, _>>()?;
             let views: Vec<_> = records
                 .iter()
@@ -481,28 +631,28 @@ async fn route(
                 .collect();
             Ok(json_response(StatusCode::OK, &views))
         }
-        (Method::GET, ["v1", "dispatches", id]) => {
+        (Method::GET, ["dispatches", id]) => {
             need(roles.clerk || roles.officer, "read dispatches")?;
-            let record = find(&node, id)?;
-            let header = node.store.header(record.id)?;
+            let record = find(&tenant, id)?;
+            let header = tenant.store.header(record.id)?;
             Ok(json_response(
                 StatusCode::OK,
                 &View::of(&record, header.as_ref(), true),
             ))
         }
-        (Method::GET, ["v1", "dispatches", id, "package"]) => {
+        (Method::GET, ["dispatches", id, "package"]) => {
             need(roles.clerk, "fetch documents")?;
-            let record = find(&node, id)?;
-            package(node, record, roles).await
+            let record = find(&tenant, id)?;
+            package(tenant, record, roles).await
         }
-        (Method::POST, ["v1", "check"]) => {
+        (Method::POST, ["check"]) => {
             need(roles.officer, "check the store")?;
-            check(node, roles).await
+            check(tenant, roles).await
         }
-        (Method::GET, ["v1", "audit", what]) => {
+        (Method::GET, ["audit", what]) => {
             need(roles.officer, "audit the ledger")?;
             let query = Query::parse(req.uri().query());
-            audit(node, what, &query, roles).await
+            audit(node, tenant, what, &query, roles).await
         }
         _ => Err(ApiError::not_found(format!(
             "no endpoint {} {}",
@@ -514,7 +664,7 @@ async fn route(
 
 /// The counters and the status as OpenMetrics text (see `metrics`).
 async fn metrics(node: Arc<Node>) -> Result<Response<Body>, ApiError> {
-    let text = blocking(move || node.metrics.answer(|| node.status())).await?;
+    let text = blocking(move || node.metrics.answer(|| node.status(&node.own))).await?;
     Response::builder()
         .header(hyper::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
         .body(full(text))
@@ -577,18 +727,23 @@ pub(crate) async fn serve_metrics(listener: tokio::net::TcpListener, node: Arc<N
     }
 }
 
-fn find(node: &Node, id: &str) -> Result<Record, ApiError> {
+fn find(tenant: &Tenant, id: &str) -> Result<Record, ApiError> {
     let id = MessageId::try_from(id.to_owned())
         .map_err(|_| ApiError::bad(format!("{id:?} is not a dispatch id (32 hex digits)")))?;
-    node.store
+    tenant
+        .store
         .get(id)?
         .filter(|r| r.kind == vdx_protocol::wire::ObjectKind::Dispatch)
         .ok_or_else(|| ApiError::not_found(format!("no dispatch {id}")))
 }
 
-async fn upload(node: Arc<Node>, mut body: Incoming) -> Result<Response<Body>, ApiError> {
+async fn upload(
+    node: Arc<Node>,
+    tenant: Arc<Tenant>,
+    mut body: Incoming,
+) -> Result<Response<Body>, ApiError> {
     let limit = node.config.limits.max_dispatch_bytes;
-    let mut upload = node.uploads.begin();
+    let mut upload = tenant.uploads.begin();
     let mut total = 0u64;
     let idle = body_timeout(&node);
     // A timeout or a broken body returns here, dropping `upload`: nothing of it is kept.
@@ -613,7 +768,7 @@ async fn upload(node: Arc<Node>, mut body: Incoming) -> Result<Response<Body>, A
             return Err(refusal);
         }
     }
-    let (id, size) = blocking(move || upload.finish(&node.store)).await?;
+    let (id, size) = blocking(move || upload.finish(&tenant.store)).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({ "upload": id, "size": size }),
@@ -635,9 +790,14 @@ async fn discard_rest(mut body: Incoming, limit: u64, idle: Duration) {
     }
 }
 
-async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Response<Body>, ApiError> {
+async fn submit(
+    node: Arc<Node>,
+    tenant: Arc<Tenant>,
+    body: Incoming,
+    roles: Roles,
+) -> Result<Response<Body>, ApiError> {
     let bytes = read_json(body, body_timeout(&node)).await?;
-    if let Some(restored) = node.store.restored()? {
+    if let Some(restored) = tenant.store.restored()? {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "restore_pending",
@@ -649,14 +809,18 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
     }
     let request: SendRequest =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
-    let worker = node.clone();
+    let (worker, host) = (tenant.clone(), node.clone());
     let (header, records, created) = blocking(move || {
         let _one_at_a_time = request
             .message_id
             .as_deref()
             .map(|id| worker.submissions.lock(id));
-        let trusted = worker.trusted();
-        let composer = worker.composer(&trusted);
+        let trusted = host.trusted();
+        let composer = worker.composer(
+            &trusted,
+            &host.scratch,
+            host.config.limits.default_expiry_days,
+        );
         if let Some((header, records)) = composer.already_submitted(&request)? {
             return Ok((header, records, false));
         }
@@ -666,7 +830,7 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
             &roles.event(EntryKind::Submitted, None),
         );
         if let Ok((_, records)) = &queued {
-            worker.metrics.submitted(records.len());
+            host.metrics.submitted(records.len());
             for file in &request.files {
                 worker.uploads.remove(&worker.store, &file.upload);
             }
@@ -677,7 +841,7 @@ async fn submit(node: Arc<Node>, body: Incoming, roles: Roles) -> Result<Respons
     if created {
         node.wake_outbox.notify_one();
         for r in &records {
-            tracing::info!(id = %r.id, to = %r.to, message_id = %header.message_id, "dispatch submitted");
+            tracing::info!(tenant = %tenant.code, id = %r.id, to = %r.to, message_id = %header.message_id, "dispatch submitted");
         }
     }
     let copies: Vec<_> = records
@@ -720,7 +884,7 @@ async fn read_json(mut body: Incoming, idle: Duration) -> Result<Vec<u8>, ApiErr
 /// streamed as it is decrypted. A failure mid-way (which would mean the stored object changed
 /// since it was verified) aborts the body, so the client never takes it for complete.
 async fn package(
-    node: Arc<Node>,
+    tenant: Arc<Tenant>,
     record: Record,
     roles: Roles,
 ) -> Result<Response<Body>, ApiError> {
@@ -737,7 +901,7 @@ async fn package(
     }
     // Checked against its digest before anything is released: a deleted or changed object is
     // `damaged`, named, not a decryption failure half-way through the body.
-    let worker = node.clone();
+    let worker = tenant.clone();
     let id = record.id;
     let object =
         blocking(move || worker.store.checked_object(&record).map(|c| (c, record))).await?;
@@ -749,13 +913,13 @@ async fn package(
         }
     };
     // Recorded before the first byte leaves: no read of the documents goes unrecorded.
-    node.store.record(
+    tenant.store.record(
         &roles
             .event(EntryKind::Fetched, Some(record.id.0))
             .field("from", &record.from),
     )?;
     Ok(streamed("application/x-tar", move |writer| {
-        Opener::new(&node.enc_cert, &node.enc_key)
+        Opener::new(&tenant.enc_cert, &tenant.enc_key)
             .and_then(|o| o.open(BufReader::new(object), writer))
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -773,10 +937,11 @@ fn damaged(id: MessageId, problem: &Problem) -> ApiError {
 
 /// `POST /v1/check`: every stored object against its digest and every record against the
 /// ledger (see [`crate::store::check`]); the run is recorded as an `audit` entry.
-async fn check(node: Arc<Node>, roles: Roles) -> Result<Response<Body>, ApiError> {
+async fn check(tenant: Arc<Tenant>, roles: Roles) -> Result<Response<Body>, ApiError> {
     let report = blocking(move || {
-        let report = node.store.check()?;
-        node.store
+        let report = tenant.store.check()?;
+        tenant
+            .store
             .record(&report.event(roles.actor()).field("role", roles.name))?;
         for d in &report.damaged {
             let problems: Vec<String> = d.problems.iter().map(ToString::to_string).collect();
@@ -812,6 +977,7 @@ fn streamed(
 /// ledger by [`crate::audit::Auditor`].
 async fn audit(
     node: Arc<Node>,
+    tenant: Arc<Tenant>,
     what: &str,
     query: &Query,
     roles: Roles,
@@ -820,7 +986,7 @@ async fn audit(
     match what {
         "bundle" => {
             let (from, to) = (query.number("from")?.unwrap_or(0), query.number("to")?);
-            let parts = blocking(move || node.auditor().bundle(from, to, &actor)).await?;
+            let parts = blocking(move || tenant.auditor().bundle(from, to, &actor)).await?;
             Ok(json_response(StatusCode::OK, &parts))
         }
         "entries" => {
@@ -828,14 +994,15 @@ async fn audit(
             let to = query
                 .number("to")?
                 .ok_or_else(|| ApiError::bad("entries needs to=N"))?;
-            if from > to || to > node.store.durable_ledger_size() {
+            if from > to || to > tenant.store.durable_ledger_size() {
                 return Err(ApiError::bad(format!(
                     "the range {from}..{to} is not within the ledger"
                 )));
             }
             Ok(streamed("application/octet-stream", move |writer| {
                 let mut out = io::BufWriter::with_capacity(256 * 1024, writer);
-                node.auditor()
+                tenant
+                    .auditor()
                     .write_entries(from, to, &mut out)
                     .and_then(|()| io::Write::flush(&mut out).map_err(AuditError::from))
                     .map_err(|e| e.to_string())
@@ -846,16 +1013,16 @@ async fn audit(
                 .get("id")
                 .ok_or_else(|| ApiError::bad("prove needs id=<transfer id or message id>"))?
                 .to_owned();
-            let proofs = blocking(move || node.auditor().prove(&id, &actor)).await?;
+            let proofs = blocking(move || tenant.auditor().prove(&id, &actor)).await?;
             Ok(json_response(StatusCode::OK, &json!({ "proofs": proofs })))
         }
         "log" => {
             let filter = LogFilter::parse(|name| query.get(name))?;
-            let rows = blocking(move || node.auditor().log(&filter, &actor)).await?;
+            let rows = blocking(move || tenant.auditor().log(&filter, &actor)).await?;
             Ok(json_response(StatusCode::OK, &rows))
         }
         "witness" => {
-            let reports = crate::witness::check_peers(&node).await?;
+            let reports = crate::witness::check_peers(&node, &tenant).await?;
             Ok(json_response(StatusCode::OK, &reports))
         }
         _ => Err(ApiError::not_found(format!("no audit endpoint {what}"))),

@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 use vdx_protocol::hex;
 
 use crate::config::{resolve, Config};
-use crate::daemon::{Node, StartError, Stop};
+use crate::daemon::{StartError, Stop};
 use crate::store::{Store, StoreError};
+use crate::tenant::Tenant;
 use crate::trusted::Trusted;
 
 /// Entries after which a checkpoint is signed at the latest.
@@ -24,13 +25,13 @@ const EVERY: Duration = Duration::from_secs(10);
 const LOOK: Duration = Duration::from_millis(500);
 
 /// Signs checkpoints on the schedule until the node stops.
-pub(crate) async fn run(node: Arc<Node>, mut stop: Stop) {
-    let mut signed = latest_size(&node.store);
+pub(crate) async fn run(tenant: Arc<Tenant>, mut stop: Stop) {
+    let mut signed = latest_size(&tenant.store);
     let mut since = Instant::now();
     while !stop.is_set() {
-        let durable = node.store.durable_ledger_size();
+        let durable = tenant.store.durable_ledger_size();
         if durable >= signed + EVERY_ENTRIES || (durable > signed && since.elapsed() >= EVERY) {
-            let worker = node.clone();
+            let worker = tenant.clone();
             if let Ok(Some(_)) = tokio::task::spawn_blocking(move || worker.checkpoint()).await {
                 signed = durable;
                 since = Instant::now();
@@ -77,6 +78,29 @@ pub(crate) fn record_config_changes(
         record_config_file(store, what, path, &digest)?;
     }
     Ok(trusted.record(store)?)
+}
+
+/// Records, in an added tenant's own ledger, a `config` entry for its `tenant.toml` and its
+/// certificates whose content changed.
+pub(crate) fn record_tenant_keys(home: &Path, tenant: &Tenant) -> Result<(), StartError> {
+    let Some(file) = crate::config::TenantConfig::load(home, &tenant.code)? else {
+        return Ok(());
+    };
+    let own = crate::config::TenantConfig::dir(Path::new(""), &tenant.code)
+        .join(crate::config::TENANT_FILE);
+    let files = [
+        ("tenant", own.as_path()),
+        ("sign-cert", file.keys.sign_cert.as_path()),
+        ("enc-cert", file.keys.enc_cert.as_path()),
+    ];
+    for (what, path) in files {
+        let digest = match std::fs::read(resolve(home, path)) {
+            Ok(bytes) => hex::encode(Sha256::digest(&bytes).as_slice()),
+            Err(_) => "absent".to_owned(),
+        };
+        record_config_file(&tenant.store, what, path, &digest)?;
+    }
+    Ok(())
 }
 
 /// Records a `config` entry for the file `what` at `path` (as `config.toml` names it) if its

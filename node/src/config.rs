@@ -231,6 +231,164 @@ impl Config {
     }
 }
 
+/// Where the tenants added after `vdx init` live in a node home: `tenants/<organ code>/`.
+pub const TENANTS_DIR: &str = "tenants";
+/// The file of one added tenant in its directory.
+pub const TENANT_FILE: &str = "tenant.toml";
+
+/// One agency hosted by the node besides the one `config.toml` names (which is the host's own
+/// and its first tenant): `tenants/<organ code>/tenant.toml`, written by `vdx tenant add`.
+/// Relative paths are relative to the home, like `config.toml`'s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The agency.
+    pub organ_code: OrganCode,
+    /// Its name.
+    pub name: String,
+    /// Its signing and encryption certificates and keys (no TLS: the host's identifies the node).
+    pub keys: TenantKeys,
+    /// Who may use the local API for this agency. Nobody is implied, not even the host's
+    /// admins: they manage tenants but read no tenant's documents unless listed here.
+    #[serde(default)]
+    pub api: Users,
+}
+
+/// A tenant's certificate and key files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantKeys {
+    /// Signs its dispatches, receipts and checkpoints.
+    pub sign_cert: PathBuf,
+    /// Its key (PKCS#8, encrypted with `VDX_KEY_PASSPHRASE`).
+    pub sign_key: PathBuf,
+    /// What its dispatches are encrypted to.
+    pub enc_cert: PathBuf,
+    /// Its key.
+    pub enc_key: PathBuf,
+}
+
+/// A tenant's local API users by role, Unix uids (the roles of [`Api`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Users {
+    /// Clerks (văn thư): send, read the inbox and outbox, fetch.
+    #[serde(default)]
+    pub clerks: Vec<u32>,
+    /// Office systems: the same rights as clerks, recorded as systems.
+    #[serde(default)]
+    pub systems: Vec<u32>,
+    /// Security officers: read metadata and the ledger; never documents.
+    #[serde(default)]
+    pub officers: Vec<u32>,
+    /// The agency's administrators: everything in this agency.
+    #[serde(default)]
+    pub admins: Vec<u32>,
+}
+
+impl TenantConfig {
+    /// The standard layout of a tenant made by `vdx tenant add`.
+    pub fn new(organ_code: OrganCode, name: String) -> Self {
+        let key = |file: &str| {
+            Path::new(TENANTS_DIR)
+                .join(organ_code.as_str())
+                .join("keys")
+                .join(file)
+        };
+        Self {
+            keys: TenantKeys {
+                sign_cert: key("sign.pem"),
+                sign_key: key("sign.key"),
+                enc_cert: key("enc.pem"),
+                enc_key: key("enc.key"),
+            },
+            organ_code,
+            name,
+            api: Users::default(),
+        }
+    }
+
+    /// The directory of tenant `code` in `home`.
+    pub fn dir(home: &Path, code: &OrganCode) -> PathBuf {
+        home.join(TENANTS_DIR).join(code.as_str())
+    }
+
+    /// Reads tenant `code`'s file in `home`; `None` when it has none (never added, or removed).
+    pub fn load(home: &Path, code: &OrganCode) -> Result<Option<Self>, ConfigError> {
+        let path = Self::dir(home, code).join(TENANT_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(ConfigError::Io { path, source }),
+        };
+        let tenant: Self = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if tenant.organ_code != *code {
+            return Err(ConfigError::Invalid {
+                path,
+                reason: format!("names {}, not the directory's {code}", tenant.organ_code),
+            });
+        }
+        Ok(Some(tenant))
+    }
+
+    /// Every tenant file in `home`, by organ code.
+    pub fn all(home: &Path) -> Result<Vec<Self>, ConfigError> {
+        let dir = home.join(TENANTS_DIR);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(ConfigError::Io { path: dir, source }),
+        };
+        let mut all = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| ConfigError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name();
+            let Some(code) = name.to_str().and_then(|n| n.parse::<OrganCode>().ok()) else {
+                continue;
+            };
+            all.extend(Self::load(home, &code)?);
+        }
+        all.sort_by(|a, b| a.organ_code.as_str().cmp(b.organ_code.as_str()));
+        Ok(all)
+    }
+
+    /// Writes the file (through a temporary file renamed into place).
+    pub fn save(&self, home: &Path) -> Result<(), ConfigError> {
+        let dir = Self::dir(home, &self.organ_code);
+        let path = dir.join(TENANT_FILE);
+        let io = |source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        };
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let temp = dir.join(format!("{TENANT_FILE}.tmp"));
+        std::fs::write(&temp, text).map_err(io)?;
+        std::fs::rename(&temp, &path).map_err(io)
+    }
+}
+
+impl Api {
+    /// The users of the host's own agency (its first tenant), by role.
+    pub fn users(&self) -> Users {
+        Users {
+            clerks: self.clerks.clone(),
+            systems: self.systems.clone(),
+            officers: self.officers.clone(),
+            admins: self.admins.clone(),
+        }
+    }
+}
+
 /// A path from the configuration, made absolute against the home directory.
 pub fn resolve(home: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() {
@@ -261,6 +419,25 @@ mod tests {
         let limits: Limits = toml::from_str(old).unwrap();
         assert_eq!(limits.max_handshakes, Limits::default().max_handshakes);
         assert_eq!(limits.handshake_timeout_secs, 10);
+    }
+
+    #[test]
+    fn tenant_files_round_trip_and_must_name_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let code: OrganCode = "000.01.41.H41".parse().unwrap();
+        assert!(TenantConfig::load(dir.path(), &code).unwrap().is_none());
+        let mut tenant = TenantConfig::new(code.clone(), "Xã A".into());
+        tenant.api.clerks.push(1001);
+        tenant.save(dir.path()).unwrap();
+        assert_eq!(TenantConfig::all(dir.path()).unwrap(), vec![tenant.clone()]);
+        let other: OrganCode = "000.02.41.H41".parse().unwrap();
+        std::fs::create_dir_all(TenantConfig::dir(dir.path(), &other)).unwrap();
+        std::fs::copy(
+            TenantConfig::dir(dir.path(), &code).join(TENANT_FILE),
+            TenantConfig::dir(dir.path(), &other).join(TENANT_FILE),
+        )
+        .unwrap();
+        assert!(TenantConfig::load(dir.path(), &other).is_err());
     }
 
     #[test]

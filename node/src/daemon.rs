@@ -7,12 +7,12 @@
 //! A peer that cannot be reached is backed off as a whole (exponentially, with jitter), so that
 //! when it returns its dispatches leave in priority order; expired dispatches fail with a reason.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use openssl::x509::X509;
 use tokio::sync::Notify;
 use vdx_crypto::PrivateKey;
 use vdx_pki::{Directory, ValidatedSigner};
@@ -21,17 +21,15 @@ use vdx_protocol::wire::{ObjectKind, Offer, RejectCode};
 use vdx_protocol::OrganCode;
 use zeroize::Zeroizing;
 
-use crate::audit::Auditor;
-use crate::compose::{Composer, SubmissionLocks};
-use crate::config::{resolve, Config};
-use crate::inbox::{Inbox, Outcome};
+use crate::config::{resolve, Config, TenantConfig};
+use crate::inbox::Outcome;
 use crate::outbox::Schedule;
 use crate::receipts::ReceiptSigner;
-use crate::store::{Record, Store};
+use crate::store::{Database, Record, Store};
+use crate::tenant::{load_cert, load_key, Spec, Tenant};
 use crate::tls::{client_config, server_config, PeerPolicy};
 use crate::transfer::{receive_dispatch, ReceivePolicy};
 use crate::trusted::Trusted;
-use crate::uploads::Uploads;
 
 /// How often the outbox is looked at when nothing wakes it.
 const TICK: Duration = Duration::from_millis(500);
@@ -79,6 +77,10 @@ const MAX_REPLY_BYTES: u64 = 64 * 1024;
 pub(crate) struct Stop(tokio::sync::watch::Receiver<bool>);
 
 impl Stop {
+    pub(crate) fn new(receiver: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self(receiver)
+    }
+
     pub(crate) fn is_set(&self) -> bool {
         *self.0.borrow()
     }
@@ -89,12 +91,16 @@ impl Stop {
     }
 }
 
-/// Everything the loops and the local API share.
+/// The agencies the node hosts now, by organ code.
+pub(crate) type Tenants = BTreeMap<OrganCode, Arc<Tenant>>;
+
+/// The host: what the node's tenants share (DESIGN §1) — the QUIC endpoint and its TLS identity,
+/// the trust settings and directory, the scheduler, the database, metrics — and the tenants.
 pub(crate) struct Node {
     pub(crate) config: Config,
-    pub(crate) store: Store,
-    pub(crate) uploads: Uploads,
-    scratch: PathBuf,
+    /// The sled database every tenant's store is a namespace of.
+    pub(crate) database: Database,
+    pub(crate) scratch: PathBuf,
     /// The node home: where the trust files are reloaded from.
     pub(crate) home: PathBuf,
     /// Trust anchors, CRLs and the directory in force (see `trusted`).
@@ -109,24 +115,25 @@ pub(crate) struct Node {
     pub(crate) schedule: Arc<std::sync::Mutex<Schedule>>,
     /// When this process started serving.
     pub(crate) started: time::OffsetDateTime,
-    /// One submission at a time per client-chosen message id.
-    pub(crate) submissions: SubmissionLocks,
     /// What went through since the start, for monitoring.
     pub(crate) metrics: crate::metrics::Metrics,
-    pub(crate) signer: ReceiptSigner,
-    pub(crate) enc_cert: X509,
-    pub(crate) enc_key: PrivateKey,
     /// Wakes the outbox loop (a new submission, a reply queued, a transfer finished).
     pub(crate) wake_outbox: Notify,
-    /// Wakes the inbox loop (something arrived).
-    pub(crate) wake_inbox: Notify,
-    /// Set, and notified, once a peer and this node compared checkpoints (`peer_answered`).
-    peers_compared: Notify,
-    peers_compared_once: std::sync::atomic::AtomicBool,
     /// Our QUIC endpoint (the outbox's and the witness checks' connections).
     pub(crate) endpoint: quinn::Endpoint,
-    /// The signing certificate and the trust anchors, PEM: the chain audit bundles carry.
-    chain_pem: String,
+    /// The host's own agency (`config.toml`'s): its TLS identity is the node's, its ledger the
+    /// one peers witness over HELD/PROVE; never removed.
+    pub(crate) own: Arc<Tenant>,
+    /// Every agency hosted now, `own` included; replaced whole when one is added or removed.
+    tenants: ArcSwap<Tenants>,
+    /// Held while a tenant is added or removed.
+    changing_tenants: std::sync::Mutex<()>,
+    /// The passphrase of the keys, for tenants added while the node runs.
+    pass: Option<Zeroizing<String>>,
+    /// The node's shutdown signal, for the loops of tenants added later.
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// The tenants' loops, awaited at shutdown before the last flush.
+    loops: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Node {
@@ -136,18 +143,14 @@ impl Node {
         self.trusted.load_full()
     }
 
-    pub(crate) fn composer<'a>(&'a self, trusted: &'a Trusted) -> Composer<'a> {
-        Composer {
-            organ_code: &self.config.organ_code,
-            name: &self.config.name,
-            signer: &self.signer,
-            directory: &trusted.directory,
-            enc_certs: &trusted.enc_certs,
-            uploads: &self.uploads,
-            store: &self.store,
-            scratch: &self.scratch,
-            default_expiry_days: self.config.limits.default_expiry_days,
-        }
+    /// The agencies hosted now.
+    pub(crate) fn tenants(&self) -> Arc<Tenants> {
+        self.tenants.load_full()
+    }
+
+    /// Agency `code`, if hosted here now.
+    pub(crate) fn tenant(&self, code: &OrganCode) -> Option<Arc<Tenant>> {
+        self.tenants.load().get(code).cloned()
     }
 
     /// Where an object goes next: straight to an agency we relay for; else through our relay if
@@ -155,7 +158,7 @@ impl Node {
     /// recipient itself.
     pub(crate) fn next_hop(&self, to: &OrganCode) -> OrganCode {
         let theirs = relay_of(&self.trusted().directory, to);
-        if theirs.as_ref() == Some(&self.config.organ_code) {
+        if theirs.as_ref().is_some_and(|r| self.tenant(r).is_some()) {
             return to.clone();
         }
         if let Some(ours) = self.config.relay.as_ref().filter(|r| *r != to) {
@@ -164,14 +167,15 @@ impl Node {
         theirs.unwrap_or_else(|| to.clone())
     }
 
-    /// Whether this node carries `offer` for others, as `directory` says: it is the relay of its
-    /// sender or recipient, and knows the recipient. What it carries it stores and forwards, never
+    /// The tenant that carries `offer` for others, as `directory` says: the relay of its sender
+    /// or recipient, when the recipient is known. What it carries it stores and forwards, never
     /// opens.
-    fn relays_for(&self, directory: &Directory, offer: &Offer) -> bool {
-        let me = Some(&self.config.organ_code);
-        directory.get(offer.to.as_str()).is_some()
-            && (relay_of(directory, &offer.to).as_ref() == me
-                || relay_of(directory, &offer.from).as_ref() == me)
+    fn relay_for(&self, directory: &Directory, offer: &Offer) -> Option<Arc<Tenant>> {
+        directory.get(offer.to.as_str())?;
+        [&offer.to, &offer.from]
+            .into_iter()
+            .filter_map(|code| relay_of(directory, code))
+            .find_map(|relay| self.tenant(&relay))
     }
 
     /// A peer's QUIC address from the directory.
@@ -182,20 +186,6 @@ impl Node {
             .and_then(|e| e.endpoint.clone())
     }
 
-    /// Whether the node numbers and sends: not while a restore of its store waits for an
-    /// admin's acknowledgement (`store::restore`).
-    pub(crate) fn halted(&self) -> bool {
-        !matches!(self.store.restored(), Ok(None))
-    }
-
-    /// A peer and this node have told each other which of their checkpoints they hold: from now
-    /// on a restored store would have been noticed (see [`inbox_loop`]).
-    pub(crate) fn peer_answered(&self) {
-        self.peers_compared.notify_waiters();
-        self.peers_compared_once
-            .store(true, std::sync::atomic::Ordering::Release);
-    }
-
     /// Unix seconds now.
     pub(crate) fn now_secs(&self) -> u64 {
         SystemTime::now()
@@ -203,29 +193,143 @@ impl Node {
             .map_or(0, |d| d.as_secs())
     }
 
-    /// Answers the security officer's questions to the ledger.
-    pub(crate) fn auditor(&self) -> Auditor<'_> {
-        Auditor {
-            store: &self.store,
-            signer: &self.signer,
-            chain_pem: &self.chain_pem,
+    /// Starts serving tenant `code`, added by `vdx tenant add` (its `tenant.toml` written) while
+    /// the node runs: loads it, and starts its loops. Its directory entry comes with the reload
+    /// the caller asks for.
+    pub(crate) fn add_tenant(
+        self: &Arc<Self>,
+        code: &OrganCode,
+    ) -> Result<Arc<Tenant>, StartError> {
+        let _changing = self
+            .changing_tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(tenant) = self.tenant(code) {
+            return Ok(tenant);
         }
+        let Some(added) = TenantConfig::load(&self.home, code)? else {
+            return Err(StartError::File {
+                path: TenantConfig::dir(&self.home, code),
+                reason: format!("{code} has no tenant.toml: add it with `vdx tenant add`"),
+            });
+        };
+        let spec = Spec::added(&self.config, added);
+        let tenant = Arc::new(Tenant::load(
+            &self.home,
+            &self.config,
+            spec,
+            &self.database,
+            self.pass.as_ref(),
+            self.now_secs(),
+        )?);
+        crate::checkpoints::record_tenant_keys(&self.home, &tenant)?;
+        let mut all = (*self.tenants()).clone();
+        all.insert(code.clone(), tenant.clone());
+        self.tenants.store(Arc::new(all));
+        self.start_tenant(&tenant);
+        tracing::info!(tenant = %code, name = %tenant.name, "tenant added");
+        Ok(tenant)
     }
 
-    /// Signs a checkpoint of the durable ledger unless one of that size exists.
-    pub(crate) fn checkpoint(&self) -> Option<Vec<u8>> {
-        self.signer.checkpoint(&self.store)
+    /// Stops serving tenant `code`: refused for the host's own agency, and while its outgoing
+    /// objects are queued unless `force`. Its data stays (the ledger is evidence).
+    pub(crate) fn remove_tenant(&self, code: &OrganCode, force: bool) -> Result<(), RemoveError> {
+        let _changing = self
+            .changing_tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let tenant = self.tenant(code).ok_or(RemoveError::Unknown)?;
+        if tenant.code == self.own.code {
+            return Err(RemoveError::Own);
+        }
+        let queued = tenant.store.outbox()?.len();
+        if queued > 0 && !force {
+            return Err(RemoveError::Queued(queued));
+        }
+        let mut all = (*self.tenants()).clone();
+        all.remove(code);
+        self.tenants.store(Arc::new(all));
+        let _ = tenant.stop.send(true);
+        retire_tenant(&self.home, &self.database, code)?;
+        tracing::warn!(tenant = %code, queued, "tenant removed; its ledger and data are kept");
+        Ok(())
     }
 
-    fn inbox<'a>(&'a self, trusted: &'a Trusted) -> Inbox<'a> {
-        Inbox {
-            store: &self.store,
-            signer: &self.signer,
-            enc_cert: &self.enc_cert,
-            enc_key: &self.enc_key,
-            trust: &trusted.trust,
-            directory: &trusted.directory,
-        }
+    /// Starts `tenant`'s loops: opening what arrives, signing checkpoints.
+    fn start_tenant(self: &Arc<Self>, tenant: &Arc<Tenant>) {
+        // The node's stop reaches the tenant's loops through the tenant's own signal.
+        let (mut node_stop, tenant_stop) = (self.stop.clone(), tenant.stop.clone());
+        tokio::spawn(async move {
+            let _ = node_stop.wait_for(|set| *set).await;
+            let _ = tenant_stop.send(true);
+        });
+        let inbox = tokio::spawn(inbox_loop(self.clone(), tenant.clone(), tenant.stopping()));
+        let checkpoints = tokio::spawn(crate::checkpoints::run(tenant.clone(), tenant.stopping()));
+        let mut loops = self.loops.lock().unwrap_or_else(PoisonError::into_inner);
+        loops.retain(|l| !l.is_finished());
+        loops.extend([inbox, checkpoints]);
+    }
+}
+
+/// Why a tenant was not removed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoveError {
+    /// Not hosted here.
+    #[error("no such tenant")]
+    Unknown,
+    /// The host's own agency.
+    #[error("the host's own agency (config.toml's organ code) cannot be removed")]
+    Own,
+    /// Work waiting.
+    #[error("{0} outgoing objects are still queued: wait for them, or remove with --force")]
+    Queued(usize),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// Its file.
+    #[error("{0}")]
+    File(String),
+}
+
+/// Marks tenant `code` of the node in `home` removed: its namespace retired (kept), its
+/// `tenant.toml` renamed `tenant.toml.removed` so that it is not loaded again.
+pub fn retire_tenant(
+    home: &Path,
+    database: &Database,
+    code: &OrganCode,
+) -> Result<(), RemoveError> {
+    database.retire(code)?;
+    let dir = TenantConfig::dir(home, code);
+    let file = dir.join(crate::config::TENANT_FILE);
+    if file.exists() {
+        std::fs::rename(
+            &file,
+            dir.join(format!("{}.removed", crate::config::TENANT_FILE)),
+        )
+        .map_err(|e| RemoveError::File(format!("{}: {e}", file.display())))?;
+    }
+    Ok(())
+}
+
+impl crate::transfer::Custody for Arc<Tenant> {
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn receipt(&self, record: &Record) -> Vec<u8> {
+        let now = time::OffsetDateTime::now_utc();
+        self.signer
+            .sign(
+                ReceiptKind::Hop,
+                record,
+                now,
+                self.signer.receipt_checkpoint(&self.store),
+            )
+            .unwrap_or_else(|e| {
+                tracing::error!(tenant = %self.code, error = %e, "cannot sign a receipt");
+                Vec::new()
+            })
     }
 }
 
@@ -293,47 +397,17 @@ fn key_passphrase() -> Result<Option<Zeroizing<String>>, StartError> {
     )))
 }
 
-fn load_key(
+/// The signing identity of agency `tenant` (the host's own when `None`) of the node in `home`,
+/// as the daemon loads it (key decrypted as `key_passphrase` says), and the chain audit bundles
+/// carry: for offline audits of a stopped node.
+pub fn load_signer(
     home: &Path,
-    path: &Path,
-    pass: Option<&Zeroizing<String>>,
-) -> Result<PrivateKey, StartError> {
-    PrivateKey::from_bytes(&read(home, path)?, pass.map(|p| p.as_bytes()))
-        .map_err(|e| file_error(home, path, e))
-}
-
-fn load_cert(home: &Path, path: &Path) -> Result<X509, StartError> {
-    X509::from_pem(&read(home, path)?).map_err(|e| file_error(home, path, e))
-}
-
-/// The agency's signing identity as the daemon loads it (key decrypted as `key_passphrase` says),
-/// and the chain audit bundles carry: for offline audits of a stopped node.
-pub fn load_signer(home: &Path) -> Result<(Config, ReceiptSigner, String), StartError> {
+    tenant: Option<&OrganCode>,
+) -> Result<(Config, ReceiptSigner, String), StartError> {
     let config = Config::load(home)?;
-    let (signer, chain) = signer_of(home, &config, key_passphrase()?.as_ref())?;
+    let (_, signer, chain) =
+        crate::tenant::signer_of(home, &config, tenant, key_passphrase()?.as_ref())?;
     Ok((config, signer, chain))
-}
-
-/// The signer `config` names, and its chain: the signing certificate, then the trust anchors (PEM).
-fn signer_of(
-    home: &Path,
-    config: &Config,
-    pass: Option<&Zeroizing<String>>,
-) -> Result<(ReceiptSigner, String), StartError> {
-    let signer = ReceiptSigner::new(
-        config.organ_code.clone(),
-        load_cert(home, &config.keys.sign_cert)?,
-        load_key(home, &config.keys.sign_key, pass)?,
-    )?;
-    let leaf = signer
-        .certificate()
-        .to_pem()
-        .map_err(|e| file_error(home, &config.keys.sign_cert, e))?;
-    let mut chain = String::from_utf8_lossy(&leaf).into_owned();
-    for path in &config.trust.anchors {
-        chain.push_str(&String::from_utf8_lossy(&read(home, path)?));
-    }
-    Ok((signer, chain))
 }
 
 /// Makes the scratch directory, empty: what a crash left there was never acknowledged.
@@ -353,24 +427,26 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let trusted = Arc::new(ArcSwap::from_pointee(Trusted::load(home, &config)?));
     let data = resolve(home, &config.data_dir);
     let started = time::OffsetDateTime::now_utc();
-    let database = crate::store::Database::open(&data, Some(&config.organ_code))?;
-    let store = database.tenant(&config.organ_code)?.anchor_at(
-        &resolve(home, &config.anchor),
-        started.unix_timestamp().max(0) as u64,
-    )?;
-    if let Some(restored) = store.restored()? {
-        tracing::error!(finding = %restored.describe(), "STORE RESTORED: numbering and sending stop until an admin runs `vdx acknowledge-restore`");
-    }
-    let uploads = Uploads::open(&store.files().join("uploads"))?;
+    let now = started.unix_timestamp().max(0) as u64;
+    let database = Database::open(&data, Some(&config.organ_code))?;
     let scratch = data.join("scratch");
     clear_scratch(&scratch).map_err(|e| file_error(home, &scratch, e))?;
-    let enc_cert = load_cert(home, &config.keys.enc_cert)?;
     let pass = key_passphrase()?;
-    let enc_key = load_key(home, &config.keys.enc_key, pass.as_ref())?;
+    let mut tenants = Tenants::new();
+    for spec in Spec::all(home, &config)? {
+        let tenant = Tenant::load(home, &config, spec, &database, pass.as_ref(), now)?;
+        tenants.insert(tenant.code.clone(), Arc::new(tenant));
+    }
+    let own = tenants
+        .get(&config.organ_code)
+        .cloned()
+        .ok_or_else(|| file_error(home, Path::new(crate::config::FILE_NAME), "no own agency"))?;
     let tls_chain = vec![load_cert(home, &config.keys.tls_cert)?];
     let tls_key = load_key(home, &config.keys.tls_key, pass.as_ref())?;
-    let (signer, chain_pem) = signer_of(home, &config, pass.as_ref())?;
-    crate::checkpoints::record_config_changes(home, &config, &trusted.load(), &store)?;
+    crate::checkpoints::record_config_changes(home, &config, &trusted.load(), &own.store)?;
+    for tenant in tenants.values().filter(|t| !t.owned) {
+        crate::checkpoints::record_tenant_keys(home, tenant)?;
+    }
 
     // Peers are accepted when the directory binds their TLS certificate to their organ code.
     let (for_trust, for_binding) = (trusted.clone(), trusted.clone());
@@ -416,12 +492,12 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         }
         None => None,
     };
-    tracing::info!(organ_code = %config.organ_code, listen = %config.listen, socket = %socket_path.display(), "vdxd started");
+    tracing::info!(organ_code = %config.organ_code, tenants = tenants.len(), listen = %config.listen, socket = %socket_path.display(), "vdxd started");
 
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let node = Arc::new(Node {
         config,
-        store,
-        uploads,
+        database,
         scratch,
         home: home.to_owned(),
         trusted,
@@ -430,26 +506,24 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         reloading: std::sync::Mutex::new(()),
         schedule: Arc::default(),
         started,
-        submissions: SubmissionLocks::default(),
         metrics: crate::metrics::Metrics::new(),
-        signer,
-        enc_cert,
-        enc_key,
         wake_outbox: Notify::new(),
-        wake_inbox: Notify::new(),
-        peers_compared: Notify::new(),
-        peers_compared_once: std::sync::atomic::AtomicBool::new(false),
         endpoint: endpoint.clone(),
-        chain_pem,
+        own,
+        tenants: ArcSwap::from_pointee(tenants),
+        changing_tenants: std::sync::Mutex::new(()),
+        pass,
+        stop: stop.clone(),
+        loops: std::sync::Mutex::default(),
     });
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let accept = tokio::spawn(accept_loop(endpoint.clone(), node.clone()));
     let api = tokio::spawn(crate::api::serve(socket, node.clone(), home.to_owned()));
     let metrics =
         metrics_listener.map(|l| tokio::spawn(crate::api::serve_metrics(l, node.clone())));
-    let inbox = tokio::spawn(inbox_loop(node.clone(), Stop(stop.clone())));
+    for tenant in node.tenants().values() {
+        node.start_tenant(tenant);
+    }
     tokio::spawn(ask_peers_at_start(node.clone()));
-    let checkpoints = tokio::spawn(crate::checkpoints::run(node.clone(), Stop(stop.clone())));
     let reloads = tokio::spawn(crate::trusted::watch(node.clone(), Stop(stop.clone())));
     let outbox = tokio::spawn(crate::outbox::run(
         endpoint.clone(),
@@ -468,13 +542,17 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     endpoint.close(0u32.into(), b"shutting down");
     accept.abort();
     let _ = outbox.await;
-    let _ = inbox.await;
-    let _ = checkpoints.await;
+    let loops = std::mem::take(&mut *node.loops.lock().unwrap_or_else(PoisonError::into_inner));
+    for running in loops {
+        let _ = running.await;
+    }
     let _ = reloads.await;
     endpoint.wait_idle().await;
-    node.store.flush()?;
-    node.checkpoint();
-    node.store.anchor_latest()?;
+    node.database.flush()?;
+    for tenant in node.tenants().values() {
+        tenant.checkpoint();
+        tenant.store.anchor_latest()?;
+    }
     tracing::info!("vdxd stopped");
     Ok(())
 }
@@ -602,11 +680,11 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
                 };
                 let (node, peer) = (node.clone(), peer.clone());
                 tokio::spawn(async move {
-                    match receive_dispatch(send, recv, &node.store, node.as_ref(), &peer).await {
+                    match receive_dispatch(send, recv, node.as_ref(), &peer).await {
                         Ok(Some(record)) => {
                             node.metrics.arrival("stored");
-                            tracing::info!(id = %record.id, from = %record.from, size = record.size, kind = ?record.kind, "object received");
-                            node.wake_inbox.notify_one();
+                            tracing::info!(id = %record.id, from = %record.from, to = %record.to, size = record.size, kind = ?record.kind, "object received");
+                            node.wake_inbox_of(&record);
                         }
                         Ok(None) => {}
                         Err(e) => {
@@ -620,8 +698,24 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
     }
 }
 
+impl Node {
+    /// Wakes the inbox of the tenant that took custody of `record` (its recipient, else the
+    /// relays among our tenants).
+    pub(crate) fn wake_inbox_of(&self, record: &Record) {
+        match self.tenant(&record.to) {
+            Some(tenant) => tenant.wake_inbox.notify_one(),
+            None => self
+                .tenants()
+                .values()
+                .for_each(|t| t.wake_inbox.notify_one()),
+        }
+    }
+}
+
 impl ReceivePolicy for Node {
-    fn admit(&self, offer: &Offer, peer: &OrganCode) -> Result<(), (RejectCode, String)> {
+    type Custody<'a> = Arc<Tenant>;
+
+    fn admit(&self, offer: &Offer, peer: &OrganCode) -> Result<Arc<Tenant>, (RejectCode, String)> {
         // A peer hands over its own objects, or carries them as the relay of their sender or
         // recipient; anyone else claiming another agency's object (and its transfer id) is refused.
         // One snapshot of the directory decides the whole offer, even if a reload lands meanwhile.
@@ -638,12 +732,15 @@ impl ReceivePolicy for Node {
                 ),
             ));
         }
-        if offer.to != self.config.organ_code && !self.relays_for(directory, offer) {
+        let Some(custody) = self
+            .tenant(&offer.to)
+            .or_else(|| self.relay_for(directory, offer))
+        else {
             return Err((
                 RejectCode::NotForUs,
                 format!("{} is not served by {}", offer.to, self.config.organ_code),
             ));
-        }
+        };
         if directory.get(offer.from.as_str()).is_none() {
             return Err((
                 RejectCode::UnknownSender,
@@ -663,22 +760,11 @@ impl ReceivePolicy for Node {
         if offer.expires != 0 && offer.expires < self.now() {
             return Err((RejectCode::Expired, "the dispatch has expired".into()));
         }
-        Ok(())
+        Ok(custody)
     }
 
-    fn receipt(&self, record: &Record) -> Vec<u8> {
-        let now = time::OffsetDateTime::now_utc();
-        self.signer
-            .sign(
-                ReceiptKind::Hop,
-                record,
-                now,
-                self.signer.receipt_checkpoint(&self.store),
-            )
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot sign a receipt");
-                Vec::new()
-            })
+    fn ledger(&self) -> &Store {
+        &self.own.store
     }
 
     fn now(&self) -> u64 {
@@ -690,7 +776,7 @@ impl ReceivePolicy for Node {
     }
 
     fn held(&self, peer: &OrganCode, note: &[u8]) {
-        self.peer_answered();
+        self.own.peer_answered();
         crate::witness::compare_own(self, peer.as_str(), note);
     }
 }
@@ -704,7 +790,7 @@ const PEERS_ASKED_AT_START: usize = 8;
 /// At start: compares checkpoints with the peers whose checkpoints we hold (the ones we worked
 /// with), a few at once, so that a restore is noticed before anything is numbered.
 async fn ask_peers_at_start(node: Arc<Node>) {
-    let peers: Vec<OrganCode> = match node.store.witnessed_origins(PEERS_ASKED_AT_START) {
+    let peers: Vec<OrganCode> = match node.own.store.witnessed_origins(PEERS_ASKED_AT_START) {
         Ok(origins) => origins
             .iter()
             .filter_map(|origin| origin.strip_prefix("vdx/")?.parse().ok())
@@ -726,15 +812,16 @@ async fn ask_peers_at_start(node: Arc<Node>) {
     while asked.join_next().await.is_some() {}
 }
 
-/// Opens what arrived, oldest most-urgent first; repeats whatever a crash interrupted.
-async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
-    let compared = node.peers_compared.notified();
+/// Opens what arrived for `tenant`, oldest most-urgent first; repeats whatever a crash
+/// interrupted; forwards what it relays.
+async fn inbox_loop(node: Arc<Node>, tenant: Arc<Tenant>, mut stop: Stop) {
+    let compared = tenant.peers_compared.notified();
     tokio::pin!(compared);
     compared.as_mut().enable();
-    if !node
+    if !tenant
         .peers_compared_once
         .load(std::sync::atomic::Ordering::Acquire)
-        && !node
+        && !tenant
             .store
             .witnessed_origins(1)
             .map(|o| o.is_empty())
@@ -746,78 +833,80 @@ async fn inbox_loop(node: Arc<Node>, mut stop: Stop) {
             _ = tokio::time::sleep(PEERS_GRACE) => {}
         }
     }
+    let store = &tenant.store;
     while !stop.is_set() {
         // After a restore nothing is opened (numbered) or relayed until it is acknowledged;
         // arrivals wait, stored.
-        let arrivals = if node.halted() {
+        let arrivals = if tenant.halted() {
             Vec::new()
         } else {
-            node.store.arrivals().unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot read the arrivals");
+            store.arrivals().unwrap_or_else(|e| {
+                tracing::error!(tenant = %tenant.code, error = %e, "cannot read the arrivals");
                 Vec::new()
             })
         };
         for record in arrivals {
-            if node.halted() {
+            if tenant.halted() || stop.is_set() {
                 // A peer has just shown the store was restored: nothing more is numbered.
                 break;
             }
-            if record.to != node.config.organ_code {
-                match node.store.forward(record.id) {
+            if record.to != tenant.code {
+                match store.forward(record.id) {
                     Ok(r) => {
                         node.metrics.processed("relayed");
-                        tracing::info!(id = %r.id, from = %r.from, to = %r.to, "relaying");
+                        tracing::info!(tenant = %tenant.code, id = %r.id, from = %r.from, to = %r.to, "relaying");
                     }
                     Err(e) => {
                         node.metrics.processed("error");
-                        tracing::error!(id = %record.id, error = %e, "cannot queue for relaying");
+                        tracing::error!(tenant = %tenant.code, id = %record.id, error = %e, "cannot queue for relaying");
                     }
                 }
                 node.wake_outbox.notify_one();
                 continue;
             }
-            let (worker, id) = (node.clone(), record.id);
+            let (worker, trusted, id) = (tenant.clone(), node.trusted(), record.id);
             let done = tokio::task::spawn_blocking(move || {
                 worker
-                    .inbox(&worker.trusted())
+                    .inbox(&trusted)
                     .process(&record, time::OffsetDateTime::now_utc())
             })
             .await;
+            let tenant_code = &tenant.code;
             match done {
                 Ok(Ok(Outcome::Registered(r))) => {
                     node.metrics.processed("registered");
-                    tracing::info!(id = %r.id, from = %r.from, number = ?r.incoming_number.map(|n| n.to_string()), "dispatch registered");
+                    tracing::info!(tenant = %tenant_code, id = %r.id, from = %r.from, number = ?r.incoming_number.map(|n| n.to_string()), "dispatch registered");
                 }
                 Ok(Ok(Outcome::Refused(r))) => {
                     node.metrics.processed("refused");
-                    tracing::warn!(id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival refused");
+                    tracing::warn!(tenant = %tenant_code, id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival refused");
                 }
                 Ok(Ok(Outcome::KeptAside(r))) => {
                     node.metrics.processed("kept_aside");
-                    tracing::error!(id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival kept aside: refused to its sender, kept for the operator");
+                    tracing::error!(tenant = %tenant_code, id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival kept aside: refused to its sender, kept for the operator");
                 }
                 Ok(Ok(Outcome::Applied(r))) => {
                     node.metrics.processed("reply");
-                    tracing::info!(id = %r.id, to = %r.to, status = r.status(), "reply applied");
+                    tracing::info!(tenant = %tenant_code, id = %r.id, to = %r.to, status = r.status(), "reply applied");
                 }
                 Ok(Err(e)) => {
                     node.metrics.processed("error");
-                    tracing::error!(%id, error = %e, "cannot process an arrival; it is tried again");
+                    tracing::error!(tenant = %tenant_code, %id, error = %e, "cannot process an arrival; it is tried again");
                     // Our own failure, not the object's: it does not count towards keeping it aside.
-                    if let Err(e) = node.store.forgive_open(id) {
-                        tracing::error!(%id, error = %e, "opening attempt not given back");
+                    if let Err(e) = store.forgive_open(id) {
+                        tracing::error!(tenant = %tenant_code, %id, error = %e, "opening attempt not given back");
                     }
                 }
                 Err(e) => {
                     node.metrics.processed("error");
-                    tracing::error!(error = %e, "arrival processing failed");
+                    tracing::error!(tenant = %tenant_code, error = %e, "arrival processing failed");
                 }
             }
             node.wake_outbox.notify_one();
         }
         tokio::select! {
             _ = stop.wait() => return,
-            _ = node.wake_inbox.notified() => {}
+            _ = tenant.wake_inbox.notified() => {}
             _ = tokio::time::sleep(TICK * 10) => {}
         }
     }

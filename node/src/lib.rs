@@ -16,6 +16,7 @@
 //! - `status`: what an operator checks first — queues, peers, CRL renewal, disk — with warnings.
 //! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
 //!   in the daemon touches sled or the spool directory.
+//! - `tenant`: one agency the node hosts — keys, store namespace, uploads, API users.
 //! - [`tls`]: QUIC endpoints' mutual TLS — who may connect, decided by the trust anchors, CRLs and
 //!   the directory.
 //! - [`transfer`]: one dispatch over one QUIC stream, between a sender's store and a receiver's.
@@ -38,6 +39,7 @@ pub mod passphrase;
 pub mod receipts;
 mod status;
 pub mod store;
+mod tenant;
 pub mod tls;
 pub mod transfer;
 mod trusted;

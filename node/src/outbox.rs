@@ -198,10 +198,10 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
             }
         }
         // After a restore nothing is sent until it is acknowledged (`store::restore`).
-        let queued = if node.halted() {
+        let queued = if node.own.halted() {
             Vec::new()
         } else {
-            node.store.outbox_head(PASS_LIMIT).unwrap_or_else(|e| {
+            node.own.store.outbox_head(PASS_LIMIT).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot read the outbox");
                 Vec::new()
             })
@@ -217,6 +217,7 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                 let Ok(s) = schedule.lock() else { return };
                 if !s.in_flight.contains_key(&record.id) {
                     match node
+                        .own
                         .store
                         .mark_failed(record.id, "expired before delivery".into())
                     {
@@ -282,6 +283,7 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
                     // The list is a snapshot: a transfer that finished since it was read must not
                     // start again.
                     let Some(record) = node
+                        .own
                         .store
                         .get(record.id)
                         .ok()
@@ -399,12 +401,12 @@ async fn transfer(
     let hop = peer.clone();
     let check = move |r: &Record, receipt: &[u8]| {
         let verified = verify_receipt(receipt, r, &hop, &trust).map_err(|e| e.to_string())?;
-        if let Err(e) = crate::witness::keep(&node.store, &verified.receipt, &verified.signer) {
+        if let Err(e) = crate::witness::keep(&node.own.store, &verified.receipt, &verified.signer) {
             tracing::error!(peer = %hop, error = %e, "peer checkpoint");
         }
         Ok(verified.receipt.by)
     };
-    send_dispatch(conn, &node.store, record.id, &check).await
+    send_dispatch(conn, &node.own.store, record.id, &check).await
 }
 
 fn backoff(failures: u32) -> Duration {

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::daemon::Node;
 use crate::outbox::PeerReport;
 use crate::store::StoreError;
+use crate::tenant::Tenant;
 
 /// A CRL this close to its nextUpdate is reported: past it, everyone it covers is refused.
 const CRL_WARNING: time::Duration = time::Duration::hours(24);
@@ -85,9 +86,9 @@ pub(crate) struct Disk {
 }
 
 impl Node {
-    /// The status report now.
-    pub(crate) fn status(&self) -> Result<Status, StoreError> {
-        let queued = self.store.outbox()?;
+    /// The status report of `tenant` now, with what the host shares (peers, trust, disk).
+    pub(crate) fn status(&self, tenant: &Tenant) -> Result<Status, StoreError> {
+        let queued = tenant.store.outbox()?;
         // By recipient first: the next hop is worked out once per recipient, not per copy.
         let mut by_recipient = HashMap::new();
         for copy in &queued {
@@ -106,8 +107,8 @@ impl Node {
             self.config.limits.disk_warning_mib.saturating_mul(1 << 20),
         );
         let mut status = Status {
-            organ_code: self.config.organ_code.to_string(),
-            name: self.config.name.clone(),
+            organ_code: tenant.code.to_string(),
+            name: tenant.name.clone(),
             version: env!("CARGO_PKG_VERSION"),
             started: self.started,
             outbox: Outbox {
@@ -115,14 +116,14 @@ impl Node {
                 by_peer,
             },
             inbox: {
-                let kept_aside_ids: Vec<String> = self
+                let kept_aside_ids: Vec<String> = tenant
                     .store
                     .kept_aside()?
                     .iter()
                     .map(ToString::to_string)
                     .collect();
                 Inbox {
-                    to_open: self.store.arrivals_count(),
+                    to_open: tenant.store.arrivals_count(),
                     kept_aside: kept_aside_ids.len(),
                     kept_aside_ids,
                 }
@@ -134,11 +135,11 @@ impl Node {
                 crl_next_update: crl.as_ref().map(|(next, _)| *next),
             },
             ledger: Ledger {
-                entries: self.store.ledger_size()?,
-                durable: self.store.durable_ledger_size(),
+                entries: tenant.store.ledger_size()?,
+                durable: tenant.store.durable_ledger_size(),
             },
             disk,
-            restored: self.store.restored()?,
+            restored: tenant.store.restored()?,
             warnings: Vec::new(),
         };
         status.warnings = warnings(&status, crl.as_ref(), now);

@@ -327,17 +327,35 @@ fn offer_of(record: &Record) -> Result<Offer, TransferError> {
 
 /// What the receiving node decides about an offer, and how it signs custody.
 pub trait ReceivePolicy {
-    /// `Ok` to take the offer from `peer` (the TLS peer's organ code), or a refusal the sender's
+    /// Who takes custody of an admitted offer: the agency it is for, or that relays it.
+    type Custody<'a>: Custody
+    where
+        Self: 'a;
+    /// Who takes `offer` from `peer` (the TLS peer's organ code), or a refusal the sender's
     /// clerk will read.
-    fn admit(&self, offer: &Offer, peer: &OrganCode) -> Result<(), (RejectCode, String)>;
-    /// The hop receipt for a stored object.
-    fn receipt(&self, record: &Record) -> Vec<u8>;
+    fn admit<'a>(
+        &'a self,
+        offer: &Offer,
+        peer: &OrganCode,
+    ) -> Result<Self::Custody<'a>, (RejectCode, String)>;
+    /// The store whose ledger PROVE and HELD speak of: the host's own agency's (the peer knows
+    /// the node by its TLS identity, which is that agency's).
+    fn ledger(&self) -> &Store;
     /// Unix seconds, for the record.
     fn now(&self) -> u64;
     /// An offer was answered with REJECT `code` (counted for monitoring).
     fn refused(&self, _code: RejectCode) {}
     /// `peer` handed over the newest checkpoint of our ledger it holds (HELD; maybe empty).
     fn held(&self, _peer: &OrganCode, _note: &[u8]) {}
+}
+
+/// The agency that takes custody of an incoming object: where it is stored, and who signs the
+/// hop receipt.
+pub trait Custody {
+    /// Where the object and its record go.
+    fn store(&self) -> &Store;
+    /// The hop receipt for a stored object.
+    fn receipt(&self, record: &Record) -> Vec<u8>;
 }
 
 /// Asks the peer on `conn` for the consistency proof of its ledger between sizes `old` and `new`.
@@ -383,12 +401,11 @@ pub async fn exchange_held(
 pub async fn receive_dispatch(
     mut send: SendStream,
     recv: RecvStream,
-    store: &Store,
     policy: &impl ReceivePolicy,
     peer: &OrganCode,
 ) -> Result<Option<Record>, TransferError> {
     let mut reader = FrameReader::new(recv);
-    let result = drive_receive(&mut send, &mut reader, store, policy, peer).await;
+    let result = drive_receive(&mut send, &mut reader, policy, peer).await;
     match &result {
         Err(e) => close_with(&mut send, &mut reader, e),
         Ok(_) => {
@@ -402,12 +419,12 @@ pub async fn receive_dispatch(
 async fn drive_receive(
     send: &mut SendStream,
     reader: &mut FrameReader,
-    store: &Store,
     policy: &impl ReceivePolicy,
     peer: &OrganCode,
 ) -> Result<Option<Record>, TransferError> {
     let mut machine = Inbound::new();
     let first = reader.next().await?;
+    let store = policy.ledger();
     if let Frame::Prove { old, new } = first {
         let durable = store.durable_ledger_size();
         let answer = match store.consistency_proof(old, new) {
@@ -437,10 +454,14 @@ async fn drive_receive(
         return Err(WireError::Unexpected("the first frame must be OFFER").into());
     };
     let id = MessageId(offer.id);
-    if let Err((code, reason)) = policy.admit(&offer, peer) {
-        refuse(send, &mut machine, policy, code, reason).await?;
-        return Ok(None);
-    }
+    let custody = match policy.admit(&offer, peer) {
+        Ok(custody) => custody,
+        Err((code, reason)) => {
+            refuse(send, &mut machine, policy, code, reason).await?;
+            return Ok(None);
+        }
+    };
+    let store = custody.store();
     if let Some(existing) = store.get(id)? {
         if existing.size != offer.size || existing.sealed_digest()? != offer.sealed_sha256 {
             let reason = format!("a different object is already stored under id {id}");
@@ -456,7 +477,7 @@ async fn drive_receive(
         write_frame(
             send,
             &Frame::Stored {
-                receipt: policy.receipt(&existing),
+                receipt: custody.receipt(&existing),
             },
         )
         .await?;
@@ -489,7 +510,7 @@ async fn drive_receive(
     match store.complete_incoming(&offer, receiving, policy.now(), peer) {
         Ok((record, _)) => {
             let stored = Frame::Stored {
-                receipt: policy.receipt(&record),
+                receipt: custody.receipt(&record),
             };
             // Custody is taken once stored, whether or not the sender hears it (it offers again,
             // and is answered as a repeat).
@@ -543,13 +564,29 @@ mod tests {
     use crate::testkit::{agency, policy, receipt_signer, tls_identity};
     use crate::tls::{client_config, server_config};
 
-    /// Receives for 000.00.00.H41 only, and signs real hop receipts.
-    struct ForH41(ReceiptSigner);
+    /// Receives for 000.00.00.H41 only, into its store, and signs real hop receipts.
+    struct ForH41(ReceiptSigner, Arc<Store>);
+
+    impl Custody for &ForH41 {
+        fn store(&self) -> &Store {
+            &self.1
+        }
+        fn receipt(&self, record: &Record) -> Vec<u8> {
+            self.0
+                .sign(ReceiptKind::Hop, record, OffsetDateTime::now_utc(), None)
+                .unwrap_or_default()
+        }
+    }
 
     impl ReceivePolicy for ForH41 {
-        fn admit(&self, offer: &Offer, _peer: &OrganCode) -> Result<(), (RejectCode, String)> {
+        type Custody<'a> = &'a Self;
+        fn admit<'a>(
+            &'a self,
+            offer: &Offer,
+            _peer: &OrganCode,
+        ) -> Result<&'a Self, (RejectCode, String)> {
             if offer.to.as_str() == "000.00.00.H41" {
-                Ok(())
+                Ok(self)
             } else {
                 Err((
                     RejectCode::NotForUs,
@@ -557,10 +594,8 @@ mod tests {
                 ))
             }
         }
-        fn receipt(&self, record: &Record) -> Vec<u8> {
-            self.0
-                .sign(ReceiptKind::Hop, record, OffsetDateTime::now_utc(), None)
-                .unwrap_or_default()
+        fn ledger(&self) -> &Store {
+            &self.1
         }
         fn now(&self) -> u64 {
             1_800_000_000
@@ -581,7 +616,10 @@ mod tests {
         let h41 = agency(&mut ca, "000.00.00.H41");
         let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let receiver = Arc::new(Store::open(dirs.1.path()).unwrap());
-        let receipts = Arc::new(ForH41(receipt_signer(&h41, "000.00.00.H41")));
+        let receipts = Arc::new(ForH41(
+            receipt_signer(&h41, "000.00.00.H41"),
+            receiver.clone(),
+        ));
         let (chain, key) = tls_identity(&h41);
         let server = quinn::Endpoint::server(
             server_config(&chain, key, policy(&ca, &["000.00.00.G22"])).unwrap(),
@@ -589,18 +627,16 @@ mod tests {
         )
         .unwrap();
         let addr = server.local_addr().unwrap();
-        let store = receiver.clone();
         tokio::spawn(async move {
             while let Some(incoming) = server.accept().await {
-                let (store, receipts) = (store.clone(), receipts.clone());
+                let receipts = receipts.clone();
                 tokio::spawn(async move {
                     let Ok(conn) = incoming.await else { return };
                     while let Ok((send, recv)) = conn.accept_bi().await {
-                        let (store, receipts) = (store.clone(), receipts.clone());
+                        let receipts = receipts.clone();
                         tokio::spawn(async move {
                             let g22 = "000.00.00.G22".parse().unwrap();
-                            let _ =
-                                receive_dispatch(send, recv, &store, receipts.as_ref(), &g22).await;
+                            let _ = receive_dispatch(send, recv, receipts.as_ref(), &g22).await;
                         });
                     }
                 });

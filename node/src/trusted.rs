@@ -166,7 +166,7 @@ impl Node {
         }
         let fresh = Trusted::parse(&self.home, files)?;
         let summary = fresh.summary(true);
-        fresh.record(&self.store)?;
+        fresh.record(&self.own.store)?;
         self.trusted.store(Arc::new(fresh));
         self.reloaded.send_modify(|generation| *generation += 1);
         self.wake_outbox.notify_one();

@@ -11,6 +11,7 @@ use vdx_protocol::receipt::Receipt;
 
 use crate::daemon::Node;
 use crate::store::{Store, StoreError, Witnessed};
+use crate::tenant::Tenant;
 
 /// Why a peer's checkpoint was not kept, or shows a fork.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,7 @@ const HELD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Failures (an older peer, a timeout) only log.
 pub(crate) async fn exchange_checkpoints(node: &Node, conn: &quinn::Connection, peer: &str) {
     let theirs = node
+        .own
         .store
         .newest_witnessed(&format!("vdx/{peer}"))
         .ok()
@@ -95,7 +97,7 @@ pub(crate) async fn exchange_checkpoints(node: &Node, conn: &quinn::Connection, 
     let exchange = crate::transfer::exchange_held(conn, theirs);
     match tokio::time::timeout(HELD_TIMEOUT, exchange).await {
         Ok(Ok(note)) => {
-            node.peer_answered();
+            node.own.peer_answered();
             compare_own(node, peer, &note);
         }
         Ok(Err(e)) => {
@@ -115,8 +117,9 @@ pub(crate) fn compare_own(node: &Node, peer: &str, note: &[u8]) {
     if note.is_empty() {
         return;
     }
-    let checkpoint = match vdx_crypto::checkpoint::verify(note, node.signer.certificate()) {
-        Ok(c) if c.origin == node.signer.origin() => c,
+    let own = &node.own;
+    let checkpoint = match vdx_crypto::checkpoint::verify(note, own.signer.certificate()) {
+        Ok(c) if c.origin == own.signer.origin() => c,
         Ok(c) => {
             tracing::warn!(peer, origin = %c.origin, "peer handed over another ledger's checkpoint as ours");
             return;
@@ -127,7 +130,7 @@ pub(crate) fn compare_own(node: &Node, peer: &str, note: &[u8]) {
             return;
         }
     };
-    match node
+    match own
         .store
         .check_own_checkpoint(peer, &checkpoint, node.now_secs())
     {
@@ -190,10 +193,13 @@ impl PeerReport {
 /// the next larger one (consistency proofs asked from the peer over QUIC). A checkpoint proven
 /// to be a prefix of the next is then forgotten (the next one stands for it), so each run proves
 /// only what came since the last; with a fork, everything is kept as evidence.
-pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreError> {
+pub(crate) async fn check_peers(
+    node: &Node,
+    tenant: &Tenant,
+) -> Result<Vec<PeerReport>, StoreError> {
     let mut reports = Vec::new();
-    let mut invalid = node.store.invalid_checkpoints()?;
-    let mut witnessed = node.store.witnessed()?;
+    let mut invalid = tenant.store.invalid_checkpoints()?;
+    let mut witnessed = tenant.store.witnessed()?;
     for origin in invalid.keys() {
         witnessed.entry(origin.clone()).or_default();
     }
@@ -228,7 +234,19 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
         let peer = origin.strip_prefix("vdx/").and_then(|c| c.parse().ok());
         let conn = match peer {
             _ if distinct.is_empty() => Err("nothing to prove".to_owned()),
-            Some(peer) => crate::outbox::connect(&node.endpoint, node, &peer).await,
+            // PROVE answers for the ledger of the node's own agency: an agency hosted by another
+            // agency's node cannot be asked yet.
+            Some(peer) => crate::outbox::connect(&node.endpoint, node, &peer)
+                .await
+                .and_then(|conn| {
+                    let answers_for = crate::tls::peer_certificate(&conn)
+                        .and_then(|c| vdx_pki::organ_code(&c));
+                    if answers_for.as_deref() == Some(peer.as_str()) {
+                        Ok(conn)
+                    } else {
+                        Err(format!("{peer} is hosted by another agency's node, which proves only its own ledger"))
+                    }
+                }),
             None => Err(format!("{origin} is not a vdx ledger name")),
         };
         // The newest against itself: the peer's ledger must still be at least that long.
@@ -279,7 +297,7 @@ pub(crate) async fn check_peers(node: &Node) -> Result<Vec<PeerReport>, StoreErr
         report.notes.dedup();
         if report.forks.is_empty() && report.rolled_back.is_empty() {
             for old in &proven {
-                node.store.forget_witnessed(old)?;
+                tenant.store.forget_witnessed(old)?;
             }
         }
         reports.push(report);

@@ -188,7 +188,7 @@ impl Ledger {
         if client.is_running() {
             return Ok(Self::Online(client));
         }
-        let (config, signer, chain) = vdx_node::daemon::load_signer(home)
+        let (config, signer, chain) = vdx_node::daemon::load_signer(home, None)
             .context("vdxd is not running; reading its ledger directly needs its signing key (VDX_KEY_PASSPHRASE)")?;
         let data = vdx_node::config::resolve(home, &config.data_dir);
         let store = Store::open_tenant(&data, &config.organ_code)

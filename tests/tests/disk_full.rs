@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use vdx_tests::daemon::tenant_files;
+use vdx_tests::daemon::organ_code;
 use vdx_tests::daemon::{homes, wait_until, Daemon};
 use vdx_tests::{as_root, Session};
 
@@ -143,8 +143,8 @@ fn a_clerk_sending_onto_a_full_disk_is_told_so_and_nothing_half_done_stays() {
     assert_eq!(outbox.as_array().unwrap().len(), 1, "{outbox}");
     let leftovers = s
         .sh(&format!(
-            "find {}/uploads -type f",
-            tenant_files(&s, "g22-disk")
+            "find g22-disk/tenants/{}/uploads -type f",
+            organ_code(&s, "g22")
         ))
         .ok()
         .stdout;
