@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use openssl::x509::X509;
 use tokio::sync::Notify;
 use vdx_crypto::PrivateKey;
-use vdx_pki::{Directory, ValidatedSigner};
+use vdx_pki::ValidatedSigner;
 use vdx_protocol::receipt::ReceiptKind;
 use vdx_protocol::wire::{ObjectKind, Offer, RejectCode};
 use vdx_protocol::OrganCode;
@@ -27,6 +27,7 @@ use crate::config::{resolve, Config};
 use crate::inbox::{Inbox, Outcome};
 use crate::outbox::Schedule;
 use crate::receipts::ReceiptSigner;
+use crate::routing::{self, Here, Hop};
 use crate::store::{Record, Store};
 use crate::tls::{client_config, server_config, PeerPolicy};
 use crate::transfer::{receive_dispatch, ReceivePolicy};
@@ -142,7 +143,6 @@ impl Node {
             name: &self.config.name,
             signer: &self.signer,
             directory: &trusted.directory,
-            enc_certs: &trusted.enc_certs,
             uploads: &self.uploads,
             store: &self.store,
             scratch: &self.scratch,
@@ -150,36 +150,22 @@ impl Node {
         }
     }
 
-    /// Where an object goes next: straight to an agency we relay for; else through our relay if
-    /// we have one; else through the recipient's relay if the directory names one; else to the
-    /// recipient itself.
+    /// Where this node stands for routing: one agency, its own host, and its relay.
+    fn here(&self) -> Here<'_> {
+        Here::single(&self.config.organ_code, self.config.relay.as_ref())
+    }
+
+    /// The node an object goes to next ([`routing::next_hop`]); our own agency is reached at our
+    /// own endpoint.
     pub(crate) fn next_hop(&self, to: &OrganCode) -> OrganCode {
-        let theirs = relay_of(&self.trusted().directory, to);
-        if theirs.as_ref() == Some(&self.config.organ_code) {
-            return to.clone();
+        match routing::next_hop(&self.trusted().directory, &self.here(), to) {
+            Hop::Local(code) | Hop::Peer(code) => code,
         }
-        if let Some(ours) = self.config.relay.as_ref().filter(|r| *r != to) {
-            return ours.clone();
-        }
-        theirs.unwrap_or_else(|| to.clone())
     }
 
-    /// Whether this node carries `offer` for others, as `directory` says: it is the relay of its
-    /// sender or recipient, and knows the recipient. What it carries it stores and forwards, never
-    /// opens.
-    fn relays_for(&self, directory: &Directory, offer: &Offer) -> bool {
-        let me = Some(&self.config.organ_code);
-        directory.get(offer.to.as_str()).is_some()
-            && (relay_of(directory, &offer.to).as_ref() == me
-                || relay_of(directory, &offer.from).as_ref() == me)
-    }
-
-    /// A peer's QUIC address from the directory.
+    /// A peer's QUIC address from the directory: its own, or its host's.
     pub(crate) fn endpoint_of(&self, peer: &OrganCode) -> Option<String> {
-        self.trusted()
-            .directory
-            .get(peer.as_str())
-            .and_then(|e| e.endpoint.clone())
+        routing::endpoint_of(&self.trusted().directory, peer).map(str::to_owned)
     }
 
     /// Whether the node numbers and sends: not while a restore of its store waits for an
@@ -236,14 +222,6 @@ pub(crate) fn read(home: &Path, path: &Path) -> Result<Vec<u8>, StartError> {
         path,
         reason: e.to_string(),
     })
-}
-
-/// The relay `directory` names for `code`.
-fn relay_of(directory: &Directory, code: &OrganCode) -> Option<OrganCode> {
-    directory
-        .get(code.as_str())
-        .and_then(|e| e.relay.as_deref())
-        .and_then(|r| r.parse().ok())
 }
 
 /// A file named by the configuration, and what is wrong with it.
@@ -621,34 +599,16 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
 
 impl ReceivePolicy for Node {
     fn admit(&self, offer: &Offer, peer: &OrganCode) -> Result<(), (RejectCode, String)> {
-        // A peer hands over its own objects, or carries them as the relay of their sender or
-        // recipient; anyone else claiming another agency's object (and its transfer id) is refused.
-        // One snapshot of the directory decides the whole offer, even if a reload lands meanwhile.
+        // Who may hand it over and whether we serve its recipient: `routing::admit`. One snapshot
+        // of the directory decides the whole offer, even if a reload lands meanwhile.
         let trusted = self.trusted();
-        let directory = &trusted.directory;
-        let carries = |code: &OrganCode| relay_of(directory, code).as_ref() == Some(peer);
-        let our_relay = self.config.relay.as_ref() == Some(peer);
-        if offer.from != *peer && !our_relay && !carries(&offer.from) && !carries(&offer.to) {
-            return Err((
-                RejectCode::BadOffer,
-                format!(
-                    "{peer} may not hand over an object from {}: it is neither its sender nor a relay on its way",
-                    offer.from
-                ),
-            ));
-        }
-        if offer.to != self.config.organ_code && !self.relays_for(directory, offer) {
-            return Err((
-                RejectCode::NotForUs,
-                format!("{} is not served by {}", offer.to, self.config.organ_code),
-            ));
-        }
-        if directory.get(offer.from.as_str()).is_none() {
-            return Err((
-                RejectCode::UnknownSender,
-                format!("{} is not in the directory", offer.from),
-            ));
-        }
+        routing::admit(
+            &trusted.directory,
+            &self.here(),
+            peer,
+            &offer.from,
+            &offer.to,
+        )?;
         let limit = match offer.kind {
             ObjectKind::Dispatch => self.config.limits.max_dispatch_bytes,
             _ => MAX_REPLY_BYTES,

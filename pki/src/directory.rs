@@ -177,6 +177,16 @@ impl ParsedCertificates {
     }
 }
 
+impl Default for IndexedDirectory {
+    fn default() -> Self {
+        Self {
+            directory: Directory::default(),
+            index: HashMap::new(),
+            parsed: Vec::new(),
+        }
+    }
+}
+
 impl IndexedDirectory {
     /// Checks `directory` as [`Directory::from_json`] does and indexes it, parsing each
     /// certificate once.
