@@ -141,8 +141,8 @@ impl Directory {
 
 /// A directory loaded for use: each organ code found without a scan, with its certificates parsed
 /// once, when the directory is loaded, not at each handshake, offer or dispatch. Immutable: a
-/// changed directory is a new `IndexedDirectory`.
-#[derive(Debug, Clone)]
+/// changed directory is a new `IndexedDirectory`. The default is an empty version-1 directory.
+#[derive(Debug, Clone, Default)]
 pub struct IndexedDirectory {
     directory: Directory,
     /// Organ code → position in `directory.entries` and in `parsed`.
@@ -174,16 +174,6 @@ impl ParsedCertificates {
     /// Identifies the agency's node, if it has one of its own.
     pub fn tls(&self) -> Option<&X509> {
         self.tls.as_ref()
-    }
-}
-
-impl Default for IndexedDirectory {
-    fn default() -> Self {
-        Self {
-            directory: Directory::default(),
-            index: HashMap::new(),
-            parsed: Vec::new(),
-        }
     }
 }
 
