@@ -2,19 +2,17 @@
 //! then files, `docs/dispatch-package.md`), sealed once to every recipient's encryption certificate
 //! and queued once per recipient, under a transfer id derived from the message id and recipient.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use openssl::x509::X509;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 use time::OffsetDateTime;
 use vdx_crypto::RsaPadding;
-use vdx_pki::Directory;
+use vdx_pki::IndexedDirectory;
 use vdx_protocol::header::{
     Business, CalendarDate, Classification, Code, DispatchHeader, DocumentId, DocumentType,
     FileEntry, Party, Priority, Promulgation, SignerInfo,
@@ -184,11 +182,10 @@ pub struct Composer<'a> {
     pub name: &'a str,
     /// Who signs.
     pub signer: &'a ReceiptSigner,
-    /// Who is who (names for the header).
-    pub directory: &'a Directory,
-    /// Each agency's encryption certificate, parsed once from the directory at start (parsing a
-    /// certificate is a large share of composing a small dispatch with OpenSSL 3).
-    pub enc_certs: &'a HashMap<String, X509>,
+    /// Who is who (names for the header), and each agency's encryption certificate, parsed once
+    /// when the directory is loaded (parsing a certificate is a large share of composing a small
+    /// dispatch with OpenSSL 3).
+    pub directory: &'a IndexedDirectory,
     /// Where the files were uploaded.
     pub uploads: &'a Uploads,
     /// Where the dispatch is queued (and small uploads are kept).
@@ -275,11 +272,11 @@ impl Composer<'_> {
         let header = self.header(request, now)?;
         let mut recipients = Vec::new();
         for party in &header.to {
-            let cert = self
-                .enc_certs
-                .get(party.organ_id.as_str())
+            let certs = self
+                .directory
+                .certificates(party.organ_id.as_str())
                 .ok_or_else(|| ComposeError::UnknownRecipient(party.organ_id.to_string()))?;
-            recipients.push(cert.clone());
+            recipients.push(certs.enc().clone());
         }
         let mut spill = Spill::Memory {
             bytes: Vec::new(),

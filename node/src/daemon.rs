@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use vdx_crypto::PrivateKey;
-use vdx_pki::{Directory, ValidatedSigner};
+use vdx_pki::ValidatedSigner;
 use vdx_protocol::receipt::ReceiptKind;
 use vdx_protocol::wire::{ObjectKind, Offer, RejectCode};
 use vdx_protocol::OrganCode;
@@ -25,6 +25,7 @@ use crate::config::{resolve, Config, TenantConfig};
 use crate::inbox::Outcome;
 use crate::outbox::Schedule;
 use crate::receipts::ReceiptSigner;
+use crate::routing::{self, Admitted, Here, Hop};
 use crate::store::{Database, Record, Store};
 use crate::tenant::{load_cert, load_key, Spec, Tenant};
 use crate::tls::{client_config, server_config, PeerPolicy};
@@ -91,8 +92,41 @@ impl Stop {
     }
 }
 
-/// The agencies the node hosts now, by organ code.
-pub(crate) type Tenants = BTreeMap<OrganCode, Arc<Tenant>>;
+/// The agencies the node hosts now, by organ code; replaced whole when one is added or removed.
+#[derive(Clone, Default)]
+pub(crate) struct Tenants {
+    by_code: BTreeMap<OrganCode, Arc<Tenant>>,
+    /// The same codes in order, for routing.
+    codes: Vec<OrganCode>,
+}
+
+impl Tenants {
+    fn insert(&mut self, tenant: Arc<Tenant>) {
+        self.by_code.insert(tenant.code.clone(), tenant);
+        self.codes = self.by_code.keys().cloned().collect();
+    }
+
+    fn remove(&mut self, code: &OrganCode) {
+        self.by_code.remove(code);
+        self.codes = self.by_code.keys().cloned().collect();
+    }
+
+    pub(crate) fn get(&self, code: &OrganCode) -> Option<&Arc<Tenant>> {
+        self.by_code.get(code)
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.by_code.values()
+    }
+
+    pub(crate) fn codes(&self) -> &[OrganCode] {
+        &self.codes
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.codes.len()
+    }
+}
 
 /// The host: what the node's tenants share (DESIGN §1) — the QUIC endpoint and its TLS identity,
 /// the trust settings and directory, the scheduler, the database, metrics — and the tenants.
@@ -153,37 +187,27 @@ impl Node {
         self.tenants.load().get(code).cloned()
     }
 
-    /// Where an object goes next: straight to an agency we relay for; else through our relay if
-    /// we have one; else through the recipient's relay if the directory names one; else to the
-    /// recipient itself.
+    /// Where this node stands for routing: the host, its tenants now, and its relay.
+    fn here<'a>(&'a self, tenants: &'a Tenants) -> Here<'a> {
+        Here {
+            host: &self.config.organ_code,
+            tenants: tenants.codes(),
+            relay: self.config.relay.as_ref(),
+        }
+    }
+
+    /// The node an object goes to next ([`routing::next_hop`]); our own agency is reached at our
+    /// own endpoint.
     pub(crate) fn next_hop(&self, to: &OrganCode) -> OrganCode {
-        let theirs = relay_of(&self.trusted().directory, to);
-        if theirs.as_ref().is_some_and(|r| self.tenant(r).is_some()) {
-            return to.clone();
+        let tenants = self.tenants();
+        match routing::next_hop(&self.trusted().directory, &self.here(&tenants), to) {
+            Hop::Local(code) | Hop::Peer(code) => code,
         }
-        if let Some(ours) = self.config.relay.as_ref().filter(|r| *r != to) {
-            return ours.clone();
-        }
-        theirs.unwrap_or_else(|| to.clone())
     }
 
-    /// The tenant that carries `offer` for others, as `directory` says: the relay of its sender
-    /// or recipient, when the recipient is known. What it carries it stores and forwards, never
-    /// opens.
-    fn relay_for(&self, directory: &Directory, offer: &Offer) -> Option<Arc<Tenant>> {
-        directory.get(offer.to.as_str())?;
-        [&offer.to, &offer.from]
-            .into_iter()
-            .filter_map(|code| relay_of(directory, code))
-            .find_map(|relay| self.tenant(&relay))
-    }
-
-    /// A peer's QUIC address from the directory.
+    /// A peer's QUIC address from the directory: its own, or its host's.
     pub(crate) fn endpoint_of(&self, peer: &OrganCode) -> Option<String> {
-        self.trusted()
-            .directory
-            .get(peer.as_str())
-            .and_then(|e| e.endpoint.clone())
+        routing::endpoint_of(&self.trusted().directory, peer).map(str::to_owned)
     }
 
     /// Unix seconds now.
@@ -224,7 +248,7 @@ impl Node {
         )?);
         crate::checkpoints::record_tenant_keys(&self.home, &tenant)?;
         let mut all = (*self.tenants()).clone();
-        all.insert(code.clone(), tenant.clone());
+        all.insert(tenant.clone());
         self.tenants.store(Arc::new(all));
         self.start_tenant(&tenant);
         tracing::info!(tenant = %code, name = %tenant.name, "tenant added");
@@ -342,14 +366,6 @@ pub(crate) fn read(home: &Path, path: &Path) -> Result<Vec<u8>, StartError> {
     })
 }
 
-/// The relay `directory` names for `code`.
-fn relay_of(directory: &Directory, code: &OrganCode) -> Option<OrganCode> {
-    directory
-        .get(code.as_str())
-        .and_then(|e| e.relay.as_deref())
-        .and_then(|r| r.parse().ok())
-}
-
 /// A file named by the configuration, and what is wrong with it.
 pub(crate) fn file_error(home: &Path, path: &Path, e: impl std::fmt::Display) -> StartError {
     StartError::File {
@@ -432,10 +448,10 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let scratch = data.join("scratch");
     clear_scratch(&scratch).map_err(|e| file_error(home, &scratch, e))?;
     let pass = key_passphrase()?;
-    let mut tenants = Tenants::new();
+    let mut tenants = Tenants::default();
     for spec in Spec::all(home, &config)? {
         let tenant = Tenant::load(home, &config, spec, &database, pass.as_ref(), now)?;
-        tenants.insert(tenant.code.clone(), Arc::new(tenant));
+        tenants.insert(Arc::new(tenant));
     }
     let own = tenants
         .get(&config.organ_code)
@@ -716,37 +732,28 @@ impl ReceivePolicy for Node {
     type Custody<'a> = Arc<Tenant>;
 
     fn admit(&self, offer: &Offer, peer: &OrganCode) -> Result<Arc<Tenant>, (RejectCode, String)> {
-        // A peer hands over its own objects, or carries them as the relay of their sender or
-        // recipient; anyone else claiming another agency's object (and its transfer id) is refused.
-        // One snapshot of the directory decides the whole offer, even if a reload lands meanwhile.
+        // Who may hand it over and which of our tenants takes it: `routing::admit`. One snapshot
+        // of the directory (and of the tenants) decides the whole offer, even if a reload lands
+        // meanwhile.
         let trusted = self.trusted();
-        let directory = &trusted.directory;
-        let carries = |code: &OrganCode| relay_of(directory, code).as_ref() == Some(peer);
-        let our_relay = self.config.relay.as_ref() == Some(peer);
-        if offer.from != *peer && !our_relay && !carries(&offer.from) && !carries(&offer.to) {
-            return Err((
-                RejectCode::BadOffer,
-                format!(
-                    "{peer} may not hand over an object from {}: it is neither its sender nor a relay on its way",
-                    offer.from
-                ),
-            ));
-        }
-        let Some(custody) = self
-            .tenant(&offer.to)
-            .or_else(|| self.relay_for(directory, offer))
-        else {
-            return Err((
-                RejectCode::NotForUs,
-                format!("{} is not served by {}", offer.to, self.config.organ_code),
-            ));
+        let tenants = self.tenants();
+        let here = Here {
+            host: &self.config.organ_code,
+            tenants: tenants.codes(),
+            relay: self.config.relay.as_ref(),
         };
-        if directory.get(offer.from.as_str()).is_none() {
-            return Err((
-                RejectCode::UnknownSender,
-                format!("{} is not in the directory", offer.from),
-            ));
-        }
+        let custody =
+            match routing::admit(&trusted.directory, &here, peer, &offer.from, &offer.to)? {
+                Admitted::Deliver(code) | Admitted::Relay { by: code } => {
+                    tenants.get(&code).cloned()
+                }
+            }
+            .ok_or_else(|| {
+                (
+                    RejectCode::NotForUs,
+                    format!("{} is not served by {}", offer.to, self.config.organ_code),
+                )
+            })?;
         let limit = match offer.kind {
             ObjectKind::Dispatch => self.config.limits.max_dispatch_bytes,
             _ => MAX_REPLY_BYTES,

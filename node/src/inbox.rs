@@ -15,7 +15,7 @@ use std::io::{self, BufReader, Read};
 use openssl::x509::X509;
 use time::OffsetDateTime;
 use vdx_crypto::{Opener, PrivateKey};
-use vdx_pki::{Directory, TrustStore};
+use vdx_pki::{IndexedDirectory, TrustStore};
 use vdx_protocol::header::DispatchHeader;
 use vdx_protocol::hex;
 use vdx_protocol::ledger::{Actor, EntryKind};
@@ -78,7 +78,7 @@ pub struct Inbox<'a> {
     /// Decides whether a signer is trusted.
     pub trust: &'a TrustStore,
     /// Who is who.
-    pub directory: &'a Directory,
+    pub directory: &'a IndexedDirectory,
 }
 
 impl Inbox<'_> {
@@ -497,7 +497,7 @@ mod tests {
         let enc_key = owned_key(enc_key);
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let directory = Directory::default();
+        let directory = IndexedDirectory::default();
         let inbox = Inbox {
             store: &store,
             signer: &ours,

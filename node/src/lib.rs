@@ -12,6 +12,8 @@
 //! - [`inbox`]: arrivals opened, verified, numbered and answered; replies applied.
 //! - `outbox`: the scheduler — priority order, per-peer concurrency, retries, expiry.
 //! - [`passphrase`]: `VDX_KEY_PASSPHRASE` moved out of the daemon's environment (through its re-exec).
+//! - [`routing`]: where an object goes next and who may hand one over, for a host and its tenants,
+//!   from the directory alone (pure).
 //! - [`receipts`]: signing and checking hop and delivery receipts (CMS over the receipt text).
 //! - `status`: what an operator checks first — queues, peers, CRL renewal, disk — with warnings.
 //! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
@@ -37,6 +39,7 @@ mod metrics;
 mod outbox;
 pub mod passphrase;
 pub mod receipts;
+pub mod routing;
 mod status;
 pub mod store;
 mod tenant;

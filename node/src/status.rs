@@ -130,7 +130,7 @@ impl Node {
             },
             peers,
             trust: Trust {
-                agencies: trusted.directory.entries.len(),
+                agencies: trusted.directory.len(),
                 crls: trusted.trust.crl_count(),
                 crl_next_update: crl.as_ref().map(|(next, _)| *next),
             },

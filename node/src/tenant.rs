@@ -171,7 +171,6 @@ impl Tenant {
             name: &self.name,
             signer: &self.signer,
             directory: &trusted.directory,
-            enc_certs: &trusted.enc_certs,
             uploads: &self.uploads,
             store: &self.store,
             scratch,

@@ -8,14 +8,12 @@
 //! After a change, established connections are checked again: a peer that is now revoked or out
 //! of the directory is disconnected, not served until its connection idles out.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openssl::x509::X509;
 use sha2::{Digest, Sha256};
-use vdx_pki::{Directory, TrustStore};
+use vdx_pki::{IndexedDirectory, TrustStore};
 use vdx_protocol::hex;
 
 use crate::config::Config;
@@ -32,10 +30,9 @@ pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(60);
 pub(crate) struct Trusted {
     /// Trust anchors and CRLs.
     pub(crate) trust: Arc<TrustStore>,
-    /// The agencies this node knows.
-    pub(crate) directory: Directory,
-    /// The directory's encryption certificates, parsed once (see `Composer::enc_certs`).
-    pub(crate) enc_certs: HashMap<String, X509>,
+    /// The agencies this node knows, indexed by organ code with their certificates parsed once
+    /// per load (handshakes, offers and dispatches look them up).
+    pub(crate) directory: IndexedDirectory,
     /// The files these came from — what (as the ledger's `config` entries name it), path, SHA-256
     /// (hex) of the bytes loaded: a reload whose files are unchanged changes nothing.
     files: Vec<(&'static str, PathBuf, String)>,
@@ -101,8 +98,8 @@ impl Trusted {
         let (directory_file, rest) = files
             .split_first()
             .ok_or_else(|| file_error(home, Path::new("config.toml"), "no directory file"))?;
-        let directory =
-            Directory::from_json(&directory_file.bytes).map_err(|e| error(directory_file, &e))?;
+        let directory = IndexedDirectory::from_json(&directory_file.bytes)
+            .map_err(|e| error(directory_file, &e))?;
         let (mut anchors, mut crls) = (Vec::new(), Vec::new());
         for file in rest {
             if file.what == "trust-anchor" {
@@ -113,19 +110,9 @@ impl Trusted {
         }
         let trust = TrustStore::new(anchors, Vec::new(), crls)
             .map_err(|e| file_error(home, Path::new("config.toml [trust]"), e))?;
-        let mut enc_certs = HashMap::new();
-        for entry in &directory.entries {
-            if let Some(cert) = entry
-                .certificate("enc")
-                .map_err(|e| error(directory_file, &e))?
-            {
-                enc_certs.insert(entry.organ_code.clone(), cert);
-            }
-        }
         Ok(Self {
             trust: Arc::new(trust),
             directory,
-            enc_certs,
             files: files
                 .into_iter()
                 .map(|f| (f.what, f.path, f.sha256))
@@ -136,7 +123,7 @@ impl Trusted {
     fn summary(&self, changed: bool) -> Reloaded {
         Reloaded {
             changed,
-            agencies: self.directory.entries.len(),
+            agencies: self.directory.len(),
             crls: self.trust.crl_count(),
         }
     }

@@ -252,6 +252,7 @@ fn own_entry(home: &Path, config: &Config) -> Result<Entry> {
         name: config.name.clone(),
         endpoint: Some(config.listen.to_string()),
         relay: config.relay.as_ref().map(ToString::to_string),
+        host: None,
         certificates: Certificates {
             sign: pem(&config.keys.sign_cert)?,
             enc: pem(&config.keys.enc_cert)?,

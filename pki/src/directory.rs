@@ -1,6 +1,12 @@
 //! The directory of agencies (spec: `docs/directory.md`): which certificates bind to which organ code,
-//! and where each agency's node listens. Parsed strictly; an entry whose certificates do not carry its
-//! organ code is refused.
+//! where each agency's node listens, and which node hosts it. Parsed strictly; an entry whose
+//! certificates do not carry its organ code is refused.
+//!
+//! [`Directory`] is the file, as edited by import and export. [`IndexedDirectory`] is the same file
+//! loaded for use by a running node: entries found by organ code without a scan and certificates
+//! parsed once per load, because the node looks them up at every handshake, offer and dispatch.
+
+use std::collections::HashMap;
 
 use openssl::x509::{X509Ref, X509};
 use serde::{Deserialize, Serialize};
@@ -29,6 +35,12 @@ pub struct Entry {
     pub endpoint: Option<String>,
     /// The organ code of the node relaying for it, if any.
     pub relay: Option<String>,
+    /// The organ code of the node that hosts it as a tenant, if it has no node of its own: it is
+    /// reached at its host's endpoint, and its host's TLS certificate identifies the connection.
+    /// Absent from the file when none, so that files without hosted agencies read and write as
+    /// before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// Its certificates, PEM.
     pub certificates: Certificates,
 }
@@ -57,27 +69,41 @@ impl Default for Directory {
 impl Directory {
     /// Parses and checks a directory file.
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
+        let dir = Self::decode(bytes)?;
+        for entry in &dir.entries {
+            entry.check()?;
+        }
+        Ok(dir)
+    }
+
+    /// The file parsed, its version and order checked, its entries not yet.
+    fn decode(bytes: &[u8]) -> Result<Self, Error> {
         let dir: Self = serde_json::from_slice(bytes).map_err(|e| Error::Parse {
             what: "directory",
             reason: e.to_string(),
         })?;
-        if dir.version != 1 {
+        dir.check_shape()?;
+        Ok(dir)
+    }
+
+    /// Version 1, entries unique and sorted by organ code.
+    fn check_shape(&self) -> Result<(), Error> {
+        if self.version != 1 {
             return Err(Error::Request(format!(
                 "directory version {} is not 1",
-                dir.version
+                self.version
             )));
         }
-        for entry in &dir.entries {
-            entry.check()?;
-        }
-        let mut codes: Vec<&str> = dir.entries.iter().map(|e| e.organ_code.as_str()).collect();
-        codes.dedup();
-        if codes.len() != dir.entries.len() || !codes.is_sorted() {
+        let sorted = self
+            .entries
+            .windows(2)
+            .all(|pair| pair[0].organ_code < pair[1].organ_code);
+        if !sorted {
             return Err(Error::Request(
                 "directory entries must be unique and sorted by organ code".into(),
             ));
         }
-        Ok(dir)
+        Ok(())
     }
 
     /// The file's bytes.
@@ -103,27 +129,119 @@ impl Directory {
         }
     }
 
+    /// The entry of an organ code, by binary search: the entries are kept sorted (by
+    /// [`Directory::from_json`] and [`Directory::upsert`]).
+    pub fn get(&self, organ_code: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.organ_code.as_str().cmp(organ_code))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+}
+
+/// A directory loaded for use: each organ code found without a scan, with its certificates parsed
+/// once, when the directory is loaded, not at each handshake, offer or dispatch. Immutable: a
+/// changed directory is a new `IndexedDirectory`. The default is an empty version-1 directory.
+#[derive(Debug, Clone, Default)]
+pub struct IndexedDirectory {
+    directory: Directory,
+    /// Organ code → position in `directory.entries` and in `parsed`.
+    index: HashMap<String, usize>,
+    parsed: Vec<ParsedCertificates>,
+}
+
+/// An entry's certificates, parsed and checked to carry its organ code.
+#[derive(Debug, Clone)]
+pub struct ParsedCertificates {
+    sign: X509,
+    enc: X509,
+    tls: Option<X509>,
+    /// The TLS certificate's DER: what a peer's certificate is compared with.
+    tls_der: Option<Vec<u8>>,
+}
+
+impl ParsedCertificates {
+    /// Verifies the agency's signatures.
+    pub fn sign(&self) -> &X509 {
+        &self.sign
+    }
+
+    /// What dispatches to the agency are encrypted to.
+    pub fn enc(&self) -> &X509 {
+        &self.enc
+    }
+
+    /// Identifies the agency's node, if it has one of its own.
+    pub fn tls(&self) -> Option<&X509> {
+        self.tls.as_ref()
+    }
+}
+
+impl IndexedDirectory {
+    /// Checks `directory` as [`Directory::from_json`] does and indexes it, parsing each
+    /// certificate once.
+    pub fn new(directory: Directory) -> Result<Self, Error> {
+        directory.check_shape()?;
+        let parsed = directory
+            .entries
+            .iter()
+            .map(Entry::parse_checked)
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = directory
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.organ_code.clone(), i))
+            .collect();
+        Ok(Self {
+            directory,
+            index,
+            parsed,
+        })
+    }
+
+    /// Parses, checks and indexes a directory file (each certificate parsed once).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
+        Self::new(Directory::decode(bytes)?)
+    }
+
+    /// The directory as its file has it.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// How many agencies it lists.
+    pub fn len(&self) -> usize {
+        self.directory.entries.len()
+    }
+
+    /// Whether it lists none.
+    pub fn is_empty(&self) -> bool {
+        self.directory.entries.is_empty()
+    }
+
     /// The entry of an organ code.
     pub fn get(&self, organ_code: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.organ_code == organ_code)
+        self.index
+            .get(organ_code)
+            .map(|&i| &self.directory.entries[i])
+    }
+
+    /// The parsed certificates of an organ code.
+    pub fn certificates(&self, organ_code: &str) -> Option<&ParsedCertificates> {
+        self.index.get(organ_code).map(|&i| &self.parsed[i])
     }
 
     /// True when `cert` is the TLS certificate the directory gives for `organ_code`: the network
-    /// binding a peer must satisfy.
+    /// binding a peer must satisfy. A hosted agency has none: its host answers for it.
     pub fn binds_tls(&self, organ_code: &str, cert: &X509Ref) -> bool {
-        let Some(tls) = self
-            .get(organ_code)
-            .and_then(|e| e.certificates.tls.as_ref())
+        let Some(ours) = self
+            .certificates(organ_code)
+            .and_then(|c| c.tls_der.as_deref())
         else {
             return false;
         };
-        match (
-            X509::from_pem(tls.as_bytes()).and_then(|c| c.to_der()),
-            cert.to_der(),
-        ) {
-            (Ok(ours), Ok(theirs)) => ours == theirs,
-            _ => false,
-        }
+        cert.to_der().is_ok_and(|theirs| theirs == ours)
     }
 }
 
@@ -161,12 +279,13 @@ impl Entry {
     }
 
     fn check(&self) -> Result<(), Error> {
+        self.parse_checked().map(drop)
+    }
+
+    /// Checks the entry (docs/directory.md, rules 2-5) and returns its certificates, parsed.
+    fn parse_checked(&self) -> Result<ParsedCertificates, Error> {
         let code = &self.organ_code;
-        let shape_ok = !code.is_empty()
-            && code.len() <= 32
-            && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
-            && !code.split('.').any(str::is_empty);
-        if !shape_ok {
+        if !is_organ_code(code) {
             return Err(Error::Request(format!("{code:?} is not an organ code")));
         }
         let name_len = self.name.chars().count();
@@ -175,18 +294,67 @@ impl Entry {
                 "the name of {code} must be 1-500 characters of text"
             )));
         }
-        for role in ["sign", "enc", "tls"] {
-            if let Some(cert) = self.certificate(role)? {
-                if organ_code(&cert).as_deref() != Some(code.as_str()) {
-                    return Err(Error::Request(format!(
-                        "the {role} certificate of {code} carries organ code {:?}",
-                        organ_code(&cert)
-                    )));
-                }
+        for (field, value) in [("relay", &self.relay), ("host", &self.host)] {
+            if let Some(other) = value.as_deref().filter(|c| !is_organ_code(c)) {
+                return Err(Error::Request(format!(
+                    "the {field} of {code}, {other:?}, is not an organ code"
+                )));
             }
         }
-        Ok(())
+        if let Some(host) = &self.host {
+            if host == code {
+                return Err(Error::Request(format!("{code} cannot be its own host")));
+            }
+            if self.endpoint.is_some() || self.certificates.tls.is_some() {
+                return Err(Error::Request(format!(
+                    "{code} is hosted by {host}: it has no endpoint or tls certificate of its own"
+                )));
+            }
+        }
+        let carries_code = |role: &str, cert: X509| {
+            if organ_code(&cert).as_deref() == Some(code.as_str()) {
+                Ok(cert)
+            } else {
+                Err(Error::Request(format!(
+                    "the {role} certificate of {code} carries organ code {:?}",
+                    organ_code(&cert)
+                )))
+            }
+        };
+        let required = |role: &str| {
+            self.certificate(role)?
+                .ok_or_else(|| Error::Request(format!("{code} has no {role} certificate")))
+                .and_then(|cert| carries_code(role, cert))
+        };
+        let (sign, enc) = (required("sign")?, required("enc")?);
+        let tls = self
+            .certificate("tls")?
+            .map(|cert| carries_code("tls", cert))
+            .transpose()?;
+        let tls_der = tls
+            .as_ref()
+            .map(|cert| {
+                cert.to_der().map_err(|e| Error::Parse {
+                    what: "certificate",
+                    reason: format!("tls of {code}: {e}"),
+                })
+            })
+            .transpose()?;
+        Ok(ParsedCertificates {
+            sign,
+            enc,
+            tls,
+            tls_der,
+        })
     }
+}
+
+/// Letters, digits and dots, 1-32 characters, no empty segment (docs/directory.md, rule 2).
+fn is_organ_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 32
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
+        && !code.split('.').any(str::is_empty)
 }
 
 #[cfg(test)]
@@ -220,6 +388,7 @@ mod tests {
             name: format!("Cơ quan {code}"),
             endpoint: Some("127.0.0.1:4433".into()),
             relay: None,
+            host: None,
             certificates: Certificates {
                 sign: pem("sign"),
                 enc: pem("enc"),
@@ -242,9 +411,133 @@ mod tests {
         let codes: Vec<&str> = back.entries.iter().map(|e| e.organ_code.as_str()).collect();
         assert_eq!(codes, ["000.00.00.G22", "000.00.00.H41"]);
         assert_eq!(Entry::from_json(&moved.to_json().unwrap()).unwrap(), moved);
-        let tls = moved.certificate("tls").unwrap().unwrap();
-        assert!(back.binds_tls("000.00.00.H41", &tls));
-        assert!(!back.binds_tls("000.00.00.G22", &tls));
+        assert_eq!(back.get("000.00.00.H41"), Some(&moved));
+        assert_eq!(back.get("000.00.00.H26"), None);
+    }
+
+    /// A commune hosted by its province: no endpoint or TLS certificate of its own.
+    fn hosted(ca: &mut Ca, code: &str, host: &str) -> Entry {
+        let mut entry = entry(ca, code);
+        entry.endpoint = None;
+        entry.certificates.tls = None;
+        entry.host = Some(host.into());
+        entry
+    }
+
+    #[test]
+    fn the_index_finds_entries_and_their_parsed_certificates() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let mut dir = Directory::default();
+        for code in ["000.00.00.H41", "000.00.00.G22", "000.00.00.H26"] {
+            dir.upsert(entry(&mut ca, code)).unwrap();
+        }
+        dir.upsert(hosted(&mut ca, "000.00.01.H41", "000.00.00.H41"))
+            .unwrap();
+        let indexed = IndexedDirectory::from_json(&dir.to_json().unwrap()).unwrap();
+        assert_eq!(indexed.len(), 4);
+        assert_eq!(indexed.directory(), &dir);
+        for entry in &dir.entries {
+            let code = entry.organ_code.as_str();
+            assert_eq!(indexed.get(code), Some(entry));
+            assert_eq!(dir.get(code), Some(entry));
+            let parsed = indexed.certificates(code).unwrap();
+            let der = |cert: Option<X509>| cert.map(|c| c.to_der().unwrap());
+            assert_eq!(
+                Some(parsed.sign().to_der().unwrap()),
+                der(entry.certificate("sign").unwrap())
+            );
+            assert_eq!(
+                Some(parsed.enc().to_der().unwrap()),
+                der(entry.certificate("enc").unwrap())
+            );
+            assert_eq!(
+                parsed.tls().map(|c| c.to_der().unwrap()),
+                der(entry.certificate("tls").unwrap())
+            );
+        }
+        assert!(indexed.get("000.00.00.G01").is_none());
+        assert!(indexed.certificates("000.00.00.G01").is_none());
+        assert!(IndexedDirectory::new(Directory::default())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn tls_binding_compares_with_the_certificate_of_that_organ_code() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let (h41, g22) = (
+            entry(&mut ca, "000.00.00.H41"),
+            entry(&mut ca, "000.00.00.G22"),
+        );
+        let mut dir = Directory::default();
+        dir.upsert(h41.clone()).unwrap();
+        dir.upsert(g22.clone()).unwrap();
+        dir.upsert(hosted(&mut ca, "000.00.01.H41", "000.00.00.H41"))
+            .unwrap();
+        let indexed = IndexedDirectory::new(dir).unwrap();
+        let tls_of = |e: &Entry| e.certificate("tls").unwrap().unwrap();
+        assert!(indexed.binds_tls("000.00.00.H41", &tls_of(&h41)));
+        assert!(indexed.binds_tls("000.00.00.G22", &tls_of(&g22)));
+        // Another agency's certificate, a fresh one for the same code, its sign certificate.
+        assert!(!indexed.binds_tls("000.00.00.G22", &tls_of(&h41)));
+        let reissued = entry(&mut ca, "000.00.00.H41");
+        assert!(!indexed.binds_tls("000.00.00.H41", &tls_of(&reissued)));
+        let sign = h41.certificate("sign").unwrap().unwrap();
+        assert!(!indexed.binds_tls("000.00.00.H41", &sign));
+        // A hosted agency has no TLS certificate; an unknown one neither.
+        assert!(!indexed.binds_tls("000.00.01.H41", &tls_of(&h41)));
+        assert!(!indexed.binds_tls("000.00.00.H26", &tls_of(&h41)));
+    }
+
+    #[test]
+    fn the_host_field_round_trips_and_is_absent_when_none() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let commune = hosted(&mut ca, "000.00.01.H41", "000.00.00.H41");
+        let json = String::from_utf8(commune.to_json().unwrap()).unwrap();
+        assert!(json.contains("\"host\": \"000.00.00.H41\""), "{json}");
+        assert_eq!(Entry::from_json(json.as_bytes()).unwrap(), commune);
+        let mut dir = Directory::default();
+        dir.upsert(commune.clone()).unwrap();
+        let back = IndexedDirectory::from_json(&dir.to_json().unwrap()).unwrap();
+        assert_eq!(back.get("000.00.01.H41"), Some(&commune));
+        // An entry without a host writes no `host`, and a file without one (older) loads.
+        let province = entry(&mut ca, "000.00.00.H41");
+        let json = String::from_utf8(province.to_json().unwrap()).unwrap();
+        assert!(!json.contains("host"), "{json}");
+        assert_eq!(Entry::from_json(json.as_bytes()).unwrap(), province);
+    }
+
+    #[test]
+    fn bad_host_and_relay_codes_are_refused() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let mut dir = Directory::default();
+        let refused = |dir: &mut Directory, entry: Entry, why: &str| {
+            let err = dir.upsert(entry).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        };
+        let mut bad = hosted(&mut ca, "000.00.01.H41", "000..H41");
+        refused(&mut dir, bad.clone(), "the host of 000.00.01.H41");
+        bad.host = Some("000.00.00.H41/x".into());
+        refused(&mut dir, bad.clone(), "is not an organ code");
+        bad.host = Some("000.00.01.H41".into());
+        refused(&mut dir, bad.clone(), "its own host");
+        let mut with_endpoint = hosted(&mut ca, "000.00.01.H41", "000.00.00.H41");
+        with_endpoint.endpoint = Some("10.0.0.1:4433".into());
+        refused(&mut dir, with_endpoint, "no endpoint or tls");
+        let mut with_tls = hosted(&mut ca, "000.00.01.H41", "000.00.00.H41");
+        with_tls.certificates.tls = entry(&mut ca, "000.00.01.H41").certificates.tls;
+        refused(&mut dir, with_tls, "no endpoint or tls");
+        let mut bad_relay = entry(&mut ca, "000.00.00.H26");
+        bad_relay.relay = Some(".H41".into());
+        refused(&mut dir, bad_relay, "the relay of 000.00.00.H26");
+        assert!(dir.entries.is_empty(), "a refused import changes nothing");
+        // The same checks when a whole file is loaded, indexed or not.
+        let mut file = Directory::default();
+        file.entries
+            .push(hosted(&mut ca, "000.00.01.H41", "000..H41"));
+        let bytes = file.to_json().unwrap();
+        assert!(Directory::from_json(&bytes).is_err());
+        assert!(IndexedDirectory::from_json(&bytes).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod validate;
 
 pub use ca::{Ca, IssueRequest, Issued, Profile};
 pub use crl::RevocationReason;
-pub use directory::{Certificates, Directory, Entry};
+pub use directory::{Certificates, Directory, Entry, IndexedDirectory, ParsedCertificates};
 pub use error::Error;
 pub use names::{organ_code, serial_hex, subject_string};
 pub use validate::{parse_certs, parse_crls, TrustStore, ValidatedSigner};

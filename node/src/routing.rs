@@ -1,0 +1,571 @@
+//! Where an object goes next, and who may hand one over, decided from the directory alone for a host
+//! node and the agencies it hosts (its tenants, DESIGN §1). Pure — no network, disk or clock — so
+//! that every decision is tested on small directories, and the daemon's outbox, receiver and
+//! status report all answer the same way.
+//!
+//! The node of an agency is its directory `host` if it has one, else the agency itself: that is the
+//! organ code a connection's TLS certificate carries, and whose endpoint is dialled.
+
+use vdx_pki::IndexedDirectory;
+use vdx_protocol::wire::RejectCode;
+use vdx_protocol::OrganCode;
+
+/// Where this node stands: what the routing decisions are relative to.
+#[derive(Debug, Clone, Copy)]
+pub struct Here<'a> {
+    /// The host's own organ code: the one its TLS certificate carries.
+    pub host: &'a OrganCode,
+    /// The agencies hosted here, whose objects are delivered without the network.
+    pub tenants: &'a [OrganCode],
+    /// The node that carries our traffic (`config.relay`), if any.
+    pub relay: Option<&'a OrganCode>,
+}
+
+impl<'a> Here<'a> {
+    /// A one-agency node: the host is its only tenant.
+    pub fn single(host: &'a OrganCode, relay: Option<&'a OrganCode>) -> Self {
+        Self {
+            host,
+            tenants: std::slice::from_ref(host),
+            relay,
+        }
+    }
+
+    /// Whether `code` is a tenant here.
+    pub fn hosts(&self, code: &OrganCode) -> bool {
+        self.tenants.contains(code)
+    }
+}
+
+/// Where an object for an agency goes from here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hop {
+    /// To this tenant, hosted here: delivered without the network.
+    Local(OrganCode),
+    /// To this node, over the network.
+    Peer(OrganCode),
+}
+
+/// What an admitted offer is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    /// Its recipient, a tenant here, opens it.
+    Deliver(OrganCode),
+    /// It is carried on, unopened, by this tenant, the relay of its sender or recipient.
+    Relay {
+        /// The tenant that relays it.
+        by: OrganCode,
+    },
+}
+
+/// The relay the directory names for `code`.
+pub fn relay_of(directory: &IndexedDirectory, code: &OrganCode) -> Option<OrganCode> {
+    field_of(directory, code, |e| e.relay.as_deref())
+}
+
+/// The host the directory names for `code`, if it is hosted as a tenant.
+pub fn host_of(directory: &IndexedDirectory, code: &OrganCode) -> Option<OrganCode> {
+    field_of(directory, code, |e| e.host.as_deref())
+}
+
+/// The node of an agency: its host if it has one, else itself.
+pub fn node_of(directory: &IndexedDirectory, code: &OrganCode) -> OrganCode {
+    host_of(directory, code).unwrap_or_else(|| code.clone())
+}
+
+/// The QUIC address of `peer`'s node: its own endpoint, or its host's if it is hosted.
+pub fn endpoint_of<'d>(directory: &'d IndexedDirectory, peer: &OrganCode) -> Option<&'d str> {
+    let entry = directory.get(peer.as_str())?;
+    match &entry.host {
+        Some(host) => directory.get(host)?.endpoint.as_deref(),
+        None => entry.endpoint.as_deref(),
+    }
+}
+
+fn field_of(
+    directory: &IndexedDirectory,
+    code: &OrganCode,
+    field: impl Fn(&vdx_pki::Entry) -> Option<&str>,
+) -> Option<OrganCode> {
+    directory
+        .get(code.as_str())
+        .and_then(field)
+        .and_then(|c| c.parse().ok())
+}
+
+/// Where an object for `to` goes from `here`: a tenant here is delivered locally; an agency whose
+/// relay is one of our tenants goes straight to its node (we relay for it); else through our relay,
+/// unless that is the recipient's node; else through the recipient's relay's node if the directory
+/// names a relay; else to the recipient's node.
+///
+/// An agency the directory says we host but which is not a tenant here gets `Peer(here.host)`:
+/// this node then refuses it as not served ([`admit`]), which is what its sender should read.
+pub fn next_hop(directory: &IndexedDirectory, here: &Here<'_>, to: &OrganCode) -> Hop {
+    if here.hosts(to) {
+        return Hop::Local(to.clone());
+    }
+    let node = node_of(directory, to);
+    let theirs = relay_of(directory, to);
+    if theirs.as_ref().is_some_and(|r| here.hosts(r)) {
+        return Hop::Peer(node);
+    }
+    if let Some(ours) = here.relay.filter(|r| **r != node) {
+        return Hop::Peer(ours.clone());
+    }
+    Hop::Peer(theirs.map_or(node, |r| node_of(directory, &r)))
+}
+
+/// Whether `peer` (the organ code its TLS certificate carries) may hand over an object from `from`
+/// to `to`, and what it is for here.
+///
+/// A peer hands over its own objects, its tenants' (it is the sender's host), or carries them as
+/// our relay or as the relay of their sender or recipient; anyone else claiming another agency's
+/// object (and its transfer id) is an impostor (`BadOffer`). The object is delivered when `to` is a
+/// tenant here, relayed when one of our tenants is the relay of its sender or recipient and `to`
+/// is known, and otherwise not for us (`NotForUs`), notably for an agency the directory says we
+/// host but which is not, or no longer, a tenant here. A sender missing from the directory is
+/// `UnknownSender`. Size and expiry are the caller's to check.
+pub fn admit(
+    directory: &IndexedDirectory,
+    here: &Here<'_>,
+    peer: &OrganCode,
+    from: &OrganCode,
+    to: &OrganCode,
+) -> Result<Admitted, (RejectCode, String)> {
+    let relay_node = |code: &OrganCode| relay_of(directory, code).map(|r| node_of(directory, &r));
+    let allowed = from == peer
+        || host_of(directory, from).as_ref() == Some(peer)
+        || here.relay == Some(peer)
+        || relay_node(from).as_ref() == Some(peer)
+        || relay_node(to).as_ref() == Some(peer);
+    if !allowed {
+        return Err((
+            RejectCode::BadOffer,
+            format!(
+                "{peer} may not hand over an object from {from}: it is neither its sender nor a relay on its way"
+            ),
+        ));
+    }
+    let target = if here.hosts(to) {
+        Some(Admitted::Deliver(to.clone()))
+    } else if directory.get(to.as_str()).is_none() || node_of(directory, to) == *here.host {
+        // Unknown, or hosted by us in the directory but not a tenant here (any more).
+        None
+    } else {
+        [relay_of(directory, to), relay_of(directory, from)]
+            .into_iter()
+            .flatten()
+            .find(|r| here.hosts(r))
+            .map(|by| Admitted::Relay { by })
+    };
+    let Some(target) = target else {
+        return Err((
+            RejectCode::NotForUs,
+            format!("{to} is not served by {}", here.host),
+        ));
+    };
+    if directory.get(from.as_str()).is_none() {
+        return Err((
+            RejectCode::UnknownSender,
+            format!("{from} is not in the directory"),
+        ));
+    }
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use vdx_pki::{Ca, Certificates, Directory, Entry};
+
+    use super::*;
+    use crate::testkit::{agency, role};
+
+    const G22: &str = "000.00.00.G22"; // central, direct
+    const H26: &str = "000.00.00.H26"; // central, direct
+    const H40: &str = "000.00.00.H40"; // a province node
+    const H41: &str = "000.00.00.H41"; // a province node, hosting XB
+    const XA: &str = "000.01.41.H41"; // a commune with its own node, relayed by H41
+    const XB: &str = "000.02.41.H41"; // a commune hosted by H41
+    const XD: &str = "000.04.40.H40"; // a commune hosted by H40
+    const XE: &str = "000.05.41.H41"; // hosted by H41 in the directory, no longer a tenant there
+    const XG: &str = "000.07.41.H41"; // its own node, relayed by the tenant XB
+    const G99: &str = "000.00.00.G99"; // not in the directory
+
+    fn code(c: &str) -> OrganCode {
+        c.parse().unwrap()
+    }
+
+    fn entry(ca: &mut Ca, org: &str, relay: Option<&str>, host: Option<&str>) -> Entry {
+        let issued = agency(ca, org);
+        let pem = |r: &str| String::from_utf8(role(&issued, r).0.to_pem().unwrap()).unwrap();
+        Entry {
+            organ_code: org.into(),
+            name: org.into(),
+            endpoint: host
+                .is_none()
+                .then(|| format!("node-{}.example:4433", org.replace('.', "-"))),
+            relay: relay.map(Into::into),
+            host: host.map(Into::into),
+            certificates: Certificates {
+                sign: pem("sign"),
+                enc: pem("enc"),
+                tls: host.is_none().then(|| pem("tls")),
+            },
+        }
+    }
+
+    fn directory(entries: &[(&str, Option<&str>, Option<&str>)]) -> IndexedDirectory {
+        let mut ca = Ca::create("Root", vdx_crypto::KeyKind::EcP256, 30).unwrap();
+        let mut dir = Directory::default();
+        for (org, relay, host) in entries {
+            dir.upsert(entry(&mut ca, org, *relay, *host)).unwrap();
+        }
+        IndexedDirectory::new(dir).unwrap()
+    }
+
+    fn network() -> IndexedDirectory {
+        directory(&[
+            (G22, None, None),
+            (H26, None, None),
+            (H40, None, None),
+            (H41, None, None),
+            (XA, Some(H41), None),
+            (XB, None, Some(H41)),
+            (XD, None, Some(H40)),
+            (XE, Some(H41), Some(H41)),
+            (XG, Some(XB), None),
+        ])
+    }
+
+    #[test]
+    fn next_hops_for_direct_peers_relays_and_tenants() {
+        let dir = network();
+        let (g22, h41, xa, xb) = (code(G22), code(H41), code(XA), code(XB));
+        let tenants_of_h41 = [h41.clone(), xb.clone()];
+        let at_g22 = Here::single(&g22, None);
+        let at_xa = Here::single(&xa, Some(&h41));
+        let at_h41 = Here {
+            host: &h41,
+            tenants: &tenants_of_h41,
+            relay: None,
+        };
+        let peer = |c: &str| Hop::Peer(code(c));
+        let local = |c: &str| Hop::Local(code(c));
+        let table = [
+            // (here, to, hop, why)
+            (&at_g22, G22, local(G22), "ourselves"),
+            (&at_g22, H26, peer(H26), "a direct peer"),
+            (&at_g22, XA, peer(H41), "their relay"),
+            (
+                &at_g22,
+                XB,
+                peer(H41),
+                "a tenant hosted elsewhere: its host",
+            ),
+            (
+                &at_g22,
+                XD,
+                peer(H40),
+                "a tenant hosted elsewhere: its host",
+            ),
+            (&at_g22, XG, peer(H41), "their relay is hosted: its host"),
+            (&at_xa, XA, local(XA), "ourselves"),
+            (&at_xa, G22, peer(H41), "our relay"),
+            (&at_xa, H41, peer(H41), "our relay is their node"),
+            (&at_xa, XB, peer(H41), "our relay hosts them"),
+            (&at_xa, XD, peer(H41), "our relay"),
+            (&at_h41, H41, local(H41), "the host's own agency"),
+            (&at_h41, XB, local(XB), "a tenant hosted here"),
+            (&at_h41, XA, peer(XA), "we relay for it"),
+            (&at_h41, XG, peer(XG), "our tenant relays for it"),
+            (&at_h41, G22, peer(G22), "a direct peer"),
+            (&at_h41, XD, peer(H40), "hosted elsewhere"),
+            (&at_h41, XE, peer(H41), "hosted here no more: refused here"),
+        ];
+        for (here, to, hop, why) in table {
+            assert_eq!(
+                next_hop(&dir, here, &code(to)),
+                hop,
+                "from {} to {to}: {why}",
+                here.host
+            );
+        }
+    }
+
+    /// `Node::next_hop` before tenants existed, as it was.
+    fn next_hop_before_tenants(
+        dir: &IndexedDirectory,
+        me: &OrganCode,
+        relay: Option<&OrganCode>,
+        to: &OrganCode,
+    ) -> OrganCode {
+        let theirs = relay_of(dir, to);
+        if theirs.as_ref() == Some(me) {
+            return to.clone();
+        }
+        if let Some(ours) = relay.filter(|r| *r != to) {
+            return ours.clone();
+        }
+        theirs.unwrap_or_else(|| to.clone())
+    }
+
+    #[test]
+    fn one_tenant_and_no_hosts_route_as_before() {
+        let dir = directory(&[
+            (G22, None, None),
+            (H26, Some(G22), None),
+            (H40, None, None),
+            (H41, None, None),
+            (XA, Some(H41), None),
+            (XG, Some(H40), None),
+        ]);
+        let codes: Vec<OrganCode> = dir
+            .directory()
+            .entries
+            .iter()
+            .map(|e| code(&e.organ_code))
+            .chain([code(G99)])
+            .collect();
+        for me in &codes {
+            for relay in [None, Some(code(H41)), Some(code(G22))] {
+                let here = Here::single(me, relay.as_ref());
+                for to in codes.iter().filter(|to| *to != me) {
+                    assert_eq!(
+                        next_hop(&dir, &here, to),
+                        Hop::Peer(next_hop_before_tenants(&dir, me, relay.as_ref(), to)),
+                        "from {me} (relay {relay:?}) to {to}"
+                    );
+                }
+                assert_eq!(next_hop(&dir, &here, me), Hop::Local(me.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn offers_are_admitted_from_senders_hosts_and_relays_only() {
+        let dir = network();
+        let (g22, h41, xa, xb) = (code(G22), code(H41), code(XA), code(XB));
+        let tenants_of_h41 = [h41.clone(), xb.clone()];
+        let at_g22 = Here::single(&g22, None);
+        let at_xa = Here::single(&xa, Some(&h41));
+        let at_h41 = Here {
+            host: &h41,
+            tenants: &tenants_of_h41,
+            relay: None,
+        };
+        let deliver = |c: &str| Ok(Admitted::Deliver(code(c)));
+        let relay_by = |c: &str| Ok(Admitted::Relay { by: code(c) });
+        let refused = |rc: RejectCode| Err(rc);
+        let table = [
+            // (here, peer, from, to, decision, why)
+            (&at_h41, G22, G22, H41, deliver(H41), "a direct peer"),
+            (
+                &at_h41,
+                G22,
+                G22,
+                XB,
+                deliver(XB),
+                "to a tenant hosted here",
+            ),
+            (&at_h41, H40, XD, XB, deliver(XB), "from the sender's host"),
+            (
+                &at_h41,
+                XA,
+                XA,
+                G22,
+                relay_by(H41),
+                "we are the sender's relay",
+            ),
+            (
+                &at_h41,
+                G22,
+                G22,
+                XA,
+                relay_by(H41),
+                "we are the recipient's relay",
+            ),
+            (
+                &at_h41,
+                XG,
+                XG,
+                H26,
+                relay_by(XB),
+                "our tenant relays for the sender",
+            ),
+            (
+                &at_h41,
+                G22,
+                G22,
+                XG,
+                relay_by(XB),
+                "our tenant relays for the recipient",
+            ),
+            (
+                &at_h41,
+                G22,
+                G22,
+                XE,
+                refused(RejectCode::NotForUs),
+                "a removed tenant",
+            ),
+            (
+                &at_h41,
+                G22,
+                G22,
+                XD,
+                refused(RejectCode::NotForUs),
+                "hosted elsewhere",
+            ),
+            (
+                &at_h41,
+                G22,
+                G22,
+                H26,
+                refused(RejectCode::NotForUs),
+                "another's direct peer",
+            ),
+            (
+                &at_h41,
+                XA,
+                XA,
+                G99,
+                refused(RejectCode::NotForUs),
+                "an unknown recipient",
+            ),
+            (
+                &at_h41,
+                H26,
+                G22,
+                H41,
+                refused(RejectCode::BadOffer),
+                "an impostor",
+            ),
+            (
+                &at_h41,
+                H40,
+                G22,
+                XB,
+                refused(RejectCode::BadOffer),
+                "not G22's host",
+            ),
+            (
+                &at_h41,
+                G99,
+                G99,
+                H41,
+                refused(RejectCode::UnknownSender),
+                "an unknown sender",
+            ),
+            (&at_xa, H41, G22, XA, deliver(XA), "from our relay"),
+            (
+                &at_xa,
+                H41,
+                G22,
+                H26,
+                refused(RejectCode::NotForUs),
+                "not ours to relay",
+            ),
+            (
+                &at_xa,
+                G22,
+                H26,
+                XA,
+                refused(RejectCode::BadOffer),
+                "an impostor",
+            ),
+            (
+                &at_g22,
+                H41,
+                XA,
+                G22,
+                deliver(G22),
+                "from the sender's relay",
+            ),
+            (
+                &at_g22,
+                H41,
+                XB,
+                G22,
+                deliver(G22),
+                "from the sender's host",
+            ),
+            (
+                &at_g22,
+                H41,
+                XG,
+                G22,
+                deliver(G22),
+                "from the host of the sender's relay",
+            ),
+            (
+                &at_g22,
+                H41,
+                H26,
+                G22,
+                refused(RejectCode::BadOffer),
+                "an impostor",
+            ),
+            (
+                &at_g22,
+                H40,
+                XB,
+                G22,
+                refused(RejectCode::BadOffer),
+                "not XB's host",
+            ),
+        ];
+        for (here, peer, from, to, decision, why) in table {
+            let got = admit(&dir, here, &code(peer), &code(from), &code(to));
+            assert_eq!(
+                got.as_ref().map_err(|(rc, _)| *rc),
+                decision.as_ref().map_err(|rc| *rc),
+                "at {}: {peer} hands over {from} → {to}: {why} ({got:?})",
+                here.host
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_keep_their_wording() {
+        let dir = network();
+        let (h41, xb) = (code(H41), code(XB));
+        let tenants = [h41.clone(), xb];
+        let here = Here {
+            host: &h41,
+            tenants: &tenants,
+            relay: None,
+        };
+        let reason = |peer: &str, from: &str, to: &str| {
+            admit(&dir, &here, &code(peer), &code(from), &code(to))
+                .unwrap_err()
+                .1
+        };
+        assert_eq!(
+            reason(H26, G22, H41),
+            "000.00.00.H26 may not hand over an object from 000.00.00.G22: it is neither its sender nor a relay on its way"
+        );
+        assert_eq!(
+            reason(G22, G22, XE),
+            "000.05.41.H41 is not served by 000.00.00.H41"
+        );
+        assert_eq!(
+            reason(G99, G99, H41),
+            "000.00.00.G99 is not in the directory"
+        );
+    }
+
+    #[test]
+    fn endpoints_are_their_own_or_their_hosts() {
+        let dir = network();
+        let own = |c: &str| dir.get(c).unwrap().endpoint.clone();
+        assert_eq!(endpoint_of(&dir, &code(G22)).map(str::to_owned), own(G22));
+        assert_eq!(endpoint_of(&dir, &code(XA)).map(str::to_owned), own(XA));
+        assert_eq!(endpoint_of(&dir, &code(XB)).map(str::to_owned), own(H41));
+        assert_eq!(endpoint_of(&dir, &code(XD)).map(str::to_owned), own(H40));
+        assert!(own(XB).is_none() && own(H41).is_some() && own(H40) != own(H41));
+        assert_eq!(endpoint_of(&dir, &code(G99)), None);
+        // A tenant whose host is not in the directory cannot be reached.
+        let orphan = directory(&[(XB, None, Some(H41))]);
+        assert_eq!(endpoint_of(&orphan, &code(XB)), None);
+    }
+}
