@@ -664,7 +664,18 @@ async fn tenant_route(
 
 /// The counters and the status as OpenMetrics text (see `metrics`).
 async fn metrics(node: Arc<Node>) -> Result<Response<Body>, ApiError> {
-    let text = blocking(move || node.metrics.answer(|| node.status(&node.own))).await?;
+    let text = blocking(move || {
+        node.metrics.answer(|| {
+            // The host's own agency first: the host-wide gauges come from its report.
+            let tenants = node.tenants();
+            let mut all: Vec<&Arc<Tenant>> = tenants.values().collect();
+            all.sort_by_key(|t| !t.owned);
+            all.into_iter()
+                .map(|t| node.status(t))
+                .collect::<Result<Vec<_>, _>>()
+        })
+    })
+    .await?;
     Response::builder()
         .header(hyper::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
         .body(full(text))
@@ -830,7 +841,7 @@ async fn submit(
             &roles.event(EntryKind::Submitted, None),
         );
         if let Ok((_, records)) = &queued {
-            host.metrics.submitted(records.len());
+            host.metrics.submitted(&worker.code, records.len());
             for file in &request.files {
                 worker.uploads.remove(&worker.store, &file.upload);
             }

@@ -250,6 +250,7 @@ impl Node {
         let mut all = (*self.tenants()).clone();
         all.insert(tenant.clone());
         self.tenants.store(Arc::new(all));
+        self.metrics.tenant(code);
         self.start_tenant(&tenant);
         tracing::info!(tenant = %code, name = %tenant.name, "tenant added");
         Ok(tenant)
@@ -537,6 +538,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     let metrics =
         metrics_listener.map(|l| tokio::spawn(crate::api::serve_metrics(l, node.clone())));
     for tenant in node.tenants().values() {
+        node.metrics.tenant(&tenant.code);
         node.start_tenant(tenant);
     }
     tokio::spawn(ask_peers_at_start(node.clone()));
@@ -860,11 +862,11 @@ async fn inbox_loop(node: Arc<Node>, tenant: Arc<Tenant>, mut stop: Stop) {
             if record.to != tenant.code {
                 match store.forward(record.id) {
                     Ok(r) => {
-                        node.metrics.processed("relayed");
+                        node.metrics.processed(&tenant.code, "relayed");
                         tracing::info!(tenant = %tenant.code, id = %r.id, from = %r.from, to = %r.to, "relaying");
                     }
                     Err(e) => {
-                        node.metrics.processed("error");
+                        node.metrics.processed(&tenant.code, "error");
                         tracing::error!(tenant = %tenant.code, id = %record.id, error = %e, "cannot queue for relaying");
                     }
                 }
@@ -881,23 +883,23 @@ async fn inbox_loop(node: Arc<Node>, tenant: Arc<Tenant>, mut stop: Stop) {
             let tenant_code = &tenant.code;
             match done {
                 Ok(Ok(Outcome::Registered(r))) => {
-                    node.metrics.processed("registered");
+                    node.metrics.processed(tenant_code, "registered");
                     tracing::info!(tenant = %tenant_code, id = %r.id, from = %r.from, number = ?r.incoming_number.map(|n| n.to_string()), "dispatch registered");
                 }
                 Ok(Ok(Outcome::Refused(r))) => {
-                    node.metrics.processed("refused");
+                    node.metrics.processed(tenant_code, "refused");
                     tracing::warn!(tenant = %tenant_code, id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival refused");
                 }
                 Ok(Ok(Outcome::KeptAside(r))) => {
-                    node.metrics.processed("kept_aside");
+                    node.metrics.processed(tenant_code, "kept_aside");
                     tracing::error!(tenant = %tenant_code, id = %r.id, from = %r.from, reason = r.reason().unwrap_or(""), "arrival kept aside: refused to its sender, kept for the operator");
                 }
                 Ok(Ok(Outcome::Applied(r))) => {
-                    node.metrics.processed("reply");
+                    node.metrics.processed(tenant_code, "reply");
                     tracing::info!(tenant = %tenant_code, id = %r.id, to = %r.to, status = r.status(), "reply applied");
                 }
                 Ok(Err(e)) => {
-                    node.metrics.processed("error");
+                    node.metrics.processed(tenant_code, "error");
                     tracing::error!(tenant = %tenant_code, %id, error = %e, "cannot process an arrival; it is tried again");
                     // Our own failure, not the object's: it does not count towards keeping it aside.
                     if let Err(e) = store.forgive_open(id) {
@@ -905,7 +907,7 @@ async fn inbox_loop(node: Arc<Node>, tenant: Arc<Tenant>, mut stop: Stop) {
                     }
                 }
                 Err(e) => {
-                    node.metrics.processed("error");
+                    node.metrics.processed(tenant_code, "error");
                     tracing::error!(tenant = %tenant_code, error = %e, "arrival processing failed");
                 }
             }

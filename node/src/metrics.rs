@@ -17,6 +17,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Metric, Registry, Unit};
 
 use vdx_protocol::wire::RejectCode;
+use vdx_protocol::OrganCode;
 
 use crate::status::Status;
 
@@ -24,6 +25,8 @@ use crate::status::Status;
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 type Labelled = Family<[(&'static str, &'static str); 1], Counter>;
+/// Counters of one agency: labelled by its organ code, then by what they count.
+type PerTenant = Family<[(&'static str, String); 2], Counter>;
 
 /// How long a rendered answer is served again: a scraper hammering the TCP port costs one status
 /// report per interval, not one per request.
@@ -32,14 +35,14 @@ const FRESH_FOR: Duration = Duration::from_secs(1);
 /// What the daemon counts while it runs; the gauges are read from the status report at each scrape.
 pub(crate) struct Metrics {
     registry: Registry,
-    submitted: Counter,
+    submitted: Family<[(&'static str, String); 1], Counter>,
     handovers: Labelled,
     handover_bytes: Counter,
     handover_seconds: Histogram,
     expired: Counter,
     arrivals: Labelled,
     offers_refused: Labelled,
-    arrivals_processed: Labelled,
+    arrivals_processed: PerTenant,
     handshakes_failed: Counter,
     handshakes_retried: Counter,
     handshakes_refused: Counter,
@@ -57,9 +60,9 @@ impl Metrics {
             submitted: registered(
                 r,
                 "submitted_copies",
-                "Copies accepted from clerks and office systems (one per recipient)",
+                "Copies accepted from clerks and office systems (one per recipient), by sending tenant",
                 None,
-                Counter::default(),
+                Family::default(),
             ),
             handovers: registered(
                 r,
@@ -109,7 +112,7 @@ impl Metrics {
                 "arrivals_processed",
                 "Stored arrivals taken up: registered dispatches, refused ones, applied replies, relayed onwards, or an error (retried)",
                 None,
-                labelled("outcome", ["registered", "refused", "reply", "relayed", "error"]),
+                PerTenant::default(),
             ),
             handshakes_failed: registered(
                 r,
@@ -144,8 +147,30 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn submitted(&self, copies: usize) {
-        self.submitted.inc_by(copies as u64);
+    pub(crate) fn submitted(&self, tenant: &OrganCode, copies: usize) {
+        self.submitted
+            .get_or_create(&[("tenant", tenant.to_string())])
+            .inc_by(copies as u64);
+    }
+
+    /// Makes `tenant`'s counters appear at zero, so that a rate is defined from the first
+    /// scrape (at start, and when a tenant is added).
+    pub(crate) fn tenant(&self, tenant: &OrganCode) {
+        let _ = self
+            .submitted
+            .get_or_create(&[("tenant", tenant.to_string())]);
+        for outcome in [
+            "registered",
+            "refused",
+            "kept_aside",
+            "reply",
+            "relayed",
+            "error",
+        ] {
+            let _ = self
+                .arrivals_processed
+                .get_or_create(&[("tenant", tenant.to_string()), ("outcome", outcome.into())]);
+        }
     }
 
     /// An outgoing transfer ended; `stored` carries the size whose custody moved, and how long
@@ -170,9 +195,9 @@ impl Metrics {
         self.offers_refused.get_or_create(&[("code", code)]).inc();
     }
 
-    pub(crate) fn processed(&self, outcome: &'static str) {
+    pub(crate) fn processed(&self, tenant: &OrganCode, outcome: &'static str) {
         self.arrivals_processed
-            .get_or_create(&[("outcome", outcome)])
+            .get_or_create(&[("tenant", tenant.to_string()), ("outcome", outcome.into())])
             .inc();
     }
 
@@ -197,7 +222,7 @@ impl Metrics {
     /// answer is older than `FRESH_FOR`).
     pub(crate) fn answer<E>(
         &self,
-        status: impl FnOnce() -> Result<Status, E>,
+        status: impl FnOnce() -> Result<Vec<Status>, E>,
     ) -> Result<String, RenderError<E>> {
         // A panic while making an answer leaves at worst a stale one, which the age check covers.
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
@@ -215,10 +240,10 @@ impl Metrics {
 
     /// The counters, then `status` as gauges (built afresh, so that a peer or a next hop that is
     /// gone is gone from the answer too).
-    fn render(&self, status: &Status) -> Result<String, std::fmt::Error> {
+    fn render(&self, tenants: &[Status]) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         encode_registry(&mut out, &self.registry)?;
-        encode_registry(&mut out, &gauges(status))?;
+        encode_registry(&mut out, &gauges(tenants))?;
         encode_eof(&mut out)?;
         Ok(out)
     }
@@ -249,8 +274,17 @@ fn labelled(label: &'static str, values: impl IntoIterator<Item = &'static str>)
     family
 }
 
-fn gauges(status: &Status) -> Registry {
+type Tenanted = Family<[(&'static str, String); 1], Gauge>;
+/// A gauge of each tenant: name, help, the family, and its value in a tenant's report.
+type TenantGauge = (&'static str, &'static str, Tenanted, fn(&Status) -> i64);
+
+/// The host's gauges from the first report (the host's own agency's: peers, trust, disk are
+/// the host's), and each tenant's from its own, labelled with its organ code.
+fn gauges(tenants: &[Status]) -> Registry {
     let mut registry = Registry::with_prefix("vdx");
+    let Some(status) = tenants.first() else {
+        return registry;
+    };
     registry.register(
         "node",
         "This node: its organ code and version",
@@ -259,17 +293,62 @@ fn gauges(status: &Status) -> Registry {
             ("version", status.version.to_owned()),
         ]),
     );
-    let queued = Family::<[(&'static str, String); 1], Gauge>::default();
-    for (hop, n) in &status.outbox.by_peer {
-        queued
-            .get_or_create(&[("next_hop", hop.clone())])
-            .set(count(*n));
+    let queued = Family::<[(&'static str, String); 2], Gauge>::default();
+    let per_tenant: [TenantGauge; 5] = [
+        (
+            "inbox_to_open",
+            "Arrivals not yet opened by the inbox, by tenant",
+            Tenanted::default(),
+            |s| count(s.inbox.to_open),
+        ),
+        (
+            "inbox_kept_aside",
+            "Arrivals kept aside unopened after their last opening attempt, by tenant",
+            Tenanted::default(),
+            |s| count(s.inbox.kept_aside),
+        ),
+        (
+            "ledger_entries",
+            "Entries in the ledger, by tenant",
+            Tenanted::default(),
+            |s| count(s.ledger.entries),
+        ),
+        (
+            "ledger_durable_entries",
+            "Ledger entries on disk (the largest size a checkpoint may sign), by tenant",
+            Tenanted::default(),
+            |s| count(s.ledger.durable),
+        ),
+        (
+            "warnings",
+            "Warnings in the status report (GET /v1/status says which), by tenant",
+            Tenanted::default(),
+            |s| count(s.warnings.len()),
+        ),
+    ];
+    for tenant in tenants {
+        for (hop, n) in &tenant.outbox.by_peer {
+            queued
+                .get_or_create(&[
+                    ("tenant", tenant.organ_code.clone()),
+                    ("next_hop", hop.clone()),
+                ])
+                .set(count(*n));
+        }
+        for (_, _, family, value) in &per_tenant {
+            family
+                .get_or_create(&[("tenant", tenant.organ_code.clone())])
+                .set(value(tenant));
+        }
     }
     registry.register(
         "outbox_queued",
-        "Copies waiting to be handed over, by next hop",
+        "Copies waiting to be handed over, by tenant and next hop",
         queued,
     );
+    for (name, help, family, _) in per_tenant {
+        registry.register(name, help, family);
+    }
     let peers = Family::<[(&'static str, &'static str); 1], Gauge>::default();
     for state in ["connected", "connecting", "disconnected", "unreachable"] {
         peers.get_or_create(&[("state", state)]).set(0);
@@ -278,41 +357,16 @@ fn gauges(status: &Status) -> Registry {
         peers.get_or_create(&[("state", peer.state)]).inc();
     }
     registry.register("peers", "Peers contacted since the start, by state", peers);
-    let plain = [
-        (
-            "inbox_to_open",
-            "Arrivals not yet opened by the inbox",
-            count(status.inbox.to_open),
-        ),
-        (
-            "inbox_kept_aside",
-            "Arrivals kept aside unopened after their last opening attempt",
-            count(status.inbox.kept_aside),
-        ),
-        (
-            "ledger_entries",
-            "Entries in the ledger",
-            count(status.ledger.entries),
-        ),
-        (
-            "ledger_durable_entries",
-            "Ledger entries on disk (the largest size a checkpoint may sign)",
-            count(status.ledger.durable),
-        ),
-        (
-            "agencies",
-            "Agencies in the directory in force",
-            count(status.trust.agencies),
-        ),
-        (
-            "warnings",
-            "Warnings in the status report (GET /v1/status says which)",
-            count(status.warnings.len()),
-        ),
-    ];
-    for (name, help, value) in plain {
-        registry.register(name, help, gauge(value));
-    }
+    registry.register(
+        "agencies",
+        "Agencies in the directory in force",
+        gauge(count(status.trust.agencies)),
+    );
+    registry.register(
+        "tenants",
+        "Agencies hosted by this node",
+        gauge(count(tenants.len())),
+    );
     let mut with_unit = vec![(
         "start_time",
         "When this vdxd started, Unix time",
@@ -381,7 +435,9 @@ mod tests {
     #[test]
     fn counters_and_the_status_render_as_openmetrics() {
         let metrics = Metrics::new();
-        metrics.submitted(2);
+        let g22: OrganCode = "000.00.00.G22".parse().unwrap();
+        metrics.submitted(&g22, 2);
+        metrics.processed(&g22, "registered");
         metrics.handover("stored", Some((10_240, Duration::from_millis(12))));
         metrics.handover("stored", Some((10_240, Duration::from_millis(3))));
         metrics.handover("failed", None);
@@ -390,9 +446,9 @@ mod tests {
             peer("000.00.00.H41", "unreachable"),
             peer("000.00.00.H26", "connected"),
         ]);
-        let text = metrics.render(&status).unwrap();
+        let text = metrics.render(&[status]).unwrap();
         let again = metrics
-            .answer(|| Ok::<_, ()>(Status::sample(vec![])))
+            .answer(|| Ok::<_, ()>(vec![Status::sample(vec![])]))
             .unwrap();
         assert_eq!(
             metrics.answer::<()>(|| panic!("made again")).unwrap(),
@@ -400,7 +456,20 @@ mod tests {
             "a second scrape within FRESH_FOR is answered from the first"
         );
 
-        assert_eq!(sample(&text, "vdx_submitted_copies_total"), Some(2.0));
+        assert_eq!(
+            sample(
+                &text,
+                "vdx_submitted_copies_total{tenant=\"000.00.00.G22\"}"
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "vdx_arrivals_processed_total{tenant=\"000.00.00.G22\",outcome=\"registered\"}"
+            ),
+            Some(1.0)
+        );
         assert_eq!(
             sample(&text, "vdx_handovers_total{outcome=\"stored\"}"),
             Some(2.0)
@@ -420,7 +489,10 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(
-            sample(&text, "vdx_outbox_queued{next_hop=\"000.00.00.H41\"}"),
+            sample(
+                &text,
+                "vdx_outbox_queued{tenant=\"000.00.00.G22\",next_hop=\"000.00.00.H41\"}"
+            ),
             Some(3.0)
         );
         assert_eq!(sample(&text, "vdx_peers{state=\"unreachable\"}"), Some(1.0));

@@ -129,12 +129,15 @@ fn the_operator_sees_what_waits_who_is_unreachable_and_what_to_renew() {
     // and notice) g22 applied; the gauges as the status said.
     wait_until(&s, LIMIT, "g22 to apply h41's reply", || {
         let (_, text) = http_get(&scrape, "/metrics");
-        sample(&text, "vdx_arrivals_processed_total{outcome=\"reply\"}") == Some(1.0)
+        sample(
+            &text,
+            "vdx_arrivals_processed_total{tenant=\"000.00.00.G22\",outcome=\"reply\"}",
+        ) == Some(1.0)
     });
     let (line, g22) = http_get(&scrape, "/metrics");
     assert!(line.ends_with("200 OK"), "{line}");
     assert_eq!(
-        sample(&g22, "vdx_submitted_copies_total"),
+        sample(&g22, "vdx_submitted_copies_total{tenant=\"000.00.00.G22\"}"),
         Some(1.0),
         "{g22}"
     );
@@ -149,7 +152,10 @@ fn the_operator_sees_what_waits_who_is_unreachable_and_what_to_renew() {
     );
     assert!(sample(&g22, "vdx_handover_bytes_total").unwrap() > 0.0);
     assert_eq!(sample(&g22, "vdx_peers{state=\"connected\"}"), Some(1.0));
-    assert_eq!(sample(&g22, "vdx_warnings"), Some(0.0));
+    assert_eq!(
+        sample(&g22, "vdx_warnings{tenant=\"000.00.00.G22\"}"),
+        Some(0.0)
+    );
     assert!(g22.ends_with("# EOF\n"));
     let (line, _) = http_get(&scrape, "/v1/status");
     assert!(
@@ -164,7 +170,10 @@ fn the_operator_sees_what_waits_who_is_unreachable_and_what_to_renew() {
         "{h41}"
     );
     assert_eq!(
-        sample(&h41, "vdx_arrivals_processed_total{outcome=\"registered\"}"),
+        sample(
+            &h41,
+            "vdx_arrivals_processed_total{tenant=\"000.00.00.H41\",outcome=\"registered\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(
@@ -176,7 +185,7 @@ fn the_operator_sees_what_waits_who_is_unreachable_and_what_to_renew() {
         "{h41}"
     );
     assert!(
-        sample(&h41, "vdx_warnings").unwrap() >= 2.0,
+        sample(&h41, "vdx_warnings{tenant=\"000.00.00.H41\"}").unwrap() >= 2.0,
         "CRL and disk: {h41}"
     );
 }
