@@ -152,6 +152,18 @@ pub async fn send_dispatch(
         }
         Err(e) => Err(e),
     };
+    settle(store, &record, result, check_receipt)
+}
+
+/// Records what came of handing over `record`: sent (the hop receipt checked), failed for good
+/// (a damaged object, a permanent refusal), or one more attempt.
+fn settle(
+    store: &Store,
+    record: &Record,
+    result: Result<SendOutcome, TransferError>,
+    check_receipt: ReceiptCheck<'_>,
+) -> Result<SendOutcome, TransferError> {
+    let id = record.id;
     if let Err(TransferError::Damaged { problem, .. }) = &result {
         // Sending it again would not mend it: failed, with the reason the clerk sees.
         tracing::error!(%id, to = %record.to, %problem, "the stored object is damaged: not sent");
@@ -162,7 +174,7 @@ pub async fn send_dispatch(
         Ok(SendOutcome::Stored {
             receipt,
             resumed_from,
-        }) => match check_receipt(&record, &receipt) {
+        }) => match check_receipt(record, &receipt) {
             Ok(by) => {
                 // Counts this attempt too, in the same transaction.
                 store.mark_sent(id, receipt.clone(), &by)?;
@@ -182,6 +194,76 @@ pub async fn send_dispatch(
         store.mark_failed(id, format!("refused by the next hop: {reason}"))?;
     }
     Ok(SendOutcome::Rejected { code, reason })
+}
+
+/// Hands the queued object `id` of `store` to `custody`, an agency hosted by this same node,
+/// without the network (DESIGN §1): the same steps as over QUIC — the offer admitted by
+/// `admit`, the object taken into the receiver's store with its digest checked and made
+/// durable, a hop receipt signed by the receiver and checked by `check_receipt` — with the
+/// bytes copied from one store to the other. `host` is recorded as the hop it came through.
+pub fn hand_over_locally<C: Custody>(
+    store: &Store,
+    id: MessageId,
+    admit: impl FnOnce(&Offer) -> Result<C, (RejectCode, String)>,
+    host: &OrganCode,
+    now: u64,
+    check_receipt: ReceiptCheck<'_>,
+) -> Result<SendOutcome, TransferError> {
+    let record = store.get(id)?.ok_or(StoreError::NotFound(id))?;
+    let offer = offer_of(&record)?;
+    let result = object_to_send(store, &record).and_then(|object| match admit(&offer) {
+        Err((code, reason)) => Ok(SendOutcome::Rejected { code, reason }),
+        Ok(custody) => take_locally(&custody, &offer, object, host, now),
+    });
+    settle(store, &record, result, check_receipt)
+}
+
+/// The receiving half of [`hand_over_locally`]: what `drive_receive` does with an offer and its
+/// chunks, from a reader.
+fn take_locally(
+    custody: &impl Custody,
+    offer: &Offer,
+    mut object: impl Read + Seek,
+    host: &OrganCode,
+    now: u64,
+) -> Result<SendOutcome, TransferError> {
+    let to = custody.store();
+    let id = MessageId(offer.id);
+    if let Some(existing) = to.get(id)? {
+        if existing.size != offer.size || existing.sealed_digest()? != offer.sealed_sha256 {
+            return Ok(SendOutcome::Rejected {
+                code: RejectCode::BadOffer,
+                reason: format!("a different object is already stored under id {id}"),
+            });
+        }
+        to.flush()?;
+        return Ok(SendOutcome::Stored {
+            receipt: custody.receipt(&existing),
+            resumed_from: 0,
+        });
+    }
+    let mut receiving = to.receive(offer)?;
+    let resumed_from = receiving.resume_from().min(offer.size);
+    object
+        .seek(SeekFrom::Start(resumed_from))
+        .map_err(StoreError::from_io("reading the object to hand over"))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut offset = resumed_from;
+    loop {
+        let n = object
+            .read(&mut buf)
+            .map_err(StoreError::from_io("reading the object to hand over"))?;
+        if n == 0 {
+            break;
+        }
+        to.append_incoming(&mut receiving, offset, &buf[..n])?;
+        offset += n as u64;
+    }
+    let (record, _) = to.complete_incoming(offer, receiving, now, host)?;
+    Ok(SendOutcome::Stored {
+        receipt: custody.receipt(&record),
+        resumed_from,
+    })
 }
 
 /// The object of `record`, ready to send: a small one checked against its digest here (it is
