@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
@@ -250,7 +250,10 @@ impl Driver {
         let now = Instant::now();
         let actions = {
             let mut s = node.schedule.lock().ok()?;
-            s.core.handle_queue(now, node.now_secs(), queued);
+            let unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            s.core.handle_queue(now, unix, queued);
             std::iter::from_fn(|| s.core.poll_action(now)).collect::<Vec<_>>()
         };
         for action in actions {

@@ -193,8 +193,8 @@ pub(crate) struct Scheduler<K> {
     peers: BTreeMap<OrganCode, Peer>,
     /// The queue head last shown, most urgent first, at most [`PASS_LIMIT`] long.
     queue: Vec<Queued<K>>,
-    /// Unix seconds when the queue was last shown, and the instant that was.
-    wall: (u64, Option<Instant>),
+    /// The wall clock (since the Unix epoch) when the queue was last shown, and that instant.
+    wall: (Duration, Option<Instant>),
     /// Dispatches backed off alone.
     retry: HashMap<K, Retry>,
     /// Transfers running: dispatch → peer and urgency.
@@ -225,7 +225,7 @@ impl<K: Clone + Eq + Hash + Ord + Debug> Scheduler<K> {
             jitter: Jitter(seed),
             peers: BTreeMap::new(),
             queue: Vec::new(),
-            wall: (0, None),
+            wall: (Duration::ZERO, None),
             retry: HashMap::new(),
             in_flight: HashMap::new(),
             actions: VecDeque::new(),
@@ -233,20 +233,20 @@ impl<K: Clone + Eq + Hash + Ord + Debug> Scheduler<K> {
         }
     }
 
-    /// The outbox's head as it is at `now` (unix seconds `unix_secs`): what the next pass works
-    /// through. Sorted here, most urgent first and otherwise in the order given (the order of
+    /// The outbox's head as it is at `now`, when the wall clock reads `unix` (since the Unix
+    /// epoch, for expiry times): what the next pass works through. Sorted here, most urgent first and otherwise in the order given (the order of
     /// submission), and cut to the [`PASS_LIMIT`] most urgent.
     pub(crate) fn handle_queue(
         &mut self,
         now: Instant,
-        unix_secs: u64,
+        unix: Duration,
         queued: impl IntoIterator<Item = Queued<K>>,
     ) {
         let mut queue: Vec<Queued<K>> = queued.into_iter().collect();
-        queue.sort_by(|a, b| b.urgency.cmp(&a.urgency));
+        queue.sort_by_key(|q| std::cmp::Reverse(q.urgency));
         queue.truncate(PASS_LIMIT);
         self.queue = queue;
-        self.wall = (unix_secs, Some(now));
+        self.wall = (unix, Some(now));
     }
 
     /// The connection a [`Action::Connect`] asked for is up: transfers to `peer` may start.
@@ -380,7 +380,7 @@ impl<K: Clone + Eq + Hash + Ord + Debug> Scheduler<K> {
         };
         let (unix_then, then) = self.wall;
         let elapsed = then.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        let unix_now = unix_then.saturating_add(elapsed.as_secs());
+        let unix_now = (unix_then + elapsed).as_secs();
         // Peers that take nothing more this pass: the queue is in priority order, so their
         // later dispatches can only wait too.
         let mut busy: HashSet<OrganCode> = HashSet::new();
@@ -400,8 +400,8 @@ impl<K: Clone + Eq + Hash + Ord + Debug> Scheduler<K> {
                 }
                 // It expires once the clock reads `expires + 1`.
                 if let Some(then) = then {
-                    let wait = (expires + 1).saturating_sub(unix_then);
-                    soonest(then + Duration::from_secs(wait));
+                    let at = Duration::from_secs(expires.saturating_add(1));
+                    soonest(then + at.saturating_sub(unix_then));
                 }
             }
             if busy.contains(&entry.peer) {
@@ -489,5 +489,622 @@ impl<K: Clone + Eq + Hash + Ord + Debug> Scheduler<K> {
             },
         );
         delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Several nodes' schedulers in memory on a virtual clock: links up or down, a connection
+    //! taking [`CONNECT`] and a transfer [`TRANSFER`], dispatches landing in the receiver's inbox.
+
+    use super::*;
+
+    /// Unix seconds at the start of a simulation.
+    const UNIX: u64 = 1_800_000_000;
+    const CONNECT: Duration = Duration::from_millis(20);
+    const TRANSFER: Duration = Duration::from_millis(100);
+    const MS: Duration = Duration::from_millis(1);
+
+    fn code(node: usize) -> OrganCode {
+        format!("000.00.00.N{node:02}").parse().unwrap()
+    }
+
+    fn index(peer: &OrganCode) -> usize {
+        peer.as_str()[11..].parse().unwrap()
+    }
+
+    struct SimNode {
+        scheduler: Scheduler<u32>,
+        /// The node's outbox, in order of submission.
+        queue: Vec<Queued<u32>>,
+        /// What arrived, in order.
+        inbox: Vec<u32>,
+        /// What expired: key, reason, when.
+        expired: Vec<(u32, &'static str, Duration)>,
+    }
+
+    /// A transfer started.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Start {
+        at: Duration,
+        from: usize,
+        to: usize,
+        key: u32,
+    }
+
+    enum Due {
+        Connect { from: usize, to: usize },
+        Transfer { from: usize, to: usize, key: u32 },
+    }
+
+    struct Sim {
+        base: Instant,
+        t: Duration,
+        nodes: Vec<SimNode>,
+        /// Links down, as (lower, higher) node pairs.
+        down: HashSet<(usize, usize)>,
+        due: Vec<(Duration, Due)>,
+        /// Dispatches whose transfer fails this many more times.
+        flaky: HashMap<u32, u32>,
+        starts: Vec<Start>,
+        /// Transfers ended: when, which, how ("sent", "failed", "broke").
+        ends: Vec<(Duration, u32, &'static str)>,
+        /// Connection attempts: when, from, to.
+        connects: Vec<(Duration, usize, usize)>,
+        /// Connection failures reported: when, from, to.
+        connect_failures: Vec<(Duration, usize, usize)>,
+        in_flight: HashMap<(usize, usize), usize>,
+        max_in_flight: HashMap<(usize, usize), usize>,
+    }
+
+    impl Sim {
+        fn new(nodes: usize, limit: u32, seed: u64) -> Self {
+            Self {
+                base: Instant::now(),
+                t: Duration::ZERO,
+                nodes: (0..nodes)
+                    .map(|i| SimNode {
+                        scheduler: Scheduler::new(limit, seed + i as u64),
+                        queue: Vec::new(),
+                        inbox: Vec::new(),
+                        expired: Vec::new(),
+                    })
+                    .collect(),
+                down: HashSet::new(),
+                due: Vec::new(),
+                flaky: HashMap::new(),
+                starts: Vec::new(),
+                ends: Vec::new(),
+                connects: Vec::new(),
+                connect_failures: Vec::new(),
+                in_flight: HashMap::new(),
+                max_in_flight: HashMap::new(),
+            }
+        }
+
+        fn now(&self) -> Instant {
+            self.base + self.t
+        }
+
+        fn queue(&mut self, from: usize, to: usize, key: u32, urgency: u8, expires: Option<u64>) {
+            self.nodes[from].queue.push(Queued {
+                key,
+                peer: code(to),
+                urgency,
+                expires,
+            });
+        }
+
+        fn is_down(&self, a: usize, b: usize) -> bool {
+            self.down.contains(&(a.min(b), a.max(b)))
+        }
+
+        /// Takes the link between `a` and `b` up or down; down closes its connections.
+        fn link(&mut self, a: usize, b: usize, up: bool) {
+            if up {
+                self.down.remove(&(a.min(b), a.max(b)));
+            } else {
+                self.down.insert((a.min(b), a.max(b)));
+                self.nodes[a].scheduler.handle_connection_lost(&code(b));
+                self.nodes[b].scheduler.handle_connection_lost(&code(a));
+            }
+        }
+
+        /// Every node's driver round: the queue shown, the actions carried out.
+        fn round(&mut self) {
+            let (now, t) = (self.now(), self.t);
+            let unix = Duration::from_secs(UNIX) + t;
+            for from in 0..self.nodes.len() {
+                let queued = self.nodes[from].queue.clone();
+                self.nodes[from].scheduler.handle_queue(now, unix, queued);
+                while let Some(action) = self.nodes[from].scheduler.poll_action(now) {
+                    match action {
+                        Action::Connect { peer } => {
+                            let to = index(&peer);
+                            self.connects.push((t, from, to));
+                            self.due.push((t + CONNECT, Due::Connect { from, to }));
+                        }
+                        Action::Send { key, peer } => {
+                            let to = index(&peer);
+                            self.starts.push(Start {
+                                at: t,
+                                from,
+                                to,
+                                key,
+                            });
+                            let n = self.in_flight.entry((from, to)).or_default();
+                            *n += 1;
+                            let max = self.max_in_flight.entry((from, to)).or_default();
+                            *max = (*max).max(*n);
+                            self.due
+                                .push((t + TRANSFER, Due::Transfer { from, to, key }));
+                        }
+                        Action::Expire { key, reason } => {
+                            self.nodes[from].queue.retain(|q| q.key != key);
+                            self.nodes[from].expired.push((key, reason, t));
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Runs to `end` on the virtual clock, jumping from event to event and timeout to timeout.
+        fn run_until(&mut self, end: Duration) {
+            for _ in 0..100_000 {
+                self.round();
+                let next_due = self.due.iter().map(|(at, _)| *at).min();
+                let next_timeout = self
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.scheduler.poll_timeout())
+                    .map(|at| at.duration_since(self.base))
+                    .min();
+                match [next_due, next_timeout].into_iter().flatten().min() {
+                    Some(next) if next <= end => {
+                        assert!(next >= self.t, "time went back");
+                        self.t = next;
+                        self.deliver();
+                    }
+                    _ => {
+                        self.t = end;
+                        self.round();
+                        return;
+                    }
+                }
+            }
+            panic!("the simulation does not settle");
+        }
+
+        /// What is due by now, earliest first, ties in the order they were set.
+        fn deliver(&mut self) {
+            loop {
+                let Some(pos) = (0..self.due.len())
+                    .filter(|&i| self.due[i].0 <= self.t)
+                    .min_by_key(|&i| (self.due[i].0, i))
+                else {
+                    return;
+                };
+                let (now, t) = (self.now(), self.t);
+                match self.due.remove(pos).1 {
+                    Due::Connect { from, to } => {
+                        let scheduler = &mut self.nodes[from].scheduler;
+                        if self.down.contains(&(from.min(to), from.max(to))) {
+                            scheduler.handle_connect_failed(now, &code(to), "link down");
+                            self.connect_failures.push((t, from, to));
+                        } else {
+                            scheduler.handle_connected(&code(to));
+                        }
+                    }
+                    Due::Transfer { from, to, key } => {
+                        *self.in_flight.entry((from, to)).or_default() -= 1;
+                        let down = self.is_down(from, to);
+                        let flaky = self.flaky.get_mut(&key).filter(|n| **n > 0);
+                        let (outcome, how) = if down {
+                            let reason = "link down".to_owned();
+                            (Outcome::ConnectionBroke { reason }, "broke")
+                        } else if let Some(left) = flaky {
+                            *left -= 1;
+                            let reason = "disk busy".to_owned();
+                            (
+                                Outcome::Failed {
+                                    reason,
+                                    retry: true,
+                                },
+                                "failed",
+                            )
+                        } else {
+                            self.nodes[to].inbox.push(key);
+                            self.nodes[from].queue.retain(|q| q.key != key);
+                            (Outcome::Sent, "sent")
+                        };
+                        self.ends.push((t, key, how));
+                        self.nodes[from]
+                            .scheduler
+                            .handle_transfer_finished(now, &key, &outcome);
+                    }
+                }
+            }
+        }
+
+        fn starts_of(&self, key: u32) -> Vec<Duration> {
+            self.starts
+                .iter()
+                .filter(|s| s.key == key)
+                .map(|s| s.at)
+                .collect()
+        }
+
+        fn ends_of(&self, key: u32) -> Vec<(Duration, &'static str)> {
+            self.ends
+                .iter()
+                .filter(|e| e.1 == key)
+                .map(|e| (e.0, e.2))
+                .collect()
+        }
+
+        fn report(&self, node: usize, peer: usize) -> PeerReport {
+            self.nodes[node]
+                .scheduler
+                .report(self.now())
+                .into_iter()
+                .find(|r| r.organ_code == code(peer))
+                .unwrap()
+        }
+    }
+
+    /// `delay` is the backoff after `failures` earlier failures: base in [500 ms · 2^n, 5 min],
+    /// plus at most a quarter.
+    fn within_backoff(delay: Duration, failures: u32) {
+        let base = (FIRST_BACKOFF * 2u32.pow(failures)).min(MAX_BACKOFF);
+        assert!(
+            delay >= base && delay <= base.mul_f64(1.25),
+            "{delay:?} after {failures} failures, base {base:?}"
+        );
+    }
+
+    #[test]
+    fn a_flash_dispatch_queued_after_ten_normal_ones_leaves_next() {
+        let mut sim = Sim::new(2, 1, 7);
+        for key in 1..=10 {
+            sim.queue(0, 1, key, 0, None);
+        }
+        // Connected at 20 ms, key 1 in flight until 120 ms: the hỏa tốc comes meanwhile.
+        sim.run_until(50 * MS);
+        assert_eq!(sim.starts_of(1), [20 * MS]);
+        sim.queue(0, 1, 11, 3, None);
+        sim.run_until(Duration::from_secs(5));
+        assert_eq!(sim.nodes[1].inbox, [1, 11, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(sim.starts_of(11), [120 * MS]);
+        // One at a time, back to back, each exactly once.
+        let at: Vec<Duration> = sim.starts.iter().map(|s| s.at).collect();
+        let want: Vec<Duration> = (0..11).map(|n| 20 * MS + TRANSFER * n).collect();
+        assert_eq!(at, want);
+        assert_eq!(sim.max_in_flight[&(0, 1)], 1);
+        assert!(sim.nodes[0].queue.is_empty());
+        assert_eq!(sim.connects.len(), 1);
+    }
+
+    #[test]
+    fn per_peer_limit_and_nothing_starts_beside_a_more_urgent_transfer() {
+        // Node 0 sends a thượng khẩn and six thường to node 1, three thường to node 2; at most
+        // three at a time per peer.
+        let mut sim = Sim::new(3, 3, 11);
+        sim.queue(0, 1, 1, 2, None);
+        for key in 2..=7 {
+            sim.queue(0, 1, key, 0, None);
+        }
+        for key in 8..=10 {
+            sim.queue(0, 2, key, 0, None);
+        }
+        sim.run_until(Duration::from_secs(5));
+        // The thượng khẩn alone first; the thường to the same peer wait for it to finish.
+        assert_eq!(sim.starts_of(1), [20 * MS]);
+        assert_eq!(sim.ends_of(1), [(120 * MS, "sent")]);
+        for key in 2..=4 {
+            assert_eq!(sim.starts_of(key), [120 * MS], "key {key}");
+        }
+        for key in 5..=7 {
+            assert_eq!(sim.starts_of(key), [220 * MS], "key {key}");
+        }
+        // Another peer is not held up by it.
+        for key in 8..=10 {
+            assert_eq!(sim.starts_of(key), [20 * MS], "key {key}");
+        }
+        assert_eq!(sim.max_in_flight[&(0, 1)], 3);
+        assert_eq!(sim.max_in_flight[&(0, 2)], 3);
+        assert_eq!(sim.nodes[1].inbox, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(sim.nodes[2].inbox, [8, 9, 10]);
+        assert_eq!(sim.starts.len(), 10);
+    }
+
+    #[test]
+    fn backoff_doubles_from_500_ms_to_5_min_with_at_most_a_quarter_of_jitter() {
+        assert_eq!(backoff(0, 0.0), FIRST_BACKOFF);
+        assert_eq!(backoff(0, 1.0), FIRST_BACKOFF.mul_f64(1.25));
+        assert_eq!(backoff(3, 0.5), Duration::from_millis(4000 + 500));
+        assert_eq!(backoff(9, 0.0), Duration::from_secs(256));
+        assert_eq!(backoff(10, 0.0), MAX_BACKOFF);
+        assert_eq!(backoff(40, 1.0), MAX_BACKOFF.mul_f64(1.25));
+        // The generator's draws stay in [0, 1) and spread.
+        let mut jitter = Jitter(3);
+        let draws: Vec<f64> = (0..1000).map(|_| jitter.next_f64()).collect();
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)));
+        assert!(draws.iter().any(|d| *d < 0.1) && draws.iter().any(|d| *d > 0.9));
+    }
+
+    #[test]
+    fn an_unreachable_peer_is_retried_after_doubling_delays_within_the_jitter_bounds() {
+        let run = |seed| {
+            let mut sim = Sim::new(2, 1, seed);
+            sim.link(0, 1, false);
+            sim.queue(0, 1, 1, 0, None);
+            sim.run_until(Duration::from_secs(200));
+            sim
+        };
+        let sim = run(5);
+        let attempts: Vec<Duration> = sim.connects.iter().map(|c| c.0).collect();
+        // 0.5 + 1 + 2 + ... + 64 s (+ jitter) fit in 200 s after the first; 128 more do not.
+        assert_eq!(attempts.len(), 9, "{attempts:?}");
+        assert_eq!(sim.connect_failures.len(), 9);
+        let mut ratios = Vec::new();
+        for (n, failed) in sim.connect_failures.iter().take(8).enumerate() {
+            assert_eq!(failed.0, attempts[n] + CONNECT);
+            let delay = attempts[n + 1] - failed.0;
+            within_backoff(delay, n as u32);
+            ratios.push(delay.as_secs_f64() / (FIRST_BACKOFF * 2u32.pow(n as u32)).as_secs_f64());
+        }
+        // Jittered, not all alike.
+        assert!(
+            ratios.iter().any(|r| (r - ratios[0]).abs() > 0.01),
+            "{ratios:?}"
+        );
+        assert!(sim.starts.is_empty());
+        let report = sim.report(0, 1);
+        assert_eq!(report.state, "unreachable");
+        assert_eq!(report.failures, Some(9));
+        assert_eq!(report.last_error.as_deref(), Some("link down"));
+        // The next attempt, 128 s (+ up to 32 s) after the ninth failure.
+        let until = sim.nodes[0].scheduler.poll_timeout().unwrap();
+        within_backoff(
+            until.duration_since(sim.base) - sim.connect_failures[8].0,
+            8,
+        );
+        assert_eq!(
+            report.retry_in_secs,
+            Some(until.duration_since(sim.now()).as_secs())
+        );
+        // The same seed, the same timing; another seed, other delays.
+        assert_eq!(run(5).connects, sim.connects);
+        assert_ne!(run(6).connects, sim.connects);
+    }
+
+    #[test]
+    fn an_expired_dispatch_fails_with_its_reason_and_is_never_sent() {
+        let mut sim = Sim::new(2, 1, 3);
+        sim.link(0, 1, false);
+        sim.queue(0, 1, 1, 3, Some(UNIX + 3));
+        sim.queue(0, 1, 2, 0, Some(UNIX + 60));
+        sim.queue(0, 1, 3, 0, None);
+        sim.run_until(Duration::from_secs(10));
+        // Expired once the clock reads expires + 1: at 4 s exactly, woken by the timeout.
+        assert_eq!(
+            sim.nodes[0].expired,
+            [(1, "expired before delivery", Duration::from_secs(4))]
+        );
+        sim.link(0, 1, true);
+        sim.run_until(Duration::from_secs(30));
+        assert_eq!(sim.nodes[1].inbox, [2, 3]);
+        assert!(sim.starts_of(1).is_empty());
+        assert_eq!(sim.nodes[0].expired.len(), 1);
+    }
+
+    #[test]
+    fn an_in_flight_dispatch_is_not_expired_under_its_transfer() {
+        let (now, unix) = (Instant::now(), Duration::from_secs(UNIX));
+        let mut scheduler = Scheduler::new(1, 1);
+        let head = || {
+            [Queued {
+                key: 1u32,
+                peer: code(1),
+                urgency: 0,
+                expires: Some(UNIX),
+            }]
+        };
+        scheduler.handle_queue(now, unix, head());
+        assert_eq!(
+            scheduler.poll_action(now),
+            Some(Action::Connect { peer: code(1) })
+        );
+        scheduler.handle_connected(&code(1));
+        scheduler.handle_queue(now, unix, head());
+        let send = Action::Send {
+            key: 1,
+            peer: code(1),
+        };
+        assert_eq!(scheduler.poll_action(now), Some(send));
+        assert_eq!(scheduler.poll_action(now), None);
+        assert_eq!(scheduler.poll_timeout(), Some(now + Duration::from_secs(1)));
+        // Past its expiry while in flight: left alone.
+        let later = now + Duration::from_secs(2);
+        let unix = unix + Duration::from_secs(2);
+        scheduler.handle_queue(later, unix, head());
+        assert_eq!(scheduler.poll_action(later), None);
+        assert_eq!(scheduler.report(later)[0].in_flight, 1);
+        // Failed: now it expires.
+        let failed = Outcome::Failed {
+            reason: "reset".into(),
+            retry: true,
+        };
+        assert!(scheduler
+            .handle_transfer_finished(later, &1, &failed)
+            .is_some());
+        scheduler.handle_queue(later, unix, head());
+        assert_eq!(
+            scheduler.poll_action(later),
+            Some(Action::Expire {
+                key: 1,
+                reason: EXPIRED
+            })
+        );
+        assert_eq!(scheduler.poll_action(later), None);
+        assert_eq!(scheduler.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_peer_that_comes_back_gets_its_backlog_in_priority_order_exactly_once() {
+        // Node 0 queues for node 1 (down for 30 s) and node 2; node 2 also queues for node 1.
+        let mut sim = Sim::new(3, 2, 21);
+        sim.link(0, 1, false);
+        sim.link(2, 1, false);
+        for (key, urgency) in [(1, 0), (2, 1), (3, 4), (4, 2), (5, 0), (6, 3), (7, 1)] {
+            sim.queue(0, 1, key, urgency, None);
+        }
+        sim.queue(0, 2, 20, 0, None);
+        sim.queue(0, 2, 21, 2, None);
+        sim.queue(2, 1, 30, 0, None);
+        sim.queue(2, 1, 31, 3, None);
+        sim.run_until(Duration::from_secs(30));
+        // Node 2 was reachable all along, the more urgent first.
+        assert_eq!(sim.nodes[2].inbox, [21, 20]);
+        assert!(sim.nodes[1].inbox.is_empty());
+        assert_eq!(sim.report(0, 1).state, "unreachable");
+        assert_eq!(sim.report(0, 2).state, "connected");
+
+        sim.link(0, 1, true);
+        sim.link(2, 1, true);
+        sim.run_until(Duration::from_secs(200));
+        let from_0: Vec<u32> = sim.nodes[1]
+            .inbox
+            .iter()
+            .copied()
+            .filter(|k| *k < 10)
+            .collect();
+        // hỏa tốc hẹn giờ, hỏa tốc, thượng khẩn, khẩn (in order of submission), thường.
+        assert_eq!(from_0, [3, 6, 4, 2, 7, 1, 5]);
+        let from_2: Vec<u32> = sim.nodes[1]
+            .inbox
+            .iter()
+            .copied()
+            .filter(|k| *k >= 30)
+            .collect();
+        assert_eq!(from_2, [31, 30]);
+        assert_eq!(sim.nodes[1].inbox.len(), 9, "each exactly once");
+        assert!(sim
+            .starts
+            .iter()
+            .all(|s| s.to != 1 || s.at >= Duration::from_secs(30)));
+        assert!(sim.ends.iter().all(|e| e.2 == "sent"));
+        assert!(sim.nodes.iter().all(|n| n.queue.is_empty()));
+        let back = sim.report(0, 1);
+        assert_eq!(
+            (back.state, back.in_flight, back.failures),
+            ("connected", 0, None)
+        );
+        // The two khẩn left together (same urgency, two allowed); nothing else overlapped.
+        assert_eq!(sim.starts_of(2), sim.starts_of(7));
+        assert_eq!(sim.max_in_flight[&(0, 1)], 2);
+    }
+
+    #[test]
+    fn a_failed_transfer_backs_off_that_dispatch_alone() {
+        let mut sim = Sim::new(2, 2, 9);
+        for key in 1..=4 {
+            sim.queue(0, 1, key, 0, None);
+        }
+        sim.flaky.insert(1, 2);
+        sim.run_until(Duration::from_secs(10));
+        assert_eq!(sim.nodes[1].inbox, [2, 3, 4, 1]);
+        // Key 2, then 3 and 4, went on while key 1 waited.
+        assert_eq!(sim.starts_of(2), [20 * MS]);
+        assert_eq!(sim.starts_of(3), [120 * MS]);
+        assert_eq!(sim.starts_of(4), [120 * MS]);
+        let (starts, ends) = (sim.starts_of(1), sim.ends_of(1));
+        assert_eq!(starts.len(), 3);
+        assert_eq!(
+            ends.iter().map(|e| e.1).collect::<Vec<_>>(),
+            ["failed", "failed", "sent"]
+        );
+        within_backoff(starts[1] - ends[0].0, 0);
+        within_backoff(starts[2] - ends[1].0, 1);
+        // The peer stayed connected throughout.
+        assert_eq!(sim.connects.len(), 1);
+        let report = sim.report(0, 1);
+        assert_eq!((report.state, report.failures), ("connected", None));
+    }
+
+    #[test]
+    fn a_broken_connection_backs_off_the_peer_not_the_dispatch() {
+        let mut sim = Sim::new(2, 1, 4);
+        sim.queue(0, 1, 1, 0, None);
+        sim.run_until(50 * MS);
+        // Cut without notice: the transfer finds out.
+        sim.down.insert((0, 1));
+        sim.run_until(150 * MS);
+        assert_eq!(sim.ends_of(1), [(120 * MS, "broke")]);
+        let report = sim.report(0, 1);
+        assert_eq!(report.state, "unreachable");
+        assert_eq!(report.failures, Some(1));
+        // Retried after the peer's backoff, connect first.
+        sim.link(0, 1, true);
+        sim.run_until(Duration::from_secs(5));
+        assert_eq!(sim.connects.len(), 2);
+        within_backoff(sim.connects[1].0 - 120 * MS, 0);
+        assert_eq!(sim.starts_of(1), [20 * MS, sim.connects[1].0 + CONNECT]);
+        assert_eq!(sim.nodes[1].inbox, [1]);
+    }
+
+    #[test]
+    fn a_reload_retries_a_backed_off_peer_at_once() {
+        let mut sim = Sim::new(2, 1, 8);
+        sim.link(0, 1, false);
+        sim.queue(0, 1, 1, 2, None);
+        sim.run_until(Duration::from_secs(40));
+        let tried = sim.connects.len();
+        assert!(
+            sim.nodes[0].scheduler.poll_timeout().unwrap() > sim.now() + Duration::from_secs(5)
+        );
+        sim.link(0, 1, true);
+        sim.nodes[0].scheduler.handle_reload();
+        sim.run_until(Duration::from_secs(41));
+        assert_eq!(sim.connects.len(), tried + 1);
+        assert_eq!(sim.connects[tried].0, Duration::from_secs(40));
+        assert_eq!(sim.starts_of(1), [Duration::from_secs(40) + CONNECT]);
+        assert_eq!(sim.nodes[1].inbox, [1]);
+    }
+
+    #[test]
+    fn a_pass_looks_at_the_512_most_urgent_only() {
+        let now = Instant::now();
+        let mut scheduler = Scheduler::new(1, 1);
+        // 512 hỏa tốc to a peer that is down, then one thường to another, already expired.
+        let head = |n: u32| {
+            (0..n)
+                .map(|key| Queued {
+                    key,
+                    peer: code(1),
+                    urgency: 3,
+                    expires: None,
+                })
+                .chain(std::iter::once(Queued {
+                    key: 9999,
+                    peer: code(2),
+                    urgency: 0,
+                    expires: Some(UNIX - 1),
+                }))
+        };
+        let unix = Duration::from_secs(UNIX);
+        scheduler.handle_queue(now, unix, head(512));
+        assert_eq!(
+            std::iter::from_fn(|| scheduler.poll_action(now)).collect::<Vec<_>>(),
+            [Action::Connect { peer: code(1) }]
+        );
+        scheduler.handle_queue(now, unix, head(511));
+        assert_eq!(
+            std::iter::from_fn(|| scheduler.poll_action(now)).collect::<Vec<_>>(),
+            [Action::Expire {
+                key: 9999,
+                reason: EXPIRED
+            }]
+        );
     }
 }
