@@ -199,10 +199,15 @@ impl Node {
     /// The node an object goes to next ([`routing::next_hop`]); our own agency is reached at our
     /// own endpoint.
     pub(crate) fn next_hop(&self, to: &OrganCode) -> OrganCode {
-        let tenants = self.tenants();
-        match routing::next_hop(&self.trusted().directory, &self.here(&tenants), to) {
+        match self.route(to) {
             Hop::Local(code) | Hop::Peer(code) => code,
         }
+    }
+
+    /// Where an object to `to` goes next: a tenant of this host, or a peer node.
+    pub(crate) fn route(&self, to: &OrganCode) -> Hop {
+        let tenants = self.tenants();
+        routing::next_hop(&self.trusted().directory, &self.here(&tenants), to)
     }
 
     /// A peer's QUIC address from the directory: its own, or its host's.

@@ -10,11 +10,13 @@
 //! - [`compose`]: a clerk's request → header, package, seal, one queued copy per recipient.
 //! - [`config`]: the node home's `config.toml`.
 //! - [`inbox`]: arrivals opened, verified, numbered and answered; replies applied.
-//! - `outbox`: the scheduler — priority order, per-peer concurrency, retries, expiry.
+//! - `outbox`: the scheduler's driver — connections, transfers and the store around `scheduler`.
 //! - [`passphrase`]: `VDX_KEY_PASSPHRASE` moved out of the daemon's environment (through its re-exec).
+//! - [`receipts`]: signing and checking hop and delivery receipts (CMS over the receipt text).
 //! - [`routing`]: where an object goes next and who may hand one over, for a host and its tenants,
 //!   from the directory alone (pure).
-//! - [`receipts`]: signing and checking hop and delivery receipts (CMS over the receipt text).
+//! - `scheduler`: the outbox scheduler's core, no I/O — priority order, per-peer concurrency,
+//!   retries, expiry — tested on a virtual clock.
 //! - `status`: what an operator checks first — queues, peers, CRL renewal, disk — with warnings.
 //! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
 //!   in the daemon touches sled or the spool directory.
@@ -40,6 +42,7 @@ mod outbox;
 pub mod passphrase;
 pub mod receipts;
 pub mod routing;
+mod scheduler;
 mod status;
 pub mod store;
 mod tenant;

@@ -1,367 +1,447 @@
-//! The outbox scheduler: which queued dispatch goes next, to which peer, and when to retry.
+//! The outbox driver: moves work between the scheduler's core (`scheduler`), the store, QUIC and
+//! tokio, and decides nothing itself.
 //!
-//! - A peer is connected first, on its own: dispatches wait for the connection, not inside it, so
-//!   when a peer that was down comes back its dispatches leave in priority order.
-//! - Transfers start in priority order (hỏa tốc first): one to a peer does not start while a more
-//!   urgent one to the same peer is in flight, and at most `limits.max_concurrent_per_peer` run.
-//! - A peer that cannot be reached is backed off as a whole; a dispatch whose transfer failed is
-//!   backed off alone. Both double per failure up to five minutes, with up to 25 % jitter.
-//! - Expired dispatches fail with a reason the clerk sees.
-//! - A pass looks at the 512 most urgent queued dispatches only, so its cost does not grow with
-//!   the backlog (a backlog of more than that to unreachable peers delays the rest until they
-//!   expire or the peers return).
+//! Each round it feeds the core what happened (connections made, failed or closed, transfers
+//! finished, a trust reload) and the head of the outbox, carries out the actions the core returns
+//! (connect, send, expire) as tasks whose results come back as events, and sleeps until the core's
+//! timeout, an event, or a wake-up. The rules — priority order, per-peer concurrency, backoff,
+//! expiry — are the core's, and are tested there on a virtual clock.
+//!
+//! The outbox is the host's: it serves every tenant's queued objects in one priority order. A
+//! next hop that is a tenant of this host (`routing::Hop::Local`) is "connected" at once and
+//! served by [`crate::transfer::hand_over_locally`], the same steps without the network.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
 use vdx_protocol::OrganCode;
 
 use crate::daemon::{Node, Stop};
 use crate::metrics::Metrics;
 use crate::receipts::verify_receipt;
-use crate::store::{DispatchState, MessageId, Queued, Record};
-use crate::transfer::{send_dispatch, SendOutcome, TransferError};
+use crate::routing::Hop;
+pub(crate) use crate::scheduler::PeerReport;
+use crate::scheduler::{Action, Outcome, Queued, Scheduler, PASS_LIMIT};
+use crate::store::{DispatchState, MessageId, Record};
+use crate::tenant::Tenant;
+use crate::transfer::{
+    hand_over_locally, send_dispatch, ReceivePolicy as _, SendOutcome, TransferError,
+};
 
-/// How often the outbox is looked at when nothing wakes it.
+/// A queued object: the tenant whose outbox holds it, and its transfer id.
+pub(crate) type Key = (OrganCode, MessageId);
+
+/// The longest the driver sleeps without reading the outbox again: the store changes without
+/// telling it in a few cases (a restore acknowledged), and the core knows only what it is shown.
 const TICK: Duration = Duration::from_millis(500);
-/// First retry delay; doubled per failure up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// Queued dispatches one pass looks at, most urgent first (the rest wait for later passes).
-const PASS_LIMIT: usize = 512;
 
-/// What is known of one peer.
-enum Peer {
-    /// A connection attempt is running.
-    Connecting,
-    /// Connected; transfers use this connection.
-    Up(quinn::Connection),
-    /// Unreachable: not before `until`; `failures` in a row so far, the last one for `reason`.
-    Down {
-        until: Instant,
-        failures: u32,
-        reason: String,
-    },
-}
-
-/// What the operator is shown of one peer (`GET /v1/status`).
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct PeerReport {
-    pub(crate) organ_code: OrganCode,
-    /// `connected`, `connecting`, `disconnected` (reconnected when next needed) or `unreachable`.
-    pub(crate) state: &'static str,
-    /// Transfers running to it now.
-    pub(crate) in_flight: usize,
-    /// Connection failures in a row (unreachable only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) failures: Option<u32>,
-    /// Seconds until the next attempt (unreachable only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) retry_in_secs: Option<u64>,
-    /// Why the last attempt failed (unreachable only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) last_error: Option<String>,
-}
-
-/// The scheduler's state, shared with its connection and transfer tasks and with the status
-/// report.
-#[derive(Default)]
+/// The scheduler's core, shared with the status report (`Node::schedule`).
 pub(crate) struct Schedule {
-    peers: HashMap<OrganCode, Peer>,
-    /// Per dispatch: not before (after a failed transfer).
-    next_try: HashMap<MessageId, Instant>,
-    /// Transfers running: dispatch → peer and urgency.
-    in_flight: HashMap<MessageId, (OrganCode, u8)>,
+    core: Scheduler<Key>,
 }
 
-/// What to do with one queued dispatch this round.
-enum Step {
-    /// This dispatch waits (in flight, or backed off alone).
-    Wait,
-    /// Nothing more goes to its peer this round (connecting, down, or busy): a pass skips the
-    /// peer's later, less urgent dispatches without looking at them.
-    PeerBusy,
-    Connect,
-    Send(quinn::Connection),
+impl Default for Schedule {
+    /// An empty schedule until [`run`] installs one with the configured limits.
+    fn default() -> Self {
+        Self::new(1)
+    }
 }
 
 impl Schedule {
-    fn step(&mut self, record: &Queued, peer: &OrganCode, limit: u32, now: Instant) -> Step {
-        match self.peers.get(peer) {
-            None => return Step::Connect,
-            Some(Peer::Down { until, .. }) if *until <= now => return Step::Connect,
-            Some(Peer::Up(conn)) if conn.close_reason().is_some() => return Step::Connect,
-            Some(Peer::Connecting | Peer::Down { .. }) => return Step::PeerBusy,
-            Some(Peer::Up(_)) => {}
+    /// Seeded from OpenSSL's generator: nodes restarted together must not retry in step.
+    fn new(max_concurrent_per_peer: u32) -> Self {
+        let mut seed = [0u8; 8];
+        let _ = openssl::rand::rand_bytes(&mut seed);
+        Self {
+            core: Scheduler::new(max_concurrent_per_peer, u64::from_le_bytes(seed)),
         }
-        if self.in_flight.contains_key(&record.id)
-            || self.next_try.get(&record.id).is_some_and(|t| *t > now)
-        {
-            return Step::Wait;
-        }
-        let (count, more_urgent) = self
-            .in_flight
-            .values()
-            .filter(|(p, _)| p == peer)
-            .fold((0u32, false), |(n, m), (_, u)| {
-                (n + 1, m || *u > record.urgency)
-            });
-        match self.peers.get(peer) {
-            Some(Peer::Up(conn)) if count < limit.max(1) && !more_urgent => {
-                Step::Send(conn.clone())
-            }
-            _ => Step::PeerBusy,
-        }
-    }
-
-    /// Closes the connections of peers the settings in force now refuse; after a reload
-    /// (`reloaded`), peers backed off are also tried again at once (a refusal may have been what
-    /// the reload mended).
-    fn recheck(&mut self, node: &Node, reloaded: bool) {
-        self.peers.retain(|peer, state| match state {
-            Peer::Up(conn) => !crate::trusted::drop_if_untrusted(node, conn, peer.as_str()),
-            Peer::Connecting => true,
-            Peer::Down { .. } => !reloaded,
-        });
-    }
-
-    fn peer_failed(&mut self, peer: &OrganCode, reason: &str) -> Duration {
-        let failures = match self.peers.get(peer) {
-            Some(Peer::Down { failures, .. }) => *failures,
-            _ => 0,
-        };
-        let delay = backoff(failures);
-        self.peers.insert(
-            peer.clone(),
-            Peer::Down {
-                until: Instant::now() + delay,
-                failures: failures + 1,
-                reason: reason.to_owned(),
-            },
-        );
-        delay
     }
 
     /// Every peer the scheduler has dealt with since the start, by organ code.
     pub(crate) fn report(&self) -> Vec<PeerReport> {
-        let now = Instant::now();
-        let mut peers: Vec<PeerReport> = self
-            .peers
-            .iter()
-            .map(|(code, peer)| {
-                let in_flight = self.in_flight.values().filter(|(p, _)| p == code).count();
-                let mut report = PeerReport {
-                    organ_code: code.clone(),
-                    state: "connected",
-                    in_flight,
-                    failures: None,
-                    retry_in_secs: None,
-                    last_error: None,
-                };
-                match peer {
-                    Peer::Up(conn) if conn.close_reason().is_none() => {}
-                    Peer::Up(_) => report.state = "disconnected",
-                    Peer::Connecting => report.state = "connecting",
-                    Peer::Down {
-                        until,
-                        failures,
-                        reason,
-                    } => {
-                        report.state = "unreachable";
-                        report.failures = Some(*failures);
-                        report.retry_in_secs = Some(until.saturating_duration_since(now).as_secs());
-                        report.last_error = Some(reason.clone());
-                    }
-                }
-                report
-            })
-            .collect();
-        peers.sort_by(|a, b| a.organ_code.as_str().cmp(b.organ_code.as_str()));
-        peers
+        self.core.report(Instant::now())
     }
+}
+
+/// What the driver's tasks report back.
+enum Event {
+    /// A connection attempt ended.
+    Connected {
+        peer: OrganCode,
+        result: Result<quinn::Connection, String>,
+    },
+    /// The connection with this `stable_id` closed.
+    Lost { peer: OrganCode, id: usize },
+    /// A transfer ended after `took`.
+    Finished {
+        peer: OrganCode,
+        tenant: OrganCode,
+        record: Box<Record>,
+        result: Result<SendOutcome, TransferError>,
+        took: Duration,
+    },
+}
+
+/// What the driver holds between rounds: connections by peer and the tasks running.
+struct Driver {
+    node: Arc<Node>,
+    endpoint: quinn::Endpoint,
+    events: UnboundedSender<Event>,
+    conns: HashMap<OrganCode, quinn::Connection>,
+    /// Next hops that are tenants of this host, as of the last round.
+    local: HashSet<OrganCode>,
+    /// Connection attempts and transfers: let finish at a stop.
+    tasks: JoinSet<()>,
+    /// One per connection, waiting for it to close: dropped at a stop.
+    watchers: JoinSet<()>,
 }
 
 /// Runs the outbox until `stop`; running transfers are let finish (or fail) before returning.
 pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: Stop) {
-    let schedule = node.schedule.clone();
-    let mut tasks = tokio::task::JoinSet::new();
+    if let Ok(mut s) = node.schedule.lock() {
+        *s = Schedule::new(node.config.limits.max_concurrent_per_peer);
+    }
+    let (events, mut incoming) = tokio::sync::mpsc::unbounded_channel();
+    let mut driver = Driver {
+        node: node.clone(),
+        endpoint,
+        events,
+        conns: HashMap::new(),
+        local: HashSet::new(),
+        tasks: JoinSet::new(),
+        watchers: JoinSet::new(),
+    };
     let mut reloaded = node.reloaded.subscribe();
     let mut rechecked = Instant::now();
     while !stop.is_set() {
+        while let Ok(event) = incoming.try_recv() {
+            driver.handle(event);
+        }
         let reload = reloaded.has_changed().unwrap_or(false);
         if reload || rechecked.elapsed() >= crate::trusted::RECHECK_EVERY {
             reloaded.mark_unchanged();
             rechecked = Instant::now();
-            if let Ok(mut s) = schedule.lock() {
-                s.recheck(&node, reload);
-            }
+            driver.recheck(reload);
         }
-        // After a restore nothing is sent until it is acknowledged (`store::restore`).
-        let queued = if node.own.halted() {
-            Vec::new()
-        } else {
-            node.own.store.outbox_head(PASS_LIMIT).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot read the outbox");
-                Vec::new()
-            })
+        let Some(timeout) = driver.round() else {
+            return;
         };
-        let (now, now_secs) = (Instant::now(), node.now_secs());
-        // Peers that take nothing more this pass: the queue is in priority order, so their
-        // later dispatches can only wait too.
-        let mut busy = HashSet::new();
-        // Recipient → next hop, worked out once per pass: most of a backlog goes to few peers.
-        let mut hops: HashMap<OrganCode, OrganCode> = HashMap::new();
-        for record in queued {
-            if record.expires != 0 && record.expires < now_secs {
-                let Ok(s) = schedule.lock() else { return };
-                if !s.in_flight.contains_key(&record.id) {
-                    match node
-                        .own
-                        .store
-                        .mark_failed(record.id, "expired before delivery".into())
-                    {
-                        Ok(Some(_)) => {
-                            node.metrics.expired();
-                            tracing::warn!(id = %record.id, to = %record.to, "dispatch expired");
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::error!(id = %record.id, error = %e, "expiry not recorded")
-                        }
-                    }
-                }
-                continue;
-            }
-            if !hops.contains_key(&record.to) {
-                hops.insert(record.to.clone(), node.next_hop(&record.to));
-            }
-            let Some(peer) = hops.get(&record.to).filter(|peer| !busy.contains(*peer)) else {
-                continue;
-            };
-            let peer = peer.clone();
-            let Ok(mut s) = schedule.lock() else { return };
-            match s.step(
-                &record,
-                &peer,
-                node.config.limits.max_concurrent_per_peer,
-                now,
-            ) {
-                Step::Wait => {}
-                Step::PeerBusy => {
-                    busy.insert(peer);
-                }
-                Step::Connect => {
-                    s.peers.insert(peer.clone(), Peer::Connecting);
-                    let (endpoint, node, schedule) =
-                        (endpoint.clone(), node.clone(), schedule.clone());
-                    tasks.spawn(async move {
-                        let settings = *node.reloaded.borrow();
-                        let mut connected = connect(&endpoint, &node, &peer).await;
-                        // Settings reloaded during the handshake: the peer must pass the new ones.
-                        if let Ok(conn) = &connected {
-                            let reloaded = *node.reloaded.borrow() != settings;
-                            if reloaded && crate::trusted::drop_if_untrusted(&node, conn, peer.as_str()) {
-                                connected = Err("refused by the reloaded trust settings".into());
-                            }
-                        }
-                        let Ok(mut s) = schedule.lock() else { return };
-                        match connected {
-                            Ok(conn) => {
-                                tracing::info!(%peer, "connected");
-                                s.peers.insert(peer, Peer::Up(conn));
-                            }
-                            Err(reason) => {
-                                let delay = s.peer_failed(&peer, &reason);
-                                tracing::warn!(%peer, %reason, retry_in = ?delay, "peer unreachable");
-                            }
-                        }
-                        node.wake_outbox.notify_one();
-                    });
-                }
-                Step::Send(conn) => {
-                    // The list is a snapshot: a transfer that finished since it was read must not
-                    // start again.
-                    let Some(record) = node
-                        .own
-                        .store
-                        .get(record.id)
-                        .ok()
-                        .flatten()
-                        .filter(|r| r.state == DispatchState::Queued)
-                    else {
-                        continue;
-                    };
-                    s.in_flight
-                        .insert(record.id, (peer.clone(), record.urgency));
-                    let (node, schedule) = (node.clone(), schedule.clone());
-                    tasks.spawn(async move {
-                        let began = Instant::now();
-                        let result = transfer(&conn, &node, &peer, &record).await;
-                        let took = began.elapsed();
-                        let Ok(mut s) = schedule.lock() else { return };
-                        s.in_flight.remove(&record.id);
-                        finished(&mut s, &node.metrics, &record, &peer, result, took);
-                        node.wake_outbox.notify_one();
-                    });
-                }
-            }
-        }
-        while let Some(joined) = tasks.try_join_next() {
+        while let Some(joined) = driver.tasks.try_join_next() {
             if let Err(e) = joined {
                 tracing::error!(error = %e, "outbox task failed");
             }
         }
+        while driver.watchers.try_join_next().is_some() {}
+        let wake = Instant::now() + TICK;
+        let wake = timeout.map_or(wake, |t| t.min(wake));
         tokio::select! {
             _ = stop.wait() => break,
             _ = node.wake_outbox.notified() => {}
-            _ = tokio::time::sleep(TICK) => {}
+            Some(event) = incoming.recv() => driver.handle(event),
+            _ = tokio::time::sleep_until(wake.into()) => {}
         }
     }
-    while tasks.join_next().await.is_some() {}
+    while driver.tasks.join_next().await.is_some() {}
 }
 
-/// Takes up a transfer's outcome that `took` so long: the next try, if any, and the counts.
+impl Driver {
+    /// Feeds one task's report to the core.
+    fn handle(&mut self, event: Event) {
+        let Ok(mut s) = self.node.schedule.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        match event {
+            Event::Connected {
+                peer,
+                result: Ok(conn),
+            } => {
+                tracing::info!(%peer, "connected");
+                let (watched, events, id) = (conn.clone(), self.events.clone(), conn.stable_id());
+                let lost = peer.clone();
+                self.watchers.spawn(async move {
+                    watched.closed().await;
+                    let _ = events.send(Event::Lost { peer: lost, id });
+                });
+                self.conns.insert(peer.clone(), conn);
+                s.core.handle_connected(&peer);
+            }
+            Event::Connected {
+                peer,
+                result: Err(reason),
+            } => {
+                self.conns.remove(&peer);
+                let delay = s.core.handle_connect_failed(now, &peer, &reason);
+                tracing::warn!(%peer, %reason, retry_in = ?delay, "peer unreachable");
+            }
+            Event::Lost { peer, id } => {
+                if self.conns.get(&peer).is_some_and(|c| c.stable_id() == id) {
+                    self.conns.remove(&peer);
+                    s.core.handle_connection_lost(&peer);
+                }
+            }
+            Event::Finished {
+                peer,
+                tenant,
+                record,
+                result,
+                took,
+            } => {
+                let outcome = finished(&self.node.metrics, &record, &peer, result, took);
+                let key = (tenant, record.id);
+                let delay = s.core.handle_transfer_finished(now, &key, &outcome);
+                match (&outcome, delay) {
+                    (Outcome::ConnectionBroke { reason }, delay) => {
+                        // The connection broke (or the peer closed it after the handshake):
+                        // reconnect later.
+                        self.conns.remove(&peer);
+                        tracing::warn!(id = %record.id, %peer, %reason, retry_in = ?delay, "connection lost");
+                    }
+                    (
+                        Outcome::Failed {
+                            reason,
+                            retry: true,
+                        },
+                        delay,
+                    ) => {
+                        tracing::warn!(id = %record.id, %peer, error = %reason, retry_in = ?delay, "send failed");
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Closes the connections of peers the settings in force now refuse; after a reload
+    /// (`reloaded`), peers backed off are also tried again at once.
+    fn recheck(&mut self, reloaded: bool) {
+        let Ok(mut s) = self.node.schedule.lock() else {
+            return;
+        };
+        let node = &self.node;
+        let refused: Vec<OrganCode> = self
+            .conns
+            .iter()
+            .filter(|(peer, conn)| crate::trusted::drop_if_untrusted(node, conn, peer.as_str()))
+            .map(|(peer, _)| peer.clone())
+            .collect();
+        for peer in refused {
+            self.conns.remove(&peer);
+            s.core.handle_connection_lost(&peer);
+        }
+        if reloaded {
+            s.core.handle_reload();
+        }
+    }
+
+    /// Shows the core the outbox's head and carries out what it asks; returns the core's timeout
+    /// (`None` inside: none), or `None` if the schedule's lock is poisoned.
+    fn round(&mut self) -> Option<Option<Instant>> {
+        let node = self.node.clone();
+        // Every tenant's head, merged; a tenant whose store was restored sends nothing until it
+        // is acknowledged (`store::restore`).
+        let mut head = Vec::new();
+        for tenant in node.tenants().values().filter(|t| !t.halted()) {
+            match tenant.store.outbox_head(PASS_LIMIT) {
+                Ok(queued) => head.extend(queued.into_iter().map(|q| (tenant.code.clone(), q))),
+                Err(e) => {
+                    tracing::error!(tenant = %tenant.code, error = %e, "cannot read the outbox")
+                }
+            }
+        }
+        // Recipient → next hop, worked out once per round: most of a backlog goes to few peers.
+        let mut hops: HashMap<OrganCode, OrganCode> = HashMap::new();
+        self.local.clear();
+        let queued: Vec<Queued<Key>> = head
+            .into_iter()
+            .map(|(tenant, q)| Queued {
+                key: (tenant, q.id),
+                peer: hops
+                    .entry(q.to.clone())
+                    .or_insert_with(|| match node.route(&q.to) {
+                        Hop::Local(code) => {
+                            self.local.insert(code.clone());
+                            code
+                        }
+                        Hop::Peer(code) => code,
+                    })
+                    .clone(),
+                urgency: q.urgency,
+                expires: (q.expires != 0).then_some(q.expires),
+            })
+            .collect();
+        let now = Instant::now();
+        let actions = {
+            let mut s = node.schedule.lock().ok()?;
+            let unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            s.core.handle_queue(now, unix, queued);
+            std::iter::from_fn(|| s.core.poll_action(now)).collect::<Vec<_>>()
+        };
+        for action in actions {
+            match action {
+                Action::Connect { peer } => self.connect(peer),
+                Action::Send { key, peer } => self.send(key, peer),
+                Action::Expire { key, reason } => expire(&node, &key, reason),
+            }
+        }
+        let s = node.schedule.lock().ok()?;
+        Some(s.core.poll_timeout())
+    }
+
+    fn connect(&mut self, peer: OrganCode) {
+        if self.local.contains(&peer) {
+            // A tenant of this host: nothing to connect.
+            if let Ok(mut s) = self.node.schedule.lock() {
+                s.core.handle_connected(&peer);
+            }
+            self.node.wake_outbox.notify_one();
+            return;
+        }
+        let (endpoint, node, events) = (
+            self.endpoint.clone(),
+            self.node.clone(),
+            self.events.clone(),
+        );
+        self.tasks.spawn(async move {
+            let settings = *node.reloaded.borrow();
+            let mut result = connect(&endpoint, &node, &peer).await;
+            // Settings reloaded during the handshake: the peer must pass the new ones.
+            if let Ok(conn) = &result {
+                let reloaded = *node.reloaded.borrow() != settings;
+                if reloaded && crate::trusted::drop_if_untrusted(&node, conn, peer.as_str()) {
+                    result = Err("refused by the reloaded trust settings".into());
+                }
+            }
+            let _ = events.send(Event::Connected { peer, result });
+        });
+    }
+
+    fn send(&mut self, key: Key, peer: OrganCode) {
+        let local = self.local.contains(&peer);
+        let conn = self.conns.get(&peer).cloned();
+        let tenant = self.node.tenant(&key.0);
+        // The head is a snapshot: a transfer that finished since it was read must not start again.
+        let record = tenant.as_ref().and_then(|t| {
+            t.store
+                .get(key.1)
+                .ok()
+                .flatten()
+                .filter(|r| r.state == DispatchState::Queued)
+        });
+        let (conn, record, tenant) = match (conn, record, tenant) {
+            (conn, Some(record), Some(tenant)) if conn.is_some() || local => (conn, record, tenant),
+            (conn, _, _) => {
+                let outcome = if conn.is_none() && !local {
+                    Outcome::ConnectionBroke {
+                        reason: "not connected".into(),
+                    }
+                } else {
+                    Outcome::NotQueued
+                };
+                if let Ok(mut s) = self.node.schedule.lock() {
+                    s.core
+                        .handle_transfer_finished(Instant::now(), &key, &outcome);
+                }
+                self.node.wake_outbox.notify_one();
+                return;
+            }
+        };
+        let (node, events) = (self.node.clone(), self.events.clone());
+        self.tasks.spawn(async move {
+            let began = Instant::now();
+            let result = match conn {
+                Some(conn) => transfer(&conn, &node, &tenant, &peer, &record).await,
+                None => {
+                    let (node, tenant, peer, id) =
+                        (node.clone(), tenant.clone(), peer.clone(), record.id);
+                    tokio::task::spawn_blocking(move || hand_over(&node, &tenant, &peer, id))
+                        .await
+                        .unwrap_or_else(|e| Err(TransferError::Connection(e.to_string())))
+                }
+            };
+            let took = began.elapsed();
+            if local && matches!(result, Ok(SendOutcome::Stored { .. })) {
+                if let Some(receiver) = node.tenant(&peer) {
+                    receiver.wake_inbox.notify_one();
+                }
+            }
+            let _ = events.send(Event::Finished {
+                peer,
+                tenant: tenant.code.clone(),
+                record: Box::new(record),
+                result,
+                took,
+            });
+        });
+    }
+}
+
+/// Marks `key` failed for `reason` (it expired while queued).
+fn expire(node: &Node, (tenant, id): &Key, reason: &str) {
+    let Some(tenant) = node.tenant(tenant) else {
+        return;
+    };
+    match tenant.store.mark_failed(*id, reason.into()) {
+        Ok(Some(record)) => {
+            node.metrics.expired();
+            tracing::warn!(tenant = %tenant.code, %id, to = %record.to, "dispatch expired");
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(%id, error = %e, "expiry not recorded"),
+    }
+}
+
+/// Counts and logs a transfer's outcome that `took` so long, and says what it means for the
+/// scheduler.
 fn finished(
-    s: &mut Schedule,
     metrics: &Metrics,
     record: &Record,
     peer: &OrganCode,
     result: Result<SendOutcome, TransferError>,
     took: Duration,
-) {
+) -> Outcome {
     match result {
         Ok(SendOutcome::Stored { resumed_from, .. }) => {
             metrics.handover("stored", Some((record.size, took)));
-            s.next_try.remove(&record.id);
             tracing::info!(id = %record.id, to = %record.to, %peer, resumed_from, "handed over");
+            Outcome::Sent
         }
         Ok(SendOutcome::Rejected { code, reason }) => {
             metrics.handover("refused", None);
-            s.next_try.remove(&record.id);
-            if !code.is_permanent() {
-                s.next_try
-                    .insert(record.id, Instant::now() + backoff(record.attempts));
-            }
             tracing::warn!(id = %record.id, %peer, ?code, %reason, "refused by the peer");
+            if code.is_permanent() {
+                Outcome::Refused { reason }
+            } else {
+                Outcome::Failed {
+                    reason,
+                    retry: true,
+                }
+            }
         }
         Err(TransferError::Damaged { problem, .. }) => {
             // Already marked failed by the transfer: nothing is tried again.
             metrics.handover("failed", None);
-            s.next_try.remove(&record.id);
             tracing::error!(id = %record.id, to = %record.to, %problem, "not delivered: the stored object is damaged");
+            Outcome::Failed {
+                reason: problem.to_string(),
+                retry: false,
+            }
         }
         Err(TransferError::Connection(reason)) => {
             metrics.handover("failed", None);
-            // The connection broke (or the peer closed it after the handshake): reconnect later.
-            let delay = s.peer_failed(peer, &reason);
-            tracing::warn!(id = %record.id, %peer, %reason, retry_in = ?delay, "connection lost");
+            Outcome::ConnectionBroke { reason }
         }
         Err(e) => {
             metrics.handover("failed", None);
-            let delay = backoff(record.attempts);
-            s.next_try.insert(record.id, Instant::now() + delay);
-            tracing::warn!(id = %record.id, %peer, error = %e, retry_in = ?delay, "send failed");
+            Outcome::Failed {
+                reason: e.to_string(),
+                retry: true,
+            }
         }
     }
 }
@@ -394,6 +474,7 @@ pub(crate) async fn connect(
 async fn transfer(
     conn: &quinn::Connection,
     node: &Node,
+    tenant: &Tenant,
     peer: &OrganCode,
     record: &Record,
 ) -> Result<SendOutcome, TransferError> {
@@ -401,33 +482,37 @@ async fn transfer(
     let hop = peer.clone();
     let check = move |r: &Record, receipt: &[u8]| {
         let verified = verify_receipt(receipt, r, &hop, &trust).map_err(|e| e.to_string())?;
-        if let Err(e) = crate::witness::keep(&node.own.store, &verified.receipt, &verified.signer) {
+        if let Err(e) = crate::witness::keep(&tenant.store, &verified.receipt, &verified.signer) {
             tracing::error!(peer = %hop, error = %e, "peer checkpoint");
         }
         Ok(verified.receipt.by)
     };
-    send_dispatch(conn, &node.own.store, record.id, &check).await
+    send_dispatch(conn, &tenant.store, record.id, &check).await
 }
 
-fn backoff(failures: u32) -> Duration {
-    let base = FIRST_BACKOFF
-        .saturating_mul(1u32 << failures.min(16))
-        .min(MAX_BACKOFF);
-    let mut jitter = [0u8; 1];
-    let _ = openssl::rand::rand_bytes(&mut jitter);
-    base + base.mul_f64(f64::from(jitter[0]) / 255.0 / 4.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        let first = backoff(0);
-        assert!(first >= FIRST_BACKOFF && first <= FIRST_BACKOFF.mul_f64(1.25));
-        let third = backoff(2);
-        assert!(third >= FIRST_BACKOFF * 4 && third <= (FIRST_BACKOFF * 4).mul_f64(1.25));
-        assert!(backoff(40) <= MAX_BACKOFF.mul_f64(1.25));
-    }
+/// Hands `id` of `tenant` to `peer`, another tenant of this host, without the network: admitted
+/// as any offer from this host would be, and its hop receipt checked as any other.
+fn hand_over(
+    node: &Node,
+    tenant: &Tenant,
+    peer: &OrganCode,
+    id: MessageId,
+) -> Result<SendOutcome, TransferError> {
+    let trust = node.trusted().trust.clone();
+    let check = |r: &Record, receipt: &[u8]| {
+        let verified = verify_receipt(receipt, r, peer, &trust).map_err(|e| e.to_string())?;
+        if let Err(e) = crate::witness::keep(&tenant.store, &verified.receipt, &verified.signer) {
+            tracing::error!(%peer, error = %e, "peer checkpoint");
+        }
+        Ok(verified.receipt.by)
+    };
+    let host = &node.config.organ_code;
+    hand_over_locally(
+        &tenant.store,
+        id,
+        |offer| node.admit(offer, host),
+        host,
+        node.now_secs(),
+        &check,
+    )
 }
