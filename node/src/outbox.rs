@@ -478,16 +478,37 @@ async fn transfer(
     peer: &OrganCode,
     record: &Record,
 ) -> Result<SendOutcome, TransferError> {
-    let trust = node.trusted().trust.clone();
-    let hop = peer.clone();
-    let check = move |r: &Record, receipt: &[u8]| {
-        let verified = verify_receipt(receipt, r, &hop, &trust).map_err(|e| e.to_string())?;
-        if let Err(e) = crate::witness::keep(&tenant.store, &verified.receipt, &verified.signer) {
-            tracing::error!(peer = %hop, error = %e, "peer checkpoint");
-        }
-        Ok(verified.receipt.by)
-    };
+    let check = |r: &Record, receipt: &[u8]| check_hop_receipt(node, tenant, peer, r, receipt);
     send_dispatch(conn, &tenant.store, record.id, &check).await
+}
+
+/// Checks the hop receipt `peer` gave for `record`: signed by `peer`, or by the agency it
+/// hosts that took custody (`routing::hop_signers`); keeps the checkpoint it carries.
+fn check_hop_receipt(
+    node: &Node,
+    tenant: &Tenant,
+    peer: &OrganCode,
+    record: &Record,
+    receipt: &[u8],
+) -> Result<OrganCode, String> {
+    let trusted = node.trusted();
+    let mut first_error = None;
+    for signer in crate::routing::hop_signers(&trusted.directory, peer, &record.from, &record.to) {
+        match verify_receipt(receipt, record, &signer, &trusted.trust) {
+            Ok(verified) => {
+                if let Err(e) =
+                    crate::witness::keep(&tenant.store, &verified.receipt, &verified.signer)
+                {
+                    tracing::error!(%peer, error = %e, "peer checkpoint");
+                }
+                return Ok(verified.receipt.by);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.map_or_else(|| "no signer".into(), |e| e.to_string()))
 }
 
 /// Hands `id` of `tenant` to `peer`, another tenant of this host, without the network: admitted
@@ -498,14 +519,7 @@ fn hand_over(
     peer: &OrganCode,
     id: MessageId,
 ) -> Result<SendOutcome, TransferError> {
-    let trust = node.trusted().trust.clone();
-    let check = |r: &Record, receipt: &[u8]| {
-        let verified = verify_receipt(receipt, r, peer, &trust).map_err(|e| e.to_string())?;
-        if let Err(e) = crate::witness::keep(&tenant.store, &verified.receipt, &verified.signer) {
-            tracing::error!(%peer, error = %e, "peer checkpoint");
-        }
-        Ok(verified.receipt.by)
-    };
+    let check = |r: &Record, receipt: &[u8]| check_hop_receipt(node, tenant, peer, r, receipt);
     let host = &node.config.organ_code;
     hand_over_locally(
         &tenant.store,

@@ -68,6 +68,30 @@ pub fn host_of(directory: &IndexedDirectory, code: &OrganCode) -> Option<OrganCo
     field_of(directory, code, |e| e.host.as_deref())
 }
 
+/// Who may sign the hop receipt when `hop` takes custody of an object from `from` to `to`: the
+/// agency on whose behalf the node at `hop` takes it — `hop` itself, or an agency it hosts that
+/// is the recipient or the relay of the sender or recipient. In that order; the sender accepts
+/// a receipt from any of them, and from nobody else.
+pub fn hop_signers(
+    directory: &IndexedDirectory,
+    hop: &OrganCode,
+    from: &OrganCode,
+    to: &OrganCode,
+) -> Vec<OrganCode> {
+    let mut signers = vec![hop.clone()];
+    let candidates = [
+        Some(to.clone()),
+        relay_of(directory, to),
+        relay_of(directory, from),
+    ];
+    for candidate in candidates.into_iter().flatten() {
+        if host_of(directory, &candidate).as_ref() == Some(hop) && !signers.contains(&candidate) {
+            signers.push(candidate);
+        }
+    }
+    signers
+}
+
 /// The node of an agency: its host if it has one, else itself.
 pub fn node_of(directory: &IndexedDirectory, code: &OrganCode) -> OrganCode {
     host_of(directory, code).unwrap_or_else(|| code.clone())
@@ -290,6 +314,31 @@ mod tests {
                 here.host
             );
         }
+    }
+
+    #[test]
+    fn hop_receipts_come_from_the_hop_or_an_agency_it_hosts() {
+        let dir = network();
+        let signers = |hop: &str, from: &str, to: &str| {
+            hop_signers(&dir, &code(hop), &code(from), &code(to))
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(signers(H26, G22, H26), [H26], "a direct peer signs its own");
+        assert_eq!(signers(H41, G22, XB), [H41, XB], "a tenant of the hop");
+        assert_eq!(signers(H41, G22, XA), [H41], "relayed by the host itself");
+        assert_eq!(
+            signers(H41, G22, XG),
+            [H41, XB],
+            "relayed by a tenant of the hop"
+        );
+        assert_eq!(
+            signers(H41, G22, XD),
+            [H41],
+            "hosted elsewhere: not H41's to sign"
+        );
+        assert_eq!(signers(H40, G22, XB), [H40], "not the hop's tenant");
     }
 
     /// `Node::next_hop` before tenants existed, as it was.
