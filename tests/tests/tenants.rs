@@ -113,6 +113,7 @@ fn a_store_written_before_tenants_is_migrated_and_goes_on_numbering() {
 }
 
 const XA: &str = "000.01.41.H41"; // a commune hosted by H41
+const XB: &str = "000.02.41.H41"; // another, its users not named
 const H26: &str = "000.00.00.H26"; // an agency whose node never starts: unreachable
 
 /// This test's Unix user id, to name in a tenant's [api] lists.
@@ -226,6 +227,25 @@ fn a_tenant_added_while_the_node_runs_is_served_at_once_and_its_ledger_outlives_
         tenants(&s, "h41"),
         [(H41.to_owned(), true), (XA.to_owned(), false)]
     );
+    // One whose users are not named yet: the host's admin sees it in the list all the same.
+    let unnamed = s
+        .vdx(&[
+            "--home", "h41", "tenant", "add", "--org", XB, "--name", "Xã B", "--ca", "ca",
+        ])
+        .ok();
+    assert!(
+        unnamed.stdout.contains("nobody may use"),
+        "{}",
+        unnamed.stdout
+    );
+    assert_eq!(
+        tenants(&s, "h41"),
+        [
+            (H41.to_owned(), true),
+            (XA.to_owned(), false),
+            (XB.to_owned(), false)
+        ]
+    );
     let again = s.vdx(&[
         "--home", "h41", "tenant", "add", "--org", XA, "--name", "X", "--ca", "ca",
     ]);
@@ -305,7 +325,10 @@ fn a_tenant_added_while_the_node_runs_is_served_at_once_and_its_ledger_outlives_
     assert!(own.stderr.contains("(own_tenant)"), "{}", own.stderr);
     s.vdx(&["--home", "h41", "tenant", "remove", XA, "--force"])
         .ok();
-    assert_eq!(tenants(&s, "h41"), [(H41.to_owned(), true)]);
+    assert_eq!(
+        tenants(&s, "h41"),
+        [(H41.to_owned(), true), (XB.to_owned(), false)]
+    );
 
     // What the outside node sends it now is refused, naming it not served.
     let sent = s.send("g22", XA, "8", "cv.txt", &[]).ok().json();
@@ -319,7 +342,7 @@ fn a_tenant_added_while_the_node_runs_is_served_at_once_and_its_ledger_outlives_
     assert!(host.stop().success());
     assert_eq!(
         tenants(&s, "h41"),
-        [(H41.to_owned(), true)],
+        [(H41.to_owned(), true), (XB.to_owned(), false)],
         "from the files too"
     );
     s.vdx(&[
