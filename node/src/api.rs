@@ -486,7 +486,15 @@ async fn route(
             Ok(json_response(StatusCode::OK, &reloaded))
         }
         (Method::GET, ["v1", "tenants"]) => {
-            let list: Vec<_> = visible_tenants(&node, caller)
+            // The host's admins add and remove tenants: they see them all (codes and names only).
+            let shown = if caller.host_admin {
+                let mut all: Vec<Arc<Tenant>> = node.tenants().values().cloned().collect();
+                all.sort_by(|a, b| (!a.owned, a.code.as_str()).cmp(&(!b.owned, b.code.as_str())));
+                all
+            } else {
+                visible_tenants(&node, caller)
+            };
+            let list: Vec<_> = shown
                 .iter()
                 .map(|t| json!({ "organ_code": t.code, "name": t.name, "own": t.owned }))
                 .collect();

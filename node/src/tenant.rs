@@ -265,7 +265,9 @@ pub(crate) fn signer_of(
     let spec = match code {
         None => Spec::first(config),
         Some(code) if *code == config.organ_code => Spec::first(config),
-        Some(code) => match TenantConfig::load(home, code)? {
+        Some(code) => match TenantConfig::load(home, code)?
+            .map_or_else(|| removed(home, code), |t| Ok(Some(t)))?
+        {
             Some(tenant) => Spec::added(config, tenant),
             None => {
                 return Err(StartError::File {
@@ -282,4 +284,25 @@ pub(crate) fn signer_of(
     )?;
     let chain = chain(home, config, &signer, &spec.sign_cert)?;
     Ok((spec.code, signer, chain))
+}
+
+/// A removed tenant's file (`tenant.toml.removed`, see `daemon::retire_tenant`), if any: its
+/// ledger is kept for audit, and its signing key is what an offline audit needs.
+fn removed(home: &Path, code: &OrganCode) -> Result<Option<TenantConfig>, StartError> {
+    let path =
+        TenantConfig::dir(home, code).join(format!("{}.removed", crate::config::TENANT_FILE));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(file_error(home, &path, e)),
+    };
+    let tenant: TenantConfig = toml::from_str(&text).map_err(|e| file_error(home, &path, e))?;
+    if tenant.organ_code != *code {
+        return Err(file_error(
+            home,
+            &path,
+            format!("names {}, not {code}", tenant.organ_code),
+        ));
+    }
+    Ok(Some(tenant))
 }

@@ -1,5 +1,9 @@
 //! A client of the node's local socket API (`docs/local-api.md`): HTTP/1.1 over `HOME/vdxd.sock`.
 //! `vdx` is one client among others (office systems use the same API).
+//!
+//! A client made for a tenant (`vdx --tenant CODE`) sends every route that acts for one agency to
+//! `/v1/tenants/{code}/...`; without one it uses the short `/v1/...` form, which the daemon
+//! answers for the one agency the caller has a role in (so a one-agency node needs no tenant).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,20 +20,35 @@ use serde_json::Value;
 use tokio::net::UnixStream;
 
 use vdx_node::api::SOCKET_NAME;
+use vdx_protocol::OrganCode;
+
+/// The routes under `/v1/` that act for the host, not for one tenant (`docs/local-api.md`): never
+/// given a tenant's prefix.
+const HOST_ROUTES: [&str; 4] = ["health", "metrics", "reload", "tenants"];
 
 /// A connection-per-request client (requests are few and the socket is local).
 pub(crate) struct Client {
     socket: PathBuf,
     home: PathBuf,
+    /// The agency the tenant routes act for; the caller's only one when `None`.
+    tenant: Option<OrganCode>,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Client {
-    /// A client for the daemon of `home`.
+    /// A client for the daemon of `home`, its tenant routes in the short form (the caller's
+    /// only agency there).
     pub(crate) fn new(home: &Path) -> Result<Self> {
+        Self::for_tenant(home, None)
+    }
+
+    /// A client for the daemon of `home` acting for agency `tenant` (`vdx --tenant`), or for the
+    /// caller's only one when `None`.
+    pub(crate) fn for_tenant(home: &Path, tenant: Option<&OrganCode>) -> Result<Self> {
         Ok(Self {
             socket: home.join(SOCKET_NAME),
             home: home.to_owned(),
+            tenant: tenant.cloned(),
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?,
@@ -51,6 +70,18 @@ impl Client {
     pub(crate) fn post(&self, path: &str, value: &Value) -> Result<Value> {
         let bytes = Bytes::from(serde_json::to_vec(value)?);
         let body = self.send(Method::POST, path, Some("application/json"), full(bytes))?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// PUT with an empty body, answering JSON.
+    pub(crate) fn put(&self, path: &str) -> Result<Value> {
+        let body = self.send(Method::PUT, path, None, full(Bytes::new()))?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// DELETE, answering JSON.
+    pub(crate) fn delete(&self, path: &str) -> Result<Value> {
+        let body = self.send(Method::DELETE, path, None, full(Bytes::new()))?;
         Ok(serde_json::from_slice(&body)?)
     }
 
@@ -126,7 +157,7 @@ impl Client {
         tokio::spawn(connection);
         let mut request = Request::builder()
             .method(method)
-            .uri(path)
+            .uri(route(self.tenant.as_ref(), path))
             .header("host", "vdxd");
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
@@ -135,6 +166,23 @@ impl Client {
             .send_request(request.body(body)?)
             .await
             .context("vdxd broke off the request")
+    }
+}
+
+/// `path` as sent for `tenant`: a route that acts for one agency gets the prefix
+/// `/v1/tenants/{code}/`; host routes, and every route without a tenant, stay as they are.
+fn route(tenant: Option<&OrganCode>, path: &str) -> String {
+    let Some(code) = tenant else {
+        return path.to_owned();
+    };
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return path.to_owned();
+    };
+    let first = rest.split(['/', '?']).next().unwrap_or_default();
+    if HOST_ROUTES.contains(&first) {
+        path.to_owned()
+    } else {
+        format!("/v1/tenants/{code}/{rest}")
     }
 }
 
@@ -187,5 +235,33 @@ pub(crate) fn field<'a>(value: &'a Value, key: &str) -> Result<&'a Value> {
     match value.get(key) {
         Some(v) => Ok(v),
         None => bail!("the daemon's answer has no {key:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_prefixes_its_routes_and_leaves_the_hosts_alone() {
+        let code: OrganCode = "000.01.41.H41".parse().unwrap();
+        let t = Some(&code);
+        assert_eq!(route(None, "/v1/inbox"), "/v1/inbox");
+        assert_eq!(route(t, "/v1/inbox"), "/v1/tenants/000.01.41.H41/inbox");
+        assert_eq!(
+            route(t, "/v1/audit/log?since=2026-01-01"),
+            "/v1/tenants/000.01.41.H41/audit/log?since=2026-01-01"
+        );
+        assert_eq!(
+            route(t, "/v1/dispatches/ab/package"),
+            "/v1/tenants/000.01.41.H41/dispatches/ab/package"
+        );
+        for host in ["/v1/health", "/v1/metrics", "/v1/reload", "/v1/tenants"] {
+            assert_eq!(route(t, host), host);
+        }
+        assert_eq!(
+            route(t, "/v1/tenants/000.02.41.H41"),
+            "/v1/tenants/000.02.41.H41"
+        );
     }
 }

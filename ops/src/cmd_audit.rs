@@ -21,6 +21,7 @@ use vdx_node::witness::PeerReport;
 use vdx_protocol::bundle::{BundleWriter, EntryReader};
 use vdx_protocol::ledger::Actor;
 use vdx_protocol::merkle::Hash;
+use vdx_protocol::OrganCode;
 
 use crate::audit::{check_proof, verify_bundle};
 use crate::client::Client;
@@ -135,14 +136,18 @@ pub(crate) struct JsonArgs {
     json: bool,
 }
 
-pub(crate) fn run(home: Option<PathBuf>, command: AuditCommand) -> Result<ExitCode> {
+pub(crate) fn run(
+    home: Option<PathBuf>,
+    tenant: Option<&OrganCode>,
+    command: AuditCommand,
+) -> Result<ExitCode> {
     let home = || {
         home.clone()
             .ok_or_else(|| anyhow!("this command needs --home DIR (or VDX_HOME)"))
     };
     match command {
         AuditCommand::Export(args) => {
-            let end = export(&home()?, &args.out, args.from, args.to)?;
+            let end = export(&home()?, tenant, &args.out, args.from, args.to)?;
             println!(
                 "exported entries {}..{end} to {} (check it with: vdx audit verify {})",
                 args.from,
@@ -151,11 +156,11 @@ pub(crate) fn run(home: Option<PathBuf>, command: AuditCommand) -> Result<ExitCo
             );
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify(args) => verify(home().ok(), args),
-        AuditCommand::Prove(args) => prove(&home()?, args),
+        AuditCommand::Verify(args) => verify(home().ok(), tenant, args),
+        AuditCommand::Prove(args) => prove(&home()?, tenant, args),
         AuditCommand::CheckProof(args) => check_proofs(args),
-        AuditCommand::Log(args) => log(&home()?, args),
-        AuditCommand::Witness(args) => witness(&home()?, args),
+        AuditCommand::Log(args) => log(&home()?, tenant, args),
+        AuditCommand::Witness(args) => witness(&home()?, tenant, args),
     }
 }
 
@@ -183,16 +188,16 @@ impl Offline {
 }
 
 impl Ledger {
-    fn open(home: &Path) -> Result<Self> {
-        let client = Client::new(home)?;
+    /// The ledger of agency `tenant` (the caller's only one, or offline the host's own, when
+    /// `None`) of the node in `home`.
+    fn open(home: &Path, tenant: Option<&OrganCode>) -> Result<Self> {
+        let client = Client::for_tenant(home, tenant)?;
         if client.is_running() {
             return Ok(Self::Online(client));
         }
-        let (config, signer, chain) = vdx_node::daemon::load_signer(home, None)
+        let (config, signer, chain) = vdx_node::daemon::load_signer(home, tenant)
             .context("vdxd is not running; reading its ledger directly needs its signing key (VDX_KEY_PASSPHRASE)")?;
-        let data = vdx_node::config::resolve(home, &config.data_dir);
-        let store = Store::open_tenant(&data, &config.organ_code)
-            .with_context(|| format!("opening the store in {}", data.display()))?;
+        let store = crate::cmd_tenant::offline_store(home, &config, tenant)?;
         Ok(Self::Offline(Box::new(Offline {
             store,
             signer,
@@ -207,8 +212,14 @@ fn me() -> Actor {
 }
 
 /// Writes the ledger of the node in `home` (through its API, or its stopped store) as a bundle.
-pub(crate) fn export(home: &Path, out: &Path, from: u64, to: Option<u64>) -> Result<u64> {
-    match Ledger::open(home)? {
+pub(crate) fn export(
+    home: &Path,
+    tenant: Option<&OrganCode>,
+    out: &Path,
+    from: u64,
+    to: Option<u64>,
+) -> Result<u64> {
+    match Ledger::open(home, tenant)? {
         Ledger::Online(client) => {
             let to = to.map(|t| format!("&to={t}")).unwrap_or_default();
             let parts: BundleParts =
@@ -261,14 +272,14 @@ fn prefix_of(parts: &BundleParts) -> Result<Vec<Hash>> {
         .collect()
 }
 
-fn verify(home: Option<PathBuf>, args: VerifyArgs) -> Result<ExitCode> {
+fn verify(home: Option<PathBuf>, tenant: Option<&OrganCode>, args: VerifyArgs) -> Result<ExitCode> {
     let staged;
     let dir = match (&args.bundle, home) {
         (Some(dir), _) => dir.clone(),
         (None, Some(home)) => {
             staged = tempfile::tempdir()?;
             let dir = staged.path().join("bundle");
-            export(&home, &dir, 0, None)?;
+            export(&home, tenant, &dir, 0, None)?;
             dir
         }
         (None, None) => bail!("give a BUNDLE_DIR, or --home DIR to check that node's ledger"),
@@ -307,8 +318,8 @@ fn verify(home: Option<PathBuf>, args: VerifyArgs) -> Result<ExitCode> {
     }
 }
 
-fn prove(home: &Path, args: ProveArgs) -> Result<ExitCode> {
-    let proofs: Vec<String> = match Ledger::open(home)? {
+fn prove(home: &Path, tenant: Option<&OrganCode>, args: ProveArgs) -> Result<ExitCode> {
+    let proofs: Vec<String> = match Ledger::open(home, tenant)? {
         Ledger::Online(client) => {
             let query = form_urlencoded::Serializer::new(String::new())
                 .append_pair("id", &args.id)
@@ -371,9 +382,9 @@ fn check_proofs(args: CheckProofArgs) -> Result<ExitCode> {
     })
 }
 
-fn log(home: &Path, args: LogArgs) -> Result<ExitCode> {
+fn log(home: &Path, tenant: Option<&OrganCode>, args: LogArgs) -> Result<ExitCode> {
     let params = args.params();
-    let mut rows: Vec<LogRow> = match Ledger::open(home)? {
+    let mut rows: Vec<LogRow> = match Ledger::open(home, tenant)? {
         Ledger::Online(client) => {
             let query = form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(&params)
@@ -434,8 +445,8 @@ fn render_log(rows: &[LogRow], json: bool) -> Result<String> {
     Ok(out)
 }
 
-fn witness(home: &Path, args: JsonArgs) -> Result<ExitCode> {
-    let reports = Client::new(home)?.get("/v1/audit/witness")?;
+fn witness(home: &Path, tenant: Option<&OrganCode>, args: JsonArgs) -> Result<ExitCode> {
+    let reports = Client::for_tenant(home, tenant)?.get("/v1/audit/witness")?;
     let reports: Vec<PeerReport> = serde_json::from_value(reports)?;
     let failed = reports.iter().any(PeerReport::failed);
     let mut out = String::new();

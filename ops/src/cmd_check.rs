@@ -11,8 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use vdx_node::store::{CheckReport, Damaged, Direction, Store};
+use vdx_node::store::{CheckReport, Damaged, Direction};
 use vdx_protocol::ledger::Actor;
+use vdx_protocol::OrganCode;
 
 use crate::client::Client;
 use crate::stdout;
@@ -24,13 +25,13 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
-pub(crate) fn run(home: &Path, args: CheckArgs) -> Result<ExitCode> {
-    let client = Client::new(home)?;
+pub(crate) fn run(home: &Path, tenant: Option<&OrganCode>, args: CheckArgs) -> Result<ExitCode> {
+    let client = Client::for_tenant(home, tenant)?;
     let report: CheckReport = if client.is_running() {
         serde_json::from_value(client.post("/v1/check", &serde_json::json!({}))?)
             .context("the daemon's check report")?
     } else {
-        offline(home)?
+        offline(home, tenant)?
     };
     let text = if args.json {
         format!("{}\n", serde_json::to_string_pretty(&report)?)
@@ -47,15 +48,10 @@ pub(crate) fn run(home: &Path, args: CheckArgs) -> Result<ExitCode> {
 
 /// Checks the stopped node's store and records the run as this user's. Opening the store tidies
 /// what a crash left (as the daemon's start does), so no orphans are left to list.
-fn offline(home: &Path) -> Result<CheckReport> {
+fn offline(home: &Path, tenant: Option<&OrganCode>) -> Result<CheckReport> {
     let config = vdx_node::config::Config::load(home)?;
-    let data = vdx_node::config::resolve(home, &config.data_dir);
-    let store = Store::open_tenant(&data, &config.organ_code).with_context(|| {
-        format!(
-            "vdxd is not running; opening the store in {} failed",
-            data.display()
-        )
-    })?;
+    let store = crate::cmd_tenant::offline_store(home, &config, tenant)
+        .context("vdxd is not running; opening its store failed")?;
     let report = store.check()?;
     let me = std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid());
     store.record(&report.event(Actor::User(me)))?;

@@ -48,7 +48,8 @@ pub(crate) struct InitArgs {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum DirectoryCommand {
-    /// Print this node's own directory entry (JSON), to hand to other nodes.
+    /// Print this node's own directory entry (JSON), to hand to other nodes; with --tenant, that
+    /// hosted agency's (`host` = this node's organ code, no endpoint or TLS certificate).
     Export,
     /// Add or update an agency's entry from a file another node exported.
     Import {
@@ -149,16 +150,25 @@ pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
     Ok(report)
 }
 
-pub(crate) fn directory(home: &Path, cmd: DirectoryCommand) -> Result<ExitCode> {
+pub(crate) fn directory(
+    home: &Path,
+    tenant: Option<&OrganCode>,
+    cmd: DirectoryCommand,
+) -> Result<ExitCode> {
     let config = Config::load(home)?;
     let path = config::resolve(home, &config.directory);
     let mut directory = Directory::from_json(&files::read_file(&path)?)
         .with_context(|| format!("in {}", path.display()))?;
     match cmd {
         DirectoryCommand::Export => {
-            let entry = match directory.get(config.organ_code.as_str()) {
+            let code = tenant.unwrap_or(&config.organ_code);
+            let entry = match directory.get(code.as_str()) {
                 Some(entry) => entry.clone(),
-                None => own_entry(home, &config)?,
+                None if *code == config.organ_code => own_entry(home, &config)?,
+                None => match config::TenantConfig::load(home, code)? {
+                    Some(added) => hosted_entry(home, &config, &added)?,
+                    None => bail!("{code} is not a tenant of this node (vdx tenant list)"),
+                },
             };
             println!("{}", String::from_utf8_lossy(&entry.to_json()?));
         }
@@ -213,8 +223,13 @@ pub(crate) struct AcknowledgeArgs {
 
 /// `vdx acknowledge-restore`: the admin has looked at a restore the node noticed (`vdx status`
 /// says what it found); numbering and sending resume.
-pub(crate) fn acknowledge_restore(home: &Path, args: &AcknowledgeArgs) -> Result<ExitCode> {
-    let done = Client::new(home)?.post("/v1/restore/acknowledge", &serde_json::json!({}))?;
+pub(crate) fn acknowledge_restore(
+    home: &Path,
+    tenant: Option<&OrganCode>,
+    args: &AcknowledgeArgs,
+) -> Result<ExitCode> {
+    let done = Client::for_tenant(home, tenant)?
+        .post("/v1/restore/acknowledge", &serde_json::json!({}))?;
     if args.json {
         println!("{done}");
         return Ok(ExitCode::SUCCESS);
@@ -228,7 +243,7 @@ pub(crate) fn acknowledge_restore(home: &Path, args: &AcknowledgeArgs) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe_reload(reloaded: &serde_json::Value) -> String {
+pub(crate) fn describe_reload(reloaded: &serde_json::Value) -> String {
     format!(
         "vdxd {}: {} agencies in the directory, {} CRLs checked",
         if reloaded["changed"] == true {
@@ -261,10 +276,45 @@ fn own_entry(home: &Path, config: &Config) -> Result<Entry> {
     })
 }
 
+/// The entry of `tenant`, an agency this node hosts (`docs/directory.md` rule 6): its own
+/// certificates, reached at this node (`host`), no endpoint or TLS certificate of its own.
+pub(crate) fn hosted_entry(
+    home: &Path,
+    config: &Config,
+    tenant: &config::TenantConfig,
+) -> Result<Entry> {
+    let pem = |path: &Path| -> Result<String> {
+        let bytes = files::read_file(&config::resolve(home, path))?;
+        String::from_utf8(bytes).context("certificate is not PEM text")
+    };
+    Ok(Entry {
+        organ_code: tenant.organ_code.to_string(),
+        name: tenant.name.clone(),
+        endpoint: None,
+        relay: None,
+        host: Some(config.organ_code.to_string()),
+        certificates: Certificates {
+            sign: pem(&tenant.keys.sign_cert)?,
+            enc: pem(&tenant.keys.enc_cert)?,
+            tls: None,
+        },
+    })
+}
+
 /// Keys and PKCS#10 requests for each role, for a real CA.
 fn write_requests(keys: &Path, org: &OrganCode, name: &str) -> Result<()> {
+    write_requests_for(keys, org, name, &["sign", "enc", "tls"])
+}
+
+/// Keys and PKCS#10 requests for `roles` (`sign`, `enc`, `tls`), for a real CA.
+pub(crate) fn write_requests_for(
+    keys: &Path,
+    org: &OrganCode,
+    name: &str,
+    roles: &[&str],
+) -> Result<()> {
     let pass = files::new_key_passphrase()?;
-    for role in ["sign", "enc", "tls"] {
+    for role in roles {
         let key = PrivateKey::generate(KeyKind::EcP256)?;
         let mut subject = openssl::x509::X509NameBuilder::new()?;
         subject.append_entry_by_text("CN", name)?;

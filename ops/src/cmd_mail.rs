@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use vdx_protocol::header::check_file_name;
 use vdx_protocol::hex;
 use vdx_protocol::package::read_package;
+use vdx_protocol::OrganCode;
 
 use crate::client::{field, Client};
 use crate::progress::bar;
@@ -91,7 +92,7 @@ fn parse_message_id(text: &str) -> Result<String, String> {
     }
 }
 
-pub(crate) fn send(home: &Path, args: SendArgs) -> Result<ExitCode> {
+pub(crate) fn send(home: &Path, tenant: Option<&OrganCode>, args: SendArgs) -> Result<ExitCode> {
     let expires = args
         .expires_in
         .map(|secs| time::OffsetDateTime::now_utc().unix_timestamp() as u64 + secs);
@@ -105,7 +106,7 @@ pub(crate) fn send(home: &Path, args: SendArgs) -> Result<ExitCode> {
         "expires": expires,
         "message_id": args.message_id,
     });
-    let answer = submit(&Client::new(home)?, request, &args.files)?;
+    let answer = submit(&Client::for_tenant(home, tenant)?, request, &args.files)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
@@ -159,9 +160,14 @@ pub(crate) fn submit(client: &Client, mut request: Value, files: &[PathBuf]) -> 
     client.post("/v1/dispatches", &request)
 }
 
-pub(crate) fn list(home: &Path, inbox: bool, args: ListArgs) -> Result<ExitCode> {
+pub(crate) fn list(
+    home: &Path,
+    tenant: Option<&OrganCode>,
+    inbox: bool,
+    args: ListArgs,
+) -> Result<ExitCode> {
     let path = if inbox { "/v1/inbox" } else { "/v1/outbox" };
-    let answer = Client::new(home)?.get(path)?;
+    let answer = Client::for_tenant(home, tenant)?.get(path)?;
     stdout::write(&render_list(&answer, inbox, args.json)?)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -201,8 +207,8 @@ fn render_list(answer: &Value, inbox: bool, json: bool) -> Result<String> {
     Ok(out)
 }
 
-pub(crate) fn show(home: &Path, args: ShowArgs) -> Result<ExitCode> {
-    let r = Client::new(home)?.get(&format!("/v1/dispatches/{}", args.id))?;
+pub(crate) fn show(home: &Path, tenant: Option<&OrganCode>, args: ShowArgs) -> Result<ExitCode> {
+    let r = Client::for_tenant(home, tenant)?.get(&format!("/v1/dispatches/{}", args.id))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(ExitCode::SUCCESS);
@@ -249,8 +255,8 @@ pub(crate) fn show(home: &Path, args: ShowArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn fetch(home: &Path, args: FetchArgs) -> Result<ExitCode> {
-    let written = fetch_into(&Client::new(home)?, &args.id, &args.out)?;
+pub(crate) fn fetch(home: &Path, tenant: Option<&OrganCode>, args: FetchArgs) -> Result<ExitCode> {
+    let written = fetch_into(&Client::for_tenant(home, tenant)?, &args.id, &args.out)?;
     if args.json {
         println!(
             "{}",

@@ -203,6 +203,7 @@ pub(crate) fn issue(ca_dir: &Path, request: &IssueRequest, out: &Path) -> Result
     // Refuse before generating anything if a key would be overwritten.
     let roles: &[&str] = match request.profile {
         Profile::Combined => &["agency"],
+        Profile::Hosted => &["sign", "enc"],
         _ => &["sign", "enc", "tls"],
     };
     for role in roles {

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use serde_json::Value;
+use vdx_protocol::OrganCode;
 
 use crate::client::Client;
 use crate::stdout;
@@ -23,8 +24,8 @@ pub(crate) struct StatusArgs {
     check: bool,
 }
 
-pub(crate) fn run(home: &Path, args: StatusArgs) -> Result<ExitCode> {
-    let status = Client::new(home)?.get("/v1/status")?;
+pub(crate) fn run(home: &Path, tenant: Option<&OrganCode>, args: StatusArgs) -> Result<ExitCode> {
+    let status = Client::for_tenant(home, tenant)?.get("/v1/status")?;
     let text = if args.json {
         format!("{}\n", serde_json::to_string_pretty(&status)?)
     } else {

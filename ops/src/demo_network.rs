@@ -167,7 +167,7 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
 /// for checkpoints that did not verify.
 fn audit(root: &Path, sender: &Client) -> Result<bool> {
     let bundle = root.join("audit-bundle");
-    let end = crate::cmd_audit::export(&root.join(SENDER.0), &bundle, 0, None)?;
+    let end = crate::cmd_audit::export(&root.join(SENDER.0), None, &bundle, 0, None)?;
     let verified = crate::audit::verify_bundle(&bundle, None);
     let peers: Vec<PeerReport> = serde_json::from_value(sender.get("/v1/audit/witness")?)?;
     let findings: Vec<String> = peers

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use vdx_protocol::OrganCode;
 
 mod audit;
 mod client;
@@ -17,6 +18,7 @@ mod cmd_open;
 mod cmd_pki;
 mod cmd_seal;
 mod cmd_status;
+mod cmd_tenant;
 mod demo_network;
 mod files;
 mod pipeline;
@@ -30,6 +32,10 @@ struct Cli {
     /// The node home (config.toml, keys, directory, data) for commands that act on a node.
     #[arg(long, global = true, value_name = "DIR", env = "VDX_HOME")]
     home: Option<std::path::PathBuf>,
+    /// The agency (a tenant of the node) a clerk's or officer's command acts for, by organ code;
+    /// without it, the one agency of the node the caller has a role in (offline: the host's own).
+    #[arg(long, global = true, value_name = "CODE", env = "VDX_TENANT")]
+    tenant: Option<OrganCode>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +53,9 @@ enum Command {
     Pki(cmd_pki::PkiCommand),
     /// Create a node home (needs --home): config, keys and certificates, directory, data.
     Init(cmd_home::InitArgs),
+    /// The agencies a node hosts besides its own: add, list, remove (needs --home, the host's admin).
+    #[command(subcommand)]
+    Tenant(cmd_tenant::TenantCommand),
     /// The directory of known agencies of a node (needs --home).
     #[command(subcommand)]
     Directory(cmd_home::DirectoryCommand),
@@ -83,26 +92,32 @@ fn home(home: Option<std::path::PathBuf>) -> anyhow::Result<std::path::PathBuf> 
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let tenant = cli.tenant.as_ref();
     let result = match cli.command {
         Command::Demo(args) => cmd_demo::run(args),
         Command::Seal(args) => cmd_seal::run(args),
         Command::Open(args) => cmd_open::run(args),
         Command::Pki(cmd) => cmd_pki::run(cmd),
         Command::Init(args) => home(cli.home).and_then(|h| cmd_home::init(&h, args)),
-        Command::Directory(cmd) => home(cli.home).and_then(|h| cmd_home::directory(&h, cmd)),
-        Command::Status(args) => home(cli.home).and_then(|h| cmd_status::run(&h, args)),
+        Command::Tenant(cmd) => home(cli.home).and_then(|h| cmd_tenant::run(&h, cmd)),
+        Command::Directory(cmd) => {
+            home(cli.home).and_then(|h| cmd_home::directory(&h, tenant, cmd))
+        }
+        Command::Status(args) => home(cli.home).and_then(|h| cmd_status::run(&h, tenant, args)),
         Command::Metrics => home(cli.home).and_then(|h| cmd_status::metrics(&h)),
         Command::Reload => home(cli.home).and_then(|h| cmd_home::reload(&h)),
         Command::AcknowledgeRestore(args) => {
-            home(cli.home).and_then(|h| cmd_home::acknowledge_restore(&h, &args))
+            home(cli.home).and_then(|h| cmd_home::acknowledge_restore(&h, tenant, &args))
         }
-        Command::Send(args) => home(cli.home).and_then(|h| cmd_mail::send(&h, args)),
-        Command::Inbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, true, args)),
-        Command::Outbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, false, args)),
-        Command::Show(args) => home(cli.home).and_then(|h| cmd_mail::show(&h, args)),
-        Command::Fetch(args) => home(cli.home).and_then(|h| cmd_mail::fetch(&h, args)),
-        Command::Audit(cmd) => cmd_audit::run(cli.home, cmd),
-        Command::Check(args) => home(cli.home).and_then(|h| cmd_check::run(&h, args)),
+        Command::Send(args) => home(cli.home).and_then(|h| cmd_mail::send(&h, tenant, args)),
+        Command::Inbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, tenant, true, args)),
+        Command::Outbox(args) => {
+            home(cli.home).and_then(|h| cmd_mail::list(&h, tenant, false, args))
+        }
+        Command::Show(args) => home(cli.home).and_then(|h| cmd_mail::show(&h, tenant, args)),
+        Command::Fetch(args) => home(cli.home).and_then(|h| cmd_mail::fetch(&h, tenant, args)),
+        Command::Audit(cmd) => cmd_audit::run(cli.home, tenant, cmd),
+        Command::Check(args) => home(cli.home).and_then(|h| cmd_check::run(&h, tenant, args)),
     };
     match result {
         Ok(code) => code,

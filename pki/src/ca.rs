@@ -33,6 +33,9 @@ pub enum Profile {
     Separate,
     /// One RSA key pair for signing and encryption, as Vietnamese government CAs issue (`agency`).
     Combined,
+    /// Two key pairs, `sign` and `enc`: an agency hosted by another node (a tenant), whose
+    /// connections the host's TLS certificate identifies, so that no TLS key of its own exists.
+    Hosted,
 }
 
 /// What to issue.
@@ -222,6 +225,7 @@ impl Ca {
                 ("enc", Role::Encrypt),
                 ("tls", Role::Tls),
             ],
+            (Profile::Hosted, _) => &[("sign", Role::Sign), ("enc", Role::Encrypt)],
         };
         let mut issued = Vec::with_capacity(roles.len());
         for &(name, role) in roles {
@@ -533,6 +537,19 @@ mod cases {
             ],
         );
         assert!(!ok);
+    }
+
+    #[test]
+    fn a_hosted_agency_gets_sign_and_enc_but_no_tls() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let issued = ca
+            .issue(&request("000.01.41.H41", KeyKind::EcP256, Profile::Hosted))
+            .unwrap();
+        let roles: Vec<&str> = issued.roles().iter().map(|(r, _, _)| *r).collect();
+        assert_eq!(roles, ["sign", "enc"]);
+        for (_, cert, _) in issued.roles() {
+            assert_eq!(crate::organ_code(cert).as_deref(), Some("000.01.41.H41"));
+        }
     }
 
     #[test]
