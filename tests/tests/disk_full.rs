@@ -143,7 +143,7 @@ fn a_clerk_sending_onto_a_full_disk_is_told_so_and_nothing_half_done_stays() {
     assert_eq!(outbox.as_array().unwrap().len(), 1, "{outbox}");
     let leftovers = s
         .sh(&format!(
-            "find g22-disk/tenants/{}/uploads -type f",
+            "find g22-disk/data/tenants/{}/uploads -type f",
             organ_code(&s, "g22")
         ))
         .ok()
