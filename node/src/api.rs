@@ -26,12 +26,12 @@ use vdx_protocol::header::DispatchHeader;
 use vdx_protocol::ledger::{Actor, EntryKind};
 use vdx_protocol::OrganCode;
 
-use crate::audit::{AuditError, LogFilter};
-use crate::compose::{ComposeError, SendRequest};
 use crate::config::{Api, Users};
-use crate::daemon::Node;
-use crate::metrics::RenderError;
+use crate::host::metrics::RenderError;
+use crate::host::Node;
 use crate::store::{Direction, DispatchState, Event, MessageId, Problem, Record, StoreError};
+use crate::tenant::audit::{AuditError, LogFilter};
+use crate::tenant::compose::{ComposeError, SendRequest};
 use crate::tenant::Tenant;
 
 /// The socket's file name in the node home.
@@ -157,9 +157,9 @@ impl From<AuditError> for ApiError {
     }
 }
 
-impl From<crate::daemon::RemoveError> for ApiError {
-    fn from(e: crate::daemon::RemoveError) -> Self {
-        use crate::daemon::RemoveError;
+impl From<crate::host::RemoveError> for ApiError {
+    fn from(e: crate::host::RemoveError) -> Self {
+        use crate::host::RemoveError;
         match e {
             RemoveError::Unknown => Self::not_found("no such tenant"),
             RemoveError::Own => Self(StatusCode::CONFLICT, "own_tenant", e.to_string()),
@@ -193,10 +193,10 @@ impl From<tokio::task::JoinError> for ApiError {
 
 /// The API meets a `StartError` only from a reload: a trust file that did not load, or the
 /// ledger that could not record the change.
-impl From<crate::daemon::StartError> for ApiError {
-    fn from(e: crate::daemon::StartError) -> Self {
+impl From<crate::host::StartError> for ApiError {
+    fn from(e: crate::host::StartError) -> Self {
         match e {
-            crate::daemon::StartError::Store(e) => e.into(),
+            crate::host::StartError::Store(e) => e.into(),
             other => Self(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "reload_failed",
@@ -685,7 +685,10 @@ async fn metrics(node: Arc<Node>) -> Result<Response<Body>, ApiError> {
     })
     .await?;
     Response::builder()
-        .header(hyper::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+        .header(
+            hyper::header::CONTENT_TYPE,
+            crate::host::metrics::CONTENT_TYPE,
+        )
         .body(full(text))
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
@@ -993,7 +996,7 @@ fn streamed(
 }
 
 /// The officer's ledger endpoints (`docs/local-api.md`, "Audit"); each answer is recorded in the
-/// ledger by [`crate::audit::Auditor`].
+/// ledger by [`crate::tenant::audit::Auditor`].
 async fn audit(
     node: Arc<Node>,
     tenant: Arc<Tenant>,
@@ -1041,7 +1044,7 @@ async fn audit(
             Ok(json_response(StatusCode::OK, &rows))
         }
         "witness" => {
-            let reports = crate::witness::check_peers(&node, &tenant).await?;
+            let reports = crate::tenant::witness::check_peers(&node, &tenant).await?;
             Ok(json_response(StatusCode::OK, &reports))
         }
         _ => Err(ApiError::not_found(format!("no audit endpoint {what}"))),

@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::config::{resolve, Config};
-use crate::daemon::StartError;
+use crate::host::StartError;
 
 /// What the daemon's own files and directories may grant beyond their owner: nothing.
 const PRIVATE_UMASK: u32 = 0o077;

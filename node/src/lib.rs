@@ -1,56 +1,37 @@
-//! The daemon's parts. `vdxd` (src/main.rs) puts them together; each part has one job.
+//! The daemon's parts. `vdxd` (src/main.rs) puts them together. The folders say who owns what
+//! (DESIGN §1, §2):
 //!
-//! - [`daemon`]: the main loop: accept peers, work through the outbox, stop cleanly on a signal.
-//! - `admission`: who gets a QUIC handshake — Retry, caps per node and per address — under floods.
-//! - [`api`]: the local socket API (HTTP/1.1 + JSON over a Unix socket) for clerks, systems, officers.
-//! - `at_rest`: the home's modes — private keys and data refused when open to others, the rest
-//!   made private.
-//! - [`audit`]: the officer's questions to the ledger (bundles, proofs, the log), each recorded.
-//! - `checkpoints`: when the ledger gets signed checkpoints, and its `config` entries.
-//! - [`compose`]: a clerk's request → header, package, seal, one queued copy per recipient.
-//! - [`config`]: the node home's `config.toml`.
-//! - [`inbox`]: arrivals opened, verified, numbered and answered; replies applied.
-//! - `outbox`: the scheduler's driver — connections, transfers and the store around `scheduler`.
-//! - [`passphrase`]: `VDX_KEY_PASSPHRASE` moved out of the daemon's environment (through its re-exec).
-//! - [`receipts`]: signing and checking hop and delivery receipts (CMS over the receipt text).
-//! - [`routing`]: where an object goes next and who may hand one over, for a host and its tenants,
-//!   from the directory alone (pure).
-//! - `scheduler`: the outbox scheduler's core, no I/O — priority order, per-peer concurrency,
-//!   retries, expiry — tested on a virtual clock.
-//! - `status`: what an operator checks first — queues, peers, CRL renewal, disk — with warnings.
-//! - [`store`]: durable state — sealed objects in spool files, records and queues in sled. Nothing else
-//!   in the daemon touches sled or the spool directory.
-//! - `tenant`: one agency the node hosts — keys, store namespace, uploads, API users.
-//! - [`tls`]: QUIC endpoints' mutual TLS — who may connect, decided by the trust anchors, CRLs and
-//!   the directory.
-//! - [`transfer`]: one dispatch over one QUIC stream, between a sender's store and a receiver's.
-//! - `trusted`: the trust anchors, CRLs and directory in force, reloaded when their files change.
-//! - [`uploads`]: files uploaded by clients before they are named in a dispatch.
-//! - [`witness`]: peers' ledger checkpoints from their receipts, kept and checked for forks.
+//! - [`host`]: what the node's agencies share — the QUIC endpoint and its TLS identity, the trust
+//!   anchors, CRLs and directory in force (`host::trusted`), the tenants hosted now, metrics and
+//!   the status report; the main loop that starts and stops everything.
+//! - [`tenant`]: one agency — its keys, store namespace, uploads and API users, and what it does:
+//!   compose and seal (`compose`), open and number arrivals (`inbox`), sign receipts
+//!   (`receipts`), sign checkpoints (`checkpoints`), answer the officer (`audit`), keep its peers'
+//!   checkpoints (`witness`).
+//! - [`routing`]: where an object goes next and who may hand one over, for a host and its
+//!   tenants, from the directory alone (pure).
+//! - `delivery`: the outbox — the scheduler's deterministic core (`delivery::scheduler`, tested on
+//!   a virtual clock) under its tokio/quinn driver (`delivery::outbox`).
+//! - [`net`]: where bytes meet the network — mutual TLS (`net::tls`), admission of QUIC handshakes
+//!   under floods (`net::admission`), one object over one QUIC stream (`net::transfer`).
+//! - [`api`]: the local socket API (HTTP/1.1 + JSON over a Unix socket) for clerks, systems,
+//!   officers; every route acts for the host or one tenant.
+//! - [`store`]: durable state — one sled database, a namespace per tenant, sealed objects in spool
+//!   files. Nothing else in the daemon touches sled or the spool directory.
+//! - [`config`]: the node home's `config.toml` and the tenants' `tenant.toml`.
+//! - [`passphrase`]: `VDX_KEY_PASSPHRASE` moved out of the daemon's environment (through its
+//!   re-exec); `at_rest`: the home's modes, private keys and data refused when open to others.
 
-mod admission;
 pub mod api;
 mod at_rest;
-pub mod audit;
-mod checkpoints;
-pub mod compose;
 pub mod config;
-pub mod daemon;
-pub mod inbox;
-mod metrics;
-mod outbox;
+mod delivery;
+pub mod host;
+pub mod net;
 pub mod passphrase;
-pub mod receipts;
 pub mod routing;
-mod scheduler;
-mod status;
 pub mod store;
-mod tenant;
-pub mod tls;
-pub mod transfer;
-mod trusted;
-pub mod uploads;
-pub mod witness;
+pub mod tenant;
 
 /// Test fixtures shared by the node's modules: a CA, agencies, and TLS identities and policies.
 #[cfg(test)]
@@ -62,7 +43,7 @@ mod testkit {
     use vdx_crypto::{KeyKind, PrivateKey};
     use vdx_pki::{Ca, IssueRequest, Issued, Profile, TrustStore, ValidatedSigner};
 
-    use crate::tls::PeerPolicy;
+    use crate::net::tls::PeerPolicy;
 
     /// The header of `docs/dispatch-header.md`'s example.
     pub(crate) fn example_header() -> vdx_protocol::header::DispatchHeader {
@@ -105,9 +86,13 @@ mod testkit {
     }
 
     /// The agency's receipt and notice signer.
-    pub(crate) fn receipt_signer(issued: &Issued, org: &str) -> crate::receipts::ReceiptSigner {
+    pub(crate) fn receipt_signer(
+        issued: &Issued,
+        org: &str,
+    ) -> crate::tenant::receipts::ReceiptSigner {
         let (cert, key) = role(issued, "sign");
-        crate::receipts::ReceiptSigner::new(org.parse().unwrap(), cert, owned_key(key)).unwrap()
+        crate::tenant::receipts::ReceiptSigner::new(org.parse().unwrap(), cert, owned_key(key))
+            .unwrap()
     }
 
     pub(crate) fn tls_identity(issued: &Issued) -> (Vec<X509>, &PrivateKey) {

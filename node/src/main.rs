@@ -76,7 +76,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(vdx_node::daemon::run(&home)) {
+    match runtime.block_on(vdx_node::host::run(&home)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, home = %home.display(), "vdxd cannot start");

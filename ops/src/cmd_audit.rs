@@ -14,10 +14,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use openssl::x509::X509;
-use vdx_node::audit::{Auditor, BundleParts, LogFilter, LogRow};
-use vdx_node::receipts::ReceiptSigner;
 use vdx_node::store::Store;
-use vdx_node::witness::PeerReport;
+use vdx_node::tenant::audit::{Auditor, BundleParts, LogFilter, LogRow};
+use vdx_node::tenant::receipts::ReceiptSigner;
+use vdx_node::tenant::witness::PeerReport;
 use vdx_protocol::bundle::{BundleWriter, EntryReader};
 use vdx_protocol::ledger::Actor;
 use vdx_protocol::merkle::Hash;
@@ -195,7 +195,7 @@ impl Ledger {
         if client.is_running() {
             return Ok(Self::Online(client));
         }
-        let (config, signer, chain) = vdx_node::daemon::load_signer(home, tenant)
+        let (config, signer, chain) = vdx_node::host::load_signer(home, tenant)
             .context("vdxd is not running; reading its ledger directly needs its signing key (VDX_KEY_PASSPHRASE)")?;
         let store = crate::cmd_tenant::offline_store(home, &config, tenant)?;
         Ok(Self::Offline(Box::new(Offline {

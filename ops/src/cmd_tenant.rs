@@ -344,7 +344,7 @@ fn remove_offline(home: &Path, code: &OrganCode, force: bool) -> Result<()> {
              remove with --force (queued)"
         );
     }
-    vdx_node::daemon::retire_tenant(home, &database, code)?;
+    vdx_node::host::retire_tenant(home, &database, code)?;
     database.flush()?;
     Ok(())
 }

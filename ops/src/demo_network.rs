@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::{json, Value};
 use vdx_node::config::Config;
-use vdx_node::witness::PeerReport;
+use vdx_node::tenant::witness::PeerReport;
 use vdx_pki::Directory;
 
 use crate::client::Client;

@@ -8,7 +8,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-use vdx_node::tls::ALPN;
+use vdx_node::net::tls::ALPN;
 
 use crate::Session;
 

@@ -26,7 +26,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::Value;
 use vdx_node::config::Config;
-use vdx_node::tls::ALPN;
+use vdx_node::net::tls::ALPN;
 use vdx_tests::daemon::{homes, wait_until, Daemon};
 use vdx_tests::measure::memory_kib;
 use vdx_tests::Session;

@@ -21,8 +21,8 @@ use quinn::{ConnectionError, ReadError, RecvStream, SendStream, TransportErrorCo
 use rustls::AlertDescription;
 use sha2::{Digest, Sha256};
 use vdx_node::config::Config;
-use vdx_node::receipts::verify_receipt;
 use vdx_node::store::{Direction, MessageId};
+use vdx_node::tenant::receipts::verify_receipt;
 use vdx_pki::TrustStore;
 use vdx_protocol::wire::{Frame, FrameDecoder, ObjectKind, Offer, RejectCode};
 use vdx_tests::daemon::{homes, wait_until, Daemon};

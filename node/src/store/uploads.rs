@@ -1,7 +1,7 @@
 //! Small uploads (at most [`INLINE_MAX`](super::INLINE_MAX) bytes) kept in the store's tree
 //! "sealed_uploads" (digest -> sealed bytes) instead of a file each: creating, syncing, renaming
 //! and unlinking a file per upload cost more than the rest of a small dispatch's submission.
-//! Larger uploads stay files ([`crate::uploads`]).
+//! Larger uploads stay files ([`crate::tenant::uploads`]).
 //!
 //! An upload is a clerk's plaintext, and sled is log-structured: a value removed from a tree stays
 //! in its log segments until they are rewritten. So no upload is written to sled in clear: each is

@@ -12,8 +12,8 @@ use vdx_protocol::bundle::{write_entry, Proof};
 use vdx_protocol::ledger::{Actor, Checkpoint, Entry, EntryKind};
 use vdx_protocol::{hex, utc, OrganCode};
 
-use crate::receipts::ReceiptSigner;
 use crate::store::{CheckpointError, Event, Store, StoreError};
+use crate::tenant::receipts::ReceiptSigner;
 
 /// Why an audit question could not be answered.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@ use vdx_protocol::ledger::Checkpoint;
 use vdx_protocol::merkle;
 use vdx_protocol::receipt::Receipt;
 
-use crate::daemon::Node;
+use crate::host::Node;
 use crate::store::{Store, StoreError, Witnessed};
 use crate::tenant::Tenant;
 
@@ -94,7 +94,7 @@ pub(crate) async fn exchange_checkpoints(node: &Node, conn: &quinn::Connection, 
         .ok()
         .flatten()
         .unwrap_or_default();
-    let exchange = crate::transfer::exchange_held(conn, theirs);
+    let exchange = crate::net::transfer::exchange_held(conn, theirs);
     match tokio::time::timeout(HELD_TIMEOUT, exchange).await {
         Ok(Ok(note)) => {
             node.own.peer_answered();
@@ -236,10 +236,10 @@ pub(crate) async fn check_peers(
             _ if distinct.is_empty() => Err("nothing to prove".to_owned()),
             // PROVE answers for the ledger of the node's own agency: an agency hosted by another
             // agency's node cannot be asked yet.
-            Some(peer) => crate::outbox::connect(&node.endpoint, node, &peer)
+            Some(peer) => crate::delivery::outbox::connect(&node.endpoint, node, &peer)
                 .await
                 .and_then(|conn| {
-                    let answers_for = crate::tls::peer_certificate(&conn)
+                    let answers_for = crate::net::tls::peer_certificate(&conn)
                         .and_then(|c| vdx_pki::organ_code(&c));
                     if answers_for.as_deref() == Some(peer.as_str()) {
                         Ok(conn)
@@ -264,8 +264,8 @@ pub(crate) async fn check_peers(
                     continue;
                 }
             };
-            match crate::transfer::ask_consistency(conn, old.size, new.size).await {
-                Err(crate::transfer::TransferError::ShortLedger(why)) => {
+            match crate::net::transfer::ask_consistency(conn, old.size, new.size).await {
+                Err(crate::net::transfer::TransferError::ShortLedger(why)) => {
                     report.rolled_back.push(format!(
                         "it signed a checkpoint of {} entries, but {why}",
                         new.size

@@ -25,12 +25,12 @@ use vdx_protocol::receipt::{Receipt, ReceiptKind};
 use vdx_protocol::replies;
 use vdx_protocol::wire::{ObjectKind, Offer};
 
-use crate::compose::{reply_id, transfer_id, uuid_bytes};
-use crate::receipts::{check_receipt, verify_signed_text, ReceiptSigner};
 use crate::store::{
     Direction, DispatchState, Event, MessageId, NoticeSeen, OpenAttempt, Record, Store, StoreError,
     INLINE_MAX,
 };
+use crate::tenant::compose::{reply_id, transfer_id, uuid_bytes};
+use crate::tenant::receipts::{check_receipt, verify_signed_text, ReceiptSigner};
 
 /// Largest reply object read (receipts and notices are a few KiB).
 const MAX_REPLY: u64 = 64 * 1024;
@@ -48,7 +48,7 @@ pub enum InboxError {
     Store(#[from] StoreError),
     /// Our receipt or notice could not be signed.
     #[error("cannot sign a reply: {0}")]
-    Sign(#[from] crate::receipts::ReceiptError),
+    Sign(#[from] crate::tenant::receipts::ReceiptError),
 }
 
 /// What became of an arrival.
@@ -113,7 +113,7 @@ impl Inbox<'_> {
                     })?
                     .into_iter()
                     .collect();
-                let year = now.to_offset(crate::compose::VIETNAM).year();
+                let year = now.to_offset(crate::tenant::compose::VIETNAM).year();
                 let secs = now.unix_timestamp() as u64;
                 Ok(Outcome::Registered(
                     self.store
@@ -311,7 +311,7 @@ impl Inbox<'_> {
                 receipt, signer, ..
             } = part
             {
-                if let Err(e) = crate::witness::keep(self.store, receipt, signer) {
+                if let Err(e) = crate::tenant::witness::keep(self.store, receipt, signer) {
                     tracing::error!(peer = %record.from, error = %e, "peer checkpoint");
                 }
             }

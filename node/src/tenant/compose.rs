@@ -21,9 +21,9 @@ use vdx_protocol::package::PackageWriter;
 use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
-use crate::receipts::ReceiptSigner;
 use crate::store::{Event, MessageId, Record, Sealed, Store, StoreError, INLINE_MAX};
-use crate::uploads::Uploads;
+use crate::tenant::receipts::ReceiptSigner;
+use crate::tenant::uploads::Uploads;
 
 /// Vietnam's civil time (Asia/Ho_Chi_Minh: UTC+7, no daylight saving): promulgation dates and the
 /// year of an incoming number follow the calendar of the office, not UTC.

@@ -1,11 +1,13 @@
-//! `vdxd`'s main loop: listen for peers (receive into the store), open what arrives (the inbox),
-//! work through the outbox (connect to the next hop from the directory, send, check the receipt),
-//! and serve the local socket API, until SIGTERM or SIGINT.
-//!
-//! The outbox is served in priority order: a transfer to a peer does not start while a more urgent
-//! one to the same peer is in flight, and at most `limits.max_concurrent_per_peer` run per peer.
-//! A peer that cannot be reached is backed off as a whole (exponentially, with jitter), so that
-//! when it returns its dispatches leave in priority order; expired dispatches fail with a reason.
+//! The host: what the agencies a node serves share (DESIGN §1) — the QUIC endpoint and its TLS
+//! identity, the trust settings and directory in force (`trusted`), the tenants hosted now, the
+//! outbox scheduler's state, metrics and the status report — and `vdxd`'s main loop: listen for
+//! peers (each offer taken into custody by the tenant it is for), run each tenant's loops (open
+//! what arrives, sign checkpoints), work through the outbox, serve the local socket API, until
+//! SIGTERM or SIGINT.
+
+pub(crate) mod metrics;
+pub(crate) mod status;
+pub(crate) mod trusted;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,15 +24,15 @@ use vdx_protocol::OrganCode;
 use zeroize::Zeroizing;
 
 use crate::config::{resolve, Config, TenantConfig};
-use crate::inbox::Outcome;
-use crate::outbox::Schedule;
-use crate::receipts::ReceiptSigner;
+use crate::delivery::outbox::Schedule;
+use crate::host::trusted::Trusted;
+use crate::net::tls::{client_config, server_config, PeerPolicy};
+use crate::net::transfer::{receive_dispatch, ReceivePolicy};
 use crate::routing::{self, Admitted, Here, Hop};
 use crate::store::{Database, Record, Store};
+use crate::tenant::inbox::Outcome;
+use crate::tenant::receipts::ReceiptSigner;
 use crate::tenant::{load_cert, load_key, Spec, Tenant};
-use crate::tls::{client_config, server_config, PeerPolicy};
-use crate::transfer::{receive_dispatch, ReceivePolicy};
-use crate::trusted::Trusted;
 
 /// How often the outbox is looked at when nothing wakes it.
 const TICK: Duration = Duration::from_millis(500);
@@ -55,10 +57,10 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     /// TLS setup.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::net::tls::TlsError),
     /// Receipt signing key.
     #[error(transparent)]
-    Receipt(#[from] crate::receipts::ReceiptError),
+    Receipt(#[from] crate::tenant::receipts::ReceiptError),
     /// Binding the listen address.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -150,7 +152,7 @@ pub(crate) struct Node {
     /// When this process started serving.
     pub(crate) started: time::OffsetDateTime,
     /// What went through since the start, for monitoring.
-    pub(crate) metrics: crate::metrics::Metrics,
+    pub(crate) metrics: crate::host::metrics::Metrics,
     /// Wakes the outbox loop (a new submission, a reply queued, a transfer finished).
     pub(crate) wake_outbox: Notify,
     /// Our QUIC endpoint (the outbox's and the witness checks' connections).
@@ -251,7 +253,7 @@ impl Node {
             self.pass.as_ref(),
             self.now_secs(),
         )?);
-        crate::checkpoints::record_tenant_keys(&self.home, &tenant)?;
+        crate::tenant::checkpoints::record_tenant_keys(&self.home, &tenant)?;
         let mut all = (*self.tenants()).clone();
         all.insert(tenant.clone());
         self.tenants.store(Arc::new(all));
@@ -294,7 +296,10 @@ impl Node {
             let _ = tenant_stop.send(true);
         });
         let inbox = tokio::spawn(inbox_loop(self.clone(), tenant.clone(), tenant.stopping()));
-        let checkpoints = tokio::spawn(crate::checkpoints::run(tenant.clone(), tenant.stopping()));
+        let checkpoints = tokio::spawn(crate::tenant::checkpoints::run(
+            tenant.clone(),
+            tenant.stopping(),
+        ));
         let mut loops = self.loops.lock().unwrap_or_else(PoisonError::into_inner);
         loops.retain(|l| !l.is_finished());
         loops.extend([inbox, checkpoints]);
@@ -342,7 +347,7 @@ pub fn retire_tenant(
     Ok(())
 }
 
-impl crate::transfer::Custody for Arc<Tenant> {
+impl crate::net::transfer::Custody for Arc<Tenant> {
     fn store(&self) -> &Store {
         &self.store
     }
@@ -465,9 +470,9 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         .ok_or_else(|| file_error(home, Path::new(crate::config::FILE_NAME), "no own agency"))?;
     let tls_chain = vec![load_cert(home, &config.keys.tls_cert)?];
     let tls_key = load_key(home, &config.keys.tls_key, pass.as_ref())?;
-    crate::checkpoints::record_config_changes(home, &config, &trusted.load(), &own.store)?;
+    crate::tenant::checkpoints::record_config_changes(home, &config, &trusted.load(), &own.store)?;
     for tenant in tenants.values().filter(|t| !t.owned) {
-        crate::checkpoints::record_tenant_keys(home, tenant)?;
+        crate::tenant::checkpoints::record_tenant_keys(home, tenant)?;
     }
 
     // Peers are accepted when the directory binds their TLS certificate to their organ code.
@@ -528,7 +533,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         reloading: std::sync::Mutex::new(()),
         schedule: Arc::default(),
         started,
-        metrics: crate::metrics::Metrics::new(),
+        metrics: crate::host::metrics::Metrics::new(),
         wake_outbox: Notify::new(),
         endpoint: endpoint.clone(),
         own,
@@ -547,8 +552,11 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         node.start_tenant(tenant);
     }
     tokio::spawn(ask_peers_at_start(node.clone()));
-    let reloads = tokio::spawn(crate::trusted::watch(node.clone(), Stop(stop.clone())));
-    let outbox = tokio::spawn(crate::outbox::run(
+    let reloads = tokio::spawn(crate::host::trusted::watch(
+        node.clone(),
+        Stop(stop.clone()),
+    ));
+    let outbox = tokio::spawn(crate::delivery::outbox::run(
         endpoint.clone(),
         node.clone(),
         Stop(stop),
@@ -620,7 +628,7 @@ async fn shutdown_signal() {
 /// ignore what a flood sends, before any state is kept), then its handshake runs, for at most
 /// `limits.handshake_timeout_secs`, in its own task, which serves the connection's streams.
 async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
-    use crate::admission::{Attempt, Caps, Decision, Shared};
+    use crate::net::admission::{Attempt, Caps, Decision, Shared};
     let limits = &node.config.limits;
     let admission = Shared::new(Caps {
         max_handshakes: limits.max_handshakes as usize,
@@ -654,8 +662,8 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
             // Subscribed before the handshake: a reload during it is seen, and checked, after.
             let mut reloaded = node.reloaded.subscribe();
             let mut recheck = tokio::time::interval_at(
-                tokio::time::Instant::now() + crate::trusted::RECHECK_EVERY,
-                crate::trusted::RECHECK_EVERY,
+                tokio::time::Instant::now() + crate::host::trusted::RECHECK_EVERY,
+                crate::host::trusted::RECHECK_EVERY,
             );
             // Dropping an unfinished handshake closes it; `handshake` gives its slot back.
             let conn = match tokio::time::timeout(handshake_timeout, incoming).await {
@@ -675,7 +683,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
                 conn.close(2u32.into(), b"too many connections from this address");
                 return;
             };
-            let Some(peer) = crate::tls::peer_certificate(&conn)
+            let Some(peer) = crate::net::tls::peer_certificate(&conn)
                 .and_then(|cert| vdx_pki::organ_code(&cert))
                 .and_then(|code| code.parse::<OrganCode>().ok())
             else {
@@ -695,7 +703,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
                         Ok(()) = reloaded.changed() => {}
                         _ = recheck.tick() => {}
                     } } => {
-                        if crate::trusted::drop_if_untrusted(&node, &conn, peer.as_str()) {
+                        if crate::host::trusted::drop_if_untrusted(&node, &conn, peer.as_str()) {
                             return;
                         }
                         continue;
@@ -791,7 +799,7 @@ impl ReceivePolicy for Node {
 
     fn held(&self, peer: &OrganCode, note: &[u8]) {
         self.own.peer_answered();
-        crate::witness::compare_own(self, peer.as_str(), note);
+        crate::tenant::witness::compare_own(self, peer.as_str(), note);
     }
 }
 
@@ -818,7 +826,7 @@ async fn ask_peers_at_start(node: Arc<Node>) {
     for peer in peers {
         let node = node.clone();
         asked.spawn(async move {
-            if let Err(e) = crate::outbox::connect(&node.endpoint, &node, &peer).await {
+            if let Err(e) = crate::delivery::outbox::connect(&node.endpoint, &node, &peer).await {
                 tracing::debug!(%peer, error = %e, "peer not reached at start");
             }
         });

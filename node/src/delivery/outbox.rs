@@ -9,7 +9,7 @@
 //!
 //! The outbox is the host's: it serves every tenant's queued objects in one priority order. A
 //! next hop that is a tenant of this host (`routing::Hop::Local`) is "connected" at once and
-//! served by [`crate::transfer::hand_over_locally`], the same steps without the network.
+//! served by [`crate::net::transfer::hand_over_locally`], the same steps without the network.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -19,17 +19,17 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use vdx_protocol::OrganCode;
 
-use crate::daemon::{Node, Stop};
-use crate::metrics::Metrics;
-use crate::receipts::verify_receipt;
-use crate::routing::Hop;
-pub(crate) use crate::scheduler::PeerReport;
-use crate::scheduler::{Action, Outcome, Queued, Scheduler, PASS_LIMIT};
-use crate::store::{DispatchState, MessageId, Record};
-use crate::tenant::Tenant;
-use crate::transfer::{
+pub(crate) use crate::delivery::scheduler::PeerReport;
+use crate::delivery::scheduler::{Action, Outcome, Queued, Scheduler, PASS_LIMIT};
+use crate::host::metrics::Metrics;
+use crate::host::{Node, Stop};
+use crate::net::transfer::{
     hand_over_locally, send_dispatch, ReceivePolicy as _, SendOutcome, TransferError,
 };
+use crate::routing::Hop;
+use crate::store::{DispatchState, MessageId, Record};
+use crate::tenant::receipts::verify_receipt;
+use crate::tenant::Tenant;
 
 /// A queued object: the tenant whose outbox holds it, and its transfer id.
 pub(crate) type Key = (OrganCode, MessageId);
@@ -121,7 +121,7 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: St
             driver.handle(event);
         }
         let reload = reloaded.has_changed().unwrap_or(false);
-        if reload || rechecked.elapsed() >= crate::trusted::RECHECK_EVERY {
+        if reload || rechecked.elapsed() >= crate::host::trusted::RECHECK_EVERY {
             reloaded.mark_unchanged();
             rechecked = Instant::now();
             driver.recheck(reload);
@@ -225,7 +225,9 @@ impl Driver {
         let refused: Vec<OrganCode> = self
             .conns
             .iter()
-            .filter(|(peer, conn)| crate::trusted::drop_if_untrusted(node, conn, peer.as_str()))
+            .filter(|(peer, conn)| {
+                crate::host::trusted::drop_if_untrusted(node, conn, peer.as_str())
+            })
             .map(|(peer, _)| peer.clone())
             .collect();
         for peer in refused {
@@ -313,7 +315,7 @@ impl Driver {
             // Settings reloaded during the handshake: the peer must pass the new ones.
             if let Ok(conn) = &result {
                 let reloaded = *node.reloaded.borrow() != settings;
-                if reloaded && crate::trusted::drop_if_untrusted(&node, conn, peer.as_str()) {
+                if reloaded && crate::host::trusted::drop_if_untrusted(&node, conn, peer.as_str()) {
                     result = Err("refused by the reloaded trust settings".into());
                 }
             }
@@ -462,7 +464,7 @@ pub(crate) async fn connect(
         .map_err(|e| e.to_string())?
         .await
         .map_err(|e| e.to_string())?;
-    crate::witness::exchange_checkpoints(node, &conn, peer.as_str()).await;
+    crate::tenant::witness::exchange_checkpoints(node, &conn, peer.as_str()).await;
     // TLS 1.3 lets a client finish its side before the server refuses its certificate: the
     // exchange is where that refusal shows.
     match conn.close_reason() {
@@ -497,7 +499,7 @@ fn check_hop_receipt(
         match verify_receipt(receipt, record, &signer, &trusted.trust) {
             Ok(verified) => {
                 if let Err(e) =
-                    crate::witness::keep(&tenant.store, &verified.receipt, &verified.signer)
+                    crate::tenant::witness::keep(&tenant.store, &verified.receipt, &verified.signer)
                 {
                     tracing::error!(%peer, error = %e, "peer checkpoint");
                 }

@@ -6,6 +6,14 @@
 //! A tenant knows nothing of the host: what it needs of the host's shared state (the trust
 //! settings, the scratch directory, limits) is handed to each operation.
 
+pub mod audit;
+pub(crate) mod checkpoints;
+pub mod compose;
+pub mod inbox;
+pub mod receipts;
+pub mod uploads;
+pub mod witness;
+
 use std::path::Path;
 
 use openssl::x509::X509;
@@ -14,15 +22,15 @@ use vdx_crypto::PrivateKey;
 use vdx_protocol::OrganCode;
 use zeroize::Zeroizing;
 
-use crate::audit::Auditor;
-use crate::compose::{Composer, SubmissionLocks};
 use crate::config::{resolve, Config, TenantConfig, Users};
-use crate::daemon::{file_error, read, StartError};
-use crate::inbox::Inbox;
-use crate::receipts::ReceiptSigner;
+use crate::host::trusted::Trusted;
+use crate::host::{file_error, read, StartError};
 use crate::store::{Database, Store};
-use crate::trusted::Trusted;
-use crate::uploads::Uploads;
+use crate::tenant::audit::Auditor;
+use crate::tenant::compose::{Composer, SubmissionLocks};
+use crate::tenant::inbox::Inbox;
+use crate::tenant::receipts::ReceiptSigner;
+use crate::tenant::uploads::Uploads;
 
 /// What a tenant is made from: the host's own agency (`config.toml`) or an added one
 /// (`tenant.toml`).
@@ -218,8 +226,8 @@ impl Tenant {
     }
 
     /// The shutdown signal of this tenant's loops.
-    pub(crate) fn stopping(&self) -> crate::daemon::Stop {
-        crate::daemon::Stop::new(self.stop.subscribe())
+    pub(crate) fn stopping(&self) -> crate::host::Stop {
+        crate::host::Stop::new(self.stop.subscribe())
     }
 }
 

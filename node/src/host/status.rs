@@ -9,8 +9,8 @@ use std::path::Path;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::daemon::Node;
-use crate::outbox::PeerReport;
+use crate::delivery::outbox::PeerReport;
+use crate::host::Node;
 use crate::store::StoreError;
 use crate::tenant::Tenant;
 
@@ -213,7 +213,7 @@ fn warnings(
             "{} arrival(s) could not be opened after {} attempts and are kept aside, refused to \
              their senders: {} (`vdx show ID`; the sealed objects stay in the store)",
             status.inbox.kept_aside,
-            crate::inbox::MAX_OPEN_ATTEMPTS,
+            crate::tenant::inbox::MAX_OPEN_ATTEMPTS,
             status.inbox.kept_aside_ids.join(", ")
         ));
     }

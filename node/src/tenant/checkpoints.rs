@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 use vdx_protocol::hex;
 
 use crate::config::{resolve, Config};
-use crate::daemon::{StartError, Stop};
+use crate::host::trusted::Trusted;
+use crate::host::{StartError, Stop};
 use crate::store::{Store, StoreError};
 use crate::tenant::Tenant;
-use crate::trusted::Trusted;
 
 /// Entries after which a checkpoint is signed at the latest.
 const EVERY_ENTRIES: u64 = 64;

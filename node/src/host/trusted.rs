@@ -17,7 +17,7 @@ use vdx_pki::{IndexedDirectory, TrustStore};
 use vdx_protocol::hex;
 
 use crate::config::Config;
-use crate::daemon::{file_error, read, Node, StartError, Stop};
+use crate::host::{file_error, read, Node, StartError, Stop};
 use crate::store::{Store, StoreError};
 
 /// How often the files are looked at when nothing asks for a reload.
@@ -86,7 +86,7 @@ impl Trusted {
     /// recorded, by the digest of the bytes loaded.
     pub(crate) fn record(&self, store: &Store) -> Result<(), StoreError> {
         for (what, path, digest) in &self.files {
-            crate::checkpoints::record_config_file(store, what, path, digest)?;
+            crate::tenant::checkpoints::record_config_file(store, what, path, digest)?;
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use prometheus_client::registry::{Metric, Registry, Unit};
 use vdx_protocol::wire::RejectCode;
 use vdx_protocol::OrganCode;
 
-use crate::status::Status;
+use crate::host::status::Status;
 
 /// The media type of the answer.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -207,8 +207,8 @@ impl Metrics {
 
     /// An incoming connection attempt was turned away by `admission` (an accepted one is not
     /// counted here).
-    pub(crate) fn handshake_turned_away(&self, decision: crate::admission::Decision) {
-        use crate::admission::Decision;
+    pub(crate) fn handshake_turned_away(&self, decision: crate::net::admission::Decision) {
+        use crate::net::admission::Decision;
         let counter = match decision {
             Decision::Accept => return,
             Decision::Retry => &self.handshakes_retried,
@@ -424,7 +424,7 @@ fn count(n: impl TryInto<i64>) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::tests::peer;
+    use crate::host::status::tests::peer;
 
     /// The value of the sample `name{labels}` in `text`.
     fn sample(text: &str, name: &str) -> Option<f64> {

@@ -641,10 +641,10 @@ mod tests {
     use vdx_protocol::receipt::ReceiptKind;
 
     use super::*;
-    use crate::receipts::{verify_receipt, ReceiptSigner};
+    use crate::net::tls::{client_config, server_config};
     use crate::store::DispatchState;
+    use crate::tenant::receipts::{verify_receipt, ReceiptSigner};
     use crate::testkit::{agency, policy, receipt_signer, tls_identity};
-    use crate::tls::{client_config, server_config};
 
     /// Receives for 000.00.00.H41 only, into its store, and signs real hop receipts.
     struct ForH41(ReceiptSigner, Arc<Store>);
