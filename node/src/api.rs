@@ -489,7 +489,7 @@ async fn route(
             // The host's admins add and remove tenants: they see them all (codes and names only).
             let shown = if caller.host_admin {
                 let mut all: Vec<Arc<Tenant>> = node.tenants().values().cloned().collect();
-                all.sort_by(|a, b| (!a.owned, a.code.as_str()).cmp(&(!b.owned, b.code.as_str())));
+                all.sort_by_key(|t| !t.owned); // Then by organ code, as they are kept.
                 all
             } else {
                 visible_tenants(&node, caller)
