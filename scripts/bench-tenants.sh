@@ -19,9 +19,9 @@ bin=$target/release
 dir=${BENCH_DIR:-$target/bench-tenants/run-$$}
 mkdir -p "$dir" && cd "$dir"
 pid=
-trap 'if [[ -n $pid ]]; then kill $pid 2>/dev/null || true; fi; if [[ ${BENCH_KEEP:-0} != 1 ]]; then rm -rf "$dir"; fi' EXIT
+trap 'if [[ -n $pid ]]; then kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; fi; if [[ ${BENCH_KEEP:-0} != 1 ]]; then rm -rf "$dir"; fi' EXIT
 vdx() { "$bin/vdx" "$@"; }
-code() { printf '%03d.%02d.41.H41' $(($1 / 100)) $(($1 % 100)); }
+code() { printf '%03d.%02d.41.H41\n' $(($1 / 100)) $(($1 % 100)); }
 port=$((20000 + RANDOM % 20000))
 vdx pki init-ca --out ca --name "Bench Root" >/dev/null
 vdx --home host init --org 000.00.00.H41 --name "UBND tỉnh" --listen 127.0.0.1:$port --ca ca >/dev/null
@@ -31,7 +31,7 @@ start() {
     t0=$(date +%s.%N)
     "$bin/vdxd" --home host 2>>host.log &
     pid=$!
-    until vdx --home host status >/dev/null 2>&1; do sleep 0.02; done
+    until vdx --home host tenant list >/dev/null 2>&1 && [[ -S host/vdxd.sock ]]; do sleep 0.02; done
     t1=$(date +%s.%N)
     start_ms=$(echo "($t1 - $t0) * 1000" | bc)
 }
@@ -43,7 +43,7 @@ added=1
 printf '| tenants | start | idle RSS | peak RSS |\n|---:|---:|---:|---:|\n'
 for n in 1 10 "$tenants"; do
     while ((added < n)); do
-        vdx --home host tenant add --org "$(code $added)" --name "Xã $added" --ca ca >/dev/null
+        vdx --home host tenant add --org "$(code $added)" --name "Xã $added" --ca ca --clerk "$(id -u)" --officer "$(id -u)" >/dev/null
         added=$((added + 1))
     done
     start
