@@ -43,6 +43,20 @@ fn build() -> PathBuf {
         // Build scripts (ring's) watch this variable: inherited from the test, it would make the
         // nested build and the outer one rebuild each other's dependencies every time.
         .env_remove("CARGO_MANIFEST_DIR");
+    // So do ring's for CARGO_PKG_NAME and the like, which cargo sets for this test's package.
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&text.as_ref())
+        {
+            build.env_remove(&name);
+        }
+    }
     if release {
         build.arg("--release");
     }
