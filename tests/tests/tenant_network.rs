@@ -254,7 +254,7 @@ fn three_tenants_and_an_outside_node_each_a_whole_agency() {
 }
 
 /// Dispatches per stream of the burst: XA to XB, G22 to XB, XA to G22.
-const BURST: usize = 12;
+const BURST: usize = 10;
 
 /// The message id of dispatch `n` of stream `stream` (a lower-case UUID), so that a clerk whose
 /// `send` got no answer can send it again safely.
@@ -337,6 +337,17 @@ fn kill_9_during_tenant_to_tenant_and_outside_deliveries_loses_and_duplicates_no
         println!("killed the host with {arrived} of {} at XB", 2 * BURST);
         Daemon::start(&s, "h41")
     });
+
+    // Once more, every dispatch submitted, while the last of them and their receipts travel.
+    let delivered = listed(&s, "h41", Some(XA), "outbox").map_or(0, |o| {
+        o.iter().filter(|d| d["status"] == "delivered").count()
+    });
+    host.kill9();
+    println!(
+        "killed the host with {delivered} of {} delivered from XA",
+        2 * BURST
+    );
+    let host = Daemon::start(&s, "h41");
 
     // Everything is delivered: receipts back at XA and G22.
     wait_until(
