@@ -249,3 +249,51 @@ pub fn store_of(s: &Session, home: &str) -> vdx_node::store::Store {
     vdx_node::store::Store::open_tenant(&s.path(&format!("{home}/data")), &organ_code(s, home))
         .unwrap()
 }
+
+/// `vdx --home HOME --tenant CODE show --json ID`: what agency `tenant` hosted at `home` knows of
+/// dispatch `id`; `null` while it does not know it (or the daemon is down).
+pub fn show_in(s: &Session, home: &str, tenant: &str, id: &str) -> serde_json::Value {
+    let ran = s.vdx(&["--home", home, "--tenant", tenant, "show", "--json", id]);
+    if ran.status != 0 {
+        return serde_json::Value::Null;
+    }
+    ran.json()
+}
+
+/// Waits (at most `limit`) until dispatch `id` shows status `want` at agency `tenant` of `home`;
+/// returns its view.
+pub fn wait_status_in(
+    s: &Session,
+    limit: Duration,
+    home: &str,
+    tenant: &str,
+    id: &str,
+    want: &str,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let what = format!("{id} to be {want} at {tenant} of {home}");
+    wait_until(s, limit, &what, || {
+        last = show_in(s, home, tenant, id);
+        last["status"] == want
+    });
+    last
+}
+
+/// `vdx --home HOME [--tenant CODE] inbox|outbox --json`; `None` while the daemon is down.
+pub fn listed(
+    s: &Session,
+    home: &str,
+    tenant: Option<&str>,
+    what: &str,
+) -> Option<Vec<serde_json::Value>> {
+    let mut args = vec!["--home", home];
+    if let Some(code) = tenant {
+        args.extend(["--tenant", code]);
+    }
+    args.extend([what, "--json"]);
+    let ran = s.vdx(&args);
+    if ran.status != 0 {
+        return None;
+    }
+    Some(ran.json().as_array().cloned().unwrap_or_default())
+}
