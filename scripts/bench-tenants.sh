@@ -7,7 +7,7 @@
 # with all tenants, DISPATCHES (default 1000) dispatches between two tenants of the host (sealed,
 # handed over without the network, opened, numbered, receipted: every entry in both ledgers) and
 # the ledger's cost on disk: bytes of the metadata store per ledger entry, against the entries'
-# own bytes (the text `vdx audit export` writes). Files under BENCH_DIR (default: a fresh
+# own bytes (the text `vdx audit export` writes); the ledger alone is measured by bench-ledger.sh. Files under BENCH_DIR (default: a fresh
 # directory under the target directory's bench-tenants/), removed unless BENCH_KEEP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,5 +74,5 @@ for t in 000.00.00.H41 $(for i in $(seq 1 $((tenants - 1))); do code $i; done); 
     entries=$((entries + n)) entry_bytes=$((entry_bytes + b))
 done
 meta=$(du -sb host/data/meta | cut -f1)
-printf 'ledger: %d entries, %d bytes of entry text (%.0f B each); metadata store on disk %d bytes: %.0f B per entry (%.1f× the entry)\n' \
+printf 'ledger: %d entries, %d bytes of entry text (%.0f B each); the whole metadata store (records, headers, sealed objects up to 64 KiB, ledger; 100 tenants'"'"' trees) on disk %d bytes: %.0f B per ledger entry (%.1f× the entry)\n' \
     "$entries" "$entry_bytes" "$(echo "$entry_bytes / $entries" | bc -l)" "$meta" "$(echo "$meta / $entries" | bc -l)" "$(echo "$meta / $entry_bytes" | bc -l)"
