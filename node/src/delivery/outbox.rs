@@ -31,8 +31,9 @@ use crate::store::{DispatchState, MessageId, Record};
 use crate::tenant::receipts::verify_receipt;
 use crate::tenant::Tenant;
 
-/// A queued object: the tenant whose outbox holds it, and its transfer id.
-pub(crate) type Key = (OrganCode, MessageId);
+/// A queued object: the tenant whose outbox holds it (shared, not copied, into each of a
+/// round's hundreds of keys), and its transfer id.
+pub(crate) type Key = (Arc<OrganCode>, MessageId);
 
 /// The longest the driver sleeps without reading the outbox again: the store changes without
 /// telling it in a few cases (a restore acknowledged), and the core knows only what it is shown.
@@ -191,7 +192,7 @@ impl Driver {
                 took,
             } => {
                 let outcome = finished(&self.node.metrics, &record, &peer, result, took);
-                let key = (tenant, record.id);
+                let key = (Arc::new(tenant), record.id);
                 let delay = s.core.handle_transfer_finished(now, &key, &outcome);
                 match (&outcome, delay) {
                     (Outcome::ConnectionBroke { reason }, delay) => {
@@ -248,7 +249,10 @@ impl Driver {
         let mut head = Vec::new();
         for tenant in node.tenants().values().filter(|t| !t.halted()) {
             match tenant.store.outbox_head(PASS_LIMIT) {
-                Ok(queued) => head.extend(queued.into_iter().map(|q| (tenant.code.clone(), q))),
+                Ok(queued) => {
+                    let code = Arc::new(tenant.code.clone());
+                    head.extend(queued.into_iter().map(|q| (code.clone(), q)));
+                }
                 Err(e) => {
                     tracing::error!(tenant = %tenant.code, error = %e, "cannot read the outbox")
                 }
@@ -261,16 +265,20 @@ impl Driver {
             .into_iter()
             .map(|(tenant, q)| Queued {
                 key: (tenant, q.id),
-                peer: hops
-                    .entry(q.to.clone())
-                    .or_insert_with(|| match node.route(&q.to) {
-                        Hop::Local(code) => {
-                            self.local.insert(code.clone());
-                            code
-                        }
-                        Hop::Peer(code) => code,
-                    })
-                    .clone(),
+                peer: match hops.get(&q.to) {
+                    Some(peer) => peer.clone(),
+                    None => {
+                        let peer = match node.route(&q.to) {
+                            Hop::Local(code) => {
+                                self.local.insert(code.clone());
+                                code
+                            }
+                            Hop::Peer(code) => code,
+                        };
+                        hops.insert(q.to.clone(), peer.clone());
+                        peer
+                    }
+                },
                 urgency: q.urgency,
                 expires: (q.expires != 0).then_some(q.expires),
             })
