@@ -18,7 +18,7 @@
 //! - a validated address with too many connections is refused (CONNECTION_REFUSED), so that an
 //!   honest peer learns why at once.
 //!
-//! This module is the deterministic core: it keeps the counts and decides; `daemon::accept_loop`
+//! This module is the deterministic core: it keeps the counts and decides; `host::accept_loop`
 //! applies the decisions to quinn's `Incoming` and reports when handshakes and connections end.
 
 use std::collections::HashMap;

@@ -119,7 +119,7 @@ pub(crate) struct Tenant {
     pub(crate) wake_inbox: Notify,
     /// Set when the node stops or the tenant is removed: its loops end.
     pub(crate) stop: watch::Sender<bool>,
-    /// Notified once a peer and this node compared checkpoints (see `daemon::inbox_loop`).
+    /// Notified once a peer and this node compared checkpoints (see `host::inbox_loop`).
     pub(crate) peers_compared: Notify,
     pub(crate) peers_compared_once: std::sync::atomic::AtomicBool,
 }
@@ -294,7 +294,7 @@ pub(crate) fn signer_of(
     Ok((spec.code, signer, chain))
 }
 
-/// A removed tenant's file (`tenant.toml.removed`, see `daemon::retire_tenant`), if any: its
+/// A removed tenant's file (`tenant.toml.removed`, see `host::retire_tenant`), if any: its
 /// ledger is kept for audit, and its signing key is what an offline audit needs.
 fn removed(home: &Path, code: &OrganCode) -> Result<Option<TenantConfig>, StartError> {
     let path =
