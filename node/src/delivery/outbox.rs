@@ -191,7 +191,7 @@ impl Driver {
                 result,
                 took,
             } => {
-                let outcome = finished(&self.node.metrics, &record, &peer, result, took);
+                let outcome = finished(&self.node.metrics, &tenant, &record, &peer, result, took);
                 let key = (Arc::new(tenant), record.id);
                 let delay = s.core.handle_transfer_finished(now, &key, &outcome);
                 match (&outcome, delay) {
@@ -199,7 +199,7 @@ impl Driver {
                         // The connection broke (or the peer closed it after the handshake):
                         // reconnect later.
                         self.conns.remove(&peer);
-                        tracing::warn!(id = %record.id, %peer, %reason, retry_in = ?delay, "connection lost");
+                        tracing::warn!(tenant = %key.0, id = %record.id, %peer, %reason, retry_in = ?delay, "connection lost");
                     }
                     (
                         Outcome::Failed {
@@ -208,7 +208,7 @@ impl Driver {
                         },
                         delay,
                     ) => {
-                        tracing::warn!(id = %record.id, %peer, error = %reason, retry_in = ?delay, "send failed");
+                        tracing::warn!(tenant = %key.0, id = %record.id, %peer, error = %reason, retry_in = ?delay, "send failed");
                     }
                     _ => {}
                 }
@@ -402,7 +402,7 @@ fn expire(node: &Node, (tenant, id): &Key, reason: &str) {
             tracing::warn!(tenant = %tenant.code, %id, to = %record.to, "dispatch expired");
         }
         Ok(None) => {}
-        Err(e) => tracing::error!(%id, error = %e, "expiry not recorded"),
+        Err(e) => tracing::error!(tenant = %tenant.code, %id, error = %e, "expiry not recorded"),
     }
 }
 
@@ -410,6 +410,7 @@ fn expire(node: &Node, (tenant, id): &Key, reason: &str) {
 /// scheduler.
 fn finished(
     metrics: &Metrics,
+    tenant: &OrganCode,
     record: &Record,
     peer: &OrganCode,
     result: Result<SendOutcome, TransferError>,
@@ -418,12 +419,12 @@ fn finished(
     match result {
         Ok(SendOutcome::Stored { resumed_from, .. }) => {
             metrics.handover("stored", Some((record.size, took)));
-            tracing::info!(id = %record.id, to = %record.to, %peer, resumed_from, "handed over");
+            tracing::info!(%tenant, id = %record.id, to = %record.to, %peer, resumed_from, "handed over");
             Outcome::Sent
         }
         Ok(SendOutcome::Rejected { code, reason }) => {
             metrics.handover("refused", None);
-            tracing::warn!(id = %record.id, %peer, ?code, %reason, "refused by the peer");
+            tracing::warn!(%tenant, id = %record.id, %peer, ?code, %reason, "refused by the peer");
             if code.is_permanent() {
                 Outcome::Refused { reason }
             } else {
@@ -436,7 +437,7 @@ fn finished(
         Err(TransferError::Damaged { problem, .. }) => {
             // Already marked failed by the transfer: nothing is tried again.
             metrics.handover("failed", None);
-            tracing::error!(id = %record.id, to = %record.to, %problem, "not delivered: the stored object is damaged");
+            tracing::error!(%tenant, id = %record.id, to = %record.to, %problem, "not delivered: the stored object is damaged");
             Outcome::Failed {
                 reason: problem.to_string(),
                 retry: false,
