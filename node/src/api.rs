@@ -28,7 +28,7 @@ use vdx_protocol::OrganCode;
 
 use crate::config::{Api, Users};
 use crate::host::metrics::RenderError;
-use crate::host::Node;
+use crate::host::Host;
 use crate::store::{Direction, DispatchState, Event, MessageId, Problem, Record, StoreError};
 use crate::tenant::audit::{AuditError, LogFilter};
 use crate::tenant::compose::{ComposeError, SendRequest};
@@ -258,7 +258,7 @@ pub fn bind(home: &Path) -> io::Result<(UnixListener, PathBuf)> {
 /// `api_header_timeout_secs` after it opened or after its previous answer (idle or half-sent);
 /// a request ended when its body stops arriving, or its answer stops being read, for
 /// `api_body_timeout_secs` (inactivity, so a long upload or fetch that keeps moving is not cut).
-pub(crate) async fn serve(listener: UnixListener, node: Arc<Node>, home: PathBuf) {
+pub(crate) async fn serve(listener: UnixListener, node: Arc<Host>, home: PathBuf) {
     let owner = std::fs::metadata(&home).map_or(u32::MAX, |m| m.uid());
     let limits = &node.config.limits;
     let slots = Arc::new(tokio::sync::Semaphore::new(
@@ -308,7 +308,7 @@ pub(crate) async fn serve(listener: UnixListener, node: Arc<Node>, home: PathBuf
 
 /// How long a request body may stop arriving (`[limits] api_body_timeout_secs`), and an answer
 /// stop being read.
-fn body_timeout(node: &Node) -> Duration {
+fn body_timeout(node: &Host) -> Duration {
     Duration::from_secs(node.config.limits.api_body_timeout_secs.max(1))
 }
 
@@ -421,7 +421,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
     }
 }
 
-async fn answer(node: Arc<Node>, caller: Caller, req: Request<Incoming>) -> Response<Body> {
+async fn answer(node: Arc<Host>, caller: Caller, req: Request<Incoming>) -> Response<Body> {
     route(node, caller, req)
         .await
         .unwrap_or_else(ApiError::into_response)
@@ -440,7 +440,7 @@ fn forbidden(what: &str) -> ApiError {
 /// tenant the caller has no role in answers exactly as one that does not exist (404
 /// `not_found`), so that no user learns of another agency on the host.
 async fn route(
-    node: Arc<Node>,
+    node: Arc<Host>,
     caller: Caller,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
@@ -562,7 +562,7 @@ async fn route(
 }
 
 /// The tenants `caller` has a role in, the host's own first.
-fn visible_tenants(node: &Node, caller: Caller) -> Vec<Arc<Tenant>> {
+fn visible_tenants(node: &Host, caller: Caller) -> Vec<Arc<Tenant>> {
     let mut visible: Vec<Arc<Tenant>> = node
         .tenants()
         .values()
@@ -581,7 +581,7 @@ fn parse_code(code: &str) -> Result<OrganCode, ApiError> {
 /// The routes that act for one agency (`rest` is the path after `/v1/` or
 /// `/v1/tenants/{code}/`), each checking the caller's role in it.
 async fn tenant_route(
-    node: Arc<Node>,
+    node: Arc<Host>,
     tenant: Arc<Tenant>,
     roles: Roles,
     req: Request<Incoming>,
@@ -671,7 +671,7 @@ async fn tenant_route(
 }
 
 /// The counters and the status as OpenMetrics text (see `metrics`).
-async fn metrics(node: Arc<Node>) -> Result<Response<Body>, ApiError> {
+async fn metrics(node: Arc<Host>) -> Result<Response<Body>, ApiError> {
     let text = blocking(move || {
         node.metrics.answer(|| {
             // The host's own agency first: the host-wide gauges come from its report.
@@ -701,7 +701,7 @@ const METRICS_CONNECTION_TIME: std::time::Duration = std::time::Duration::from_s
 /// Serves `GET /metrics`, and nothing else, to scrapers over TCP (`[api] metrics_listen`). The port
 /// has no authentication, so it is bounded: a few connections at once, each short, one request
 /// each, the answer made at most once a second, and errors without detail.
-pub(crate) async fn serve_metrics(listener: tokio::net::TcpListener, node: Arc<Node>) {
+pub(crate) async fn serve_metrics(listener: tokio::net::TcpListener, node: Arc<Host>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(METRICS_CONNECTIONS));
     loop {
         let stream = match listener.accept().await {
@@ -760,7 +760,7 @@ fn find(tenant: &Tenant, id: &str) -> Result<Record, ApiError> {
 }
 
 async fn upload(
-    node: Arc<Node>,
+    node: Arc<Host>,
     tenant: Arc<Tenant>,
     mut body: Incoming,
 ) -> Result<Response<Body>, ApiError> {
@@ -813,7 +813,7 @@ async fn discard_rest(mut body: Incoming, limit: u64, idle: Duration) {
 }
 
 async fn submit(
-    node: Arc<Node>,
+    node: Arc<Host>,
     tenant: Arc<Tenant>,
     body: Incoming,
     roles: Roles,
@@ -998,7 +998,7 @@ fn streamed(
 /// The officer's ledger endpoints (`docs/local-api.md`, "Audit"); each answer is recorded in the
 /// ledger by [`crate::tenant::audit::Auditor`].
 async fn audit(
-    node: Arc<Node>,
+    node: Arc<Host>,
     tenant: Arc<Tenant>,
     what: &str,
     query: &Query,

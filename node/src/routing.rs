@@ -341,7 +341,7 @@ mod tests {
         assert_eq!(signers(H40, G22, XB), [H40], "not the hop's tenant");
     }
 
-    /// `Node::next_hop` before tenants existed, as it was.
+    /// `Node::next_hop` (the host's type was called `Node` then) before tenants existed, as it was.
     fn next_hop_before_tenants(
         dir: &IndexedDirectory,
         me: &OrganCode,

@@ -22,7 +22,7 @@ use vdx_protocol::OrganCode;
 pub(crate) use crate::delivery::scheduler::PeerReport;
 use crate::delivery::scheduler::{Action, Outcome, Queued, Scheduler, PASS_LIMIT};
 use crate::host::metrics::Metrics;
-use crate::host::{Node, Stop};
+use crate::host::{Host, Stop};
 use crate::net::transfer::{
     hand_over_locally, send_dispatch, ReceivePolicy as _, SendOutcome, TransferError,
 };
@@ -39,7 +39,7 @@ pub(crate) type Key = (Arc<OrganCode>, MessageId);
 /// telling it in a few cases (a restore acknowledged), and the core knows only what it is shown.
 const TICK: Duration = Duration::from_millis(500);
 
-/// The scheduler's core, shared with the status report (`Node::schedule`).
+/// The scheduler's core, shared with the status report (`Host::schedule`).
 pub(crate) struct Schedule {
     core: Scheduler<Key>,
 }
@@ -88,7 +88,7 @@ enum Event {
 
 /// What the driver holds between rounds: connections by peer and the tasks running.
 struct Driver {
-    node: Arc<Node>,
+    node: Arc<Host>,
     endpoint: quinn::Endpoint,
     events: UnboundedSender<Event>,
     conns: HashMap<OrganCode, quinn::Connection>,
@@ -101,7 +101,7 @@ struct Driver {
 }
 
 /// Runs the outbox until `stop`; running transfers are let finish (or fail) before returning.
-pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Node>, mut stop: Stop) {
+pub(crate) async fn run(endpoint: quinn::Endpoint, node: Arc<Host>, mut stop: Stop) {
     if let Ok(mut s) = node.schedule.lock() {
         *s = Schedule::new(node.config.limits.max_concurrent_per_peer);
     }
@@ -392,7 +392,7 @@ impl Driver {
 }
 
 /// Marks `key` failed for `reason` (it expired while queued).
-fn expire(node: &Node, (tenant, id): &Key, reason: &str) {
+fn expire(node: &Host, (tenant, id): &Key, reason: &str) {
     let Some(tenant) = node.tenant(tenant) else {
         return;
     };
@@ -460,7 +460,7 @@ fn finished(
 /// A connection to `peer` at its directory endpoint (mutual TLS checks who answers).
 pub(crate) async fn connect(
     endpoint: &quinn::Endpoint,
-    node: &Node,
+    node: &Host,
     peer: &OrganCode,
 ) -> Result<quinn::Connection, String> {
     let addr = node
@@ -484,7 +484,7 @@ pub(crate) async fn connect(
 
 async fn transfer(
     conn: &quinn::Connection,
-    node: &Node,
+    node: &Host,
     tenant: &Tenant,
     peer: &OrganCode,
     record: &Record,
@@ -496,7 +496,7 @@ async fn transfer(
 /// Checks the hop receipt `peer` gave for `record`: signed by `peer`, or by the agency it
 /// hosts that took custody (`routing::hop_signers`); keeps the checkpoint it carries.
 fn check_hop_receipt(
-    node: &Node,
+    node: &Host,
     tenant: &Tenant,
     peer: &OrganCode,
     record: &Record,
@@ -525,7 +525,7 @@ fn check_hop_receipt(
 /// Hands `id` of `tenant` to `peer`, another tenant of this host, without the network: admitted
 /// as any offer from this host would be, and its hop receipt checked as any other.
 fn hand_over(
-    node: &Node,
+    node: &Host,
     tenant: &Tenant,
     peer: &OrganCode,
     id: MessageId,

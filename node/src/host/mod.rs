@@ -132,7 +132,7 @@ impl Tenants {
 
 /// The host: what the node's tenants share (DESIGN §1) — the QUIC endpoint and its TLS identity,
 /// the trust settings and directory, the scheduler, the database, metrics — and the tenants.
-pub(crate) struct Node {
+pub(crate) struct Host {
     pub(crate) config: Config,
     /// The sled database every tenant's store is a namespace of.
     pub(crate) database: Database,
@@ -172,7 +172,7 @@ pub(crate) struct Node {
     loops: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-impl Node {
+impl Host {
     /// The trust settings in force; one snapshot serves a whole operation, even if a reload
     /// replaces them meanwhile.
     pub(crate) fn trusted(&self) -> Arc<Trusted> {
@@ -522,7 +522,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     tracing::info!(organ_code = %config.organ_code, tenants = tenants.len(), listen = %config.listen, socket = %socket_path.display(), "vdxd started");
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let node = Arc::new(Node {
+    let node = Arc::new(Host {
         config,
         database,
         scratch,
@@ -627,7 +627,7 @@ async fn shutdown_signal() {
 /// Takes incoming connections: each attempt is first judged by `admission` (Retry, refuse or
 /// ignore what a flood sends, before any state is kept), then its handshake runs, for at most
 /// `limits.handshake_timeout_secs`, in its own task, which serves the connection's streams.
-async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
+async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Host>) {
     use crate::net::admission::{Attempt, Caps, Decision, Shared};
     let limits = &node.config.limits;
     let admission = Shared::new(Caps {
@@ -729,7 +729,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Arc<Node>) {
     }
 }
 
-impl Node {
+impl Host {
     /// Wakes the inbox of the tenant that took custody of `record` (its recipient, else the
     /// relays among our tenants).
     pub(crate) fn wake_inbox_of(&self, record: &Record) {
@@ -743,7 +743,7 @@ impl Node {
     }
 }
 
-impl ReceivePolicy for Node {
+impl ReceivePolicy for Host {
     type Custody<'a> = Arc<Tenant>;
 
     fn admit(&self, offer: &Offer, peer: &OrganCode) -> Result<Arc<Tenant>, (RejectCode, String)> {
@@ -811,7 +811,7 @@ const PEERS_ASKED_AT_START: usize = 8;
 
 /// At start: compares checkpoints with the peers whose checkpoints we hold (the ones we worked
 /// with), a few at once, so that a restore is noticed before anything is numbered.
-async fn ask_peers_at_start(node: Arc<Node>) {
+async fn ask_peers_at_start(node: Arc<Host>) {
     let peers: Vec<OrganCode> = match node.own.store.witnessed_origins(PEERS_ASKED_AT_START) {
         Ok(origins) => origins
             .iter()
@@ -836,7 +836,7 @@ async fn ask_peers_at_start(node: Arc<Node>) {
 
 /// Opens what arrived for `tenant`, oldest most-urgent first; repeats whatever a crash
 /// interrupted; forwards what it relays.
-async fn inbox_loop(node: Arc<Node>, tenant: Arc<Tenant>, mut stop: Stop) {
+async fn inbox_loop(node: Arc<Host>, tenant: Arc<Tenant>, mut stop: Stop) {
     let compared = tenant.peers_compared.notified();
     tokio::pin!(compared);
     compared.as_mut().enable();

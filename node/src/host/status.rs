@@ -10,7 +10,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::delivery::outbox::PeerReport;
-use crate::host::Node;
+use crate::host::Host;
 use crate::store::StoreError;
 use crate::tenant::Tenant;
 
@@ -85,7 +85,7 @@ pub(crate) struct Disk {
     warning_below_bytes: u64,
 }
 
-impl Node {
+impl Host {
     /// The status report of `tenant` now, with what the host shares (peers, trust, disk).
     pub(crate) fn status(&self, tenant: &Tenant) -> Result<Status, StoreError> {
         let queued = tenant.store.outbox()?;

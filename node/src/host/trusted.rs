@@ -17,7 +17,7 @@ use vdx_pki::{IndexedDirectory, TrustStore};
 use vdx_protocol::hex;
 
 use crate::config::Config;
-use crate::host::{file_error, read, Node, StartError, Stop};
+use crate::host::{file_error, read, Host, StartError, Stop};
 use crate::store::{Store, StoreError};
 
 /// How often the files are looked at when nothing asks for a reload.
@@ -129,7 +129,7 @@ impl Trusted {
     }
 }
 
-impl Node {
+impl Host {
     /// Loads the trust files again and, if they changed, puts them in force: each changed file is
     /// recorded in the ledger first (as loaded, byte for byte; if that fails, nothing changes),
     /// then new handshakes, documents and receipts are checked against them at once, and
@@ -168,7 +168,7 @@ impl Node {
 
 /// Reloads on SIGHUP and every [`CHECK_EVERY`] until `stop`; a failed reload is logged and the
 /// settings in force stay.
-pub(crate) async fn watch(node: Arc<Node>, mut stop: Stop) {
+pub(crate) async fn watch(node: Arc<Host>, mut stop: Stop) {
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| {
@@ -199,7 +199,7 @@ pub(crate) async fn watch(node: Arc<Node>, mut stop: Stop) {
 }
 
 /// Closes `conn` if its peer no longer passes the settings in force; true if it was closed.
-pub(crate) fn drop_if_untrusted(node: &Node, conn: &quinn::Connection, peer: &str) -> bool {
+pub(crate) fn drop_if_untrusted(node: &Host, conn: &quinn::Connection, peer: &str) -> bool {
     match node.policy.admits(conn) {
         Ok(()) => false,
         Err(e) => {

@@ -9,7 +9,7 @@ use vdx_protocol::ledger::Checkpoint;
 use vdx_protocol::merkle;
 use vdx_protocol::receipt::Receipt;
 
-use crate::host::Node;
+use crate::host::Host;
 use crate::store::{Store, StoreError, Witnessed};
 use crate::tenant::Tenant;
 
@@ -86,7 +86,7 @@ const HELD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// compares the newest of ours it holds with the store (`store::restore`). Awaited before the
 /// connection carries anything else, so the peer has compared too before it receives anything.
 /// Failures (an older peer, a timeout) only log.
-pub(crate) async fn exchange_checkpoints(node: &Node, conn: &quinn::Connection, peer: &str) {
+pub(crate) async fn exchange_checkpoints(node: &Host, conn: &quinn::Connection, peer: &str) {
     let theirs = node
         .own
         .store
@@ -113,7 +113,7 @@ pub(crate) async fn exchange_checkpoints(node: &Node, conn: &quinn::Connection, 
 /// Compares `note`, a checkpoint of our own ledger that `peer` held, with the store. A note that
 /// does not verify with our own certificate is ignored (a peer cannot make us halt with a note
 /// we did not sign).
-pub(crate) fn compare_own(node: &Node, peer: &str, note: &[u8]) {
+pub(crate) fn compare_own(node: &Host, peer: &str, note: &[u8]) {
     if note.is_empty() {
         return;
     }
@@ -194,7 +194,7 @@ impl PeerReport {
 /// to be a prefix of the next is then forgotten (the next one stands for it), so each run proves
 /// only what came since the last; with a fork, everything is kept as evidence.
 pub(crate) async fn check_peers(
-    node: &Node,
+    node: &Host,
     tenant: &Tenant,
 ) -> Result<Vec<PeerReport>, StoreError> {
     let mut reports = Vec::new();
