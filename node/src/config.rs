@@ -372,8 +372,15 @@ impl TenantConfig {
         })?;
         std::fs::create_dir_all(&dir).map_err(io)?;
         let temp = dir.join(format!("{TENANT_FILE}.tmp"));
-        std::fs::write(&temp, text).map_err(io)?;
-        std::fs::rename(&temp, &path).map_err(io)
+        // Synced before and after the rename: a tenant acknowledged as added is still there after
+        // a crash, whole.
+        let mut file = std::fs::File::create(&temp).map_err(io)?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&temp, &path).map_err(io)?;
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)
     }
 }
 

@@ -342,6 +342,7 @@ pub fn retire_tenant(
             &file,
             dir.join(format!("{}.removed", crate::config::TENANT_FILE)),
         )
+        .and_then(|()| std::fs::File::open(&dir)?.sync_all())
         .map_err(|e| RemoveError::File(format!("{}: {e}", file.display())))?;
     }
     Ok(())

@@ -218,6 +218,27 @@ pub fn hand_over_locally<C: Custody>(
     settle(store, &record, result, check_receipt)
 }
 
+/// What `store` already holds under `offer`'s id: `Ok` the same object, made durable first (a
+/// repeat whose STORED was lost is answered again, exactly once stored; its record may be
+/// committed but not yet flushed, and custody is acknowledged only once it is on disk), `Err`
+/// the refusal of a different object under that id; `None` when nothing is.
+fn stored_before(
+    store: &Store,
+    offer: &Offer,
+) -> Result<Option<Result<Record, String>>, TransferError> {
+    let id = MessageId(offer.id);
+    let Some(existing) = store.get(id)? else {
+        return Ok(None);
+    };
+    if existing.size != offer.size || existing.sealed_digest()? != offer.sealed_sha256 {
+        return Ok(Some(Err(format!(
+            "a different object is already stored under id {id}"
+        ))));
+    }
+    store.flush()?;
+    Ok(Some(Ok(existing)))
+}
+
 /// The receiving half of [`hand_over_locally`]: what `drive_receive` does with an offer and its
 /// chunks, from a reader.
 fn take_locally(
@@ -228,19 +249,20 @@ fn take_locally(
     now: u64,
 ) -> Result<SendOutcome, TransferError> {
     let to = custody.store();
-    let id = MessageId(offer.id);
-    if let Some(existing) = to.get(id)? {
-        if existing.size != offer.size || existing.sealed_digest()? != offer.sealed_sha256 {
+    match stored_before(to, offer)? {
+        Some(Ok(existing)) => {
+            return Ok(SendOutcome::Stored {
+                receipt: custody.receipt(&existing),
+                resumed_from: 0,
+            })
+        }
+        Some(Err(reason)) => {
             return Ok(SendOutcome::Rejected {
                 code: RejectCode::BadOffer,
-                reason: format!("a different object is already stored under id {id}"),
-            });
+                reason,
+            })
         }
-        to.flush()?;
-        return Ok(SendOutcome::Stored {
-            receipt: custody.receipt(&existing),
-            resumed_from: 0,
-        });
+        None => {}
     }
     let mut receiving = to.receive(offer)?;
     let resumed_from = receiving.resume_from().min(offer.size);
@@ -544,16 +566,14 @@ async fn drive_receive(
         }
     };
     let store = custody.store();
-    if let Some(existing) = store.get(id)? {
-        if existing.size != offer.size || existing.sealed_digest()? != offer.sealed_sha256 {
-            let reason = format!("a different object is already stored under id {id}");
-            refuse(send, &mut machine, policy, RejectCode::BadOffer, reason).await?;
-            return Ok(None);
-        }
-        // A repeat (our STORED was lost): answer it again, exactly once stored. The record may
-        // be committed but not yet flushed (its own receive still flushing, or failed to): custody
-        // is acknowledged only once it is on disk.
-        store.flush()?;
+    if let Some(earlier) = stored_before(store, &offer)? {
+        let existing = match earlier {
+            Ok(existing) => existing,
+            Err(reason) => {
+                refuse(send, &mut machine, policy, RejectCode::BadOffer, reason).await?;
+                return Ok(None);
+            }
+        };
         let accept = machine.accept(offer.size)?;
         write_frame(send, &accept).await?;
         write_frame(

@@ -70,12 +70,7 @@ pub(crate) fn record_config_changes(
         ("tls-cert", config.keys.tls_cert.as_path()),
     ];
     for (what, path) in files {
-        let full = resolve(home, path);
-        let digest = match std::fs::read(&full) {
-            Ok(bytes) => hex::encode(Sha256::digest(&bytes).as_slice()),
-            Err(_) => "absent".to_owned(),
-        };
-        record_config_file(store, what, path, &digest)?;
+        record_config_file(store, what, path, &file_digest(home, path))?;
     }
     Ok(trusted.record(store)?)
 }
@@ -94,13 +89,17 @@ pub(crate) fn record_tenant_keys(home: &Path, tenant: &Tenant) -> Result<(), Sta
         ("enc-cert", file.keys.enc_cert.as_path()),
     ];
     for (what, path) in files {
-        let digest = match std::fs::read(resolve(home, path)) {
-            Ok(bytes) => hex::encode(Sha256::digest(&bytes).as_slice()),
-            Err(_) => "absent".to_owned(),
-        };
-        record_config_file(&tenant.store, what, path, &digest)?;
+        record_config_file(&tenant.store, what, path, &file_digest(home, path))?;
     }
     Ok(())
+}
+
+/// The SHA-256 (hex) of the file at `path` (relative to `home`), or `absent`.
+fn file_digest(home: &Path, path: &Path) -> String {
+    match std::fs::read(resolve(home, path)) {
+        Ok(bytes) => hex::encode(Sha256::digest(&bytes).as_slice()),
+        Err(_) => "absent".to_owned(),
+    }
 }
 
 /// Records a `config` entry for the file `what` at `path` (as `config.toml` names it) if its
