@@ -509,7 +509,17 @@ async fn route(
             }
             let code = parse_code(code)?;
             let worker = node.clone();
-            let tenant = blocking(move || worker.add_tenant(&code)).await?;
+            let tenant = blocking(move || {
+                worker.add_tenant(&code).map_err(|e| match e {
+                    crate::host::StartError::Store(e) => ApiError::from(e),
+                    other => ApiError(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "tenant_not_loaded",
+                        format!("the tenant was not added: {other}"),
+                    ),
+                })
+            })
+            .await?;
             let reloaded = blocking(move || node.reload()).await?;
             Ok(json_response(
                 StatusCode::OK,
