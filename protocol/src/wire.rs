@@ -25,6 +25,12 @@ const PROVE: u8 = 0x07;
 const PROOF: u8 = 0x08;
 const HELD: u8 = 0x09;
 const NOTE: u8 = 0x0a;
+const ZONES: u8 = 0x0b;
+const ZONE: u8 = 0x0c;
+/// Most zones one ZONES lists (the root zone and up to 1,000 delegations fit).
+pub const MAX_ZONES: usize = 1024;
+/// Largest signed zone file carried by ZONE.
+pub const MAX_ZONE: usize = 16 * 1024 * 1024;
 /// Largest signed checkpoint note carried by NOTE.
 pub const MAX_NOTE: usize = 4096;
 const MAX_OFFER: usize = 512;
@@ -84,6 +90,17 @@ pub enum Frame {
     Note {
         /// The note as the asker signed it; empty when the peer holds none.
         note: Vec<u8>,
+    },
+    /// The directory zones a node has in force, by name and version: the other side answers with
+    /// the zones it has that are newer (`docs/directory-zones.md`, "Distribution").
+    Zones {
+        /// Zone name (`root` or an organ code) and version; names unique.
+        versions: Vec<(String, u64)>,
+    },
+    /// One signed zone file, checked by its receiver before anything is taken from it.
+    Zone {
+        /// The file's bytes (DER CMS).
+        file: Vec<u8>,
     },
 }
 
@@ -324,6 +341,10 @@ pub enum FrameKind {
     Held,
     /// NOTE.
     Note,
+    /// ZONES.
+    Zones,
+    /// ZONE.
+    Zone,
 }
 
 impl fmt::Display for FrameKind {
@@ -338,6 +359,8 @@ impl fmt::Display for FrameKind {
             Self::Proof => "PROOF",
             Self::Held => "HELD",
             Self::Note => "NOTE",
+            Self::Zones => "ZONES",
+            Self::Zone => "ZONE",
         })
     }
 }
@@ -354,6 +377,8 @@ impl FrameKind {
             PROOF => Self::Proof,
             HELD => Self::Held,
             NOTE => Self::Note,
+            ZONES => Self::Zones,
+            ZONE => Self::Zone,
             other => return Err(WireError::UnknownFrame(other)),
         })
     }
@@ -369,6 +394,8 @@ impl FrameKind {
             Self::Proof => 32 * MAX_PROOF_HASHES,
             Self::Held => MAX_NOTE,
             Self::Note => MAX_NOTE,
+            Self::Zones => 64 * 1024,
+            Self::Zone => MAX_ZONE,
         }
     }
 }
@@ -436,6 +463,39 @@ impl Frame {
             Self::Note { note } => {
                 out.extend_from_slice(note);
                 FrameKind::Note
+            }
+            Self::Zones { versions } => {
+                let mut malformed = |what| {
+                    out.truncate(start);
+                    Err(WireError::Malformed {
+                        kind: FrameKind::Zones,
+                        what,
+                    })
+                };
+                if versions.len() > MAX_ZONES {
+                    return malformed("more than 1,024 zones");
+                }
+                if !versions.iter().all(|(name, _)| is_zone_name(name)) {
+                    return malformed("zone name");
+                }
+                out.extend_from_slice(&(versions.len() as u16).to_be_bytes());
+                for (name, version) in versions {
+                    out.push(name.len() as u8);
+                    out.extend_from_slice(name.as_bytes());
+                    out.extend_from_slice(&version.to_be_bytes());
+                }
+                FrameKind::Zones
+            }
+            Self::Zone { file } => {
+                if file.is_empty() {
+                    out.truncate(start);
+                    return Err(WireError::Malformed {
+                        kind: FrameKind::Zone,
+                        what: "empty zone",
+                    });
+                }
+                out.extend_from_slice(file);
+                FrameKind::Zone
             }
         };
         let len = out.len() - start - HEADER_LEN;
@@ -531,6 +591,29 @@ impl Frame {
             FrameKind::Note => Self::Note {
                 note: r.rest().to_vec(),
             },
+            FrameKind::Zones => {
+                let count = u16::from_be_bytes(r.array::<2>().ok_or(bad("count"))?);
+                if usize::from(count) > MAX_ZONES {
+                    return Err(bad("more than 1,024 zones"));
+                }
+                let mut versions: Vec<(String, u64)> = Vec::with_capacity(count.into());
+                for _ in 0..count {
+                    let name = r.zone_name().ok_or(bad("zone name"))?;
+                    let version = r.u64().ok_or(bad("zone version"))?;
+                    if versions.iter().any(|(seen, _)| *seen == name) {
+                        return Err(bad("zone listed twice"));
+                    }
+                    versions.push((name, version));
+                }
+                Self::Zones { versions }
+            }
+            FrameKind::Zone => {
+                let file = r.rest().to_vec();
+                if file.is_empty() {
+                    return Err(bad("empty zone"));
+                }
+                Self::Zone { file }
+            }
         };
         if !r.0.is_empty() {
             return Err(bad("trailing bytes"));
@@ -550,7 +633,14 @@ fn kind_type(kind: FrameKind) -> u8 {
         FrameKind::Proof => PROOF,
         FrameKind::Held => HELD,
         FrameKind::Note => NOTE,
+        FrameKind::Zones => ZONES,
+        FrameKind::Zone => ZONE,
     }
+}
+
+/// `root` or an organ code: 1-32 ASCII letters, digits and dots, no empty segment.
+fn is_zone_name(name: &str) -> bool {
+    name.parse::<OrganCode>().is_ok()
 }
 
 /// A cursor over a payload; every read is checked.
@@ -575,6 +665,17 @@ impl Reader<'_> {
         let (text, rest) = self.0.split_at(len);
         self.0 = rest;
         std::str::from_utf8(text).ok()?.parse().ok()
+    }
+
+    fn zone_name(&mut self) -> Option<String> {
+        let len = usize::from(self.array::<1>()?[0]);
+        if self.0.len() < len {
+            return None;
+        }
+        let (text, rest) = self.0.split_at(len);
+        self.0 = rest;
+        let name = std::str::from_utf8(text).ok()?;
+        is_zone_name(name).then(|| name.to_owned())
     }
 
     fn rest(&mut self) -> &[u8] {
@@ -685,6 +786,15 @@ mod tests {
                 note: b"vdx/000.00.00.H41\n12\nroot\n".to_vec(),
             },
             Frame::Note { note: Vec::new() },
+            Frame::Zones {
+                versions: vec![("root".into(), 12), ("000.00.00.H41".into(), 7)],
+            },
+            Frame::Zones {
+                versions: Vec::new(),
+            },
+            Frame::Zone {
+                file: vec![0x30; 70_000],
+            },
         ];
         let mut stream = Vec::new();
         for f in &frames {
@@ -717,7 +827,7 @@ mod tests {
     fn violations_get_their_stream_codes() {
         let mut cases: Vec<(Vec<u8>, u32)> = vec![
             (vec![2, 2, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0], 0x10),
-            (vec![1, 0x0b, 0, 0, 0, 0], 0x11),
+            (vec![1, 0x0d, 0, 0, 0, 0], 0x11),
             (vec![1, 0x09, 0, 0, 0x10, 0x01], 0x12),
             (vec![1, 4, 0xff, 0xff, 0xff, 0xff], 0x12),
             (vec![1, 2, 0, 0, 0, 9], 0x12),
@@ -766,7 +876,57 @@ mod tests {
             bytes: Vec::new(),
         };
         assert!(empty.encode(&mut out).is_err());
+        let bad_name = Frame::Zones {
+            versions: vec![("000..H41".into(), 1)],
+        };
+        assert!(bad_name.encode(&mut out).is_err());
+        let too_many = Frame::Zones {
+            versions: (0..=MAX_ZONES).map(|n| (format!("Z{n}"), 1)).collect(),
+        };
+        assert!(too_many.encode(&mut out).is_err());
+        assert!(Frame::Zone { file: Vec::new() }.encode(&mut out).is_err());
         assert_eq!(out, [9], "a refused frame leaves the buffer as it was");
+    }
+
+    #[test]
+    fn zone_lists_are_checked_name_by_name() {
+        let zones = |payload: &[u8]| {
+            let mut bytes = vec![1, 0x0b];
+            bytes.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(payload);
+            let mut d = FrameDecoder::new();
+            d.feed(&bytes);
+            d.next_frame()
+        };
+        let entry = |name: &str, version: u64| {
+            [&[name.len() as u8][..], name.as_bytes(), &version.to_be_bytes()].concat()
+        };
+        let root = entry("root", 3);
+        let good = [&[0, 1][..], &root].concat();
+        assert_eq!(
+            zones(&good).unwrap(),
+            Some(Frame::Zones {
+                versions: vec![("root".into(), 3)]
+            })
+        );
+        for (payload, why) in [
+            ([&[0, 2][..], &root, &root].concat(), "zone listed twice"),
+            ([&[0, 1][..], &entry("a b", 1)].concat(), "zone name"),
+            ([&[0, 1][..], &entry("", 1)].concat(), "zone name"),
+            ([&[0, 2][..], &root].concat(), "zone name"),
+            ([&[0, 1][..], &root[..root.len() - 1]].concat(), "zone version"),
+            ([&[0x04, 0x01][..], &root].concat(), "more than 1,024 zones"),
+            ([&[0, 1][..], &root, &[0]].concat(), "trailing bytes"),
+        ] {
+            match zones(&payload) {
+                Err(WireError::Malformed { what, .. }) => assert_eq!(what, why),
+                other => panic!("{payload:02x?}: {other:?}"),
+            }
+        }
+        // A zone file past its limit is refused from the header alone.
+        let mut d = FrameDecoder::new();
+        d.feed(&[1, 0x0c, 0x01, 0, 0, 1]);
+        assert!(matches!(d.next_frame(), Err(WireError::TooLarge { .. })));
     }
 
     #[test]
