@@ -4,9 +4,10 @@
 //!
 //! [`Directory`] is the file, as edited by import and export. [`IndexedDirectory`] is the same file
 //! loaded for use by a running node: entries found by organ code without a scan and certificates
-//! parsed once per load, because the node looks them up at every handshake, offer and dispatch.
+//! parsed once per load (at the first lookup of each), because the node looks them up at every handshake, offer and dispatch.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use openssl::x509::{X509Ref, X509};
 use serde::{Deserialize, Serialize};
@@ -155,7 +156,10 @@ pub struct IndexedDirectory {
     directory: Directory,
     /// Organ code → position in `directory.entries` and in `parsed`.
     index: HashMap<String, usize>,
-    parsed: Vec<ParsedCertificates>,
+    /// Each entry's certificates, parsed at the first lookup (or when a file is loaded, which
+    /// checks them): once per directory, and only for the agencies a node deals with. `None`
+    /// when they did not parse then (they always parsed when their zone was checked).
+    parsed: Vec<OnceLock<Option<ParsedCertificates>>>,
 }
 
 /// An entry's certificates, parsed and checked to carry its organ code.
@@ -169,17 +173,6 @@ pub struct ParsedCertificates {
 }
 
 impl ParsedCertificates {
-    /// Certificates already parsed and checked to carry their organ code.
-    pub(crate) fn new(sign: X509, enc: X509, tls: Option<X509>) -> Result<Self, Error> {
-        let tls_der = tls.as_ref().map(|c| c.to_der()).transpose()?;
-        Ok(Self {
-            sign,
-            enc,
-            tls,
-            tls_der,
-        })
-    }
-
     /// Verifies the agency's signatures.
     pub fn sign(&self) -> &X509 {
         &self.sign
@@ -204,7 +197,7 @@ impl IndexedDirectory {
         let parsed = directory
             .entries
             .iter()
-            .map(Entry::parse_checked)
+            .map(|e| e.parse_checked().map(|p| OnceLock::from(Some(p))))
             .collect::<Result<Vec<_>, _>>()?;
         let index = directory
             .entries
@@ -219,12 +212,11 @@ impl IndexedDirectory {
         })
     }
 
-    /// Indexes entries whose certificates were already parsed and checked (the directory in force
-    /// of signed zones, whose certificates were parsed when each zone was checked): nothing is
-    /// parsed again. Entries need not be sorted; an organ code listed twice is refused.
-    pub(crate) fn from_parsed(mut entries: Vec<(Entry, ParsedCertificates)>) -> Result<Self, Error> {
-        entries.sort_unstable_by(|a, b| a.0.organ_code.cmp(&b.0.organ_code));
-        let (entries, parsed): (Vec<Entry>, Vec<ParsedCertificates>) = entries.into_iter().unzip();
+    /// Indexes entries already checked (the directory in force of signed zones, whose entries were
+    /// checked, certificates included, when each zone was): their certificates are parsed at the
+    /// first lookup of each. Entries need not be sorted; an organ code listed twice is refused.
+    pub(crate) fn from_checked(mut entries: Vec<Entry>) -> Result<Self, Error> {
+        entries.sort_unstable_by(|a, b| a.organ_code.cmp(&b.organ_code));
         let directory = Directory {
             version: 1,
             entries,
@@ -236,6 +228,7 @@ impl IndexedDirectory {
             .enumerate()
             .map(|(i, e)| (e.organ_code.clone(), i))
             .collect();
+        let parsed = directory.entries.iter().map(|_| OnceLock::new()).collect();
         Ok(Self {
             directory,
             index,
@@ -270,9 +263,13 @@ impl IndexedDirectory {
             .map(|&i| &self.directory.entries[i])
     }
 
-    /// The parsed certificates of an organ code.
+    /// The parsed certificates of an organ code (parsed at its first lookup, then kept).
     pub fn certificates(&self, organ_code: &str) -> Option<&ParsedCertificates> {
-        self.index.get(organ_code).map(|&i| &self.parsed[i])
+        let &i = self.index.get(organ_code)?;
+        let entry = &self.directory.entries[i];
+        self.parsed[i]
+            .get_or_init(|| entry.parse_checked().ok())
+            .as_ref()
     }
 
     /// True when `cert` is the TLS certificate the directory gives for `organ_code`: the network

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::{refuse, FORMAT, ROOT_ZONE};
 use crate::directory::{is_organ_code, CLASSIFICATIONS};
 use crate::error::ZoneRefusal::{Malformed, OutOfScope};
-use crate::{organ_code, Entry, Error, ParsedCertificates};
+use crate::{organ_code, Entry, Error};
 
 /// Rule 4: entries per zone.
 const MAX_ENTRIES: usize = 10_000;
@@ -148,10 +148,10 @@ impl<'de> Deserialize<'de> for Zone {
     }
 }
 
-/// What checking a zone's content parsed: each entry's certificates, and each delegation's
-/// certificate, so that nothing is parsed twice.
+/// What checking a zone's content parsed that is kept: each delegation's certificate. (Entries'
+/// certificates are parsed to be checked, then dropped: a node parses again, once, only those of
+/// the agencies it deals with, see [`crate::IndexedDirectory::certificates`].)
 pub(crate) struct ParsedZone {
-    pub(crate) entries: Vec<ParsedCertificates>,
     pub(crate) delegations: Vec<X509>,
 }
 
@@ -221,11 +221,9 @@ impl Zone {
         if self.delegations.len() > MAX_DELEGATIONS {
             return Err(bad(format!("more than {MAX_DELEGATIONS} delegations")));
         }
-        let entries = self
-            .entries
-            .iter()
-            .map(|entry| entry.check(name))
-            .collect::<Result<Vec<_>, _>>()?;
+        for entry in &self.entries {
+            entry.check(name)?;
+        }
         let delegations = self
             .delegations
             .iter()
@@ -234,10 +232,7 @@ impl Zone {
         if name == ROOT_ZONE {
             self.check_root_scope()?;
         }
-        Ok(ParsedZone {
-            entries,
-            delegations,
-        })
+        Ok(ParsedZone { delegations })
     }
 
     /// Rule 7 for the root zone: no two delegations' scopes overlap, and no root entry falls in one.
@@ -263,10 +258,7 @@ impl Zone {
         }
         for entry in &self.entries {
             let code = entry.organ_code.as_str();
-            if let Some(zone) = codes
-                .get(code)
-                .or_else(|| lasts.get(last_segment(code)))
-            {
+            if let Some(zone) = codes.get(code).or_else(|| lasts.get(last_segment(code))) {
                 return Err(refuse(
                     OutOfScope,
                     ROOT_ZONE,
@@ -318,13 +310,59 @@ pub(crate) fn in_scope(scope: &[String], code: &str) -> bool {
     })
 }
 
-/// A certificate of a zone: base64 of DER, decoded and parsed.
+/// A certificate of a zone: base64 of DER, decoded and parsed by OpenSSL (delegations' certificates,
+/// which are kept).
 fn certificate(zone: &str, what: &str, base64: &str) -> Result<X509, Error> {
     let der = STANDARD
         .decode(base64)
         .map_err(|e| refuse(Malformed, zone, format!("{what}: not base64: {e}")))?;
-    X509::from_der(&der)
-        .map_err(|e| refuse(Malformed, zone, format!("{what}: not a DER certificate: {e}")))
+    X509::from_der(&der).map_err(|e| {
+        refuse(
+            Malformed,
+            zone,
+            format!("{what}: not a DER certificate: {e}"),
+        )
+    })
+}
+
+/// The organ code an entry's certificate carries (base64 of DER), read with the `x509-cert`
+/// decoder: entries' certificates are only checked here, and parsing thousands with OpenSSL (which
+/// computes its caches for each) would cost most of a zone's check. OpenSSL parses each at its
+/// first use ([`crate::IndexedDirectory::certificates`]).
+fn carried_code(zone: &str, what: &str, base64: &str) -> Result<Option<String>, Error> {
+    use der::Decode as _;
+    let der = STANDARD
+        .decode(base64)
+        .map_err(|e| refuse(Malformed, zone, format!("{what}: not base64: {e}")))?;
+    let cert = x509_cert::Certificate::from_der(&der).map_err(|e| {
+        refuse(
+            Malformed,
+            zone,
+            format!("{what}: not a DER certificate: {e}"),
+        )
+    })?;
+    let oid = const_oid::ObjectIdentifier::new_unwrap(crate::names::ORGANIZATION_IDENTIFIER);
+    let value = cert
+        .tbs_certificate
+        .subject
+        .0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .find(|atv| atv.oid == oid)
+        .map(|atv| String::from_utf8_lossy(atv.value.value()).into_owned());
+    Ok(value)
+}
+
+/// PEM text of a certificate given as base64 of its DER: the same base64, in lines of 64.
+fn pem(base64: &str) -> String {
+    let mut pem = String::with_capacity(base64.len() + base64.len() / 64 + 56);
+    pem.push_str("-----BEGIN CERTIFICATE-----\n");
+    for line in base64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 /// `host:port` with a non-zero port and a host of printable characters.
@@ -408,12 +446,11 @@ impl ZoneEntry {
         Ok(zone_entry)
     }
 
-    /// The v1 directory entry it stands for: its first endpoint and relay, PEM certificates.
-    pub(crate) fn to_entry(&self, parsed: &ParsedCertificates) -> Result<Entry, Error> {
-        let pem = |cert: &X509| -> Result<String, Error> {
-            String::from_utf8(cert.to_pem()?).map_err(|e| Error::State(e.to_string()))
-        };
-        Ok(Entry {
+    /// The v1 directory entry it stands for: its first endpoint and relay, PEM certificates
+    /// (the zone's base64 of DER, wrapped: nothing is parsed).
+    pub(crate) fn to_entry(&self) -> Entry {
+        let certs = &self.certificates;
+        Entry {
             organ_code: self.organ_code.clone(),
             name: self.name.clone(),
             endpoint: self.endpoints.first().cloned(),
@@ -422,15 +459,15 @@ impl ZoneEntry {
             parent: self.parent.clone(),
             max_classification: Some(self.max_classification.clone()),
             certificates: crate::Certificates {
-                sign: pem(parsed.sign())?,
-                enc: pem(parsed.enc())?,
-                tls: parsed.tls().map(pem).transpose()?,
+                sign: pem(&certs.sign),
+                enc: pem(&certs.enc),
+                tls: certs.tls.as_deref().map(pem),
             },
-        })
+        }
     }
 
-    /// Rule 4 (with rules 2, 3, 5 and 6 of `docs/directory.md`); returns the parsed certificates.
-    fn check(&self, zone: &str) -> Result<ParsedCertificates, Error> {
+    /// Rule 4 (with rules 2, 3, 5 and 6 of `docs/directory.md`), certificates parsed to be checked.
+    fn check(&self, zone: &str) -> Result<(), Error> {
         let code = self.organ_code.as_str();
         let bad = |reason: String| refuse(Malformed, zone, reason);
         if !is_organ_code(code) {
@@ -461,10 +498,14 @@ impl ZoneEntry {
             )));
         }
         if let Some(e) = self.endpoints.iter().find(|e| !is_endpoint(e)) {
-            return Err(bad(format!("the endpoint {e:?} of {code} is not host:port")));
+            return Err(bad(format!(
+                "the endpoint {e:?} of {code} is not host:port"
+            )));
         }
         if let Some(r) = self.relays.iter().find(|r| !is_organ_code(r)) {
-            return Err(bad(format!("the relay {r:?} of {code} is not an organ code")));
+            return Err(bad(format!(
+                "the relay {r:?} of {code} is not an organ code"
+            )));
         }
         if !CLASSIFICATIONS.contains(&self.max_classification.as_str()) {
             return Err(bad(format!(
@@ -481,23 +522,21 @@ impl ZoneEntry {
             }
         }
         let carrying = |role: &str, base64: &str| {
-            let cert = certificate(zone, &format!("the {role} certificate of {code}"), base64)?;
-            match organ_code(&cert) {
-                Some(found) if found == code => Ok(cert),
+            let what = format!("the {role} certificate of {code}");
+            match carried_code(zone, &what, base64)? {
+                Some(found) if found == code => Ok(()),
                 found => Err(bad(format!(
                     "the {role} certificate of {code} carries organ code {found:?}"
                 ))),
             }
         };
         let certs = &self.certificates;
-        let sign = carrying("sign", &certs.sign)?;
-        let enc = carrying("enc", &certs.enc)?;
-        let tls = certs
-            .tls
-            .as_deref()
-            .map(|t| carrying("tls", t))
-            .transpose()?;
-        ParsedCertificates::new(sign, enc, tls)
+        carrying("sign", &certs.sign)?;
+        carrying("enc", &certs.enc)?;
+        if let Some(tls) = certs.tls.as_deref() {
+            carrying("tls", tls)?;
+        }
+        Ok(())
     }
 }
 
@@ -521,7 +560,9 @@ impl Delegation {
             None => is_organ_code(p),
         };
         if let Some(p) = self.scope.iter().find(|p| !pattern_ok(p)) {
-            return Err(bad(format!("the scope pattern {p:?} of {name} is not valid")));
+            return Err(bad(format!(
+                "the scope pattern {p:?} of {name} is not valid"
+            )));
         }
         let cert = certificate(
             zone,

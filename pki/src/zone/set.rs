@@ -8,9 +8,9 @@ use std::sync::Arc;
 use openssl::x509::{X509Ref, X509};
 use time::OffsetDateTime;
 
-use super::content::{in_scope, ParsedZone};
+use super::content::in_scope;
 use super::signed::{check_profile, open};
-use super::{refuse, Delegation, Zone, ROOT_ZONE};
+use super::{refuse, Delegation, Zone, ZoneEntry, ROOT_ZONE};
 use crate::error::ZoneRefusal::{
     self, Expired, Malformed, OlderVersion, Revoked, Stale, UnknownSigner, Untrusted,
 };
@@ -31,8 +31,6 @@ struct Inner {
     sha256: [u8; 32],
     signer: X509,
     signer_der: Vec<u8>,
-    /// Certificates parsed when the zone was checked, once for the zone's life.
-    parsed: ParsedZone,
     /// Each delegation's certificate, DER, in the order of `zone.delegations`.
     delegation_ders: Vec<Vec<u8>>,
 }
@@ -137,7 +135,10 @@ struct SetInner {
 impl fmt::Debug for ZoneSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ZoneSet")
-            .field("root_authority", &subject_string(&self.inner.root_authority))
+            .field(
+                "root_authority",
+                &subject_string(&self.inner.root_authority),
+            )
             .field("zones", &self.versions())
             .finish()
     }
@@ -203,7 +204,10 @@ impl ZoneSet {
                 refuse(
                     UnknownSigner,
                     &name,
-                    format!("the root zone version {} does not delegate it", root.version()),
+                    format!(
+                        "the root zone version {} does not delegate it",
+                        root.version()
+                    ),
                 )
             })?;
             if cert != signer_der.as_slice() {
@@ -260,7 +264,6 @@ impl ZoneSet {
                 sha256: openssl::sha::sha256(der),
                 signer,
                 signer_der,
-                parsed,
                 delegation_ders,
             }),
         }))
@@ -328,17 +331,14 @@ impl ZoneSet {
     }
 
     /// The directory in force (rule 9): the entries of the root zone and of each delegated zone in
-    /// force, with the certificates parsed when each zone was checked (none is parsed again).
+    /// force. Nothing is parsed here; each agency's certificates are parsed at its first lookup.
     pub fn directory(&self) -> Result<IndexedDirectory, Error> {
         let mut entries = Vec::new();
         for zone in self.zones().into_iter().filter(|z| self.in_force(z.name())) {
             let inner = &zone.inner;
-            entries.reserve(inner.zone.entries.len());
-            for (entry, parsed) in inner.zone.entries.iter().zip(&inner.parsed.entries) {
-                entries.push((entry.to_entry(parsed)?, parsed.clone()));
-            }
+            entries.extend(inner.zone.entries.iter().map(ZoneEntry::to_entry));
         }
-        IndexedDirectory::from_parsed(entries)
+        IndexedDirectory::from_checked(entries)
     }
 
     /// The names of the zones held that are past their `next_update` at `now` (Unix seconds).
@@ -367,7 +367,10 @@ fn check_validity(zone: &str, signer: &X509Ref, now: u64) -> Result<(), Error> {
         return Err(refuse(
             Expired,
             zone,
-            format!("the signer's certificate is not valid before {}", signer.not_before()),
+            format!(
+                "the signer's certificate is not valid before {}",
+                signer.not_before()
+            ),
         ));
     }
     if now >= until {
@@ -400,9 +403,8 @@ pub fn verify_zone_files(
     trust: Option<&TrustStore>,
     now: u64,
 ) -> Vec<(String, Result<SignedZone, Error>)> {
-    let is_root = |der: &[u8]| {
-        Zone::read_unverified(der).is_ok_and(|(zone, _)| zone.zone == ROOT_ZONE)
-    };
+    let is_root =
+        |der: &[u8]| Zone::read_unverified(der).is_ok_and(|(zone, _)| zone.zone == ROOT_ZONE);
     let mut set = ZoneSet::new(root_authority.clone());
     let mut results: Vec<Option<Result<SignedZone, Error>>> = files.iter().map(|_| None).collect();
     let order = (0..files.len())
@@ -427,7 +429,11 @@ pub fn verify_zone_files(
                 reason,
             }) => Err(Error::Zone {
                 refusal,
-                zone: if zone == "(unread)" { label.clone() } else { zone },
+                zone: if zone == "(unread)" {
+                    label.clone()
+                } else {
+                    zone
+                },
                 reason,
             }),
             Err(e) => Err(e),
@@ -449,8 +455,7 @@ pub fn verify_zone_files(
         .iter()
         .zip(results)
         .map(|((label, _), result)| {
-            let result =
-                result.unwrap_or_else(|| Err(refuse(Malformed, label, "not verified")));
+            let result = result.unwrap_or_else(|| Err(refuse(Malformed, label, "not verified")));
             (label.clone(), result)
         })
         .collect()

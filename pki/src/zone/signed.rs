@@ -16,7 +16,7 @@ use x509_cert::ext::pkix::BasicConstraints;
 use x509_cert::Certificate;
 
 use super::{refuse, Zone, DIRECTORY_SIGNING_OID, ROOT_ZONE};
-use crate::error::ZoneRefusal::{BadSignature, Malformed, NotDirectory, Unsigned, UnknownSigner};
+use crate::error::ZoneRefusal::{BadSignature, Malformed, NotDirectory, UnknownSigner, Unsigned};
 use crate::{organ_code, subject_string, Error};
 
 impl Zone {
@@ -141,8 +141,8 @@ fn identifies(sid: &SignerIdentifier, cert: &Certificate) -> bool {
 /// certificate. Who the signer is, and whether it may sign, is judged by the caller.
 pub(crate) fn open(der: &[u8], label: &str) -> Result<(Vec<u8>, X509), Error> {
     let (content, signer) = parse(der, label)?;
-    let mut cms = CmsContentInfo::from_der(der)
-        .map_err(|e| refuse(Malformed, label, format!("CMS: {e}")))?;
+    let mut cms =
+        CmsContentInfo::from_der(der).map_err(|e| refuse(Malformed, label, format!("CMS: {e}")))?;
     let mut only = Stack::new()?;
     only.push(signer.clone())?;
     let mut verified = Vec::new();
@@ -153,7 +153,13 @@ pub(crate) fn open(der: &[u8], label: &str) -> Result<(Vec<u8>, X509), Error> {
         Some(&mut verified),
         CMSOptions::BINARY | CMSOptions::NOINTERN | CMSOptions::NO_SIGNER_CERT_VERIFY,
     )
-    .map_err(|e| refuse(BadSignature, label, format!("the signature does not verify: {e}")))?;
+    .map_err(|e| {
+        refuse(
+            BadSignature,
+            label,
+            format!("the signature does not verify: {e}"),
+        )
+    })?;
     if verified != content {
         return Err(refuse(
             BadSignature,

@@ -105,12 +105,7 @@ fn pki() -> Pki {
     );
     let mut commune = agency(&mut ca, COMMUNE, Some(H41));
     commune.parent = Some(H41.into());
-    let province_zone = zone(
-        H41,
-        7,
-        vec![agency(&mut ca, H41, None), commune],
-        vec![],
-    );
+    let province_zone = zone(H41, 7, vec![agency(&mut ca, H41, None), commune], vec![]);
     Pki {
         ca,
         root,
@@ -169,7 +164,10 @@ fn zones_round_trip_into_the_directory_in_force() {
         (H41, 7, province.as_slice())
     );
     assert_eq!(signed.zone(), &p.province_zone);
-    assert_eq!(signed.signer().to_der().unwrap(), p.province.0.to_der().unwrap());
+    assert_eq!(
+        signed.signer().to_der().unwrap(),
+        p.province.0.to_der().unwrap()
+    );
     assert!(signed.signer_subject().contains(H41));
     assert_eq!(signed.sha256_hex().len(), 64);
     assert!(!signed.is_stale(NOW));
@@ -186,12 +184,20 @@ fn zones_round_trip_into_the_directory_in_force() {
     assert_eq!(commune.parent.as_deref(), Some(H41));
     assert_eq!(commune.max_classification.as_deref(), Some("mat"));
     assert_eq!(commune.endpoint, None);
-    assert_eq!(dir.get(G22).unwrap().endpoint.as_deref(), Some("10.0.0.1:4433"));
+    assert_eq!(
+        dir.get(G22).unwrap().endpoint.as_deref(),
+        Some("10.0.0.1:4433")
+    );
     // The PEM of the directory entry and the parsed certificate are the zone's certificate.
     let tls = dir.get(H41).unwrap().certificate("tls").unwrap().unwrap();
     assert!(dir.binds_tls(H41, &tls));
     assert_eq!(
-        dir.certificates(H41).unwrap().tls().unwrap().to_der().unwrap(),
+        dir.certificates(H41)
+            .unwrap()
+            .tls()
+            .unwrap()
+            .to_der()
+            .unwrap(),
         tls.to_der().unwrap()
     );
     // The same file again is unchanged, not an error; unverified reading gives the content.
@@ -231,7 +237,11 @@ fn canonical_encoding_is_one_and_anything_else_is_refused() {
         assert_eq!(err.code(), "malformed", "{variant}");
         // Signed by the right authority, it is still malformed.
         let file = raw_sign(variant.as_bytes(), &p.province.0, &p.province.1);
-        assert_eq!(refusal(set.check(&file, None, NOW)), "malformed", "{variant}");
+        assert_eq!(
+            refusal(set.check(&file, None, NOW)),
+            "malformed",
+            "{variant}"
+        );
     }
     // Unsorted entries: neither encoded nor signed.
     let mut unsorted = p.province_zone.clone();
@@ -259,7 +269,10 @@ fn canonical_encoding_is_one_and_anything_else_is_refused() {
         },
     ] {
         assert_eq!(
-            broken.sign(&p.province.0, &p.province.1).unwrap_err().code(),
+            broken
+                .sign(&p.province.0, &p.province.1)
+                .unwrap_err()
+                .code(),
             "malformed"
         );
         let file = raw_sign(&broken.canonical().unwrap(), &p.province.0, &p.province.1);
@@ -297,11 +310,17 @@ fn tampered_unsigned_and_foreign_files_are_refused_each_with_its_code() {
     let foreign = p.province_zone.sign(&other.0, &other.1).unwrap();
     assert_eq!(refusal(set.check(&foreign, None, NOW)), "unknown_signer");
     let foreign_root = p.root_zone.sign(&other.0, &other.1).unwrap();
-    assert_eq!(refusal(set.check(&foreign_root, None, NOW)), "unknown_signer");
+    assert_eq!(
+        refusal(set.check(&foreign_root, None, NOW)),
+        "unknown_signer"
+    );
     // A zone that is not delegated, and any delegated zone before a root zone is held.
     let g22 = authority(&mut ca, G22);
     let undelegated = zone(G22, 1, vec![], vec![]).sign(&g22.0, &g22.1).unwrap();
-    assert_eq!(refusal(set.check(&undelegated, None, NOW)), "unknown_signer");
+    assert_eq!(
+        refusal(set.check(&undelegated, None, NOW)),
+        "unknown_signer"
+    );
     let empty = ZoneSet::new(p.root.0.clone());
     assert_eq!(
         refusal(empty.check(&p.signed_province(), None, NOW)),
@@ -342,7 +361,10 @@ fn revoked_expired_and_untrusted_signers_are_refused() {
     p.ca.revoke(&p.root.0, None).unwrap();
     let crl = p.ca.crl(7).unwrap();
     let revoked = store(&p.ca, vec![crl]);
-    assert_eq!(refusal(empty.check(&root, Some(&revoked), now())), "revoked");
+    assert_eq!(
+        refusal(empty.check(&root, Some(&revoked), now())),
+        "revoked"
+    );
     let mut stranger = Ca::create("Other", KeyKind::EcP256, 30).unwrap();
     let crl = stranger.crl(7).unwrap();
     let untrusted = store(&stranger, vec![crl]);
@@ -375,7 +397,9 @@ fn scopes_are_kept() {
     let set = p.set();
     // A delegated zone listing an agency outside its scope.
     let mut outside = p.province_zone.clone();
-    outside.entries.insert(0, agency(&mut p.ca, "000.00.00.H26", None));
+    outside
+        .entries
+        .insert(0, agency(&mut p.ca, "000.00.00.H26", None));
     let file = outside.sign(&p.province.0, &p.province.1).unwrap();
     assert_eq!(refusal(set.check(&file, None, NOW)), "out_of_scope");
     // A root zone listing an agency inside a delegated scope.
@@ -411,7 +435,10 @@ fn versions_only_go_forward_and_stale_zones_are_flagged() {
     let mut v2 = p.root_zone.clone();
     v2.version = 2;
     let set = take(&set, &v2.sign(&p.root.0, &p.root.1).unwrap());
-    assert_eq!(refusal(set.check(&p.signed_root(), None, NOW)), "older_version");
+    assert_eq!(
+        refusal(set.check(&p.signed_root(), None, NOW)),
+        "older_version"
+    );
     let mut same_version = v2.clone();
     same_version.issued += 1;
     let file = same_version.sign(&p.root.0, &p.root.1).unwrap();
@@ -492,8 +519,18 @@ fn openssl_verifies_a_zone_and_outputs_its_canonical_bytes() {
     let (ok, text) = openssl(
         d,
         &[
-            "cms", "-verify", "-inform", "DER", "-in", "h41.zone", "-CAfile", "ca.pem",
-            "-purpose", "any", "-out", "zone.json",
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-in",
+            "h41.zone",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "any",
+            "-out",
+            "zone.json",
         ],
     );
     assert!(ok, "{text}");
@@ -520,7 +557,9 @@ fn exported_entries_become_zone_entries_and_back() {
     assert_eq!(entry.parent.as_deref(), Some("000.00.00.G01"));
     assert_eq!(entry.max_classification, "toi-mat");
     assert_eq!(
-        ZoneEntry::from_entry(&plain, None, None).unwrap_err().code(),
+        ZoneEntry::from_entry(&plain, None, None)
+            .unwrap_err()
+            .code(),
         "request"
     );
     assert!(ZoneEntry::from_entry(&plain, None, Some("secret")).is_err());
