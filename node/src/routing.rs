@@ -230,6 +230,8 @@ mod tests {
                 .then(|| format!("node-{}.example:4433", org.replace('.', "-"))),
             relay: relay.map(Into::into),
             host: host.map(Into::into),
+            parent: None,
+            max_classification: None,
             certificates: Certificates {
                 sign: pem("sign"),
                 enc: pem("enc"),

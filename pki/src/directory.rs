@@ -4,9 +4,10 @@
 //!
 //! [`Directory`] is the file, as edited by import and export. [`IndexedDirectory`] is the same file
 //! loaded for use by a running node: entries found by organ code without a scan and certificates
-//! parsed once per load, because the node looks them up at every handshake, offer and dispatch.
+//! parsed once per load (at the first lookup of each), because the node looks them up at every handshake, offer and dispatch.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use openssl::x509::{X509Ref, X509};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,14 @@ pub struct Entry {
     /// before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The organ code of the agency above it, if known: for people, and for routing defaults.
+    /// Absent from the file when none (signed zones carry it; older files do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The highest classification it may receive (`none`, `mat`, `toi-mat`, `tuyet-mat`), if
+    /// known. Absent from the file when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_classification: Option<String>,
     /// Its certificates, PEM.
     pub certificates: Certificates,
 }
@@ -147,7 +156,10 @@ pub struct IndexedDirectory {
     directory: Directory,
     /// Organ code → position in `directory.entries` and in `parsed`.
     index: HashMap<String, usize>,
-    parsed: Vec<ParsedCertificates>,
+    /// Each entry's certificates, parsed at the first lookup (or when a file is loaded, which
+    /// checks them): once per directory, and only for the agencies a node deals with. `None`
+    /// when they did not parse then (they always parsed when their zone was checked).
+    parsed: Vec<OnceLock<Option<ParsedCertificates>>>,
 }
 
 /// An entry's certificates, parsed and checked to carry its organ code.
@@ -185,7 +197,7 @@ impl IndexedDirectory {
         let parsed = directory
             .entries
             .iter()
-            .map(Entry::parse_checked)
+            .map(|e| e.parse_checked().map(|p| OnceLock::from(Some(p))))
             .collect::<Result<Vec<_>, _>>()?;
         let index = directory
             .entries
@@ -193,6 +205,30 @@ impl IndexedDirectory {
             .enumerate()
             .map(|(i, e)| (e.organ_code.clone(), i))
             .collect();
+        Ok(Self {
+            directory,
+            index,
+            parsed,
+        })
+    }
+
+    /// Indexes entries already checked (the directory in force of signed zones, whose entries were
+    /// checked, certificates included, when each zone was): their certificates are parsed at the
+    /// first lookup of each. Entries need not be sorted; an organ code listed twice is refused.
+    pub(crate) fn from_checked(mut entries: Vec<Entry>) -> Result<Self, Error> {
+        entries.sort_unstable_by(|a, b| a.organ_code.cmp(&b.organ_code));
+        let directory = Directory {
+            version: 1,
+            entries,
+        };
+        directory.check_shape()?;
+        let index = directory
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.organ_code.clone(), i))
+            .collect();
+        let parsed = directory.entries.iter().map(|_| OnceLock::new()).collect();
         Ok(Self {
             directory,
             index,
@@ -227,9 +263,13 @@ impl IndexedDirectory {
             .map(|&i| &self.directory.entries[i])
     }
 
-    /// The parsed certificates of an organ code.
+    /// The parsed certificates of an organ code (parsed at its first lookup, then kept).
     pub fn certificates(&self, organ_code: &str) -> Option<&ParsedCertificates> {
-        self.index.get(organ_code).map(|&i| &self.parsed[i])
+        let &i = self.index.get(organ_code)?;
+        let entry = &self.directory.entries[i];
+        self.parsed[i]
+            .get_or_init(|| entry.parse_checked().ok())
+            .as_ref()
     }
 
     /// True when `cert` is the TLS certificate the directory gives for `organ_code`: the network
@@ -294,12 +334,29 @@ impl Entry {
                 "the name of {code} must be 1-500 characters of text"
             )));
         }
-        for (field, value) in [("relay", &self.relay), ("host", &self.host)] {
+        for (field, value) in [
+            ("relay", &self.relay),
+            ("host", &self.host),
+            ("parent", &self.parent),
+        ] {
             if let Some(other) = value.as_deref().filter(|c| !is_organ_code(c)) {
                 return Err(Error::Request(format!(
                     "the {field} of {code}, {other:?}, is not an organ code"
                 )));
             }
+        }
+        if let Some(level) = self
+            .max_classification
+            .as_deref()
+            .filter(|l| !CLASSIFICATIONS.contains(l))
+        {
+            return Err(Error::Request(format!(
+                "the max_classification of {code}, {level:?}, is not one of {}",
+                CLASSIFICATIONS.join(", ")
+            )));
+        }
+        if self.parent.as_deref() == Some(code.as_str()) {
+            return Err(Error::Request(format!("{code} cannot be its own parent")));
         }
         if let Some(host) = &self.host {
             if host == code {
@@ -349,8 +406,11 @@ impl Entry {
     }
 }
 
+/// The classification levels an agency may be cleared to receive, lowest first.
+pub(crate) const CLASSIFICATIONS: [&str; 4] = ["none", "mat", "toi-mat", "tuyet-mat"];
+
 /// Letters, digits and dots, 1-32 characters, no empty segment (docs/directory.md, rule 2).
-fn is_organ_code(code: &str) -> bool {
+pub(crate) fn is_organ_code(code: &str) -> bool {
     !code.is_empty()
         && code.len() <= 32
         && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
@@ -389,6 +449,8 @@ mod tests {
             endpoint: Some("127.0.0.1:4433".into()),
             relay: None,
             host: None,
+            parent: None,
+            max_classification: None,
             certificates: Certificates {
                 sign: pem("sign"),
                 enc: pem("enc"),
