@@ -28,6 +28,7 @@ use vdx_protocol::OrganCode;
 
 use crate::config::{Api, Users};
 use crate::host::metrics::RenderError;
+use crate::host::zones::ZoneError;
 use crate::host::Host;
 use crate::store::{Direction, DispatchState, Event, MessageId, Problem, Record, StoreError};
 use crate::tenant::audit::{AuditError, LogFilter};
@@ -217,6 +218,11 @@ impl From<ComposeError> for ApiError {
             ComposeError::UnknownRecipient(_) => Self(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "unknown_recipient",
+                e.to_string(),
+            ),
+            ComposeError::ClassificationNotAllowed { .. } => Self(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "classification_not_allowed",
                 e.to_string(),
             ),
             ComposeError::UnknownUpload(_) => Self(
@@ -484,6 +490,38 @@ async fn route(
             }
             let reloaded = blocking(move || node.reload()).await?;
             Ok(json_response(StatusCode::OK, &reloaded))
+        }
+        (Method::POST, ["v1", "directory", "zones"]) => {
+            // The directory is the host's: its operators publish zones.
+            if !caller.host_admin {
+                return Err(forbidden("publish directory zones"));
+            }
+            let file = read_body(
+                req.into_body(),
+                body_timeout(&node),
+                vdx_protocol::wire::MAX_ZONE,
+                "a zone file",
+            )
+            .await?;
+            let taken = blocking(move || {
+                node.take_zone(&file, "publish").map_err(|e| {
+                    let status = match e {
+                        ZoneError::NotSigned => StatusCode::CONFLICT,
+                        ZoneError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                        ZoneError::Keep { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                    };
+                    ApiError(status, e.code(), e.to_string())
+                })
+            })
+            .await?;
+            Ok(json_response(StatusCode::OK, &taken))
+        }
+        (Method::GET, ["v1", "directory", "zones"]) => {
+            // The national directory is no tenant's secret: anyone with a role here reads it.
+            if !caller.host_admin && visible_tenants(&node, caller).is_empty() {
+                return Err(forbidden("use this node"));
+            }
+            Ok(json_response(StatusCode::OK, &node.zone_report()))
         }
         (Method::GET, ["v1", "tenants"]) => {
             // The host's admins add and remove tenants: they see them all (codes and names only).
@@ -892,19 +930,29 @@ async fn submit(
 
 /// A JSON request body: 413 `too_large` past [`MAX_JSON`] bytes (what follows is read and dropped,
 /// as for an upload, so that the answer reaches the client), 408 `timeout` when it stops arriving.
-async fn read_json(mut body: Incoming, idle: Duration) -> Result<Vec<u8>, ApiError> {
+async fn read_json(body: Incoming, idle: Duration) -> Result<Vec<u8>, ApiError> {
+    read_body(body, idle, MAX_JSON, "a JSON request body").await
+}
+
+/// A request body of at most `limit` bytes (`what` names it in the 413 answer).
+async fn read_body(
+    mut body: Incoming,
+    idle: Duration,
+    limit: usize,
+    what: &str,
+) -> Result<Vec<u8>, ApiError> {
     let mut bytes = Vec::new();
     while let Some(frame) = next_frame(&mut body, idle).await? {
         let frame = frame.map_err(|e| ApiError::bad(format!("reading the request: {e}")))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        if bytes.len() + data.len() > MAX_JSON {
-            discard_rest(body, MAX_JSON as u64, idle).await;
+        if bytes.len() + data.len() > limit {
+            discard_rest(body, limit as u64, idle).await;
             return Err(ApiError(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
-                format!("a JSON request body is limited to {MAX_JSON} bytes"),
+                format!("{what} is limited to {limit} bytes"),
             ));
         }
         bytes.extend_from_slice(&data);

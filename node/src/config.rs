@@ -29,8 +29,13 @@ pub struct Config {
     /// (`store::restore`); best on another disk than `data_dir`, or at least outside it.
     #[serde(default = "default_anchor")]
     pub anchor: PathBuf,
-    /// The directory of agencies (JSON).
+    /// The unsigned directory of agencies (JSON, `docs/directory.md`): for a pilot of a few nodes
+    /// only. Not read when `zones` is set.
     pub directory: PathBuf,
+    /// The signed directory (`docs/directory-zones.md`): when set, the node takes its directory
+    /// only from zones that chain to this root authority, and nothing unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zones: Option<Zones>,
     /// Certificates and keys.
     pub keys: Keys,
     /// Trust anchors and revocation lists.
@@ -71,6 +76,29 @@ pub struct Api {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
 }
+
+/// Where a node in signed mode learns its directory (`docs/directory-zones.md`, "Distribution").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zones {
+    /// The national directory authority's certificate (PEM): the one certificate the root zone
+    /// must be signed with; every other zone's signer is named by the root zone.
+    pub root_authority: PathBuf,
+    /// The peer it exchanges zones with at every interval (normally its parent); none for a node
+    /// at the top, which others come to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<OrganCode>,
+    /// Seconds between two exchanges with the source; a zone taken up is passed on at once.
+    #[serde(default = "default_zone_interval")]
+    pub interval_secs: u64,
+}
+
+fn default_zone_interval() -> u64 {
+    300
+}
+
+/// The folder of a node home where the zones in force are kept, one `<name>.zone` file each.
+pub const ZONES_DIR: &str = "zones";
 
 /// Certificate and key files, by role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +220,7 @@ impl Config {
             data_dir: "data".into(),
             anchor: default_anchor(),
             directory: "directory.json".into(),
+            zones: None,
             keys: Keys {
                 sign_cert: "keys/sign.pem".into(),
                 sign_key: "keys/sign.key".into(),
@@ -371,17 +400,22 @@ impl TenantConfig {
             reason: e.to_string(),
         })?;
         std::fs::create_dir_all(&dir).map_err(io)?;
-        let temp = dir.join(format!("{TENANT_FILE}.tmp"));
-        // Synced before and after the rename: a tenant acknowledged as added is still there after
-        // a crash, whole.
-        let mut file = std::fs::File::create(&temp).map_err(io)?;
-        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        std::fs::rename(&temp, &path).map_err(io)?;
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)
+        // A tenant acknowledged as added is still there after a crash, whole.
+        write_durably(&path, text.as_bytes()).map_err(io)
     }
+}
+
+/// Writes `path` whole or not at all, and durably: through a temporary file in the same
+/// directory, synced before and after it is renamed into place.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".tmp");
+    let mut file = std::fs::File::create(&temp)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all())
 }
 
 impl Api {

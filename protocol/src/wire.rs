@@ -899,7 +899,12 @@ mod tests {
             d.next_frame()
         };
         let entry = |name: &str, version: u64| {
-            [&[name.len() as u8][..], name.as_bytes(), &version.to_be_bytes()].concat()
+            [
+                &[name.len() as u8][..],
+                name.as_bytes(),
+                &version.to_be_bytes(),
+            ]
+            .concat()
         };
         let root = entry("root", 3);
         let good = [&[0, 1][..], &root].concat();
@@ -914,7 +919,10 @@ mod tests {
             ([&[0, 1][..], &entry("a b", 1)].concat(), "zone name"),
             ([&[0, 1][..], &entry("", 1)].concat(), "zone name"),
             ([&[0, 2][..], &root].concat(), "zone name"),
-            ([&[0, 1][..], &root[..root.len() - 1]].concat(), "zone version"),
+            (
+                [&[0, 1][..], &root[..root.len() - 1]].concat(),
+                "zone version",
+            ),
             ([&[0x04, 0x01][..], &root].concat(), "more than 1,024 zones"),
             ([&[0, 1][..], &root, &[0]].concat(), "trailing bytes"),
         ] {

@@ -140,6 +140,8 @@ const ROUTES: &[(&str, &str, Kind)] = &[
     ("GET", "/v1/health", Kind::Host),
     ("GET", "/v1/metrics", Kind::Host),
     ("POST", "/v1/reload", Kind::Host),
+    ("GET", "/v1/directory/zones", Kind::Host),
+    ("POST", "/v1/directory/zones", Kind::Host),
     ("GET", "/v1/tenants", Kind::Host),
     ("PUT", "/v1/tenants/{tenant}", Kind::Host),
     ("DELETE", "/v1/tenants/{tenant}", Kind::Host),

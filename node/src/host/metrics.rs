@@ -32,6 +32,20 @@ type PerTenant = Family<[(&'static str, String); 2], Counter>;
 /// report per interval, not one per request.
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
+/// The refusal codes of docs/directory-zones.md, rule 10 (shown at 0 before any refusal).
+const ZONE_REFUSALS: [&str; 10] = [
+    "unsigned",
+    "malformed",
+    "bad_signature",
+    "unknown_signer",
+    "not_directory",
+    "revoked",
+    "expired",
+    "untrusted",
+    "out_of_scope",
+    "older_version",
+];
+
 /// What the daemon counts while it runs; the gauges are read from the status report at each scrape.
 pub(crate) struct Metrics {
     registry: Registry,
@@ -42,6 +56,8 @@ pub(crate) struct Metrics {
     expired: Counter,
     arrivals: Labelled,
     offers_refused: Labelled,
+    zones_taken: Counter,
+    zones_refused: Labelled,
     arrivals_processed: PerTenant,
     handshakes_failed: Counter,
     handshakes_retried: Counter,
@@ -106,6 +122,20 @@ impl Metrics {
                 "Incoming offers refused, by the REJECT code sent",
                 None,
                 labelled("code", RejectCode::KNOWN.map(RejectCode::name)),
+            ),
+            zones_taken: registered(
+                r,
+                "zones_taken",
+                "Signed directory zones taken up (published here or received from peers)",
+                None,
+                Counter::default(),
+            ),
+            zones_refused: registered(
+                r,
+                "zones_refused",
+                "Directory zones refused, by the refusal code of docs/directory-zones.md",
+                None,
+                labelled("code", ZONE_REFUSALS),
             ),
             arrivals_processed: registered(
                 r,
@@ -193,6 +223,14 @@ impl Metrics {
 
     pub(crate) fn offer_refused(&self, code: &'static str) {
         self.offers_refused.get_or_create(&[("code", code)]).inc();
+    }
+
+    pub(crate) fn zone_taken(&self) {
+        self.zones_taken.inc();
+    }
+
+    pub(crate) fn zone_refused(&self, code: &'static str) {
+        self.zones_refused.get_or_create(&[("code", code)]).inc();
     }
 
     pub(crate) fn processed(&self, tenant: &OrganCode, outcome: &'static str) {

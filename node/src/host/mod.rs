@@ -8,8 +8,9 @@
 pub(crate) mod metrics;
 pub(crate) mod status;
 pub(crate) mod trusted;
+pub(crate) mod zones;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -155,6 +156,10 @@ pub(crate) struct Host {
     pub(crate) metrics: crate::host::metrics::Metrics,
     /// Wakes the outbox loop (a new submission, a reply queued, a transfer finished).
     pub(crate) wake_outbox: Notify,
+    /// Wakes the zone exchange: a zone was taken up, to be passed on at once.
+    pub(crate) zones_changed: Notify,
+    /// Peers that asked for zones lately, by when: a zone taken up is passed on to them too.
+    pub(crate) zone_askers: std::sync::Mutex<HashMap<OrganCode, std::time::Instant>>,
     /// Our QUIC endpoint (the outbox's and the witness checks' connections).
     pub(crate) endpoint: quinn::Endpoint,
     /// The host's own agency (`config.toml`'s): its TLS identity is the node's, its ledger the
@@ -219,9 +224,7 @@ impl Host {
 
     /// Unix seconds now.
     pub(crate) fn now_secs(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        unix_now()
     }
 
     /// Starts serving tenant `code`, added by `vdx tenant add` (its `tenant.toml` written) while
@@ -376,6 +379,13 @@ pub(crate) fn read(home: &Path, path: &Path) -> Result<Vec<u8>, StartError> {
         path,
         reason: e.to_string(),
     })
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A file named by the configuration, and what is wrong with it.
@@ -536,6 +546,8 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         started,
         metrics: crate::host::metrics::Metrics::new(),
         wake_outbox: Notify::new(),
+        zones_changed: Notify::new(),
+        zone_askers: Default::default(),
         endpoint: endpoint.clone(),
         own,
         tenants: ArcSwap::from_pointee(tenants),
@@ -554,6 +566,11 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
     }
     tokio::spawn(ask_peers_at_start(node.clone()));
     let reloads = tokio::spawn(crate::host::trusted::watch(
+        node.clone(),
+        Stop(stop.clone()),
+    ));
+    let zones = tokio::spawn(crate::net::zones::run(
+        endpoint.clone(),
         node.clone(),
         Stop(stop.clone()),
     ));
@@ -579,6 +596,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         let _ = running.await;
     }
     let _ = reloads.await;
+    let _ = zones.await;
     endpoint.wait_idle().await;
     node.database.flush()?;
     for tenant in node.tenants().values() {
@@ -796,6 +814,25 @@ impl ReceivePolicy for Host {
 
     fn refused(&self, code: RejectCode) {
         self.metrics.offer_refused(code.name());
+    }
+
+    fn zones_for(
+        &self,
+        peer: &OrganCode,
+        theirs: &[(String, u64)],
+    ) -> (Vec<Vec<u8>>, Vec<(String, u64)>) {
+        // A peer that asks is passed each zone taken up while it keeps asking.
+        if self.config.zones.is_some() {
+            self.zone_askers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(peer.clone(), std::time::Instant::now());
+        }
+        Host::zones_for(self, theirs)
+    }
+
+    fn zone_received(&self, peer: &OrganCode, file: &[u8]) {
+        crate::net::zones::take(self, peer, file);
     }
 
     fn held(&self, peer: &OrganCode, note: &[u8]) {

@@ -143,6 +143,9 @@ impl Host {
             warnings: Vec::new(),
         };
         status.warnings = warnings(&status, crl.as_ref(), now);
+        status
+            .warnings
+            .extend(zone_warnings(&trusted, now.unix_timestamp().max(0) as u64));
         if let Some(restored) = &status.restored {
             status.warnings.insert(
                 0,
@@ -155,6 +158,35 @@ impl Host {
         }
         Ok(status)
     }
+}
+
+/// Zones past their next update (still used: nothing newer is known) and zone files left out.
+fn zone_warnings(trusted: &crate::host::trusted::Trusted, now: u64) -> Vec<String> {
+    let Some(held) = trusted.zones.as_ref() else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = held
+        .set
+        .zones()
+        .into_iter()
+        .filter(|zone| zone.is_stale(now))
+        .map(|zone| {
+            let next = OffsetDateTime::from_unix_timestamp(zone.next_update() as i64)
+                .map_or_else(|_| zone.next_update().to_string(), rfc3339);
+            format!(
+                "directory zone {} (version {}) is past its next update ({next}): its authority \
+                 should sign a fresh one; `vdx directory status` shows where zones come from",
+                zone.name(),
+                zone.version()
+            )
+        })
+        .collect();
+    out.extend(
+        held.refused
+            .iter()
+            .map(|(file, code, reason)| format!("zone file {file} is left out ({code}): {reason}")),
+    );
+    out
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

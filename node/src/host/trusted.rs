@@ -17,6 +17,7 @@ use vdx_pki::{IndexedDirectory, TrustStore};
 use vdx_protocol::hex;
 
 use crate::config::Config;
+use crate::host::zones::{self, Held};
 use crate::host::{file_error, read, Host, StartError, Stop};
 use crate::store::{Store, StoreError};
 
@@ -33,9 +34,19 @@ pub(crate) struct Trusted {
     /// The agencies this node knows, indexed by organ code with their certificates parsed once
     /// per load (handshakes, offers and dispatches look them up).
     pub(crate) directory: IndexedDirectory,
-    /// The files these came from — what (as the ledger's `config` entries name it), path, SHA-256
-    /// (hex) of the bytes loaded: a reload whose files are unchanged changes nothing.
-    files: Vec<(&'static str, PathBuf, String)>,
+    /// In signed mode, the zones the directory is made of; `None` on a pilot's unsigned file.
+    pub(crate) zones: Option<Held>,
+    /// The files these came from: a reload whose files are unchanged changes nothing.
+    files: Vec<FileDigest>,
+}
+
+/// One file the settings came from: what it is (as the ledger's `config` entries name it), its
+/// path as `config.toml` gives it, and the SHA-256 (hex) of the bytes loaded.
+#[derive(Clone)]
+struct FileDigest {
+    what: String,
+    path: PathBuf,
+    sha256: String,
 }
 
 /// What a reload did.
@@ -49,8 +60,8 @@ pub(crate) struct Reloaded {
     pub(crate) crls: usize,
 }
 
-/// One trust file as read: what it is (as the ledger's `config` entries name it), its path as
-/// `config.toml` gives it, its bytes and their SHA-256 (hex).
+/// One trust file as read: what it is, its path as `config.toml` gives it (or `zones/<name>.zone`),
+/// its bytes and their SHA-256 (hex).
 struct TrustFile {
     what: &'static str,
     path: PathBuf,
@@ -58,18 +69,35 @@ struct TrustFile {
     sha256: String,
 }
 
-/// Reads the directory, trust anchors and CRLs that `config` names, in that order.
+/// Reads, in this order, the directory (the unsigned file, or in signed mode the root authority's
+/// certificate), the trust anchors, the CRLs, and in signed mode the zone files.
 fn read_files(home: &Path, config: &Config) -> Result<Vec<TrustFile>, StartError> {
-    let named = std::iter::once(("directory", &config.directory))
-        .chain(config.trust.anchors.iter().map(|p| ("trust-anchor", p)))
-        .chain(config.trust.crls.iter().map(|p| ("crl", p)));
+    let directory = match &config.zones {
+        None => ("directory", config.directory.clone()),
+        Some(zones) => ("directory-root", zones.root_authority.clone()),
+    };
+    let zone_files = match config.zones {
+        None => Vec::new(),
+        Some(_) => zones::zone_files(home)
+            .map_err(|e| file_error(home, Path::new(crate::config::ZONES_DIR), e))?,
+    };
+    let named = std::iter::once(directory)
+        .chain(
+            config
+                .trust
+                .anchors
+                .iter()
+                .map(|p| ("trust-anchor", p.clone())),
+        )
+        .chain(config.trust.crls.iter().map(|p| ("crl", p.clone())))
+        .chain(zone_files.into_iter().map(|p| ("zone", p)));
     named
         .map(|(what, path)| {
-            let bytes = read(home, path)?;
+            let bytes = read(home, &path)?;
             Ok(TrustFile {
                 what,
-                path: path.clone(),
                 sha256: hex::encode(Sha256::digest(&bytes).as_slice()),
+                path,
                 bytes,
             })
         })
@@ -77,7 +105,7 @@ fn read_files(home: &Path, config: &Config) -> Result<Vec<TrustFile>, StartError
 }
 
 impl Trusted {
-    /// Reads and checks the directory, trust anchors and CRLs that `config` names.
+    /// Reads and checks the directory (or zones), trust anchors and CRLs that `config` names.
     pub(crate) fn load(home: &Path, config: &Config) -> Result<Self, StartError> {
         Self::parse(home, read_files(home, config)?)
     }
@@ -85,8 +113,13 @@ impl Trusted {
     /// Records in the ledger each of these files whose content differs from what it last
     /// recorded, by the digest of the bytes loaded.
     pub(crate) fn record(&self, store: &Store) -> Result<(), StoreError> {
-        for (what, path, digest) in &self.files {
-            crate::tenant::checkpoints::record_config_file(store, what, path, digest)?;
+        for file in &self.files {
+            crate::tenant::checkpoints::record_config_file(
+                store,
+                &file.what,
+                &file.path,
+                &file.sha256,
+            )?;
         }
         Ok(())
     }
@@ -94,29 +127,85 @@ impl Trusted {
     /// Checks the files [`read_files`] read, and keeps what they are with their digests.
     fn parse(home: &Path, files: Vec<TrustFile>) -> Result<Self, StartError> {
         let error = |file: &TrustFile, e: &dyn std::fmt::Display| file_error(home, &file.path, e);
-        // `read_files` reads the directory first.
+        // `read_files` reads the directory (or the root authority) first.
         let (directory_file, rest) = files
             .split_first()
             .ok_or_else(|| file_error(home, Path::new("config.toml"), "no directory file"))?;
-        let directory = IndexedDirectory::from_json(&directory_file.bytes)
-            .map_err(|e| error(directory_file, &e))?;
-        let (mut anchors, mut crls) = (Vec::new(), Vec::new());
+        let (mut anchors, mut crls, mut zone_files) = (Vec::new(), Vec::new(), Vec::new());
         for file in rest {
-            if file.what == "trust-anchor" {
-                anchors.extend(vdx_pki::parse_certs(&file.bytes).map_err(|e| error(file, &e))?);
-            } else {
-                crls.extend(vdx_pki::parse_crls(&file.bytes).map_err(|e| error(file, &e))?);
+            match file.what {
+                "trust-anchor" => {
+                    anchors.extend(vdx_pki::parse_certs(&file.bytes).map_err(|e| error(file, &e))?)
+                }
+                "crl" => {
+                    crls.extend(vdx_pki::parse_crls(&file.bytes).map_err(|e| error(file, &e))?)
+                }
+                _ => zone_files.push((file.path.clone(), file.bytes.as_slice())),
             }
         }
         let trust = TrustStore::new(anchors, Vec::new(), crls)
             .map_err(|e| file_error(home, Path::new("config.toml [trust]"), e))?;
+        let mut digests: Vec<FileDigest> = files
+            .iter()
+            .map(|f| FileDigest {
+                what: f.what.to_owned(),
+                path: f.path.clone(),
+                sha256: f.sha256.clone(),
+            })
+            .collect();
+        let (directory, zones) = if directory_file.what == "directory" {
+            let directory = IndexedDirectory::from_json(&directory_file.bytes)
+                .map_err(|e| error(directory_file, &e))?;
+            (directory, None)
+        } else {
+            let root = openssl::x509::X509::from_pem(&directory_file.bytes)
+                .map_err(|e| error(directory_file, &e))?;
+            let held = zones::check_files(home, root, &zone_files, &trust, crate::host::unix_now());
+            let directory = held
+                .set
+                .directory()
+                .map_err(|e| file_error(home, Path::new(crate::config::ZONES_DIR), e))?;
+            // The ledger names each zone by its version and origin; a zone left out, by file.
+            for digest in digests.iter_mut().filter(|d| d.what == "zone") {
+                let name = digest
+                    .path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default();
+                if let (Some(zone), Some(origin)) = (held.set.get(name), held.origins.get(name)) {
+                    digest.what = zones::zone_record(name, zone.version(), &origin.from);
+                }
+            }
+            (directory, Some(held))
+        };
         Ok(Self {
             trust: Arc::new(trust),
             directory,
-            files: files
-                .into_iter()
-                .map(|f| (f.what, f.path, f.sha256))
-                .collect(),
+            zones,
+            files: digests,
+        })
+    }
+
+    /// These settings with zone file `file` (its ledger name, path and digest) taken up: the
+    /// zones and the directory they make replaced.
+    pub(crate) fn with_zone(
+        &self,
+        (what, path, sha256): (String, PathBuf, String),
+        zones: Held,
+        directory: IndexedDirectory,
+    ) -> Arc<Self> {
+        let mut files: Vec<FileDigest> = self
+            .files
+            .iter()
+            .filter(|f| f.path != path)
+            .cloned()
+            .collect();
+        files.push(FileDigest { what, path, sha256 });
+        Arc::new(Self {
+            trust: self.trust.clone(),
+            directory,
+            zones: Some(zones),
+            files,
         })
     }
 
@@ -143,26 +232,38 @@ impl Host {
         // Files as they were when last loaded are not parsed again.
         let files = read_files(&self.home, &self.config)?;
         let in_force = self.trusted();
-        let unchanged = files.len() == in_force.files.len()
-            && files
-                .iter()
-                .zip(&in_force.files)
-                .all(|(file, (_, path, sha256))| file.path == *path && file.sha256 == *sha256);
-        if unchanged {
+        let mut ours: Vec<_> = in_force
+            .files
+            .iter()
+            .map(|f| (&f.path, &f.sha256))
+            .collect();
+        let mut read: Vec<_> = files.iter().map(|f| (&f.path, &f.sha256)).collect();
+        ours.sort();
+        read.sort();
+        if ours == read {
             return Ok(in_force.summary(false));
         }
         let fresh = Trusted::parse(&self.home, files)?;
         let summary = fresh.summary(true);
         fresh.record(&self.own.store)?;
-        self.trusted.store(Arc::new(fresh));
-        self.reloaded.send_modify(|generation| *generation += 1);
-        self.wake_outbox.notify_one();
+        self.put_in_force(Arc::new(fresh));
         tracing::info!(
             agencies = summary.agencies,
             crls = summary.crls,
             "trust settings reloaded"
         );
         Ok(summary)
+    }
+}
+
+impl Host {
+    /// Puts `fresh` in force: new handshakes, documents and receipts are checked against it at
+    /// once, established connections are checked again, and the outbox looks at its queue again
+    /// (a next hop may have become reachable).
+    pub(crate) fn put_in_force(&self, fresh: Arc<Trusted>) {
+        self.trusted.store(fresh);
+        self.reloaded.send_modify(|generation| *generation += 1);
+        self.wake_outbox.notify_one();
     }
 }
 

@@ -5,3 +5,4 @@
 pub(crate) mod admission;
 pub mod tls;
 pub mod transfer;
+pub(crate) mod zones;

@@ -84,14 +84,14 @@ fn connection(e: impl std::fmt::Display) -> TransferError {
 }
 
 /// Frames out of a receive stream.
-struct FrameReader {
+pub(crate) struct FrameReader {
     recv: RecvStream,
     decoder: FrameDecoder,
     buf: Vec<u8>,
 }
 
 impl FrameReader {
-    fn new(recv: RecvStream) -> Self {
+    pub(crate) fn new(recv: RecvStream) -> Self {
         Self {
             recv,
             decoder: FrameDecoder::new(),
@@ -99,7 +99,7 @@ impl FrameReader {
         }
     }
 
-    async fn next(&mut self) -> Result<Frame, TransferError> {
+    pub(crate) async fn next(&mut self) -> Result<Frame, TransferError> {
         loop {
             if let Some(frame) = self.decoder.next_frame()? {
                 return Ok(frame);
@@ -112,14 +112,14 @@ impl FrameReader {
     }
 }
 
-async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), TransferError> {
+pub(crate) async fn write_frame(send: &mut SendStream, frame: &Frame) -> Result<(), TransferError> {
     let mut out = Vec::new();
     frame.encode(&mut out)?;
     send.write_all(&out).await.map_err(connection)
 }
 
 /// Resets both directions with the code of a protocol violation, so the peer learns why.
-fn close_with(send: &mut SendStream, reader: &mut FrameReader, error: &TransferError) {
+pub(crate) fn close_with(send: &mut SendStream, reader: &mut FrameReader, error: &TransferError) {
     if let TransferError::Wire(e) = error {
         let code = VarInt::from_u32(e.stream_code());
         let _ = send.reset(code);
@@ -451,6 +451,17 @@ pub trait ReceivePolicy {
     fn refused(&self, _code: RejectCode) {}
     /// `peer` handed over the newest checkpoint of our ledger it holds (HELD; maybe empty).
     fn held(&self, _peer: &OrganCode, _note: &[u8]) {}
+    /// `peer` listed the directory zones it has (ZONES): the files of ours it lacks, and the
+    /// versions of ours. None on a node without a signed directory.
+    fn zones_for(
+        &self,
+        _peer: &OrganCode,
+        _theirs: &[(String, u64)],
+    ) -> (Vec<Vec<u8>>, Vec<(String, u64)>) {
+        (Vec::new(), Vec::new())
+    }
+    /// `peer` sent a zone file (ZONE): checked, and taken up if it passes.
+    fn zone_received(&self, _peer: &OrganCode, _file: &[u8]) {}
 }
 
 /// The agency that takes custody of an incoming object: where it is stored, and who signs the
@@ -552,6 +563,10 @@ async fn drive_receive(
         let origin = vdx_protocol::ledger::Checkpoint::origin_of(peer);
         let note = store.newest_witnessed(&origin)?.unwrap_or_default();
         write_frame(send, &Frame::Note { note }).await?;
+        return Ok(None);
+    }
+    if let Frame::Zones { versions } = first {
+        crate::net::zones::answer(send, reader, policy, peer, &versions).await?;
         return Ok(None);
     }
     let InboundEvent::Offered(offer) = machine.handle(first)? else {

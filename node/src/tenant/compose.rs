@@ -93,6 +93,18 @@ pub enum ComposeError {
     /// A recipient is not in the directory (or has no usable encryption certificate).
     #[error("unknown recipient {0}: not in the directory")]
     UnknownRecipient(String),
+    /// A recipient whose directory entry allows less than the dispatch's classification.
+    #[error(
+        "{recipient} may receive at most {allowed}, not {classification} (its directory entry)"
+    )]
+    ClassificationNotAllowed {
+        /// The recipient.
+        recipient: String,
+        /// The highest classification its entry allows.
+        allowed: String,
+        /// The dispatch's.
+        classification: &'static str,
+    },
     /// An upload id that is not (or no longer) there.
     #[error("no upload {0}")]
     UnknownUpload(String),
@@ -272,10 +284,29 @@ impl Composer<'_> {
         let header = self.header(request, now)?;
         let mut recipients = Vec::new();
         for party in &header.to {
+            let code = party.organ_id.as_str();
             let certs = self
                 .directory
-                .certificates(party.organ_id.as_str())
-                .ok_or_else(|| ComposeError::UnknownRecipient(party.organ_id.to_string()))?;
+                .certificates(code)
+                .ok_or_else(|| ComposeError::UnknownRecipient(code.to_owned()))?;
+            // The directory says how high the agency may receive (docs/directory-zones.md rule 4;
+            // a pilot's entries may not say, and then nothing is checked).
+            let allowed = self
+                .directory
+                .get(code)
+                .and_then(|e| e.max_classification.as_deref());
+            if let Some(allowed) = allowed {
+                if allowed
+                    .parse::<Classification>()
+                    .map_or(true, |a| a < header.classification)
+                {
+                    return Err(ComposeError::ClassificationNotAllowed {
+                        recipient: code.to_owned(),
+                        allowed: allowed.to_owned(),
+                        classification: header.classification.name(),
+                    });
+                }
+            }
             recipients.push(certs.enc().clone());
         }
         let mut spill = Spill::Memory {

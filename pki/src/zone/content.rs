@@ -235,7 +235,8 @@ impl Zone {
         Ok(ParsedZone { delegations })
     }
 
-    /// Rule 7 for the root zone: no two delegations' scopes overlap, and no root entry falls in one.
+    /// Rule 7 for the root zone: no two delegations' scopes overlap, and no root entry falls in one
+    /// but a delegated authority's own (glue: how its node is reached before its zone is known).
     fn check_root_scope(&self) -> Result<(), Error> {
         // Exact codes and last segments, each with the delegation that claims it.
         let mut codes: HashMap<&str, &str> = HashMap::new();
@@ -258,7 +259,8 @@ impl Zone {
         }
         for entry in &self.entries {
             let code = entry.organ_code.as_str();
-            if let Some(zone) = codes.get(code).or_else(|| lasts.get(last_segment(code))) {
+            let claimed = codes.get(code).or_else(|| lasts.get(last_segment(code)));
+            if let Some(zone) = claimed.filter(|zone| **zone != code) {
                 return Err(refuse(
                     OutOfScope,
                     ROOT_ZONE,

@@ -331,14 +331,17 @@ impl ZoneSet {
     }
 
     /// The directory in force (rule 9): the entries of the root zone and of each delegated zone in
-    /// force. Nothing is parsed here; each agency's certificates are parsed at its first lookup.
+    /// force, a delegated zone's entry for its authority replacing the root zone's glue. Nothing
+    /// is parsed here; each agency's certificates are parsed at its first lookup.
     pub fn directory(&self) -> Result<IndexedDirectory, Error> {
-        let mut entries = Vec::new();
+        // `zones()` gives the root zone first: the delegated zones' entries come after its glue.
+        let mut entries = std::collections::BTreeMap::new();
         for zone in self.zones().into_iter().filter(|z| self.in_force(z.name())) {
-            let inner = &zone.inner;
-            entries.extend(inner.zone.entries.iter().map(ZoneEntry::to_entry));
+            for entry in &zone.inner.zone.entries {
+                entries.insert(entry.organ_code.as_str(), entry);
+            }
         }
-        IndexedDirectory::from_checked(entries)
+        IndexedDirectory::from_checked(entries.into_values().map(ZoneEntry::to_entry).collect())
     }
 
     /// The names of the zones held that are past their `next_update` at `now` (Unix seconds).

@@ -422,6 +422,26 @@ fn scopes_are_kept() {
         let file = raw_sign(&overlapping.canonical().unwrap(), &p.root.0, &p.root.1);
         assert_eq!(refusal(empty.check(&file, None, NOW)), "out_of_scope");
     }
+    // The delegated authority's own entry is glue: the root zone may list it, and its own zone's
+    // entry replaces it once that zone is in force.
+    let mut glued = p.root_zone.clone();
+    let mut glue = agency(&mut p.ca, H41, None);
+    glue.endpoints = vec!["10.41.0.9:4433".into()];
+    glued.entries.push(glue);
+    glued.version = 2;
+    let set = take(&empty, &glued.sign(&p.root.0, &p.root.1).unwrap());
+    let directory = set.directory().unwrap();
+    assert_eq!(
+        directory.get(H41).unwrap().endpoint.as_deref(),
+        Some("10.41.0.9:4433")
+    );
+    let set = take(&set, &p.signed_province());
+    let directory = set.directory().unwrap();
+    assert_eq!(directory.len(), 3, "G22, H41 once, the commune");
+    assert_eq!(
+        directory.get(H41).unwrap().endpoint,
+        p.province_zone.entries[0].endpoints.first().cloned()
+    );
     // Several patterns of one delegation may overlap each other.
     let mut own = p.root_zone.clone();
     own.delegations[0].scope = vec!["*.H41".into(), COMMUNE.into()];
