@@ -36,6 +36,11 @@ pub enum Profile {
     /// Two key pairs, `sign` and `enc`: an agency hosted by another node (a tenant), whose
     /// connections the host's TLS certificate identifies, so that no TLS key of its own exists.
     Hosted,
+    /// One key pair, `directory`: a directory authority that signs zones of the national directory
+    /// (docs/directory-zones.md, rule 6). keyUsage digitalSignature only and extendedKeyUsage
+    /// exactly id-vdx-directorySigning, so that no agency certificate can sign a zone and this one
+    /// can sign nothing else.
+    Directory,
 }
 
 /// What to issue.
@@ -62,12 +67,17 @@ pub struct Issued {
 }
 
 impl Issued {
-    /// `(role, certificate, key)` for each role: `sign`/`enc`/`tls`, or `agency`.
+    /// `(role, certificate, key)` for each role: `sign`/`enc`/`tls`, `agency`, or `directory`.
     pub fn roles(&self) -> Vec<(&'static str, &X509Ref, &PrivateKey)> {
         self.roles
             .iter()
             .map(|(r, c, k)| (*r, c.as_ref(), k))
             .collect()
+    }
+
+    /// The roles, owned: for a caller that keeps a key (a directory authority signing zones).
+    pub fn into_roles(self) -> Vec<(&'static str, X509, PrivateKey)> {
+        self.roles
     }
 }
 
@@ -117,6 +127,7 @@ enum Role {
     Encrypt,
     Tls,
     Combined,
+    Directory,
 }
 
 impl Ca {
@@ -226,6 +237,7 @@ impl Ca {
                 ("tls", Role::Tls),
             ],
             (Profile::Hosted, _) => &[("sign", Role::Sign), ("enc", Role::Encrypt)],
+            (Profile::Directory, _) => &[("directory", Role::Directory)],
         };
         let mut issued = Vec::with_capacity(roles.len());
         for &(name, role) in roles {
@@ -287,6 +299,10 @@ impl Ca {
                     usage.key_encipherment();
                 }
                 eku.server_auth().client_auth();
+            }
+            Role::Directory => {
+                usage.digital_signature();
+                eku.other(crate::zone::DIRECTORY_SIGNING_OID);
             }
             Role::Combined => {
                 usage

@@ -41,6 +41,14 @@ pub struct Entry {
     /// before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The organ code of the agency above it, if known: for people, and for routing defaults.
+    /// Absent from the file when none (signed zones carry it; older files do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The highest classification it may receive (`none`, `mat`, `toi-mat`, `tuyet-mat`), if
+    /// known. Absent from the file when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_classification: Option<String>,
     /// Its certificates, PEM.
     pub certificates: Certificates,
 }
@@ -161,6 +169,17 @@ pub struct ParsedCertificates {
 }
 
 impl ParsedCertificates {
+    /// Certificates already parsed and checked to carry their organ code.
+    pub(crate) fn new(sign: X509, enc: X509, tls: Option<X509>) -> Result<Self, Error> {
+        let tls_der = tls.as_ref().map(|c| c.to_der()).transpose()?;
+        Ok(Self {
+            sign,
+            enc,
+            tls,
+            tls_der,
+        })
+    }
+
     /// Verifies the agency's signatures.
     pub fn sign(&self) -> &X509 {
         &self.sign
@@ -187,6 +206,30 @@ impl IndexedDirectory {
             .iter()
             .map(Entry::parse_checked)
             .collect::<Result<Vec<_>, _>>()?;
+        let index = directory
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.organ_code.clone(), i))
+            .collect();
+        Ok(Self {
+            directory,
+            index,
+            parsed,
+        })
+    }
+
+    /// Indexes entries whose certificates were already parsed and checked (the directory in force
+    /// of signed zones, whose certificates were parsed when each zone was checked): nothing is
+    /// parsed again. Entries need not be sorted; an organ code listed twice is refused.
+    pub(crate) fn from_parsed(mut entries: Vec<(Entry, ParsedCertificates)>) -> Result<Self, Error> {
+        entries.sort_unstable_by(|a, b| a.0.organ_code.cmp(&b.0.organ_code));
+        let (entries, parsed): (Vec<Entry>, Vec<ParsedCertificates>) = entries.into_iter().unzip();
+        let directory = Directory {
+            version: 1,
+            entries,
+        };
+        directory.check_shape()?;
         let index = directory
             .entries
             .iter()
@@ -294,12 +337,29 @@ impl Entry {
                 "the name of {code} must be 1-500 characters of text"
             )));
         }
-        for (field, value) in [("relay", &self.relay), ("host", &self.host)] {
+        for (field, value) in [
+            ("relay", &self.relay),
+            ("host", &self.host),
+            ("parent", &self.parent),
+        ] {
             if let Some(other) = value.as_deref().filter(|c| !is_organ_code(c)) {
                 return Err(Error::Request(format!(
                     "the {field} of {code}, {other:?}, is not an organ code"
                 )));
             }
+        }
+        if let Some(level) = self
+            .max_classification
+            .as_deref()
+            .filter(|l| !CLASSIFICATIONS.contains(l))
+        {
+            return Err(Error::Request(format!(
+                "the max_classification of {code}, {level:?}, is not one of {}",
+                CLASSIFICATIONS.join(", ")
+            )));
+        }
+        if self.parent.as_deref() == Some(code.as_str()) {
+            return Err(Error::Request(format!("{code} cannot be its own parent")));
         }
         if let Some(host) = &self.host {
             if host == code {
@@ -349,8 +409,11 @@ impl Entry {
     }
 }
 
+/// The classification levels an agency may be cleared to receive, lowest first.
+pub(crate) const CLASSIFICATIONS: [&str; 4] = ["none", "mat", "toi-mat", "tuyet-mat"];
+
 /// Letters, digits and dots, 1-32 characters, no empty segment (docs/directory.md, rule 2).
-fn is_organ_code(code: &str) -> bool {
+pub(crate) fn is_organ_code(code: &str) -> bool {
     !code.is_empty()
         && code.len() <= 32
         && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
@@ -389,6 +452,8 @@ mod tests {
             endpoint: Some("127.0.0.1:4433".into()),
             relay: None,
             host: None,
+            parent: None,
+            max_classification: None,
             certificates: Certificates {
                 sign: pem("sign"),
                 enc: pem("enc"),

@@ -103,6 +103,69 @@ pub enum Error {
     /// DER encoding of a structure we build failed.
     #[error("encoding: {0}")]
     Der(#[from] der::Error),
+    /// A directory zone was refused (docs/directory-zones.md, rule 10): the node keeps what it had.
+    #[error("zone {zone} refused ({refusal}): {reason}")]
+    Zone {
+        /// Which rule it broke: what logs and `vdx directory verify` report.
+        refusal: ZoneRefusal,
+        /// The zone's name, or the file's label when its content could not be read.
+        zone: String,
+        /// What exactly was wrong, for people.
+        reason: String,
+    },
+}
+
+/// Why a zone was refused: one code per kind of fault (docs/directory-zones.md, rule 10), so that
+/// the node's log, `vdx directory verify` and `vdx directory publish` say the same thing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ZoneRefusal {
+    /// Not CMS signed data at all (plain JSON, say).
+    Unsigned,
+    /// CMS or content that does not parse, is not canonical, or breaks rules 2-5.
+    Malformed,
+    /// The signature does not verify.
+    BadSignature,
+    /// Not the root authority, not the delegation's certificate, or a zone not delegated.
+    UnknownSigner,
+    /// The signer lacks the directory profile.
+    NotDirectory,
+    /// The signer is revoked.
+    Revoked,
+    /// The signer is not valid at the time of checking.
+    Expired,
+    /// No path from the signer to a trust anchor.
+    Untrusted,
+    /// An entry outside the authority's scope, or overlapping delegations (rule 7).
+    OutOfScope,
+    /// Not newer than the zone in force (rule 8).
+    OlderVersion,
+    /// Past its `next_update` (reported by verification only).
+    Stale,
+}
+
+impl ZoneRefusal {
+    /// The refusal's code, as rule 10 spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unsigned => "unsigned",
+            Self::Malformed => "malformed",
+            Self::BadSignature => "bad_signature",
+            Self::UnknownSigner => "unknown_signer",
+            Self::NotDirectory => "not_directory",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Untrusted => "untrusted",
+            Self::OutOfScope => "out_of_scope",
+            Self::OlderVersion => "older_version",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+impl std::fmt::Display for ZoneRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Error {
@@ -125,6 +188,7 @@ impl Error {
             Self::Crypto(e) => e.code(),
             Self::OpenSsl(_) => "openssl",
             Self::Der(_) => "encoding",
+            Self::Zone { refusal, .. } => refusal.as_str(),
         }
     }
 }

@@ -10,13 +10,18 @@ mod directory;
 mod error;
 mod names;
 mod validate;
+mod zone;
 
 pub use ca::{Ca, IssueRequest, Issued, Profile};
 pub use crl::RevocationReason;
 pub use directory::{Certificates, Directory, Entry, IndexedDirectory, ParsedCertificates};
-pub use error::Error;
+pub use error::{Error, ZoneRefusal};
 pub use names::{organ_code, serial_hex, subject_string};
 pub use validate::{parse_certs, parse_crls, TrustStore, ValidatedSigner};
+pub use zone::{
+    verify_zone_files, Checked, Delegation, SignedZone, Zone, ZoneCertificates, ZoneEntry,
+    ZoneSet, DIRECTORY_SIGNING_OID, ROOT_ZONE,
+};
 
 /// Fixtures for the crate's tests: requests, role lookups, trust stores and the OpenSSL CLI.
 #[cfg(test)]
