@@ -434,7 +434,7 @@ fn show(path: &Path, json: bool) -> Result<ExitCode> {
         };
         writeln!(
             out,
-            "  {:16} {:24} relays {:16} max {:9} {}",
+            "  {:16} {:24} relays {:16} parent {:16} max {:9} {}",
             e.organ_code,
             reach,
             if e.relays.is_empty() {
@@ -442,6 +442,7 @@ fn show(path: &Path, json: bool) -> Result<ExitCode> {
             } else {
                 e.relays.join(",")
             },
+            e.parent.as_deref().unwrap_or("-"),
             e.max_classification,
             e.name
         )?;
@@ -796,4 +797,112 @@ fn render_status(s: &Value) -> Result<String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vdx_pki::ZoneCertificates;
+
+    fn entry(code: &str, name: &str) -> ZoneEntry {
+        ZoneEntry {
+            organ_code: code.to_owned(),
+            name: name.to_owned(),
+            parent: None,
+            host: None,
+            endpoints: vec!["10.0.0.1:4433".to_owned()],
+            relays: Vec::new(),
+            max_classification: "mat".to_owned(),
+            certificates: ZoneCertificates {
+                sign: "A".to_owned(),
+                enc: "B".to_owned(),
+                tls: Some("C".to_owned()),
+            },
+        }
+    }
+
+    fn zone(version: u64, entries: Vec<ZoneEntry>, delegations: Vec<Delegation>) -> Zone {
+        Zone {
+            zone: ROOT_ZONE.to_owned(),
+            version,
+            issued: 1,
+            next_update: 2,
+            entries,
+            delegations,
+        }
+    }
+
+    fn delegation(code: &str, scope: &str) -> Delegation {
+        Delegation {
+            zone: code.to_owned(),
+            scope: vec![scope.to_owned()],
+            certificate: "D".to_owned(),
+        }
+    }
+
+    #[test]
+    fn diff_names_added_removed_and_changed_fields() {
+        let mut moved = entry("000.00.00.G22", "VPCP");
+        let old = zone(
+            3,
+            vec![moved.clone(), entry("000.00.00.G09", "Bộ Tư pháp")],
+            vec![delegation("000.00.00.H41", "*.H41")],
+        );
+        moved.endpoints = vec!["10.0.0.2:4433".to_owned()];
+        moved.certificates.tls = None;
+        let new = zone(
+            4,
+            vec![moved, entry("000.00.00.G10", "Bộ Tài chính")],
+            vec![
+                delegation("000.00.00.H41", "000.01.41.H41"),
+                delegation("000.00.00.H26", "*.H26"),
+            ],
+        );
+        let d = zone_diff(&old, &new);
+        assert_eq!((d.old_version, d.new_version), (3, 4));
+        assert_eq!(d.entries.added, ["000.00.00.G10"]);
+        assert_eq!(d.entries.removed, ["000.00.00.G09"]);
+        assert_eq!(
+            d.entries.changed,
+            [Changed {
+                code: "000.00.00.G22".to_owned(),
+                fields: vec!["endpoints", "certificates.tls"],
+            }]
+        );
+        assert_eq!(d.delegations.added, ["000.00.00.H26"]);
+        assert_eq!(d.delegations.changed[0].fields, ["scope"]);
+        assert_eq!(zone_diff(&old, &old).entries, Changes::default());
+    }
+
+    #[test]
+    fn default_scope_is_the_last_segment_and_pairs_need_both_halves() {
+        assert_eq!(default_scope("000.00.00.H41"), "*.H41");
+        assert_eq!(
+            split_pair("scope", "000.00.00.H41=*.H41").unwrap(),
+            ("000.00.00.H41", "*.H41")
+        );
+        for bad in ["000.00.00.H41", "=x.pem", "000.00.00.H41="] {
+            assert!(split_pair("delegate", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn status_table_marks_stale_zones_and_lists_refusals() {
+        let answer = json!({
+            "mode": "signed", "root_authority": "CN=Root", "source": "000.00.00.G22",
+            "interval_secs": 300, "agencies": 12,
+            "zones": [{"zone": "root", "version": 4, "signer": "CN=Root", "issued": 0,
+                "next_update": 86400, "age_secs": 7200, "stale": true, "in_force": true,
+                "agencies": 3, "from": "000.00.00.G22", "taken_at": 0, "sha256": "00"}],
+            "refused": [{"file": "x.zone", "code": "bad_signature", "reason": "tampered"}]
+        });
+        let text = render_status(&answer).unwrap();
+        assert!(text.contains("12 agencies in force"), "{text}");
+        assert!(text.contains("STALE") && text.contains("1970-01-02T00:00:00Z"), "{text}");
+        assert!(text.contains("x.zone: bad_signature: tampered"), "{text}");
+        let pilot = render_status(&json!({"mode": "pilot", "agencies": 2})).unwrap();
+        assert!(pilot.contains("pilot") && pilot.contains('2'), "{pilot}");
+        assert_eq!(age(90), "90s");
+        assert_eq!(age(7_200), "2h");
+    }
 }

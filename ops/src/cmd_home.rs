@@ -248,6 +248,8 @@ pub(crate) fn own_entry(home: &Path, config: &Config) -> Result<Entry> {
         endpoint: Some(config.listen.to_string()),
         relay: config.relay.as_ref().map(ToString::to_string),
         host: None,
+        parent: None,
+        max_classification: None,
         certificates: Certificates {
             sign: pem(&config.keys.sign_cert)?,
             enc: pem(&config.keys.enc_cert)?,
@@ -273,6 +275,8 @@ pub(crate) fn hosted_entry(
         endpoint: None,
         relay: None,
         host: Some(config.organ_code.to_string()),
+        parent: None,
+        max_classification: None,
         certificates: Certificates {
             sign: pem(&tenant.keys.sign_cert)?,
             enc: pem(&tenant.keys.enc_cert)?,
