@@ -210,7 +210,8 @@ fn default_scope(code: &str) -> String {
 /// Reads a zone file without judging its signature (`show`, `diff`, `--base`).
 fn read_zone(path: &Path) -> Result<(Zone, X509)> {
     let der = files::read_file(path)?;
-    Zone::read_unverified(&der).with_context(|| format!("{} is not a readable zone", path.display()))
+    Zone::read_unverified(&der)
+        .with_context(|| format!("{} is not a readable zone", path.display()))
 }
 
 /// The zone `args` describe, not yet signed.
@@ -224,11 +225,7 @@ fn build_zone(args: &SignArgs, now: u64) -> Result<Zone> {
     if let Some(base) = &args.base {
         let (old, _) = read_zone(base)?;
         if old.zone != name {
-            bail!(
-                "--base {} is zone {}, not {name}",
-                base.display(),
-                old.zone
-            );
+            bail!("--base {} is zone {}, not {name}", base.display(), old.zone);
         }
         if args.version <= old.version {
             bail!(
@@ -252,9 +249,8 @@ fn build_zone(args: &SignArgs, now: u64) -> Result<Zone> {
                 path.display()
             );
         }
-        let zone_entry =
-            ZoneEntry::from_entry(&entry, parent, args.max_classification.as_deref())
-                .with_context(|| format!("the entry in {}", path.display()))?;
+        let zone_entry = ZoneEntry::from_entry(&entry, parent, args.max_classification.as_deref())
+            .with_context(|| format!("the entry in {}", path.display()))?;
         entries.insert(zone_entry.organ_code.clone(), zone_entry);
     }
     let mut scopes: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -277,7 +273,9 @@ fn build_zone(args: &SignArgs, now: u64) -> Result<Zone> {
     for (code, scope) in scopes {
         match delegations.get_mut(code) {
             Some(delegation) => delegation.scope = scope,
-            None => bail!("--scope {code}=...: {code} is not delegated (give --delegate {code}=CERT.pem)"),
+            None => bail!(
+                "--scope {code}=...: {code} is not delegated (give --delegate {code}=CERT.pem)"
+            ),
         }
     }
     for code in &args.remove {
@@ -503,7 +501,10 @@ fn entry_fields(a: &ZoneEntry, b: &ZoneEntry) -> Vec<&'static str> {
         a.max_classification != b.max_classification,
         "max_classification",
     );
-    check(a.certificates.sign != b.certificates.sign, "certificates.sign");
+    check(
+        a.certificates.sign != b.certificates.sign,
+        "certificates.sign",
+    );
     check(a.certificates.enc != b.certificates.enc, "certificates.enc");
     check(a.certificates.tls != b.certificates.tls, "certificates.tls");
     fields
@@ -558,12 +559,7 @@ fn zone_diff(old: &Zone, new: &Zone) -> ZoneDiff {
         zone: new.zone.clone(),
         old_version: old.version,
         new_version: new.version,
-        entries: changes(
-            &old.entries,
-            &new.entries,
-            |e| &e.organ_code,
-            entry_fields,
-        ),
+        entries: changes(&old.entries, &new.entries, |e| &e.organ_code, entry_fields),
         delegations: changes(
             &old.delegations,
             &new.delegations,
@@ -603,7 +599,12 @@ fn diff(old_path: &Path, new_path: &Path, json: bool) -> Result<ExitCode> {
             writeln!(out, "- {what} {code}")?;
         }
         for changed in &c.changed {
-            writeln!(out, "~ {what} {}: {}", changed.code, changed.fields.join(", "))?;
+            writeln!(
+                out,
+                "~ {what} {}: {}",
+                changed.code,
+                changed.fields.join(", ")
+            )?;
         }
     }
     if d.entries == Changes::default() && d.delegations == Changes::default() {
@@ -898,7 +899,10 @@ mod tests {
         });
         let text = render_status(&answer).unwrap();
         assert!(text.contains("12 agencies in force"), "{text}");
-        assert!(text.contains("STALE") && text.contains("1970-01-02T00:00:00Z"), "{text}");
+        assert!(
+            text.contains("STALE") && text.contains("1970-01-02T00:00:00Z"),
+            "{text}"
+        );
         assert!(text.contains("x.zone: bad_signature: tampered"), "{text}");
         let pilot = render_status(&json!({"mode": "pilot", "agencies": 2})).unwrap();
         assert!(pilot.contains("pilot") && pilot.contains('2'), "{pilot}");
