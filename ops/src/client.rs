@@ -190,6 +190,15 @@ fn route(tenant: Option<&OrganCode>, path: &str) -> String {
 fn api_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     match parsed.as_ref().and_then(|v| v.get("error")) {
+        // A refusal named by its code alone, its message beside it (a zone refused: the codes of
+        // docs/directory-zones.md rule 10).
+        Some(Value::String(code)) => anyhow!(
+            "{} ({code})",
+            parsed
+                .as_ref()
+                .and_then(|v| v["message"].as_str())
+                .unwrap_or("refused")
+        ),
         Some(e) => anyhow!(
             "{} ({})",
             e["message"].as_str().unwrap_or("error"),

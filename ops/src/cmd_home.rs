@@ -1,8 +1,9 @@
-//! `vdx init`, `vdx directory ...` and `vdx reload`: setting up a node home, exchanging directory
-//! entries, and having the running daemon take up changed trust files.
+//! `vdx init` and `vdx reload`: setting up a node home, and having the running daemon take up
+//! changed trust files; the node's own directory entry, which `vdx directory export` prints.
 //!
 //! A home holds `config.toml`, `keys/` (certificates and PKCS#8 keys for signing, encryption and TLS,
-//! and the CA certificate), `directory.json` and `data/` (the store).
+//! the CA certificate, and in signed mode the root directory authority's), `directory.json` (a
+//! pilot's unsigned directory; empty in signed mode), `zones/` (signed mode) and `data/` (the store).
 
 use std::fs;
 use std::net::SocketAddr;
@@ -11,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::Subcommand;
 use openssl::hash::MessageDigest;
 use openssl::x509::X509ReqBuilder;
 
@@ -44,22 +44,20 @@ pub(crate) struct InitArgs {
     /// dispatch leaves through it, and the directory entry tells others to send through it.
     #[arg(long, value_name = "ORGAN_CODE")]
     pub(crate) relay: Option<String>,
+    /// Signed mode: the root directory authority's certificate (PEM), copied to
+    /// keys/directory-root.pem; the node then takes its directory only from zones chaining to it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) root_authority: Option<PathBuf>,
+    /// Signed mode: the peer the node asks for zones every interval.
+    #[arg(long, value_name = "CODE", requires = "root_authority")]
+    pub(crate) zone_source: Option<String>,
+    /// Signed mode: seconds between asking the source for zones.
+    #[arg(long, value_name = "SECS", requires = "root_authority")]
+    pub(crate) zone_interval: Option<u64>,
 }
 
-#[derive(Subcommand, Debug)]
-pub(crate) enum DirectoryCommand {
-    /// Print this node's own directory entry (JSON), to hand to other nodes; with --tenant, that
-    /// hosted agency's (`host` = this node's organ code, no endpoint or TLS certificate).
-    Export,
-    /// Add or update an agency's entry from a file another node exported.
-    Import {
-        /// The exported entry.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-    },
-    /// List the known agencies.
-    List,
-}
+/// Where `vdx init --root-authority` puts the root directory authority's certificate.
+const ROOT_AUTHORITY_FILE: &str = "keys/directory-root.pem";
 
 pub(crate) fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
     print!("{}", create(home, &args)?);
@@ -77,10 +75,21 @@ pub(crate) fn init(home: &Path, args: InitArgs) -> Result<ExitCode> {
             home.display()
         );
     }
-    println!(
-        "next: `vdx --home {} directory export > entry.json` and import the peers' entries",
-        home.display()
-    );
+    if args.root_authority.is_some() {
+        println!(
+            "signed directory: root authority in {}/{ROOT_AUTHORITY_FILE}; next: `vdx --home {} \
+             directory export > entry.json` for the directory authority to sign into its zone, \
+             then `vdx --home {} directory publish ZONE_FILE`",
+            home.display(),
+            home.display(),
+            home.display()
+        );
+    } else {
+        println!(
+            "next: `vdx --home {} directory export > entry.json` and import the peers' entries",
+            home.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -101,6 +110,26 @@ pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
         .map(str::parse)
         .transpose()
         .context("invalid --relay")?;
+    // Read before anything is created, so that a wrong file leaves no half-made home.
+    let root_authority = match &args.root_authority {
+        Some(path) => {
+            files::load_cert(path)?;
+            Some(files::read_file(path)?)
+        }
+        None => None,
+    };
+    if root_authority.is_some() {
+        config.zones = Some(config::Zones {
+            root_authority: ROOT_AUTHORITY_FILE.into(),
+            source: args
+                .zone_source
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .context("invalid --zone-source")?,
+            interval_secs: args.zone_interval.unwrap_or(300),
+        });
+    }
     // Private to the node's user whatever the umask (the daemon refuses open keys and data):
     // the home lets its group through to the socket, the keys and data let nobody else in.
     let keys = home.join("keys");
@@ -129,7 +158,10 @@ pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
                 },
                 &keys,
             )?;
-            directory.upsert(own_entry(home, &config)?)?;
+            // In signed mode the node's entry reaches it signed, in a zone: none of its own.
+            if config.zones.is_none() {
+                directory.upsert(own_entry(home, &config)?)?;
+            }
             report
         }
         None => {
@@ -137,6 +169,9 @@ pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
             String::new()
         }
     };
+    if let Some(pem) = &root_authority {
+        write_file(&home.join(ROOT_AUTHORITY_FILE), pem, Mode::Public)?;
+    }
     write_file(
         &config::resolve(home, &config.directory),
         &directory.to_json()?,
@@ -148,61 +183,6 @@ pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
         Mode::Private,
     )?;
     Ok(report)
-}
-
-pub(crate) fn directory(
-    home: &Path,
-    tenant: Option<&OrganCode>,
-    cmd: DirectoryCommand,
-) -> Result<ExitCode> {
-    let config = Config::load(home)?;
-    let path = config::resolve(home, &config.directory);
-    let mut directory = Directory::from_json(&files::read_file(&path)?)
-        .with_context(|| format!("in {}", path.display()))?;
-    match cmd {
-        DirectoryCommand::Export => {
-            let code = tenant.unwrap_or(&config.organ_code);
-            let entry = match directory.get(code.as_str()) {
-                Some(entry) => entry.clone(),
-                None if *code == config.organ_code => own_entry(home, &config)?,
-                None => match config::TenantConfig::load(home, code)? {
-                    Some(added) => hosted_entry(home, &config, &added)?,
-                    None => bail!("{code} is not a tenant of this node (vdx tenant list)"),
-                },
-            };
-            println!("{}", String::from_utf8_lossy(&entry.to_json()?));
-        }
-        DirectoryCommand::Import { file } => {
-            let entry = Entry::from_json(&files::read_file(&file)?)
-                .with_context(|| format!("{} is not a valid directory entry", file.display()))?;
-            let code = entry.organ_code.clone();
-            let replaced = directory.upsert(entry)?;
-            write_file(&path, &directory.to_json()?, Mode::Public)?;
-            println!(
-                "{} {code} in {}",
-                if replaced { "updated" } else { "added" },
-                path.display()
-            );
-            let client = Client::new(home)?;
-            if client.is_running() {
-                let reloaded = client.post("/v1/reload", &serde_json::json!({}))?;
-                println!("{}", describe_reload(&reloaded));
-            } else {
-                println!("vdxd is not running; it reads the directory when it starts");
-            }
-        }
-        DirectoryCommand::List => {
-            for e in &directory.entries {
-                println!(
-                    "{:16} {:24} {}",
-                    e.organ_code,
-                    e.endpoint.as_deref().unwrap_or("-"),
-                    e.name
-                );
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `vdx reload`: the running daemon reads its directory, trust anchors and CRLs again (after an
@@ -257,7 +237,7 @@ pub(crate) fn describe_reload(reloaded: &serde_json::Value) -> String {
 }
 
 /// This node's entry, from its certificates.
-fn own_entry(home: &Path, config: &Config) -> Result<Entry> {
+pub(crate) fn own_entry(home: &Path, config: &Config) -> Result<Entry> {
     let pem = |path: &Path| -> Result<String> {
         let bytes = files::read_file(&config::resolve(home, path))?;
         String::from_utf8(bytes).context("certificate is not PEM text")

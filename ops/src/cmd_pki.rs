@@ -49,7 +49,8 @@ pub(crate) enum PkiCommand {
         /// Key algorithm.
         #[arg(long, value_enum, default_value_t = KeyType::Ec)]
         key_type: KeyType,
-        /// separate: sign/enc/tls key pairs; combined: one RSA pair for signing and encryption.
+        /// separate: sign/enc/tls key pairs; combined: one RSA pair for signing and encryption;
+        /// directory: a directory authority's zone-signing pair (directory.pem, directory.key).
         #[arg(long, value_enum, default_value_t = ProfileArg::Separate)]
         profile: ProfileArg,
         /// Days of validity.
@@ -103,6 +104,9 @@ pub(crate) enum ProfileArg {
     Separate,
     /// One RSA key pair for signing and encryption, like government-issued certificates.
     Combined,
+    /// A directory authority: one key pair, `directory`, that signs zones of the national
+    /// directory and nothing else (`vdx directory sign --authority`).
+    Directory,
 }
 
 impl From<KeyType> for KeyKind {
@@ -141,6 +145,7 @@ pub(crate) fn run(cmd: PkiCommand) -> Result<ExitCode> {
                 profile: match profile {
                     ProfileArg::Separate => Profile::Separate,
                     ProfileArg::Combined => Profile::Combined,
+                    ProfileArg::Directory => Profile::Directory,
                 },
                 not_before,
                 days,
@@ -204,6 +209,7 @@ pub(crate) fn issue(ca_dir: &Path, request: &IssueRequest, out: &Path) -> Result
     let roles: &[&str] = match request.profile {
         Profile::Combined => &["agency"],
         Profile::Hosted => &["sign", "enc"],
+        Profile::Directory => &["directory"],
         _ => &["sign", "enc", "tls"],
     };
     for role in roles {

@@ -163,15 +163,27 @@ fn add(home: &Path, args: AddArgs) -> Result<ExitCode> {
     }
 
     // The directory entry first (it checks that the certificates carry the organ code), then
-    // tenant.toml, which makes it a tenant.
+    // tenant.toml, which makes it a tenant. In signed mode the entry reaches the directory only
+    // signed into a zone by its authority: directory.json is not touched.
     let entry = cmd_home::hosted_entry(home, &config, &tenant)?;
-    let path = config::resolve(home, &config.directory);
-    let mut directory = Directory::from_json(&files::read_file(&path)?)
-        .with_context(|| format!("in {}", path.display()))?;
-    let replaced = directory
-        .upsert(entry)
-        .with_context(|| format!("the certificates in {}", keys.display()))?;
-    write_file(&path, &directory.to_json()?, Mode::Public)?;
+    let listed = match &config.zones {
+        Some(_) => {
+            Directory::default()
+                .upsert(entry)
+                .with_context(|| format!("the certificates in {}", keys.display()))?;
+            None
+        }
+        None => {
+            let path = config::resolve(home, &config.directory);
+            let mut directory = Directory::from_json(&files::read_file(&path)?)
+                .with_context(|| format!("in {}", path.display()))?;
+            let replaced = directory
+                .upsert(entry)
+                .with_context(|| format!("the certificates in {}", keys.display()))?;
+            write_file(&path, &directory.to_json()?, Mode::Public)?;
+            Some((path, replaced))
+        }
+    };
     tenant.save(home)?;
     println!(
         "tenant {org} ({}) added: {}",
@@ -180,12 +192,20 @@ fn add(home: &Path, args: AddArgs) -> Result<ExitCode> {
             .join(config::TENANT_FILE)
             .display()
     );
-    println!(
-        "directory entry {} in {}: hosted by {}, no endpoint of its own",
-        if replaced { "updated" } else { "added" },
-        path.display(),
-        config.organ_code
-    );
+    match &listed {
+        Some((path, replaced)) => println!(
+            "directory entry {} in {}: hosted by {}, no endpoint of its own",
+            if *replaced { "updated" } else { "added" },
+            path.display(),
+            config.organ_code
+        ),
+        None => println!(
+            "signed directory: {org}'s entry (`vdx --home {} directory export --tenant {org}`) \
+             must be signed into its zone by the directory authority (`vdx directory sign`) and \
+             the zone published (`vdx directory publish`) before others reach it",
+            home.display()
+        ),
+    }
     println!("{}", describe_users(&tenant.api));
 
     let client = Client::new(home)?;
@@ -209,11 +229,13 @@ fn add(home: &Path, args: AddArgs) -> Result<ExitCode> {
     } else {
         println!("vdxd is not running; it serves {org} when it starts");
     }
-    println!(
-        "next: `vdx --home {} directory export --tenant {org} > entry.json` and import it at the \
-         nodes that exchange with {org}",
-        home.display()
-    );
+    if listed.is_some() {
+        println!(
+            "next: `vdx --home {} directory export --tenant {org} > entry.json` and import it at \
+             the nodes that exchange with {org}",
+            home.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

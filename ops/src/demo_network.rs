@@ -58,6 +58,9 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
                 listen: format!("127.0.0.1:{}", free_port()?).parse()?,
                 ca: Some(ca.clone()),
                 relay: None,
+                root_authority: None,
+                zone_source: None,
+                zone_interval: None,
             },
         )?;
     }

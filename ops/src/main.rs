@@ -12,6 +12,7 @@ mod client;
 mod cmd_audit;
 mod cmd_check;
 mod cmd_demo;
+mod cmd_directory;
 mod cmd_home;
 mod cmd_mail;
 mod cmd_open;
@@ -56,9 +57,10 @@ enum Command {
     /// The agencies a node hosts besides its own: add, list, remove (needs --home, the host's admin).
     #[command(subcommand)]
     Tenant(cmd_tenant::TenantCommand),
-    /// The directory of known agencies of a node (needs --home).
+    /// The directory of agencies: a node's own entry and what it knows (needs --home); signed
+    /// zones made, checked, shown and compared offline by directory authorities.
     #[command(subcommand)]
-    Directory(cmd_home::DirectoryCommand),
+    Directory(cmd_directory::DirectoryCommand),
     /// The running node's queues, peers, CRL renewal and disk, with warnings (needs --home).
     Status(cmd_status::StatusArgs),
     /// The running node's counters and states for monitoring, OpenMetrics text (needs --home).
@@ -100,9 +102,7 @@ fn main() -> ExitCode {
         Command::Pki(cmd) => cmd_pki::run(cmd),
         Command::Init(args) => home(cli.home).and_then(|h| cmd_home::init(&h, args)),
         Command::Tenant(cmd) => home(cli.home).and_then(|h| cmd_tenant::run(&h, cmd)),
-        Command::Directory(cmd) => {
-            home(cli.home).and_then(|h| cmd_home::directory(&h, tenant, cmd))
-        }
+        Command::Directory(cmd) => cmd_directory::run(cli.home, tenant, cmd),
         Command::Status(args) => home(cli.home).and_then(|h| cmd_status::run(&h, tenant, args)),
         Command::Metrics => home(cli.home).and_then(|h| cmd_status::metrics(&h)),
         Command::Reload => home(cli.home).and_then(|h| cmd_home::reload(&h)),
