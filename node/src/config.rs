@@ -46,34 +46,7 @@ pub struct Config {
     /// Who may use the local socket API, by Unix user id.
     #[serde(default)]
     pub api: Api,
-    /// Signed mode (`docs/directory-zones.md`): the directory comes from signed zones chaining to
-    /// one root authority, not from `directory.json`. Absent: a pilot's unsigned directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zones: Option<Zones>,
 }
-
-/// Where a node in signed mode takes its directory from (`[zones]`): the one certificate it
-/// trusts for the root zone, and the peer it learns zones from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Zones {
-    /// The root authority's certificate (PEM): the signer of the root zone.
-    pub root_authority: PathBuf,
-    /// The peer asked for zones every `interval_secs`; none: the node only takes what is
-    /// published to it or offered by peers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<OrganCode>,
-    /// Seconds between exchanges with the source.
-    #[serde(default = "default_zone_interval")]
-    pub interval_secs: u64,
-}
-
-fn default_zone_interval() -> u64 {
-    300
-}
-
-/// Where a node in signed mode keeps its zone files in its home: `zones/<name>.zone`.
-pub const ZONES_DIR: &str = "zones";
 
 fn default_anchor() -> PathBuf {
     PathBuf::from("anchor.json")
@@ -262,7 +235,6 @@ impl Config {
             },
             limits: Limits::default(),
             api: Api::default(),
-            zones: None,
         }
     }
 

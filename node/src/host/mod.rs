@@ -828,7 +828,7 @@ impl ReceivePolicy for Host {
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(peer.clone(), std::time::Instant::now());
         }
-        Host::zones_for(self, theirs)
+        self.zone_answer(theirs)
     }
 
     fn zone_received(&self, peer: &OrganCode, file: &[u8]) {

@@ -304,7 +304,10 @@ impl Host {
 
     /// The versions of the zones in force (none on a pilot), and the files of those a peer
     /// holding `theirs` lacks: what an exchange answers.
-    pub(crate) fn zones_for(&self, theirs: &[(String, u64)]) -> (Vec<Vec<u8>>, Vec<(String, u64)>) {
+    pub(crate) fn zone_answer(
+        &self,
+        theirs: &[(String, u64)],
+    ) -> (Vec<Vec<u8>>, Vec<(String, u64)>) {
         let trusted = self.trusted();
         let Some(held) = trusted.zones.as_ref() else {
             return (Vec::new(), Vec::new());

@@ -81,7 +81,7 @@ async fn drive_exchange(
     host: &Host,
     peer: &OrganCode,
 ) -> Result<Exchanged, TransferError> {
-    let (_, ours) = host.zones_for(&[]);
+    let (_, ours) = host.zone_answer(&[]);
     write_frame(send, &Frame::Zones { versions: ours }).await?;
     let mut done = Exchanged::default();
     let theirs = loop {
@@ -91,7 +91,7 @@ async fn drive_exchange(
             _ => return Err(WireError::Unexpected("ZONES is answered by ZONE and ZONES").into()),
         }
     };
-    let (files, _) = host.zones_for(&theirs);
+    let (files, _) = host.zone_answer(&theirs);
     done.sent = files.len();
     for file in files {
         write_frame(send, &Frame::Zone { file }).await?;
