@@ -4,7 +4,9 @@
 //! resident memory it takes to check every zone into a `ZoneSet` and build the directory in force,
 //! and the bytes that move when one commune is added (one province zone) against all zones.
 //!
-//! `cargo run --release -p vdx-pki --example directory_scale` (writes nothing to disk).
+//! `cargo run --release -p vdx-pki --example directory_scale` (writes nothing to disk); with the
+//! argument `pilot`, the same agencies as an unsigned `directory.json` loaded as nodes did before
+//! zones (every certificate parsed at load), for comparison.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -58,6 +60,9 @@ fn main() -> Result<()> {
     let all_bytes: usize = files.iter().map(|f| f.len()).sum();
     let province_bytes = provinces[0].len();
     drop(ca);
+    if std::env::args().nth(1).as_deref() == Some("pilot") {
+        return pilot(&root, &provinces);
+    }
 
     let rss_before = status_kib("VmRSS:")?;
     let started = Instant::now();
@@ -87,7 +92,7 @@ fn main() -> Result<()> {
         province_bytes as f64 / 1024.0,
     );
     println!(
-        "{{\"agencies\":{agencies},\"zones\":{},\"load_secs\":{:.4},\"rss_before_kib\":{rss_before},\
+        "{{\"mode\":\"zones\",\"agencies\":{agencies},\"zones\":{},\"load_secs\":{:.4},\"rss_before_kib\":{rss_before},\
          \"rss_after_kib\":{rss_after},\"rss_delta_kib\":{},\"vm_hwm_kib\":{hwm},\
          \"all_zone_bytes\":{all_bytes},\"province_zone_bytes\":{province_bytes}}}",
         files.len(),
@@ -96,6 +101,54 @@ fn main() -> Result<()> {
     );
     // Kept alive to the end, so the memory measured is what a node holds.
     drop((set, directory));
+    Ok(())
+}
+
+/// The same agencies as the unsigned pilot file of `docs/directory.md` (what every node loaded
+/// before zones), loaded the way it is: every certificate parsed when the file is read.
+fn pilot(root: &Zone, provinces: &[Vec<u8>]) -> Result<()> {
+    let mut directory = vdx_pki::Directory::default();
+    for entry in &root.entries {
+        directory.entries.push(entry.to_entry());
+    }
+    for file in provinces {
+        let (zone, _) = Zone::read_unverified(file)?;
+        directory
+            .entries
+            .extend(zone.entries.iter().map(ZoneEntry::to_entry));
+    }
+    directory
+        .entries
+        .sort_by(|a, b| a.organ_code.cmp(&b.organ_code));
+    let bytes = directory.to_json()?;
+    drop(directory);
+    let rss_before = status_kib("VmRSS:")?;
+    let started = Instant::now();
+    let loaded = vdx_pki::IndexedDirectory::from_json(&bytes)?;
+    let elapsed = started.elapsed();
+    let rss_after = status_kib("VmRSS:")?;
+    let hwm = status_kib("VmHWM:")?;
+    let agencies = loaded.len();
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "{agencies} agencies in an unsigned directory.json loaded in {:.3} s; resident memory \
+         +{:.1} MiB ({:.1} -> {:.1} MiB, peak {:.1} MiB); the file {:.2} MiB",
+        elapsed.as_secs_f64(),
+        mib(rss_after.saturating_sub(rss_before)),
+        mib(rss_before),
+        mib(rss_after),
+        mib(hwm),
+        bytes.len() as f64 / 1_048_576.0,
+    );
+    println!(
+        "{{\"mode\":\"pilot\",\"agencies\":{agencies},\"load_secs\":{:.4},\
+         \"rss_before_kib\":{rss_before},\"rss_after_kib\":{rss_after},\"rss_delta_kib\":{},\
+         \"vm_hwm_kib\":{hwm},\"file_bytes\":{}}}",
+        elapsed.as_secs_f64(),
+        rss_after.saturating_sub(rss_before),
+        bytes.len(),
+    );
+    drop(loaded);
     Ok(())
 }
 

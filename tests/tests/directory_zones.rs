@@ -262,6 +262,23 @@ fn a_province_enrols_a_commune_and_the_other_province_reaches_it_without_a_resta
         "zone H41 version 2 reached h26 (two hops) in {:.1} s; interval {INTERVAL} s",
         published.elapsed().as_secs_f64()
     );
+    // Each node recorded the zone it took up, and from whom, in its own agency's ledger.
+    for (home, code, from) in [
+        ("h26", H26, "peer"),
+        ("g22", G22, "peer"),
+        ("h41", H41, "publish"),
+    ] {
+        let log = s
+            .vdx(&["--home", home, "--tenant", code, "audit", "log", "--json"])
+            .ok()
+            .json();
+        let recorded = log.as_array().unwrap().iter().any(|e| {
+            e["kind"] == "config"
+                && e.to_string()
+                    .contains(&format!("zone {H41} version 2 from {from}"))
+        });
+        assert!(recorded, "{home}: {log}");
+    }
     let sent = send(&s, "h26", YA, XA).ok().json();
     let id = sent["copies"][0]["id"].as_str().unwrap().to_owned();
     wait_status_in(&s, LIMIT, "h26", YA, &id, "delivered");

@@ -143,9 +143,11 @@ impl Host {
             warnings: Vec::new(),
         };
         status.warnings = warnings(&status, crl.as_ref(), now);
-        status
-            .warnings
-            .extend(zone_warnings(&trusted, now.unix_timestamp().max(0) as u64));
+        if let Some(held) = &trusted.zones {
+            status
+                .warnings
+                .extend(zone_warnings(held, now.unix_timestamp().max(0) as u64));
+        }
         if let Some(restored) = &status.restored {
             status.warnings.insert(
                 0,
@@ -161,10 +163,7 @@ impl Host {
 }
 
 /// Zones past their next update (still used: nothing newer is known) and zone files left out.
-fn zone_warnings(trusted: &crate::host::trusted::Trusted, now: u64) -> Vec<String> {
-    let Some(held) = trusted.zones.as_ref() else {
-        return Vec::new();
-    };
+fn zone_warnings(held: &crate::host::zones::Held, now: u64) -> Vec<String> {
     let mut out: Vec<String> = held
         .set
         .zones()
@@ -372,6 +371,34 @@ pub(crate) mod tests {
                  their senders: 6f1c2a90b41e4c3e9d2d0a7c5b8e11e2 (`vdx show ID`; the sealed \
                  objects stay in the store)"
             ]
+        );
+    }
+
+    #[test]
+    fn stale_zones_and_zone_files_left_out_are_warnings() {
+        use crate::host::zones::tests::{at, set_until};
+        let held = |next_update| crate::host::zones::Held {
+            set: set_until(next_update),
+            origins: Default::default(),
+            refused: Vec::new(),
+        };
+        assert!(zone_warnings(&held(at() + 3600), at()).is_empty());
+        let said = zone_warnings(&held(at() + 3600), at() + 3600);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].starts_with("directory zone root (version 3) is past its next update"));
+        assert!(
+            said[1].contains("zone 000.00.00.H41 (version 7)"),
+            "{said:?}"
+        );
+        let mut left_out = held(at() + 3600);
+        left_out.refused.push((
+            "zones/000.00.00.H26.zone".into(),
+            "revoked".into(),
+            "the signer is revoked".into(),
+        ));
+        assert_eq!(
+            zone_warnings(&left_out, at()),
+            ["zone file zones/000.00.00.H26.zone is left out (revoked): the signer is revoked"]
         );
     }
 

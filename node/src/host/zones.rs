@@ -326,16 +326,26 @@ pub(crate) fn zone_record(name: &str, version: u64, from: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use vdx_crypto::KeyKind;
     use vdx_pki::{Ca, Delegation, IssueRequest, Profile, Zone, ZoneCertificates, ZoneEntry};
 
     use super::*;
 
-    const NOW: u64 = 1_796_270_400;
+    /// The time the zones are checked at: an hour after the first call, so that the certificates
+    /// the tests issue (valid from their issue on, for 30 days) are valid then, whatever the date.
+    pub(crate) fn at() -> u64 {
+        static AT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        *AT.get_or_init(|| crate::host::unix_now() + 3600)
+    }
 
     /// A set holding a root zone (version 3) and H41's zone (version 7), with a dev CA.
     fn set() -> ZoneSet {
+        set_until(at() + 86_400)
+    }
+
+    /// [`set`], its zones' next update at `next_update`.
+    pub(crate) fn set_until(next_update: u64) -> ZoneSet {
         let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
         let mut issue = |org: &str, profile| {
             ca.issue(&IssueRequest {
@@ -380,8 +390,8 @@ mod tests {
         let zone = |name: &str, version, entries, delegations| Zone {
             zone: name.into(),
             version,
-            issued: NOW - 60,
-            next_update: NOW + 86_400,
+            issued: at() - 60,
+            next_update,
             entries,
             delegations,
         };
@@ -397,7 +407,7 @@ mod tests {
         files
             .iter()
             .fold(ZoneSet::new(root.0.clone()), |set, file| {
-                match set.check(file, None, NOW).unwrap() {
+                match set.check(file, None, at()).unwrap() {
                     Checked::Newer(zone) => set.with(zone),
                     Checked::Unchanged => panic!("unchanged"),
                 }

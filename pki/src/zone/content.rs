@@ -450,7 +450,7 @@ impl ZoneEntry {
 
     /// The v1 directory entry it stands for: its first endpoint and relay, PEM certificates
     /// (the zone's base64 of DER, wrapped: nothing is parsed).
-    pub(crate) fn to_entry(&self) -> Entry {
+    pub fn to_entry(&self) -> Entry {
         let certs = &self.certificates;
         Entry {
             organ_code: self.organ_code.clone(),

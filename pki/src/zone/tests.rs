@@ -6,7 +6,12 @@ use super::*;
 use crate::testkit::*;
 use crate::{Ca, Entry, Profile, TrustStore};
 
-const NOW: u64 = 1_796_270_400;
+/// The time the zones are checked at: an hour after the first call, so that every certificate
+/// the tests issue (valid from its issue on, for 30 days) is valid then, whatever the date.
+fn at() -> u64 {
+    static AT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| now() + 3600)
+}
 const ROOT_CODE: &str = "000.00.00.A00";
 const H41: &str = "000.00.00.H41";
 const COMMUNE: &str = "000.01.41.H41";
@@ -62,8 +67,8 @@ fn zone(name: &str, version: u64, entries: Vec<ZoneEntry>, delegations: Vec<Dele
     Zone {
         zone: name.into(),
         version,
-        issued: NOW - 100,
-        next_update: NOW + 86_400,
+        issued: at() - 100,
+        next_update: at() + 86_400,
         entries,
         delegations,
     }
@@ -134,7 +139,7 @@ impl Pki {
 }
 
 fn take(set: &ZoneSet, der: &[u8]) -> ZoneSet {
-    match set.check(der, None, NOW).unwrap() {
+    match set.check(der, None, at()).unwrap() {
         Checked::Newer(zone) => set.with(zone),
         Checked::Unchanged => panic!("unchanged"),
     }
@@ -156,7 +161,7 @@ fn zones_round_trip_into_the_directory_in_force() {
     let p = pki();
     let set = p.set();
     let province = p.signed_province();
-    let Checked::Newer(signed) = set.check(&province, None, NOW).unwrap() else {
+    let Checked::Newer(signed) = set.check(&province, None, at()).unwrap() else {
         panic!("not newer");
     };
     assert_eq!(
@@ -170,7 +175,7 @@ fn zones_round_trip_into_the_directory_in_force() {
     );
     assert!(signed.signer_subject().contains(H41));
     assert_eq!(signed.sha256_hex().len(), 64);
-    assert!(!signed.is_stale(NOW));
+    assert!(!signed.is_stale(at()));
     let set = set.with(signed);
     assert_eq!(
         set.versions(),
@@ -201,7 +206,7 @@ fn zones_round_trip_into_the_directory_in_force() {
         tls.to_der().unwrap()
     );
     // The same file again is unchanged, not an error; unverified reading gives the content.
-    assert_eq!(refusal(set.check(&province, None, NOW)), "unchanged");
+    assert_eq!(refusal(set.check(&province, None, at())), "unchanged");
     let (content, signer) = Zone::read_unverified(&province).unwrap();
     assert_eq!(content, p.province_zone);
     assert_eq!(signer.to_der().unwrap(), p.province.0.to_der().unwrap());
@@ -238,7 +243,7 @@ fn canonical_encoding_is_one_and_anything_else_is_refused() {
         // Signed by the right authority, it is still malformed.
         let file = raw_sign(variant.as_bytes(), &p.province.0, &p.province.1);
         assert_eq!(
-            refusal(set.check(&file, None, NOW)),
+            refusal(set.check(&file, None, at())),
             "malformed",
             "{variant}"
         );
@@ -251,7 +256,7 @@ fn canonical_encoding_is_one_and_anything_else_is_refused() {
     assert_eq!(err.code(), "malformed");
     let mut unsorted_text = String::from_utf8(serde_json::to_vec(&unsorted).unwrap()).unwrap();
     let file = raw_sign(unsorted_text.as_bytes(), &p.province.0, &p.province.1);
-    assert_eq!(refusal(set.check(&file, None, NOW)), "malformed");
+    assert_eq!(refusal(set.check(&file, None, at())), "malformed");
     // Content breaking rules 2-5 is refused too.
     unsorted_text.clear();
     for broken in [
@@ -260,7 +265,7 @@ fn canonical_encoding_is_one_and_anything_else_is_refused() {
             ..p.province_zone.clone()
         },
         Zone {
-            next_update: NOW - 100,
+            next_update: at() - 100,
             ..p.province_zone.clone()
         },
         Zone {
@@ -276,7 +281,7 @@ fn canonical_encoding_is_one_and_anything_else_is_refused() {
             "malformed"
         );
         let file = raw_sign(&broken.canonical().unwrap(), &p.province.0, &p.province.1);
-        assert_eq!(refusal(set.check(&file, None, NOW)), "malformed");
+        assert_eq!(refusal(set.check(&file, None, at())), "malformed");
     }
     let mut bad_entry = p.province_zone.clone();
     bad_entry.entries[1].max_classification = "secret".into();
@@ -295,35 +300,35 @@ fn tampered_unsigned_and_foreign_files_are_refused_each_with_its_code() {
     let p = pki();
     let set = p.set();
     let mut file = p.signed_province();
-    let at = file
+    let offset = file
         .windows(COMMUNE.len())
         .position(|w| w == COMMUNE.as_bytes())
         .unwrap();
-    file[at + 4] ^= 1;
-    assert_eq!(refusal(set.check(&file, None, NOW)), "bad_signature");
+    file[offset + 4] ^= 1;
+    assert_eq!(refusal(set.check(&file, None, at())), "bad_signature");
     let json = p.province_zone.canonical().unwrap();
-    assert_eq!(refusal(set.check(&json, None, NOW)), "unsigned");
-    assert_eq!(refusal(set.check(b"", None, NOW)), "unsigned");
+    assert_eq!(refusal(set.check(&json, None, at())), "unsigned");
+    assert_eq!(refusal(set.check(b"", None, at())), "unsigned");
     // Another directory authority of the same code, and one of another code.
     let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
     let other = authority(&mut ca, H41);
     let foreign = p.province_zone.sign(&other.0, &other.1).unwrap();
-    assert_eq!(refusal(set.check(&foreign, None, NOW)), "unknown_signer");
+    assert_eq!(refusal(set.check(&foreign, None, at())), "unknown_signer");
     let foreign_root = p.root_zone.sign(&other.0, &other.1).unwrap();
     assert_eq!(
-        refusal(set.check(&foreign_root, None, NOW)),
+        refusal(set.check(&foreign_root, None, at())),
         "unknown_signer"
     );
     // A zone that is not delegated, and any delegated zone before a root zone is held.
     let g22 = authority(&mut ca, G22);
     let undelegated = zone(G22, 1, vec![], vec![]).sign(&g22.0, &g22.1).unwrap();
     assert_eq!(
-        refusal(set.check(&undelegated, None, NOW)),
+        refusal(set.check(&undelegated, None, at())),
         "unknown_signer"
     );
     let empty = ZoneSet::new(p.root.0.clone());
     assert_eq!(
-        refusal(empty.check(&p.signed_province(), None, NOW)),
+        refusal(empty.check(&p.signed_province(), None, at())),
         "unknown_signer"
     );
     // Signing with a certificate of another code than the zone's is refused before any file.
@@ -341,7 +346,7 @@ fn a_signer_without_the_directory_profile_is_refused() {
     // Even configured as the root authority, its file is refused.
     let file = raw_sign(&p.root_zone.canonical().unwrap(), &cert, key);
     let set = ZoneSet::new(cert.clone());
-    assert_eq!(refusal(set.check(&file, None, NOW)), "not_directory");
+    assert_eq!(refusal(set.check(&file, None, at())), "not_directory");
     // The directory certificate itself: the profile of rule 6.
     let usage = p.root.0.key_usage().unwrap();
     assert_eq!(usage, openssl::x509::X509KeyUsage::DIGITAL_SIGNATURE);
@@ -401,7 +406,7 @@ fn scopes_are_kept() {
         .entries
         .insert(0, agency(&mut p.ca, "000.00.00.H26", None));
     let file = outside.sign(&p.province.0, &p.province.1).unwrap();
-    assert_eq!(refusal(set.check(&file, None, NOW)), "out_of_scope");
+    assert_eq!(refusal(set.check(&file, None, at())), "out_of_scope");
     // A root zone listing an agency inside a delegated scope.
     let mut inside = p.root_zone.clone();
     inside.entries.push(agency(&mut p.ca, COMMUNE, Some(H41)));
@@ -411,7 +416,7 @@ fn scopes_are_kept() {
     );
     let file = raw_sign(&inside.canonical().unwrap(), &p.root.0, &p.root.1);
     let empty = ZoneSet::new(p.root.0.clone());
-    assert_eq!(refusal(empty.check(&file, None, NOW)), "out_of_scope");
+    assert_eq!(refusal(empty.check(&file, None, at())), "out_of_scope");
     // Overlapping delegations: a code inside another's wildcard, and the same wildcard twice.
     let h40 = authority(&mut p.ca, "000.00.00.H40");
     for scope in [&[COMMUNE][..], &["*.H41"][..]] {
@@ -420,7 +425,7 @@ fn scopes_are_kept() {
             .delegations
             .insert(0, Delegation::new("000.00.00.H40", scope, &h40.0).unwrap());
         let file = raw_sign(&overlapping.canonical().unwrap(), &p.root.0, &p.root.1);
-        assert_eq!(refusal(empty.check(&file, None, NOW)), "out_of_scope");
+        assert_eq!(refusal(empty.check(&file, None, at())), "out_of_scope");
     }
     // The delegated authority's own entry is glue: the root zone may list it, and its own zone's
     // entry replaces it once that zone is in force.
@@ -456,15 +461,15 @@ fn versions_only_go_forward_and_stale_zones_are_flagged() {
     v2.version = 2;
     let set = take(&set, &v2.sign(&p.root.0, &p.root.1).unwrap());
     assert_eq!(
-        refusal(set.check(&p.signed_root(), None, NOW)),
+        refusal(set.check(&p.signed_root(), None, at())),
         "older_version"
     );
     let mut same_version = v2.clone();
     same_version.issued += 1;
     let file = same_version.sign(&p.root.0, &p.root.1).unwrap();
-    assert_eq!(refusal(set.check(&file, None, NOW)), "older_version");
+    assert_eq!(refusal(set.check(&file, None, at())), "older_version");
     // Stale: still taken, flagged, and an error for verification only.
-    let late = NOW + 86_400;
+    let late = at() + 86_400;
     let province = p.signed_province();
     let Checked::Newer(zone) = set.check(&province, None, late).unwrap() else {
         panic!("not newer");
@@ -472,12 +477,12 @@ fn versions_only_go_forward_and_stale_zones_are_flagged() {
     assert!(zone.is_stale(late));
     let set = set.with(zone);
     assert_eq!(set.stale(late), [ROOT_ZONE, H41]);
-    assert!(set.stale(NOW).is_empty());
+    assert!(set.stale(at()).is_empty());
     let files = vec![
         ("h41.zone".to_owned(), province.clone()),
         ("root.zone".to_owned(), p.signed_root()),
     ];
-    let results = verify_zone_files(&p.root.0, &files, None, NOW);
+    let results = verify_zone_files(&p.root.0, &files, None, at());
     assert_eq!(results[0].0, "h41.zone");
     assert_eq!(results[0].1.as_ref().unwrap().name(), H41);
     assert_eq!(results[1].1.as_ref().unwrap().name(), ROOT_ZONE);
@@ -486,7 +491,7 @@ fn versions_only_go_forward_and_stale_zones_are_flagged() {
         assert_eq!(result.as_ref().unwrap_err().code(), "stale");
     }
     let with_junk = vec![("junk".to_owned(), b"{}".to_vec()), files[0].clone()];
-    let results = verify_zone_files(&p.root.0, &with_junk, None, NOW);
+    let results = verify_zone_files(&p.root.0, &with_junk, None, at());
     let err = results[0].1.as_ref().unwrap_err();
     assert_eq!(err.code(), "unsigned");
     assert!(err.to_string().contains("junk"), "{err}");
@@ -519,7 +524,7 @@ fn a_root_zone_dropping_or_rekeying_a_delegation_takes_its_entries_out() {
     let set = take(&set, &rekeyed.sign(&p.root.0, &p.root.1).unwrap());
     assert_eq!(set.directory().unwrap().len(), 1);
     assert_eq!(
-        refusal(set.check(&p.signed_province(), None, NOW)),
+        refusal(set.check(&p.signed_province(), None, at())),
         "unknown_signer"
     );
     let mut restarted = p.province_zone.clone();
