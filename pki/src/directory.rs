@@ -199,17 +199,22 @@ impl IndexedDirectory {
             .iter()
             .map(|e| e.parse_checked().map(|p| OnceLock::from(Some(p))))
             .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::indexed(directory, parsed))
+    }
+
+    /// `directory` with its index by organ code, and `parsed` (one slot per entry).
+    fn indexed(directory: Directory, parsed: Vec<OnceLock<Option<ParsedCertificates>>>) -> Self {
         let index = directory
             .entries
             .iter()
             .enumerate()
             .map(|(i, e)| (e.organ_code.clone(), i))
             .collect();
-        Ok(Self {
+        Self {
             directory,
             index,
             parsed,
-        })
+        }
     }
 
     /// Indexes entries already checked (the directory in force of signed zones, whose entries were
@@ -222,18 +227,8 @@ impl IndexedDirectory {
             entries,
         };
         directory.check_shape()?;
-        let index = directory
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.organ_code.clone(), i))
-            .collect();
         let parsed = directory.entries.iter().map(|_| OnceLock::new()).collect();
-        Ok(Self {
-            directory,
-            index,
-            parsed,
-        })
+        Ok(Self::indexed(directory, parsed))
     }
 
     /// Parses, checks and indexes a directory file (each certificate parsed once).

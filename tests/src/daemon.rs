@@ -297,3 +297,32 @@ pub fn listed(
     }
     Some(ran.json().as_array().cloned().unwrap_or_default())
 }
+
+/// This test process's Unix user id, to name in a tenant's `[api]` lists.
+pub fn my_uid() -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").unwrap().uid().to_string()
+}
+
+/// `vdx --home HOME tenant add` of agency `code` named `name`, with certificates from the dev CA
+/// `ca` and this user as its clerk and officer.
+pub fn add_tenant(s: &Session, home: &str, code: &str, name: &str) -> crate::Ran {
+    let me = my_uid();
+    s.vdx(&[
+        "--home",
+        home,
+        "tenant",
+        "add",
+        "--org",
+        code,
+        "--name",
+        name,
+        "--ca",
+        "ca",
+        "--clerk",
+        &me,
+        "--officer",
+        &me,
+    ])
+    .ok()
+}

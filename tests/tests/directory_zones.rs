@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use vdx_tests::daemon::{free_port, wait_status_in, wait_until, Daemon};
+use vdx_tests::daemon::{add_tenant, free_port, wait_status_in, wait_until, Daemon};
 use vdx_tests::Session;
 
 const G22: &str = "000.00.00.G22"; // the centre (and its node)
@@ -20,12 +20,6 @@ const YA: &str = "000.01.26.H26"; // a commune of H26
 const LIMIT: Duration = Duration::from_secs(60);
 /// Seconds between a node's exchanges with its source.
 const INTERVAL: &str = "2";
-
-/// This test's Unix user id, to name in a tenant's [api] lists.
-fn my_uid() -> String {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata("/proc/self").unwrap().uid().to_string()
-}
 
 /// A directory authority's key and certificate in `dir`.
 fn authority(s: &Session, org: &str, dir: &str) {
@@ -71,28 +65,6 @@ fn node(s: &Session, home: &str, org: &str, source: Option<&str>) {
         args.extend(["--zone-source", source]);
     }
     s.vdx(&args).ok();
-}
-
-/// Adds commune `code` as a tenant of `home` (this user its clerk).
-fn add_tenant(s: &Session, home: &str, code: &str) {
-    let me = my_uid();
-    s.vdx(&[
-        "--home",
-        home,
-        "tenant",
-        "add",
-        "--org",
-        code,
-        "--name",
-        code,
-        "--ca",
-        "ca",
-        "--clerk",
-        &me,
-        "--officer",
-        &me,
-    ])
-    .ok();
 }
 
 /// The exported entry of agency `code` of `home`, written to `<code>.json`; the file name.
@@ -170,7 +142,7 @@ fn setup(s: &Session) {
     node(s, "g22", G22, None);
     node(s, "h41", H41, Some(G22));
     node(s, "h26", H26, Some(G22));
-    add_tenant(s, "h26", YA);
+    add_tenant(s, "h26", YA, YA);
     let (g22, h41, h26, ya) = (
         export(s, "g22", G22),
         export(s, "h41", H41),
@@ -242,7 +214,7 @@ fn a_province_enrols_a_commune_and_the_other_province_reaches_it_without_a_resta
 
     // H41 enrols commune XA: a tenant on its node, an entry signed into its zone, published on
     // its own node. Nothing is done at the centre or at H26.
-    add_tenant(&s, "h41", XA);
+    add_tenant(&s, "h41", XA, XA);
     let xa = export(&s, "h41", XA);
     sign(
         &s,

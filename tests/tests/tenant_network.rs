@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vdx_tests::daemon::{homes, listed, wait_status, wait_status_in, wait_until, Daemon};
+use vdx_tests::daemon::{
+    add_tenant, homes, listed, wait_status, wait_status_in, wait_until, Daemon,
+};
 use vdx_tests::Session;
 
 const G22: &str = "000.00.00.G22"; // the outside node
@@ -21,37 +23,14 @@ const XB: &str = "000.02.41.H41"; // another
 const TENANTS: [&str; 3] = [H41, XA, XB];
 const LIMIT: Duration = Duration::from_secs(90);
 
-/// This test's Unix user id, to name in a tenant's [api] lists.
-fn my_uid() -> String {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata("/proc/self").unwrap().uid().to_string()
-}
-
 /// Homes `h41` (the host, running, serving H41, XA and XB, this user the communes' clerk and
 /// officer) and `g22` (outside, running), each agency's entry in the other node's directory.
 fn network(s: &Session) -> (Daemon, Daemon) {
     homes(s, &[("g22", G22), ("h41", H41)]);
     let host = Daemon::start(s, "h41");
     let outside = Daemon::start(s, "g22");
-    let me = my_uid();
     for (code, name) in [(XA, "Xã A"), (XB, "Xã B")] {
-        s.vdx(&[
-            "--home",
-            "h41",
-            "tenant",
-            "add",
-            "--org",
-            code,
-            "--name",
-            name,
-            "--ca",
-            "ca",
-            "--clerk",
-            &me,
-            "--officer",
-            &me,
-        ])
-        .ok();
+        add_tenant(s, "h41", code, name);
         let entry = s
             .vdx(&["--home", "h41", "directory", "export", "--tenant", code])
             .ok();
