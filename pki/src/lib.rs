@@ -20,7 +20,7 @@ pub use names::{organ_code, serial_hex, subject_string};
 pub use validate::{parse_certs, parse_crls, TrustStore, ValidatedSigner};
 pub use zone::{
     verify_zone_files, Checked, Delegation, SignedZone, Zone, ZoneCertificates, ZoneEntry, ZoneSet,
-    DIRECTORY_SIGNING_OID, ROOT_ZONE,
+    DIRECTORY_SIGNING_OID, MAX_ZONE_BYTES, ROOT_ZONE,
 };
 
 /// Fixtures for the crate's tests: requests, role lookups, trust stores and the OpenSSL CLI.

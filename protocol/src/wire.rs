@@ -29,8 +29,9 @@ const ZONES: u8 = 0x0b;
 const ZONE: u8 = 0x0c;
 /// Most zones one ZONES lists (the root zone and up to 1,000 delegations fit).
 pub const MAX_ZONES: usize = 1024;
-/// Largest signed zone file carried by ZONE.
-pub const MAX_ZONE: usize = 16 * 1024 * 1024;
+/// Largest signed zone file carried by ZONE: only on a stream that began with ZONES
+/// ([`FrameDecoder::allow_zones`]); elsewhere no frame is larger than DATA's.
+pub const MAX_ZONE: usize = 4 * 1024 * 1024;
 /// Largest signed checkpoint note carried by NOTE.
 pub const MAX_NOTE: usize = 4096;
 const MAX_OFFER: usize = 512;
@@ -686,15 +687,34 @@ impl Reader<'_> {
 /// Turns a byte stream into frames. Feed it what the stream delivers; take frames out with
 /// [`FrameDecoder::next_frame`] until it answers `Ok(None)`. After an error the stream must be
 /// closed: the decoder does not resynchronise.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
+    /// The largest payload taken, whatever the type's own limit: DATA's, until the stream is
+    /// known to exchange zones.
+    max_payload: usize,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self {
+            buf: Vec::new(),
+            max_payload: 8 + MAX_CHUNK,
+        }
+    }
 }
 
 impl FrameDecoder {
-    /// An empty decoder.
+    /// An empty decoder, taking no frame larger than DATA's.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Takes ZONE frames up to [`MAX_ZONE`] from now on: for a stream that began with ZONES
+    /// (`docs/wire-frames.md`, rule 10). On any other stream a peer cannot make the receiver
+    /// buffer more than a DATA frame.
+    pub fn allow_zones(&mut self) {
+        self.max_payload = MAX_ZONE;
     }
 
     /// Appends received bytes.
@@ -717,12 +737,9 @@ impl FrameDecoder {
         }
         let kind = FrameKind::from_type(header[1])?;
         let len = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
-        if len > kind.limit() {
-            return Err(WireError::TooLarge {
-                kind,
-                len,
-                limit: kind.limit(),
-            });
+        let limit = kind.limit().min(self.max_payload);
+        if len > limit {
+            return Err(WireError::TooLarge { kind, len, limit });
         }
         if self.buf.len() < HEADER_LEN + len {
             return Ok(None);
@@ -801,6 +818,7 @@ mod tests {
             f.encode(&mut stream).unwrap();
         }
         let mut decoder = FrameDecoder::new();
+        decoder.allow_zones();
         let mut got = Vec::new();
         for b in &stream {
             decoder.feed(std::slice::from_ref(b));
@@ -931,10 +949,21 @@ mod tests {
                 other => panic!("{payload:02x?}: {other:?}"),
             }
         }
-        // A zone file past its limit is refused from the header alone.
+        // A zone file past its limit is refused from the header alone; one past DATA's size, on
+        // a stream not known to exchange zones.
         let mut d = FrameDecoder::new();
-        d.feed(&[1, 0x0c, 0x01, 0, 0, 1]);
+        d.allow_zones();
+        d.feed(&[1, 0x0c, 0x00, 0x40, 0, 1]);
         assert!(matches!(d.next_frame(), Err(WireError::TooLarge { .. })));
+        let mut d = FrameDecoder::new();
+        d.feed(&[1, 0x0c, 0x00, 0x10, 0, 9]);
+        assert!(matches!(
+            d.next_frame(),
+            Err(WireError::TooLarge {
+                limit: 1_048_584,
+                ..
+            })
+        ));
     }
 
     #[test]

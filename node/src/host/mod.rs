@@ -158,6 +158,8 @@ pub(crate) struct Host {
     pub(crate) wake_outbox: Notify,
     /// Wakes the zone exchange: a zone was taken up, to be passed on at once.
     pub(crate) zones_changed: Notify,
+    /// Zone exchanges answered at once: each may hold a 4 MiB frame.
+    pub(crate) zone_streams: tokio::sync::Semaphore,
     /// Peers that asked for zones lately, by when: a zone taken up is passed on to them too.
     pub(crate) zone_askers: std::sync::Mutex<HashMap<OrganCode, std::time::Instant>>,
     /// Our QUIC endpoint (the outbox's and the witness checks' connections).
@@ -547,6 +549,7 @@ pub async fn run(home: &Path) -> Result<(), StartError> {
         metrics: crate::host::metrics::Metrics::new(),
         wake_outbox: Notify::new(),
         zones_changed: Notify::new(),
+        zone_streams: tokio::sync::Semaphore::new(crate::net::zones::ANSWERED_AT_ONCE),
         zone_askers: Default::default(),
         endpoint: endpoint.clone(),
         own,
@@ -832,7 +835,13 @@ impl ReceivePolicy for Host {
     }
 
     fn zone_received(&self, peer: &OrganCode, file: &[u8]) {
-        crate::net::zones::take(self, peer, file);
+        // Checking a zone and keeping it (signature, certificates, fsync) blocks: off the
+        // runtime's async threads, so that handshakes and transfers go on meanwhile.
+        tokio::task::block_in_place(|| crate::net::zones::take(self, peer, file));
+    }
+
+    fn zone_streams(&self) -> Option<&tokio::sync::Semaphore> {
+        Some(&self.zone_streams)
     }
 
     fn held(&self, peer: &OrganCode, note: &[u8]) {

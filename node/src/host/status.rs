@@ -180,11 +180,12 @@ fn zone_warnings(held: &crate::host::zones::Held, now: u64) -> Vec<String> {
             )
         })
         .collect();
-    out.extend(
-        held.refused
-            .iter()
-            .map(|(file, code, reason)| format!("zone file {file} is left out ({code}): {reason}")),
-    );
+    out.extend(held.refused.iter().map(|r| {
+        format!(
+            "zone file {} is left out ({}): {}",
+            r.file, r.code, r.reason
+        )
+    }));
     out
 }
 
@@ -391,11 +392,11 @@ pub(crate) mod tests {
             "{said:?}"
         );
         let mut left_out = held(at() + 3600);
-        left_out.refused.push((
-            "zones/000.00.00.H26.zone".into(),
-            "revoked".into(),
-            "the signer is revoked".into(),
-        ));
+        left_out.refused.push(crate::host::zones::Refused {
+            file: "zones/000.00.00.H26.zone".into(),
+            code: "revoked".into(),
+            reason: "the signer is revoked".into(),
+        });
         assert_eq!(
             zone_warnings(&left_out, at()),
             ["zone file zones/000.00.00.H26.zone is left out (revoked): the signer is revoked"]

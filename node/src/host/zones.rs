@@ -19,8 +19,8 @@ pub(crate) struct Held {
     pub(crate) set: ZoneSet,
     /// Zone name → where it came from and when it was taken up.
     pub(crate) origins: BTreeMap<String, Origin>,
-    /// Zone files in `zones/` that did not pass when loaded: file name, refusal code, reason.
-    pub(crate) refused: Vec<(String, String, String)>,
+    /// Zone files in `zones/` that did not pass when loaded.
+    pub(crate) refused: Vec<Refused>,
 }
 
 /// Where a zone came from: what `vdx directory status` shows and the ledger records.
@@ -30,6 +30,20 @@ pub(crate) struct Origin {
     pub(crate) from: String,
     /// When this node took it up, Unix seconds.
     pub(crate) at: u64,
+    /// SHA-256 (hex) of the zone file it speaks of: an origin left by a crash between writing a
+    /// zone and its origin speaks of another file, and is not believed.
+    pub(crate) sha256: String,
+}
+
+/// A zone file in `zones/` that did not pass when loaded (left out; a peer's copy replaces it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refused {
+    /// The file, as `zones/<name>.zone`.
+    pub(crate) file: String,
+    /// The refusal code of docs/directory-zones.md rule 10.
+    pub(crate) code: String,
+    /// Why, in words.
+    pub(crate) reason: String,
 }
 
 /// Why a zone was not taken up.
@@ -125,22 +139,33 @@ pub(crate) fn check_files(
             .unwrap_or_default();
         match held.set.check(bytes, Some(trust), now) {
             Ok(Checked::Newer(zone)) if zone.name() == named => {
-                let origin = read_origin(home, named).unwrap_or(Origin {
-                    from: "disk".into(),
-                    at: 0,
-                });
+                let origin = read_origin(home, named)
+                    .filter(|o| o.sha256 == zone.sha256_hex())
+                    .unwrap_or(Origin {
+                        from: "disk".into(),
+                        at: 0,
+                        sha256: zone.sha256_hex(),
+                    });
                 held.origins.insert(named.to_owned(), origin);
                 held.set = held.set.with(zone);
             }
             Ok(Checked::Newer(zone)) => {
                 let reason = format!("holds zone {}, not {named}", zone.name());
                 tracing::error!(%file, %reason, "zone file left out");
-                held.refused.push((file, "malformed".into(), reason));
+                held.refused.push(Refused {
+                    file,
+                    code: "malformed".into(),
+                    reason,
+                });
             }
             Ok(Checked::Unchanged) => {}
             Err(e) => {
                 tracing::error!(%file, error = %e, "zone file left out");
-                held.refused.push((file, e.code().into(), e.to_string()));
+                held.refused.push(Refused {
+                    file,
+                    code: e.code().into(),
+                    reason: e.to_string(),
+                });
             }
         }
     }
@@ -152,11 +177,26 @@ fn read_origin(home: &Path, name: &str) -> Option<Origin> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// The zones of `ours` that a peer whose versions are `theirs` lacks or holds older, root first:
-/// what an exchange sends it (`docs/wire-frames.md`, rule 10).
-pub(crate) fn newer_than<'a>(ours: &'a ZoneSet, theirs: &[(String, u64)]) -> Vec<&'a SignedZone> {
+/// The zones of `ours` in force, root first: what a node tells and gives its peers. A zone held
+/// but out of force (its delegation dropped or re-keyed) is neither advertised nor sent, so that
+/// its version never hides a peer's zone under the new delegation.
+fn in_force(ours: &ZoneSet) -> impl Iterator<Item = &SignedZone> {
     ours.zones()
         .into_iter()
+        .filter(|zone| ours.in_force(zone.name()))
+}
+
+/// The versions of the zones of `ours` in force, root first: what ZONES lists.
+pub(crate) fn versions(ours: &ZoneSet) -> Vec<(String, u64)> {
+    in_force(ours)
+        .map(|zone| (zone.name().to_owned(), zone.version()))
+        .collect()
+}
+
+/// The zones of `ours` in force that a peer whose versions are `theirs` lacks or holds older,
+/// root first: what an exchange sends it (`docs/wire-frames.md`, rule 10).
+pub(crate) fn newer_than<'a>(ours: &'a ZoneSet, theirs: &[(String, u64)]) -> Vec<&'a SignedZone> {
+    in_force(ours)
         .filter(|zone| {
             theirs
                 .iter()
@@ -214,15 +254,10 @@ impl Host {
         let origin = Origin {
             from: from.to_owned(),
             at: now,
+            sha256: zone.sha256_hex(),
         };
-        let dir = self.home.join(ZONES_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| keep(e.to_string()))?;
-        let origin_json = serde_json::to_vec(&origin).map_err(|e| keep(e.to_string()))?;
-        write_durably(&origin_file(&self.home, &name), &origin_json)
-            .and_then(|()| write_durably(&self.home.join(zone_file(&name)), file))
-            .map_err(|e| keep(e.to_string()))?;
         let mut origins = held.origins.clone();
-        origins.insert(name.clone(), origin);
+        origins.insert(name.clone(), origin.clone());
         let recorded = zone_record(&name, zone.version(), from);
         let fresh = in_force.with_zone(
             (recorded, zone_file(&name), zone.sha256_hex()),
@@ -232,14 +267,24 @@ impl Host {
                 refused: held
                     .refused
                     .iter()
-                    .filter(|(file, _, _)| Path::new(file) != zone_file(&name))
+                    .filter(|r| Path::new(&r.file) != zone_file(&name))
                     .cloned()
                     .collect(),
             },
             directory,
         );
+        // The ledger first: if it cannot be written, nothing is kept and nothing changes. A crash
+        // after it leaves the previous file, and a peer's copy comes again (recorded once).
         fresh
             .record(&self.own.store)
+            .map_err(|e| keep(e.to_string()))?;
+        // Then the zone, then where it came from: a crash between the two leaves an origin whose
+        // digest is another zone's, which is not believed (`disk`).
+        let dir = self.home.join(ZONES_DIR);
+        let origin_json = serde_json::to_vec(&origin).map_err(|e| keep(e.to_string()))?;
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| write_durably(&self.home.join(zone_file(&name)), file))
+            .and_then(|()| write_durably(&origin_file(&self.home, &name), &origin_json))
             .map_err(|e| keep(e.to_string()))?;
         let agencies = fresh.directory.len();
         self.put_in_force(fresh);
@@ -289,7 +334,7 @@ impl Host {
         let refused: Vec<_> = held
             .refused
             .iter()
-            .map(|(file, code, reason)| serde_json::json!({"file": file, "code": code, "reason": reason}))
+            .map(|r| serde_json::json!({"file": r.file, "code": r.code, "reason": r.reason}))
             .collect();
         serde_json::json!({
             "mode": "signed",
@@ -316,7 +361,16 @@ impl Host {
             .into_iter()
             .map(|zone| zone.der().to_vec())
             .collect();
-        (files, held.set.versions())
+        (files, versions(&held.set))
+    }
+
+    /// The versions of the zones in force (none on a pilot): what this node's ZONES lists.
+    pub(crate) fn zone_versions(&self) -> Vec<(String, u64)> {
+        self.trusted()
+            .zones
+            .as_ref()
+            .map(|held| versions(&held.set))
+            .unwrap_or_default()
     }
 }
 
@@ -435,7 +489,7 @@ pub(crate) mod tests {
         // A peer ahead of us, or holding zones we do not, gets nothing for them.
         assert!(names(&[("root", 9), ("000.00.00.H41", 8), ("000.00.00.H26", 1)]).is_empty());
         assert_eq!(
-            ours.versions(),
+            versions(&ours),
             [("root".to_owned(), 3), ("000.00.00.H41".to_owned(), 7)]
         );
     }

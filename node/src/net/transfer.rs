@@ -99,6 +99,11 @@ impl FrameReader {
         }
     }
 
+    /// Takes ZONE frames (up to 4 MiB) from now on: the stream exchanges zones.
+    pub(crate) fn allow_zones(&mut self) {
+        self.decoder.allow_zones();
+    }
+
     pub(crate) async fn next(&mut self) -> Result<Frame, TransferError> {
         loop {
             if let Some(frame) = self.decoder.next_frame()? {
@@ -462,6 +467,11 @@ pub trait ReceivePolicy {
     }
     /// `peer` sent a zone file (ZONE): checked, and taken up if it passes.
     fn zone_received(&self, _peer: &OrganCode, _file: &[u8]) {}
+    /// What bounds the zone exchanges answered at once (each may hold a 4 MiB frame); none: no
+    /// bound.
+    fn zone_streams(&self) -> Option<&tokio::sync::Semaphore> {
+        None
+    }
 }
 
 /// The agency that takes custody of an incoming object: where it is stored, and who signs the

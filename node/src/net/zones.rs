@@ -10,14 +10,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quinn::SendStream;
-use vdx_protocol::wire::{Frame, WireError};
+use tokio::task::JoinSet;
+use vdx_protocol::wire::{Frame, RejectCode, WireError, MAX_ZONES};
 use vdx_protocol::OrganCode;
 
 use crate::host::{Host, Stop};
 use crate::net::transfer::{write_frame, FrameReader, ReceivePolicy, TransferError};
 
-/// The longest one exchange may take before it is given up (and tried at the next interval).
+/// The longest one exchange may take, connecting included, before it is given up (and tried
+/// at the next interval).
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Zone exchanges a node answers at once; more are refused `busy` (the asker tries again at its
+/// next interval). Each may hold one 4 MiB ZONE frame in memory.
+pub(crate) const ANSWERED_AT_ONCE: usize = 4;
+
+// A zone the authorities can sign travels in one frame.
+const _: () = assert!(vdx_pki::MAX_ZONE_BYTES <= vdx_protocol::wire::MAX_ZONE);
 
 /// What one exchange did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,7 +37,8 @@ pub(crate) struct Exchanged {
 }
 
 /// Answers a peer's ZONES (the first frame of its stream): the zones it lacks, our versions,
-/// then takes the zones it sends back until it finishes its side.
+/// then takes the zones it sends back (at most one per zone, within [`EXCHANGE_TIMEOUT`]) until
+/// it finishes its side.
 pub(crate) async fn answer(
     send: &mut SendStream,
     reader: &mut FrameReader,
@@ -37,26 +46,47 @@ pub(crate) async fn answer(
     peer: &OrganCode,
     theirs: &[(String, u64)],
 ) -> Result<(), TransferError> {
+    let _permit = match policy
+        .zone_streams()
+        .map(tokio::sync::Semaphore::try_acquire)
+    {
+        Some(Err(_)) => {
+            let busy = Frame::Reject {
+                code: RejectCode::Busy,
+                reason: "answering other zone exchanges: try at the next interval".into(),
+            };
+            return write_frame(send, &busy).await;
+        }
+        Some(Ok(permit)) => Some(permit),
+        None => None,
+    };
+    reader.allow_zones();
     let (files, ours) = policy.zones_for(peer, theirs);
     for file in files {
         write_frame(send, &Frame::Zone { file }).await?;
     }
     write_frame(send, &Frame::Zones { versions: ours }).await?;
-    loop {
-        match reader.next().await {
-            Ok(Frame::Zone { file }) => policy.zone_received(peer, &file),
-            Ok(_) => return Err(WireError::Unexpected("only ZONE follows ZONES").into()),
-            Err(TransferError::Closed) => return Ok(()),
-            Err(e) => return Err(e),
+    let taking = async {
+        for _ in 0..=MAX_ZONES {
+            match reader.next().await {
+                Ok(Frame::Zone { file }) => policy.zone_received(peer, &file),
+                Ok(_) => return Err(WireError::Unexpected("only ZONE follows ZONES").into()),
+                Err(TransferError::Closed) => return Ok(()),
+                Err(e) => return Err(e),
+            }
         }
-    }
+        Err(WireError::Unexpected("more ZONE frames than zones").into())
+    };
+    tokio::time::timeout(EXCHANGE_TIMEOUT, taking)
+        .await
+        .map_err(|_| TransferError::Connection("the zone exchange timed out".into()))?
 }
 
 /// Asks `peer` on `conn`: sends our versions, takes up the zones it sends, then sends it those
 /// it lacks.
 pub(crate) async fn exchange(
     conn: &quinn::Connection,
-    host: &Host,
+    host: &Arc<Host>,
     peer: &OrganCode,
 ) -> Result<Exchanged, TransferError> {
     let (mut send, recv) = conn
@@ -64,6 +94,7 @@ pub(crate) async fn exchange(
         .await
         .map_err(|e| TransferError::Connection(e.to_string()))?;
     let mut reader = FrameReader::new(recv);
+    reader.allow_zones();
     let result = drive_exchange(&mut send, &mut reader, host, peer).await;
     match &result {
         Err(e) => crate::net::transfer::close_with(&mut send, &mut reader, e),
@@ -78,16 +109,31 @@ pub(crate) async fn exchange(
 async fn drive_exchange(
     send: &mut SendStream,
     reader: &mut FrameReader,
-    host: &Host,
+    host: &Arc<Host>,
     peer: &OrganCode,
 ) -> Result<Exchanged, TransferError> {
-    let (_, ours) = host.zone_answer(&[]);
-    write_frame(send, &Frame::Zones { versions: ours }).await?;
+    write_frame(
+        send,
+        &Frame::Zones {
+            versions: host.zone_versions(),
+        },
+    )
+    .await?;
     let mut done = Exchanged::default();
+    let mut received = 0;
     let theirs = loop {
         match reader.next().await? {
-            Frame::Zone { file } => done.taken += usize::from(take(host, peer, &file)),
+            Frame::Zone { file } if received < MAX_ZONES => {
+                received += 1;
+                let (host, peer) = (host.clone(), peer.clone());
+                // Checking and keeping a zone blocks (signature, certificates, fsync).
+                let taken = tokio::task::spawn_blocking(move || take(&host, &peer, &file))
+                    .await
+                    .unwrap_or(false);
+                done.taken += usize::from(taken);
+            }
             Frame::Zones { versions } => break versions,
+            Frame::Reject { reason, .. } => return Err(TransferError::Refused(reason)),
             _ => return Err(WireError::Unexpected("ZONES is answered by ZONE and ZONES").into()),
         }
     };
@@ -111,8 +157,9 @@ pub(crate) fn take(host: &Host, peer: &OrganCode, file: &[u8]) -> bool {
 }
 
 /// Exchanges zones until `stop`: with the configured source every interval, and with it and
-/// the peers that asked in the last two intervals at once when a zone is taken up. Does nothing
-/// on a node without `[zones]`.
+/// the peers that asked in the last two intervals at once when a zone is taken up; each peer in
+/// its own task, so that one that does not answer delays no other. Connections are kept for the
+/// peers of the last round only. Does nothing on a node without `[zones]`.
 pub(crate) async fn run(endpoint: quinn::Endpoint, host: Arc<Host>, mut stop: Stop) {
     let Some(config) = host.config.zones.clone() else {
         return;
@@ -136,42 +183,50 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, host: Arc<Host>, mut stop: St
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             askers.retain(|_, at| at.elapsed() < 2 * interval);
-            peers.extend(
-                askers
-                    .keys()
-                    .filter(|p| !peers.contains(p))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
+            let more: Vec<OrganCode> = askers
+                .keys()
+                .filter(|p| !peers.contains(p))
+                .cloned()
+                .collect();
+            peers.extend(more);
         }
+        let mut round = JoinSet::new();
+        // Connections of peers not in this round are dropped (closed when unused elsewhere).
+        let mut previous = std::mem::take(&mut conns);
         for peer in peers {
-            let conn = match conns.get(&peer).filter(|c| c.close_reason().is_none()) {
-                Some(conn) => conn.clone(),
-                None => match crate::delivery::outbox::connect(&endpoint, &host, &peer).await {
-                    Ok(conn) => {
-                        conns.insert(peer.clone(), conn.clone());
-                        conn
-                    }
-                    Err(reason) => {
-                        tracing::warn!(%peer, %reason, "cannot reach a peer to exchange zones with");
-                        continue;
-                    }
-                },
-            };
-            match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange(&conn, &host, &peer)).await {
-                Ok(Ok(done)) => {
+            let open = previous
+                .remove(&peer)
+                .filter(|c| c.close_reason().is_none());
+            let (host, endpoint) = (host.clone(), endpoint.clone());
+            round.spawn(async move {
+                let exchanged = tokio::time::timeout(EXCHANGE_TIMEOUT, async {
+                    let conn = match open {
+                        Some(conn) => conn,
+                        None => crate::delivery::outbox::connect(&endpoint, &host, &peer)
+                            .await
+                            .map_err(TransferError::Connection)?,
+                    };
+                    let done = exchange(&conn, &host, &peer).await?;
+                    Ok::<_, TransferError>((conn, done))
+                })
+                .await;
+                (peer, exchanged)
+            });
+        }
+        let results = tokio::select! {
+            _ = stop.wait() => return,
+            results = round.join_all() => results,
+        };
+        for (peer, exchanged) in results {
+            match exchanged {
+                Ok(Ok((conn, done))) => {
                     if done.taken + done.sent > 0 {
                         tracing::info!(%peer, taken = done.taken, sent = done.sent, "zones exchanged");
                     }
+                    conns.insert(peer, conn);
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(%peer, error = %e, "zone exchange failed");
-                    conns.remove(&peer);
-                }
-                Err(_) => {
-                    tracing::warn!(%peer, "zone exchange timed out");
-                    conns.remove(&peer);
-                }
+                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "zone exchange failed"),
+                Err(_) => tracing::warn!(%peer, "zone exchange timed out"),
             }
         }
     }

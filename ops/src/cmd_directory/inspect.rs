@@ -72,8 +72,22 @@ pub(super) fn show(path: &Path, json: bool) -> Result<ExitCode> {
             delegation_signer(d)
         )?;
     }
-    stdout::write(&out)?;
+    stdout::write(&printable(&out))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `text` with its control characters other than line ends escaped: names in a zone file that no
+/// signature vouches for yet must not drive the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// What changed between two zones.
@@ -227,7 +241,7 @@ pub(super) fn diff(old_path: &Path, new_path: &Path, json: bool) -> Result<ExitC
     if d.entries == Changes::default() && d.delegations == Changes::default() {
         out.push_str("no entry or delegation changed\n");
     }
-    stdout::write(&out)?;
+    stdout::write(&printable(&out))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -270,6 +284,11 @@ mod tests {
             scope: vec![scope.to_owned()],
             certificate: "D".to_owned(),
         }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_before_printing() {
+        assert_eq!(printable("Xã \u{1b}[2Jx\tA\n"), "Xã \\u{1b}[2Jx\\tA\n");
     }
 
     #[test]

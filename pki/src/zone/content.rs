@@ -14,7 +14,7 @@ use crate::error::ZoneRefusal::{Malformed, OutOfScope};
 use crate::{organ_code, Entry, Error};
 
 /// Rule 4: entries per zone.
-const MAX_ENTRIES: usize = 10_000;
+const MAX_ENTRIES: usize = 2_000;
 /// Rule 5: delegations in the root zone.
 const MAX_DELEGATIONS: usize = 1_000;
 /// Rule 5: patterns per delegation.

@@ -21,6 +21,10 @@ use crate::Error;
 /// The name of the root zone, which the root authority signs.
 pub const ROOT_ZONE: &str = "root";
 
+/// The largest zone file, bytes (docs/directory-zones.md rule 2): what one ZONE frame carries
+/// (`docs/wire-frames.md`). A zone that would be larger is refused when signed.
+pub const MAX_ZONE_BYTES: usize = 4 * 1024 * 1024;
+
 /// id-vdx-directorySigning: the extended key usage a directory authority's certificate carries,
 /// and the only one (docs/directory-zones.md, rule 6).
 pub const DIRECTORY_SIGNING_OID: &str = "2.25.220021848309080178044454908927106671210";

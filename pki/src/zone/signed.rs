@@ -15,7 +15,7 @@ use openssl::x509::{X509KeyUsage, X509Ref, X509};
 use x509_cert::ext::pkix::BasicConstraints;
 use x509_cert::Certificate;
 
-use super::{refuse, Zone, DIRECTORY_SIGNING_OID, ROOT_ZONE};
+use super::{refuse, Zone, DIRECTORY_SIGNING_OID, MAX_ZONE_BYTES, ROOT_ZONE};
 use crate::error::ZoneRefusal::{BadSignature, Malformed, NotDirectory, UnknownSigner, Unsigned};
 use crate::{organ_code, subject_string, Error};
 
@@ -51,7 +51,18 @@ impl Zone {
             Some(&content),
             CMSOptions::BINARY,
         )?;
-        Ok(cms.to_der()?)
+        let der = cms.to_der()?;
+        if der.len() > MAX_ZONE_BYTES {
+            return Err(refuse(
+                Malformed,
+                &self.zone,
+                format!(
+                    "the signed zone would be {} bytes, more than {MAX_ZONE_BYTES}: split it",
+                    der.len()
+                ),
+            ));
+        }
+        Ok(der)
     }
 
     /// The content and the signer's certificate of a zone file, its signature NOT judged and its

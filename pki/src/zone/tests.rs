@@ -476,8 +476,15 @@ fn versions_only_go_forward_and_stale_zones_are_flagged() {
     };
     assert!(zone.is_stale(late));
     let set = set.with(zone);
-    assert_eq!(set.stale(late), [ROOT_ZONE, H41]);
-    assert!(set.stale(at()).is_empty());
+    let stale = |now| {
+        set.zones()
+            .into_iter()
+            .filter(|z| z.is_stale(now))
+            .map(|z| z.name().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(stale(late), [ROOT_ZONE, H41]);
+    assert!(stale(at()).is_empty());
     let files = vec![
         ("h41.zone".to_owned(), province.clone()),
         ("root.zone".to_owned(), p.signed_root()),
@@ -503,6 +510,27 @@ fn versions_only_go_forward_and_stale_zones_are_flagged() {
 }
 
 #[test]
+fn an_older_issue_stays_out_while_its_zone_is_out_of_force() {
+    let p = pki();
+    let set = take(&p.set(), &p.signed_province());
+    // The root narrows H41's scope to the province alone: version 7 (with a commune) is out.
+    let mut narrowed = p.root_zone.clone();
+    narrowed.version = 2;
+    narrowed.delegations[0].scope = vec![H41.into()];
+    let set = take(&set, &narrowed.sign(&p.root.0, &p.root.1).unwrap());
+    assert!(!set.in_force(H41));
+    // An older issue by the same authority that would fit the narrower scope is still older.
+    let mut older = p.province_zone.clone();
+    older.version = 5;
+    older.entries.retain(|e| e.organ_code == H41);
+    let file = older.sign(&p.province.0, &p.province.1).unwrap();
+    assert_eq!(refusal(set.check(&file, None, at())), "older_version");
+    // The same file again costs a digest: unchanged.
+    let held = set.get(H41).unwrap().der().to_vec();
+    assert_eq!(refusal(set.check(&held, None, at())), "unchanged");
+}
+
+#[test]
 fn a_root_zone_dropping_or_rekeying_a_delegation_takes_its_entries_out() {
     let mut p = pki();
     let set = take(&p.set(), &p.signed_province());
@@ -523,10 +551,10 @@ fn a_root_zone_dropping_or_rekeying_a_delegation_takes_its_entries_out() {
     rekeyed.delegations = vec![Delegation::new(H41, &["*.H41"], &new_key.0).unwrap()];
     let set = take(&set, &rekeyed.sign(&p.root.0, &p.root.1).unwrap());
     assert_eq!(set.directory().unwrap().len(), 1);
-    assert_eq!(
-        refusal(set.check(&p.signed_province(), None, at())),
-        "unknown_signer"
-    );
+    let mut old_key_newer = p.province_zone.clone();
+    old_key_newer.version = 8;
+    let file = old_key_newer.sign(&p.province.0, &p.province.1).unwrap();
+    assert_eq!(refusal(set.check(&file, None, at())), "unknown_signer");
     let mut restarted = p.province_zone.clone();
     restarted.version = 1;
     let set = take(&set, &restarted.sign(&new_key.0, &new_key.1).unwrap());
