@@ -26,6 +26,7 @@ use vdx_protocol::header::DispatchHeader;
 use vdx_protocol::ledger::{Actor, EntryKind};
 use vdx_protocol::OrganCode;
 
+use crate::classification::PolicyError;
 use crate::config::{Api, Users};
 use crate::host::metrics::RenderError;
 use crate::host::zones::ZoneError;
@@ -220,9 +221,12 @@ impl From<ComposeError> for ApiError {
                 "unknown_recipient",
                 e.to_string(),
             ),
-            ComposeError::ClassificationNotAllowed { .. } => Self(
+            ComposeError::Policy(ref refused) => Self(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "classification_not_allowed",
+                match refused {
+                    PolicyError::AboveAllowed { .. } => "classification_not_allowed",
+                    PolicyError::RelayNotAllowed { .. } => "classification_route_not_allowed",
+                },
                 e.to_string(),
             ),
             ComposeError::UnknownUpload(_) => Self(
@@ -894,6 +898,7 @@ async fn submit(
         if let Some((header, records)) = composer.already_submitted(&request)? {
             return Ok((header, records, false));
         }
+        host.check_routes(&request)?;
         let queued = composer.compose(
             &request,
             time::OffsetDateTime::now_utc(),

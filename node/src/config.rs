@@ -46,6 +46,25 @@ pub struct Config {
     /// Who may use the local socket API, by Unix user id.
     #[serde(default)]
     pub api: Api,
+    /// What the classification policy lets this node's agencies send through (`[policy]`).
+    #[serde(default, skip_serializing_if = "Policy::is_default")]
+    pub policy: Policy,
+}
+
+/// The sender's side of the classification policy (`node/src/classification.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// The relays a `tuyet-mat` dispatch may cross; none: it goes only over a direct link (to
+    /// the recipient's own node, or its host's).
+    #[serde(default)]
+    pub tuyet_mat_relays: Vec<OrganCode>,
+}
+
+impl Policy {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 fn default_anchor() -> PathBuf {
@@ -235,6 +254,7 @@ impl Config {
             },
             limits: Limits::default(),
             api: Api::default(),
+            policy: Policy::default(),
         }
     }
 

@@ -24,6 +24,7 @@
 
 pub mod api;
 mod at_rest;
+pub mod classification;
 pub mod config;
 mod delivery;
 pub mod host;

@@ -213,6 +213,30 @@ impl Host {
         }
     }
 
+    /// The sender's route check of the classification policy for a submission: a `tuyet-mat`
+    /// dispatch goes to each recipient over a direct link, or through a relay `[policy]
+    /// tuyet_mat_relays` names. What the request gets wrong otherwise, composing reports.
+    pub(crate) fn check_routes(
+        &self,
+        request: &crate::tenant::compose::SendRequest,
+    ) -> Result<(), crate::tenant::compose::ComposeError> {
+        let Ok(classification) = request.classification.parse() else {
+            return Ok(());
+        };
+        let trusted = self.trusted();
+        for to in &request.to {
+            let node = routing::node_of(&trusted.directory, to);
+            crate::classification::may_cross(
+                classification,
+                to,
+                &node,
+                &self.route(to),
+                &self.config.policy.tuyet_mat_relays,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Where an object to `to` goes next: a tenant of this host, or a peer node.
     pub(crate) fn route(&self, to: &OrganCode) -> Hop {
         let tenants = self.tenants();

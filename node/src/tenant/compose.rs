@@ -93,18 +93,10 @@ pub enum ComposeError {
     /// A recipient is not in the directory (or has no usable encryption certificate).
     #[error("unknown recipient {0}: not in the directory")]
     UnknownRecipient(String),
-    /// A recipient whose directory entry allows less than the dispatch's classification.
-    #[error(
-        "{recipient} may receive at most {allowed}, not {classification} (its directory entry)"
-    )]
-    ClassificationNotAllowed {
-        /// The recipient.
-        recipient: String,
-        /// The highest classification its entry allows.
-        allowed: String,
-        /// The dispatch's.
-        classification: &'static str,
-    },
+    /// The classification policy refuses it (`crate::classification`): a recipient whose
+    /// directory entry allows less, or a `tuyet-mat` route through a relay not named.
+    #[error(transparent)]
+    Policy(#[from] crate::classification::PolicyError),
     /// An upload id that is not (or no longer) there.
     #[error("no upload {0}")]
     UnknownUpload(String),
@@ -295,18 +287,7 @@ impl Composer<'_> {
                 .directory
                 .get(code)
                 .and_then(|e| e.max_classification.as_deref());
-            if let Some(allowed) = allowed {
-                if allowed
-                    .parse::<Classification>()
-                    .map_or(true, |a| a < header.classification)
-                {
-                    return Err(ComposeError::ClassificationNotAllowed {
-                        recipient: code.to_owned(),
-                        allowed: allowed.to_owned(),
-                        classification: header.classification.name(),
-                    });
-                }
-            }
+            crate::classification::may_receive(code, allowed, header.classification)?;
             recipients.push(certs.enc().clone());
         }
         let mut spill = Spill::Memory {

@@ -226,6 +226,14 @@ impl Inbox<'_> {
         if !header.to.iter().any(|p| p.organ_id == *me) {
             return Err(format!("not addressed to {me}"));
         }
+        // The sender checked this against its directory; ours may say less (a newer zone, or a
+        // pilot's hand-made entry at the sender): refused, and the sender told why.
+        let allowed = self
+            .directory
+            .get(me.as_str())
+            .and_then(|e| e.max_classification.as_deref());
+        crate::classification::may_receive(me.as_str(), allowed, header.classification)
+            .map_err(|e| format!("refused by the classification policy: {e}"))?;
         let message_id = uuid_bytes(&header.message_id).map_err(|e| e.to_string())?;
         if transfer_id(&message_id, me) != record.id {
             return Err("the transfer id does not belong to this dispatch (a replay?)".into());
