@@ -60,6 +60,10 @@ pub(crate) struct ListArgs {
     /// Print the API's answer as JSON.
     #[arg(long)]
     json: bool,
+    /// One line per recipient's copy: a dispatch to several agencies is otherwise one line
+    /// counting its copies by state, then one line per copy that is not delivered.
+    #[arg(long)]
+    each: bool,
 }
 
 #[derive(Args, Debug)]
@@ -168,12 +172,65 @@ pub(crate) fn list(
 ) -> Result<ExitCode> {
     let path = if inbox { "/v1/inbox" } else { "/v1/outbox" };
     let answer = Client::for_tenant(home, tenant)?.get(path)?;
-    stdout::write(&render_list(&answer, inbox, args.json)?)?;
+    stdout::write(&render_list(&answer, inbox, args.json, args.each)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// The outbox's copies grouped by dispatch (message id), in the order each dispatch first
+/// appears.
+fn by_dispatch(rows: &[Value]) -> Vec<Vec<&Value>> {
+    let mut groups: Vec<Vec<&Value>> = Vec::new();
+    for row in rows {
+        match groups
+            .iter_mut()
+            .find(|g| g[0]["message_id"] == row["message_id"] && !row["message_id"].is_null())
+        {
+            Some(group) => group.push(row),
+            None => groups.push(vec![row]),
+        }
+    }
+    groups
+}
+
+/// A dispatch to several agencies at a glance: its copies counted by state, then each copy not
+/// delivered, with its reason.
+fn render_dispatch(out: &mut String, copies: &[&Value]) -> Result<()> {
+    let first = copies[0];
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for copy in copies {
+        let status = text(&copy["status"]);
+        match counts.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((status, 1)),
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    writeln!(
+        out,
+        "{}  {} recipients: {}  {}/{}  {}",
+        text(&first["message_id"]),
+        copies.len(),
+        counts.join(", "),
+        text(&first["number"]),
+        text(&first["notation"]),
+        short(&text(&first["subject"]), 50),
+    )?;
+    for copy in copies.iter().filter(|c| c["status"] != "delivered") {
+        let reason = text(&copy["reason"]);
+        writeln!(
+            out,
+            "  {:<32}  {:<10}  {:<13}  {}",
+            text(&copy["id"]),
+            text(&copy["status"]),
+            text(&copy["to"]),
+            short(&reason, 60),
+        )?;
+    }
+    Ok(())
+}
+
 /// The inbox or outbox as a table, or as JSON.
-fn render_list(answer: &Value, inbox: bool, json: bool) -> Result<String> {
+fn render_list(answer: &Value, inbox: bool, json: bool, each: bool) -> Result<String> {
     let mut out = String::new();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(answer)?)?;
@@ -190,7 +247,16 @@ fn render_list(answer: &Value, inbox: bool, json: bool) -> Result<String> {
         "{:<32}  {:<10}  {:<13}  {:<11}  {:<8}  {:<20}  SUBJECT",
         "ID", "STATUS", party, "URGENCY", "SỐ ĐẾN", "SỐ/KÝ HIỆU"
     )?;
-    for r in rows {
+    let grouped = if inbox || each {
+        rows.iter().map(|row| vec![row]).collect()
+    } else {
+        by_dispatch(rows)
+    };
+    for group in grouped {
+        let [r] = group.as_slice() else {
+            render_dispatch(&mut out, &group)?;
+            continue;
+        };
         let code = format!("{}/{}", text(&r["number"]), text(&r["notation"]));
         writeln!(
             out,
@@ -450,6 +516,49 @@ mod tests {
         rename_no_replace(&from, &to).unwrap();
         assert_eq!(std::fs::read(&to).unwrap(), b"fetched");
         assert!(!from.exists());
+    }
+
+    #[test]
+    fn a_dispatch_to_several_agencies_is_one_line_then_its_copies_not_delivered() {
+        let copy = |id: &str, to: &str, status: &str, reason: &str| {
+            serde_json::json!({
+                "id": id, "message_id": "7f3e-circular", "to": to, "status": status,
+                "reason": reason, "number": "12", "notation": "VPCP", "subject": "Chỉ thị",
+                "urgency": "khan",
+            })
+        };
+        let alone = serde_json::json!({
+            "id": "b1", "message_id": "other", "to": "000.00.00.H26", "status": "queued",
+            "number": "3", "notation": "VP", "subject": "Một nơi", "urgency": "thuong",
+        });
+        let rows = serde_json::json!([
+            copy("a1", "000.01.41.H41", "delivered", ""),
+            alone,
+            copy("a2", "000.02.41.H41", "queued", ""),
+            copy(
+                "a3",
+                "000.03.41.H41",
+                "failed",
+                "refused by 000.03.41.H41: not addressed"
+            ),
+            copy("a4", "000.04.41.H41", "delivered", ""),
+        ]);
+        let text = render_list(&rows, false, false, false).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(
+            lines[1].starts_with("7f3e-circular  4 recipients: 2 delivered, 1 queued, 1 failed"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("a2") && lines[2].contains("000.02.41.H41"),
+            "{text}"
+        );
+        assert!(lines[3].contains("refused by 000.03.41.H41"), "{text}");
+        assert!(lines[4].starts_with("b1"), "{text}");
+        // --each: one line per copy, as before.
+        let each = render_list(&rows, false, false, true).unwrap();
+        assert_eq!(each.lines().count(), 6, "{each}");
     }
 
     #[test]
