@@ -27,6 +27,10 @@ pub(crate) struct DemoArgs {
     /// refusals.
     #[arg(long)]
     offline: bool,
+    /// The national shape in small: a centre, three provinces hosting communes and a ministry
+    /// hosting a department, on a signed directory; a circular to every commune and a reply.
+    #[arg(long, conflicts_with = "offline")]
+    network: bool,
 }
 
 pub(crate) const DISPATCH: &str = "\
@@ -63,6 +67,8 @@ pub(crate) fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("vdx demo: working in {}", root.display());
     let passed = if args.offline {
         offline(&root)?
+    } else if args.network {
+        crate::demo_national::run(&root)?
     } else {
         crate::demo_network::run(&root)?
     };

@@ -27,12 +27,12 @@ const RECIPIENTS: [(&str, &str); 2] = [
     ("000.00.00.H26", "UBND tỉnh Hà Tĩnh"),
 ];
 /// How long the demo waits for any one step before it gives up.
-const PATIENCE: Duration = Duration::from_secs(60);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A `vdxd` the demo started; killed if the demo fails half-way.
-struct Daemon {
-    child: Child,
-    code: &'static str,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    pub(crate) code: &'static str,
 }
 
 impl Drop for Daemon {
@@ -218,7 +218,7 @@ fn introduce(root: &Path, nodes: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
-fn start(vdxd: &Path, root: &Path, code: &'static str) -> Result<Daemon> {
+pub(crate) fn start(vdxd: &Path, root: &Path, code: &'static str) -> Result<Daemon> {
     let home = root.join(code);
     let log = fs::File::create(root.join(format!("{code}.log")))?;
     let child = Command::new(vdxd)
@@ -248,7 +248,7 @@ fn start(vdxd: &Path, root: &Path, code: &'static str) -> Result<Daemon> {
 }
 
 /// SIGTERM, then whether it exited 0 in time.
-fn stop(daemon: &mut Daemon) -> Result<bool> {
+pub(crate) fn stop(daemon: &mut Daemon) -> Result<bool> {
     kill_process(Pid::from_child(&daemon.child), Signal::TERM)
         .context("cannot signal vdxd to stop")?;
     let deadline = Instant::now() + PATIENCE;
@@ -263,7 +263,7 @@ fn stop(daemon: &mut Daemon) -> Result<bool> {
     }
 }
 
-fn wait(mut ready: impl FnMut() -> Result<Option<Value>>) -> Result<Value> {
+pub(crate) fn wait(mut ready: impl FnMut() -> Result<Option<Value>>) -> Result<Value> {
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(value) = ready()? {
@@ -277,7 +277,7 @@ fn wait(mut ready: impl FnMut() -> Result<Option<Value>>) -> Result<Value> {
 }
 
 /// `vdxd` beside this `vdx` (both are built by `cargo build`).
-fn vdxd_binary() -> Result<PathBuf> {
+pub(crate) fn vdxd_binary() -> Result<PathBuf> {
     let path = std::env::current_exe()?.with_file_name("vdxd");
     if !path.exists() {
         bail!(
@@ -288,7 +288,7 @@ fn vdxd_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

@@ -20,6 +20,7 @@ mod cmd_pki;
 mod cmd_seal;
 mod cmd_status;
 mod cmd_tenant;
+mod demo_national;
 mod demo_network;
 mod files;
 mod pipeline;

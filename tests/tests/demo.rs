@@ -38,6 +38,39 @@ fn the_network_demo_delivers_to_both_provinces_and_cleans_up() {
 }
 
 #[test]
+fn the_national_demo_reaches_every_commune_on_a_signed_directory_and_cleans_up() {
+    let s = Session::new();
+    vdxd_bin();
+    let ran = s.vdx(&["demo", "--network"]).ok();
+    let out = &ran.stdout;
+    assert!(out.contains("vdx demo: PASSED"), "{out}");
+    assert!(out.contains("every node held all 5 zones"), "{out}");
+    assert_eq!(
+        out.matches(": registered via 000.00.00.G22 → ").count(),
+        9,
+        "{out}"
+    );
+    assert!(
+        out.contains("all 9 delivery receipts back at the centre"),
+        "{out}"
+    );
+    assert_eq!(out.matches("   link 000.00.00.G22 → ").count(), 3, "{out}");
+    assert!(
+        out.contains("replied to the centre through its host"),
+        "{out}"
+    );
+    assert!(out.contains("all 5 vdxd stopped cleanly"), "{out}");
+    let workdir = out
+        .lines()
+        .find_map(|l| l.strip_prefix("vdx demo: working in "))
+        .expect("the demo names its directory");
+    assert!(
+        !std::path::Path::new(workdir).exists(),
+        "demo left {workdir} behind"
+    );
+}
+
+#[test]
 fn the_offline_demo_passes_and_keeps_files_only_when_asked() {
     let s = Session::new();
     let ran = s.vdx(&["demo", "--offline"]).ok();
