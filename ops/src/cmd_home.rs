@@ -54,6 +54,10 @@ pub(crate) struct InitArgs {
     /// Signed mode: seconds between asking the source for zones.
     #[arg(long, value_name = "SECS", requires = "root_authority")]
     pub(crate) zone_interval: Option<u64>,
+    /// Signed mode: the root zone to start from (checked against --root-authority), so that the
+    /// node reaches its source at its first start; without it, `vdx directory publish` it.
+    #[arg(long, value_name = "FILE", requires = "root_authority")]
+    pub(crate) root_zone: Option<PathBuf>,
 }
 
 /// Where `vdx init --root-authority` puts the root directory authority's certificate.
@@ -118,6 +122,10 @@ pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
         }
         None => None,
     };
+    let root_zone = match (&args.root_zone, &args.root_authority) {
+        (Some(zone), Some(authority)) => Some(checked_root_zone(zone, authority)?),
+        _ => None,
+    };
     if root_authority.is_some() {
         config.zones = Some(config::Zones {
             root_authority: ROOT_AUTHORITY_FILE.into(),
@@ -172,6 +180,11 @@ pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
     if let Some(pem) = &root_authority {
         write_file(&home.join(ROOT_AUTHORITY_FILE), pem, Mode::Public)?;
     }
+    if let Some(zone) = &root_zone {
+        let zones = home.join(config::ZONES_DIR);
+        fs::create_dir_all(&zones).with_context(|| format!("cannot create {}", zones.display()))?;
+        write_file(&zones.join("root.zone"), zone, Mode::Public)?;
+    }
     write_file(
         &config::resolve(home, &config.directory),
         &directory.to_json()?,
@@ -183,6 +196,28 @@ pub(crate) fn create(home: &Path, args: &InitArgs) -> Result<String> {
         Mode::Private,
     )?;
     Ok(report)
+}
+
+/// The root zone file at `zone`, checked offline against the root authority's certificate at
+/// `authority` as a node would (signature, signer, content, not stale).
+fn checked_root_zone(zone: &Path, authority: &Path) -> Result<Vec<u8>> {
+    let bytes = files::read_file(zone)?;
+    let label = zone.display().to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let checked = vdx_pki::verify_zone_files(
+        &files::load_cert(authority)?,
+        &[(label.clone(), bytes.clone())],
+        None,
+        now,
+    );
+    match checked.into_iter().next() {
+        Some((_, Ok(signed))) if signed.name() == vdx_pki::ROOT_ZONE => Ok(bytes),
+        Some((_, Ok(signed))) => bail!("{label} is zone {}, not the root zone", signed.name()),
+        Some((_, Err(e))) => bail!("{label} is refused ({}): {e}", e.code()),
+        None => bail!("{label} was not checked"),
+    }
 }
 
 /// `vdx reload`: the running daemon reads its directory, trust anchors and CRLs again (after an

@@ -61,6 +61,7 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
                 root_authority: None,
                 zone_source: None,
                 zone_interval: None,
+                root_zone: None,
             },
         )?;
     }

@@ -295,6 +295,49 @@ fn refused_code(s: &Session, home: &str, file: &str) -> String {
 }
 
 #[test]
+fn a_node_made_with_the_root_zone_holds_it_from_its_first_start() {
+    let s = Session::new();
+    setup(&s);
+    let init = |home: &str, zone: &str| {
+        let listen = format!("127.0.0.1:{}", free_port());
+        s.vdx(&[
+            "--home",
+            home,
+            "init",
+            "--org",
+            "000.00.00.H29",
+            "--name",
+            home,
+            "--listen",
+            &listen,
+            "--ca",
+            "ca",
+            "--root-authority",
+            "auth-root/directory.pem",
+            "--zone-source",
+            G22,
+            "--root-zone",
+            zone,
+        ])
+    };
+    // A delegated zone is not a root zone, and a root zone checks against the root authority.
+    let refused = init("wrong", "h41-1.zone");
+    assert_eq!(refused.status, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("unknown_signer"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !s.exists("wrong/config.toml"),
+        "a refused init makes no home"
+    );
+    init("late", "root-1.zone").ok();
+    let _late = Daemon::start(&s, "late");
+    assert_eq!(versions(&s, "late"), [("root".to_owned(), 1)]);
+}
+
+#[test]
 fn zones_that_fail_a_rule_are_refused_each_with_its_own_code_and_change_nothing() {
     let s = Session::new();
     setup(&s);
