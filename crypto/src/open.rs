@@ -14,7 +14,7 @@ use crate::recipient::{unsupported, unwrap_ours};
 use crate::signed::{self, SignerReport};
 use crate::{armor, oids, Error, PrivateKey};
 
-const MAX_RECIPIENT_INFOS: u64 = 1024 * 1024;
+pub(crate) const MAX_RECIPIENT_INFOS: u64 = 1024 * 1024;
 const MAX_ORIGINATOR_INFO: u64 = 1024 * 1024;
 const MAX_ALGORITHM: u64 = 4 * 1024;
 const MAX_ATTRIBUTES: u64 = 64 * 1024;
@@ -393,6 +393,53 @@ mod tests {
         let mut out = Vec::new();
         let opened = Opener::new(&me.cert, &me.key)?.open(sealed, &mut out)?;
         Ok((out, opened))
+    }
+
+    #[test]
+    fn a_copy_cut_for_some_recipients_opens_for_them_alone_and_is_smaller() {
+        let ca = ca().unwrap();
+        let sender = agency(&ca, "Sender", KeyKind::EcP256).unwrap();
+        let ec = agency(&ca, "EC recipient", KeyKind::EcP256).unwrap();
+        let rsa = agency(&ca, "RSA recipient", KeyKind::Rsa).unwrap();
+        let other = agency(&ca, "Other EC recipient", KeyKind::EcP256).unwrap();
+        let content: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+        let sealed = seal(&content, &sender, &[&ec, &rsa, &other], RsaPadding::Oaep);
+        for (keep, shut_out) in [(&ec, [&rsa, &other]), (&rsa, [&ec, &other])] {
+            let mut cut = Vec::new();
+            let written = Sealer::cut_recipients(&sealed[..], &mut cut, &[&keep.cert]).unwrap();
+            assert_eq!(written, cut.len() as u64);
+            assert!(
+                cut.len() < sealed.len(),
+                "the others' RecipientInfos are gone"
+            );
+            // The same encrypted content and tag: the end of the file is the same bytes.
+            let tail = sealed.len() - content.len();
+            assert_eq!(cut[cut.len() - tail..], sealed[sealed.len() - tail..]);
+            assert_eq!(open(&cut, keep).unwrap().0, content);
+            for nobody in shut_out {
+                assert!(matches!(open(&cut, nobody), Err(Error::NotARecipient)));
+            }
+        }
+        let mut both = Vec::new();
+        Sealer::cut_recipients(&sealed[..], &mut both, &[&ec.cert, &rsa.cert]).unwrap();
+        assert_eq!(open(&both, &rsa).unwrap().0, content);
+        assert_eq!(open(&both, &ec).unwrap().0, content);
+        // Nobody kept, or not a document this sealer wrote: refused.
+        let stranger = agency(&ca, "Stranger", KeyKind::EcP256).unwrap();
+        assert!(matches!(
+            Sealer::cut_recipients(&sealed[..], &mut Vec::new(), &[&stranger.cert]),
+            Err(Error::NotARecipient)
+        ));
+        let mut signed = Vec::new();
+        Sealer::new()
+            .signer(&sender.cert, &sender.key)
+            .unwrap()
+            .sign(&content[..], &mut signed)
+            .unwrap();
+        assert!(matches!(
+            Sealer::cut_recipients(&signed[..], &mut Vec::new(), &[&ec.cert]),
+            Err(Error::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -121,6 +121,38 @@ pub(crate) fn wrap_for(
     }
 }
 
+/// Whether the RecipientInfo `element` (one DER element of a `recipientInfos` SET) is addressed
+/// to one of `certs` — by issuer and serial number or subject key identifier, as
+/// [`unwrap_ours`] looks for its own. An element vdx cannot parse is addressed to nobody.
+pub(crate) fn addressed_to(element: &[u8], certs: &[&X509Ref]) -> Result<bool, Error> {
+    let Ok(info) = RecipientInfo::from_der(element) else {
+        return Ok(false);
+    };
+    for cert in certs {
+        let ias = issuer_and_serial(cert)?.to_der()?;
+        let ski = cert.subject_key_id().map(|s| s.as_slice().to_vec());
+        let is_ias = |i: &IssuerAndSerialNumber| i.to_der().map(|d| d == ias).unwrap_or(false);
+        let is_ski = |k: &[u8]| ski.as_deref() == Some(k);
+        let matched = match &info {
+            RecipientInfo::Ktri(ktri) => match &ktri.rid {
+                RecipientIdentifier::IssuerAndSerialNumber(i) => is_ias(i),
+                RecipientIdentifier::SubjectKeyIdentifier(k) => is_ski(k.0.as_bytes()),
+            },
+            RecipientInfo::Kari(kari) => kari.recipient_enc_keys.iter().any(|rek| match &rek.rid {
+                KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(i) => is_ias(i),
+                KeyAgreeRecipientIdentifier::RKeyId(r) => {
+                    is_ski(r.subject_key_identifier.0.as_bytes())
+                }
+            }),
+            _ => false,
+        };
+        if matched {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Finds the RecipientInfo addressed to `cert` in the raw `recipientInfos` SET and recovers the
 /// content key, which must be `key_len` bytes.
 pub(crate) fn unwrap_ours(

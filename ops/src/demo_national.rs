@@ -350,8 +350,8 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
         println!("   link {link}: {copies} copies, {bytes} bytes");
     }
     println!(
-        "   (today each commune's copy travels alone with every recipient's key; sealed once and \
-         fanned out, each link would carry one: docs/broadcast.md)"
+        "   (sealed once, each commune's copy cut to its own key; fanned out by the hosts, each \
+         link would carry one copy: docs/broadcast.md)"
     );
 
     let (commune, host) = (&communes[0], HOSTS[0].0);

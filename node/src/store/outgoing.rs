@@ -114,31 +114,37 @@ impl Store {
             .ok_or(StoreError::NotFound(MessageId(new.id)))
     }
 
-    /// Queues one copy of a dispatch composed here per recipient (`copies`: one offer each, all
-    /// of the object `sealed`), keeping its header for the clerk: all copies or none. `by` is the
-    /// submission's ledger event without the object: who submitted it (and their role).
+    /// Queues one copy of a dispatch composed here per recipient (`copies`: one offer each, with
+    /// the object it offers; copies may share one), keeping its header for the clerk: all copies
+    /// or none. `by` is the submission's ledger event without the object: who submitted it (and
+    /// their role).
     pub fn submit_copies(
         &self,
-        copies: &[Offer],
+        copies: &[(Offer, Sealed<'_>)],
         header: &DispatchHeader,
-        sealed: Sealed<'_>,
         now: u64,
         by: &Event,
     ) -> Result<Vec<Record>, StoreError> {
-        for copy in copies {
+        for (copy, _) in copies {
             if self.get(MessageId(copy.id))?.is_some() {
                 return Err(StoreError::Conflict(MessageId(copy.id)));
             }
         }
-        if let Sealed::File(path) = sealed {
-            File::open(path)
-                .and_then(|f| f.sync_all())
-                .map_err(io_error("syncing the sealed object"))?;
+        let mut synced: Vec<&Path> = Vec::new();
+        for (_, sealed) in copies {
+            if let Sealed::File(path) = *sealed {
+                if !synced.contains(&path) {
+                    File::open(path)
+                        .and_then(|f| f.sync_all())
+                        .map_err(io_error("syncing the sealed object"))?;
+                    synced.push(path);
+                }
+            }
         }
         let mut records = Vec::new();
         let mut result = Ok(());
-        for copy in copies {
-            let placed = match sealed {
+        for (copy, sealed) in copies {
+            let placed = match *sealed {
                 Sealed::Memory(bytes) => self.place_object(copy, bytes),
                 Sealed::File(path) => self.link_object(copy, path),
             };
@@ -161,9 +167,9 @@ impl Store {
             })
             .collect();
         let result = result
-            .and_then(|()| match sealed {
-                Sealed::File(_) => sync_dir(&self.spool.join("objects")),
-                Sealed::Memory(_) => Ok(()),
+            .and_then(|()| match synced.is_empty() {
+                false => sync_dir(&self.spool.join("objects")),
+                true => Ok(()),
             })
             .and_then(|()| encode_header(header))
             .and_then(|json| {
@@ -481,7 +487,7 @@ mod tests {
             let by = Event::new(EntryKind::Submitted, None, Actor::User(1000));
             let (a, b) = (dispatch(1, 2, &content), dispatch(2, 2, &content));
             let records = store
-                .submit_copies(&[a.clone(), b], &header(), sealed, 5, &by)
+                .submit_copies(&[(a.clone(), sealed), (b, sealed)], &header(), 5, &by)
                 .unwrap();
             assert_eq!(records.len(), 2);
             assert_eq!(store.outbox().unwrap().len(), 2);
@@ -492,7 +498,7 @@ mod tests {
             let mut other = header();
             other.message_id = "0d1e2f30-4152-4637-8899-aabbccddeeff".into();
             let err = store
-                .submit_copies(&[c, a], &other, sealed, 6, &by)
+                .submit_copies(&[(c, sealed), (a, sealed)], &other, 6, &by)
                 .unwrap_err();
             assert!(matches!(err, StoreError::Conflict(_)), "{err}");
             assert!(store.get(MessageId([3; 16])).unwrap().is_none());
@@ -512,7 +518,7 @@ mod tests {
         // recipient would have.
         let submit = |store: &Store, n: u8| {
             let copy = dispatch(n, 0, &content);
-            store.submit_copies(&[copy], &header(), Sealed::Memory(&content), 5, &by)
+            store.submit_copies(&[(copy, Sealed::Memory(&content))], &header(), 5, &by)
         };
         submit(&open_again(dir.path()), 1).unwrap();
         // After a restart, the same message id to an entirely different recipient (another

@@ -294,10 +294,34 @@ impl Composer<'_> {
             bytes: Vec::new(),
             dir: self.scratch,
         };
-        let (size, digest) = self.seal(&header, request, &recipients, &mut spill)?;
-        let sealed = spill
-            .sealed()
-            .map_err(StoreError::from_io("writing the sealed object"))?;
+        let sealed_once = self.seal(&header, request, &recipients, &mut spill)?;
+        // Sealed once; each recipient's copy then keeps only its own RecipientInfo
+        // (docs/broadcast.md, rule 2), so a copy to one agency does not carry every other
+        // recipient's key: at 3,000 recipients that would be some 1 MiB per copy.
+        let mut cuts = Vec::new();
+        if recipients.len() > 1 {
+            for cert in &recipients {
+                let mut cut = Spill::Memory {
+                    bytes: Vec::new(),
+                    dir: self.scratch,
+                };
+                let mut out = HashingWriter::new(&mut cut);
+                vdx_crypto::Sealer::cut_recipients(spill.reader()?, &mut out, &[cert])?;
+                let (size, digest) = out.finish()?;
+                cuts.push((cut, size, digest));
+            }
+        }
+        let objects: Vec<(Sealed<'_>, u64, [u8; 32])> = if cuts.is_empty() {
+            let sealed = spill
+                .sealed()
+                .map_err(StoreError::from_io("writing the sealed object"))?;
+            vec![(sealed, sealed_once.0, sealed_once.1)]
+        } else {
+            cuts.iter_mut()
+                .map(|(cut, size, digest)| Ok((cut.sealed()?, *size, *digest)))
+                .collect::<io::Result<_>>()
+                .map_err(StoreError::from_io("writing the sealed object"))?
+        };
 
         let message_id = uuid_bytes(&header.message_id)?;
         let expires = request
@@ -306,27 +330,27 @@ impl Composer<'_> {
                 0 => 0,
                 days => now.unix_timestamp() as u64 + u64::from(days) * 86_400,
             });
-        let copies: Vec<Offer> = header
+        let copies: Vec<(Offer, Sealed<'_>)> = header
             .to
             .iter()
-            .map(|party| Offer {
-                id: transfer_id(&message_id, &party.organ_id).0,
-                from: self.organ_code.clone(),
-                to: party.organ_id.clone(),
-                size,
-                sealed_sha256: digest,
-                urgency: header.priority.code(),
-                expires,
-                kind: ObjectKind::Dispatch,
+            .zip(objects.iter().cycle())
+            .map(|(party, &(sealed, size, digest))| {
+                let offer = Offer {
+                    id: transfer_id(&message_id, &party.organ_id).0,
+                    from: self.organ_code.clone(),
+                    to: party.organ_id.clone(),
+                    size,
+                    sealed_sha256: digest,
+                    urgency: header.priority.code(),
+                    expires,
+                    kind: ObjectKind::Dispatch,
+                };
+                (offer, sealed)
             })
             .collect();
-        let records = self.store.submit_copies(
-            &copies,
-            &header,
-            sealed,
-            now.unix_timestamp() as u64,
-            submitter,
-        )?;
+        let records =
+            self.store
+                .submit_copies(&copies, &header, now.unix_timestamp() as u64, submitter)?;
         Ok((header, records))
     }
 
@@ -505,6 +529,20 @@ enum Spill<'a> {
 }
 
 impl Spill<'_> {
+    /// The complete object, to read again from its start.
+    fn reader(&mut self) -> Result<Box<dyn io::Read + '_>, ComposeError> {
+        Ok(match self {
+            Self::Memory { bytes, .. } => Box::new(bytes.as_slice()),
+            Self::File(file) => {
+                file.flush()
+                    .map_err(StoreError::from_io("writing the sealed object"))?;
+                let again = std::fs::File::open(file.get_ref().path())
+                    .map_err(StoreError::from_io("reading the sealed object"))?;
+                Box::new(io::BufReader::with_capacity(256 * 1024, again))
+            }
+        })
+    }
+
     /// The complete object, for the store.
     fn sealed(&mut self) -> io::Result<Sealed<'_>> {
         Ok(match self {
