@@ -420,6 +420,33 @@ mod tests {
                 assert!(matches!(open(&cut, nobody), Err(Error::NotARecipient)));
             }
         }
+        // OpenSSL decrypts a cut copy too (the RSA recipient's, OAEP).
+        let mut cut = Vec::new();
+        Sealer::cut_recipients(&sealed[..], &mut cut, &[&rsa.cert]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cut.der"), &cut).unwrap();
+        std::fs::write(dir.path().join("to.pem"), rsa.cert.to_pem().unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join("to.key"),
+            rsa.key.to_pkcs8_pem(None).unwrap().as_slice(),
+        )
+        .unwrap();
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "cms", "-decrypt", "-inform", "DER", "-in", "cut.der", "-recip", "to.pem",
+                "-inkey", "to.key", "-binary",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut verified = Vec::new();
+        verify_signed(&out.stdout[..], &mut verified, &[]).unwrap();
+        assert_eq!(verified, content);
         let mut both = Vec::new();
         Sealer::cut_recipients(&sealed[..], &mut both, &[&ec.cert, &rsa.cert]).unwrap();
         assert_eq!(open(&both, &rsa).unwrap().0, content);
