@@ -119,6 +119,7 @@ fn offer(id: u8, to: &str, sealed: &[u8]) -> Frame {
         urgency: 3,
         expires: 0,
         kind: ObjectKind::Dispatch,
+        hops: 0,
     })
 }
 

@@ -337,6 +337,7 @@ impl Composer<'_> {
                 urgency: header.priority.code(),
                 expires,
                 kind: ObjectKind::Dispatch,
+                hops: 0,
             })
             .collect();
         let records = self.store.submit_copies(
