@@ -246,6 +246,17 @@ impl From<ComposeError> for ApiError {
     }
 }
 
+impl From<crate::routing::RouteError> for ApiError {
+    fn from(e: crate::routing::RouteError) -> Self {
+        use crate::routing::RouteError;
+        let code = match e {
+            RouteError::Loop(_) => "route_loop",
+            RouteError::TooLong { .. } => "route_too_long",
+        };
+        Self(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+    }
+}
+
 /// Binds the socket (replacing a stale one), mode 0660.
 pub fn bind(home: &Path) -> io::Result<(UnixListener, PathBuf)> {
     let path = home.join(SOCKET_NAME);
@@ -883,6 +894,10 @@ async fn submit(
     }
     let request: SendRequest =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
+    // Before anything is sealed: a route the directory makes loop, or too long, never arrives.
+    for to in &request.to {
+        node.route_to(to)?;
+    }
     let (worker, host) = (tenant.clone(), node.clone());
     let (header, records, created) = blocking(move || {
         let _one_at_a_time = request

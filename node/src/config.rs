@@ -185,6 +185,10 @@ pub struct Limits {
     pub retry_from_handshakes: u32,
     /// A handshake not finished after this many seconds is dropped.
     pub handshake_timeout_secs: u32,
+    /// Offers that have crossed this many relays or more are refused, and a submission whose
+    /// route by the directory would cross as many is refused at once: a loop in the directory's
+    /// relays ends (`docs/routes.md`).
+    pub max_hops: u8,
 }
 
 impl Default for Limits {
@@ -202,6 +206,7 @@ impl Default for Limits {
             max_connections_per_ip: 16,
             retry_from_handshakes: 16,
             handshake_timeout_secs: 10,
+            max_hops: 8,
         }
     }
 }

@@ -139,16 +139,30 @@ pub fn next_hop(directory: &IndexedDirectory, here: &Here<'_>, to: &OrganCode) -
     Hop::Peer(theirs.map_or(node, |r| node_of(directory, &r)))
 }
 
+/// Whether `peer` and this node are linked by a relay: we relay for it (the directory names one
+/// of our tenants, or an agency on our node, its relay), or it relays for us (our configured
+/// relay, or our directory entry's). Objects in transit travel only over such links.
+fn relay_link(directory: &IndexedDirectory, here: &Here<'_>, peer: &OrganCode) -> bool {
+    let we_relay_it = relay_of(directory, peer)
+        .is_some_and(|r| here.hosts(&r) || node_of(directory, &r) == *here.host);
+    let it_relays_us = here.relay == Some(peer)
+        || relay_of(directory, here.host).is_some_and(|r| node_of(directory, &r) == *peer);
+    we_relay_it || it_relays_us
+}
+
 /// Whether `peer` (the organ code its TLS certificate carries) may hand over an object from `from`
 /// to `to`, and what it is for here.
 ///
 /// A peer hands over its own objects, its tenants' (it is the sender's host), or carries them as
-/// our relay or as the relay of their sender or recipient; anyone else claiming another agency's
-/// object (and its transfer id) is an impostor (`BadOffer`). The object is delivered when `to` is a
-/// tenant here, relayed when one of our tenants is the relay of its sender or recipient and `to`
-/// is known, and otherwise not for us (`NotForUs`), notably for an agency the directory says we
-/// host but which is not, or no longer, a tenant here. A sender missing from the directory is
-/// `UnknownSender`. Size and expiry are the caller's to check.
+/// our relay, as the relay of their sender or recipient, or as a node we relay for; anyone else
+/// claiming another agency's object (and its transfer id) is an impostor (`BadOffer`). The object
+/// is delivered when `to` is a tenant here; relayed by the tenant that is the relay of its sender
+/// or recipient when `to` is known; relayed in transit by the host's own agency when `peer` and
+/// this node are linked by a relay ([`relay_link`]) and [`next_hop`] from here takes it further
+/// (to a node that is neither `peer` nor this one: a route through several relays, DESIGN §1);
+/// and otherwise not for us (`NotForUs`), notably for an agency the directory says we host but
+/// which is not, or no longer, a tenant here. A sender missing from the directory is
+/// `UnknownSender`. Size, expiry and hop count are the caller's to check ([`check_hops`]).
 pub fn admit(
     directory: &IndexedDirectory,
     here: &Here<'_>,
@@ -161,7 +175,8 @@ pub fn admit(
         || host_of(directory, from).as_ref() == Some(peer)
         || here.relay == Some(peer)
         || relay_node(from).as_ref() == Some(peer)
-        || relay_node(to).as_ref() == Some(peer);
+        || relay_node(to).as_ref() == Some(peer)
+        || relay_link(directory, here, peer);
     if !allowed {
         return Err((
             RejectCode::BadOffer,
@@ -181,6 +196,16 @@ pub fn admit(
             .flatten()
             .find(|r| here.hosts(r))
             .map(|by| Admitted::Relay { by })
+            .or_else(|| {
+                // In transit: further along the route, never back where it came from.
+                let onwards = match next_hop(directory, here, to) {
+                    Hop::Peer(next) => next != *peer && next != *here.host,
+                    Hop::Local(_) => false,
+                };
+                (onwards && relay_link(directory, here, peer)).then(|| Admitted::Relay {
+                    by: here.host.clone(),
+                })
+            })
     };
     let Some(target) = target else {
         return Err((
@@ -195,6 +220,116 @@ pub fn admit(
         ));
     }
     Ok(target)
+}
+
+/// Refuses an offer that has crossed `max_hops` relays or more (`BadOffer`): a route that long is
+/// a loop in the directory's relays, or a directory nobody meant, and must end somewhere.
+pub fn check_hops(hops: u8, max_hops: u8) -> Result<(), (RejectCode, String)> {
+    if hops >= max_hops {
+        return Err((
+            RejectCode::BadOffer,
+            format!("crossed {hops} relays: a loop in the directory's relays?"),
+        ));
+    }
+    Ok(())
+}
+
+/// Why the directory gives no usable route to a recipient.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// The relays named by the directory lead back to a node already on the way.
+    #[error("the directory's relays loop: {}", path(.0))]
+    Loop(Vec<OrganCode>),
+    /// The route crosses `max_hops` relays or more: the last of them would refuse it.
+    #[error("the route crosses {relays} relays, the limit is fewer than {max_hops}: {}", path(.route))]
+    TooLong {
+        /// The nodes on the way, the recipient's last.
+        route: Vec<OrganCode>,
+        /// The relays crossed (the nodes before the recipient's).
+        relays: usize,
+        /// The limit (`[limits] max_hops`).
+        max_hops: u8,
+    },
+}
+
+fn path(nodes: &[OrganCode]) -> String {
+    nodes
+        .iter()
+        .map(OrganCode::as_str)
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+/// The route an object for `to` takes from `here`, as the directory implies it: the nodes it is
+/// handed to in turn, the recipient's node last (empty when `to` is hosted here). Each step is
+/// [`next_hop`], from `here` as it is for the first, then from each node as the directory
+/// describes it (its entry's relay, the agencies it hosts). Refused when a node comes round again
+/// ([`RouteError::Loop`]: relays A → B → A) or when the route crosses `max_hops` relays or more
+/// ([`RouteError::TooLong`]: the last relay's receiver would refuse it, [`check_hops`]); the
+/// sender checks it before anything is sealed, so the clerk reads why at submission.
+pub fn route_to(
+    directory: &IndexedDirectory,
+    here: &Here<'_>,
+    to: &OrganCode,
+    max_hops: u8,
+) -> Result<Vec<OrganCode>, RouteError> {
+    let end = node_of(directory, to);
+    let mut route = Vec::new();
+    let mut hop = next_hop(directory, here, to);
+    let mut at = here.host.clone();
+    loop {
+        let next = match hop {
+            Hop::Local(_) => return Ok(route),
+            Hop::Peer(next) => next,
+        };
+        if next == end {
+            route.push(next);
+            break;
+        }
+        if next == *here.host || next == at || route.contains(&next) {
+            route.push(next);
+            return Err(RouteError::Loop(
+                std::iter::once(here.host.clone()).chain(route).collect(),
+            ));
+        }
+        route.push(next.clone());
+        if route.len() > usize::from(max_hops) {
+            break;
+        }
+        hop = next_hop_from(directory, &next, to);
+        at = next;
+    }
+    let relays = route.len().saturating_sub(1);
+    if relays >= usize::from(max_hops) {
+        return Err(RouteError::TooLong {
+            route,
+            relays,
+            max_hops,
+        });
+    }
+    Ok(route)
+}
+
+/// [`next_hop`] from `node` as the directory describes it: its entry's relay, and the agencies
+/// it hosts among those a route to `to` asks about (`to` and its relay).
+fn next_hop_from(directory: &IndexedDirectory, node: &OrganCode, to: &OrganCode) -> Hop {
+    let mut tenants = vec![node.clone()];
+    for code in [Some(to.clone()), relay_of(directory, to)]
+        .into_iter()
+        .flatten()
+    {
+        if host_of(directory, &code).as_ref() == Some(node) && !tenants.contains(&code) {
+            tenants.push(code);
+        }
+    }
+    let relay = relay_of(directory, node).map(|r| node_of(directory, &r));
+    let here = Here {
+        host: node,
+        tenants: &tenants,
+        relay: relay.as_ref(),
+    };
+    next_hop(directory, &here, to)
 }
 
 #[cfg(test)]
@@ -603,6 +738,202 @@ mod tests {
             reason(G99, G99, H41),
             "000.00.00.G99 is not in the directory"
         );
+    }
+
+    const YA: &str = "000.01.26.H26"; // a commune with its own node, relayed by H26
+    const YB: &str = "000.02.26.H26"; // a commune hosted by H26
+
+    /// Central G22; provinces H41 and H26 relayed by G22; communes on their own nodes relayed by
+    /// their province, and one hosted by H26.
+    fn national(g22_relay: Option<&str>) -> IndexedDirectory {
+        directory(&[
+            (G22, g22_relay, None),
+            (H41, Some(G22), None),
+            (H26, Some(G22), None),
+            (H40, None, None),
+            (XA, Some(H41), None),
+            (YA, Some(H26), None),
+            (YB, None, Some(H26)),
+        ])
+    }
+
+    #[test]
+    fn a_commune_reaches_another_province_s_commune_through_three_relays() {
+        let dir = national(None);
+        let (g22, h41, h26, xa, ya, yb) = (
+            code(G22),
+            code(H41),
+            code(H26),
+            code(XA),
+            code(YA),
+            code(YB),
+        );
+        let tenants_of_h26 = [h26.clone(), yb.clone()];
+        let at_xa = Here::single(&xa, Some(&h41));
+        let at_h41 = Here::single(&h41, Some(&g22));
+        let at_g22 = Here::single(&g22, None);
+        let at_h26 = Here {
+            host: &h26,
+            tenants: &tenants_of_h26,
+            relay: Some(&g22),
+        };
+        let at_ya = Here::single(&ya, Some(&h26));
+        // Out: XA -> H41 -> G22 -> H26 -> YA, each relay taking it from the one before.
+        let out = [
+            (&at_xa, None, Hop::Peer(h41.clone())),
+            (&at_h41, Some(XA), Hop::Peer(g22.clone())),
+            (&at_g22, Some(H41), Hop::Peer(h26.clone())),
+            (&at_h26, Some(G22), Hop::Peer(ya.clone())),
+            (&at_ya, Some(H26), Hop::Local(ya.clone())),
+        ];
+        for (here, peer, hop) in &out {
+            assert_eq!(next_hop(&dir, here, &ya), *hop, "at {}", here.host);
+            if let Some(peer) = peer {
+                let admitted = admit(&dir, here, &code(peer), &xa, &ya);
+                let expected = match hop {
+                    Hop::Local(c) => Admitted::Deliver(c.clone()),
+                    Hop::Peer(_) => Admitted::Relay {
+                        by: here.host.clone(),
+                    },
+                };
+                assert_eq!(admitted, Ok(expected), "at {} from {peer}", here.host);
+            }
+        }
+        // Back (the delivery receipt): YA -> H26 -> G22 -> H41 -> XA.
+        let back = [
+            (&at_ya, None, Hop::Peer(h26.clone())),
+            (&at_h26, Some(YA), Hop::Peer(g22.clone())),
+            (&at_g22, Some(H26), Hop::Peer(h41.clone())),
+            (&at_h41, Some(G22), Hop::Peer(xa.clone())),
+        ];
+        for (here, peer, hop) in &back {
+            assert_eq!(next_hop(&dir, here, &xa), *hop, "at {}", here.host);
+            if let Some(peer) = peer {
+                assert_eq!(
+                    admit(&dir, here, &code(peer), &ya, &xa),
+                    Ok(Admitted::Relay {
+                        by: here.host.clone()
+                    }),
+                    "at {} from {peer}",
+                    here.host
+                );
+            }
+        }
+        assert_eq!(
+            admit(&dir, &at_xa, &h41, &ya, &xa),
+            Ok(Admitted::Deliver(xa.clone()))
+        );
+        // To a commune hosted by the province: delivered there.
+        assert_eq!(next_hop(&dir, &at_g22, &yb), Hop::Peer(h26.clone()));
+        assert_eq!(
+            admit(&dir, &at_h26, &g22, &xa, &yb),
+            Ok(Admitted::Deliver(yb.clone()))
+        );
+    }
+
+    #[test]
+    fn transit_needs_a_relay_link_and_a_step_onwards() {
+        let dir = national(None);
+        let (g22, h41, h26, xa) = (code(G22), code(H41), code(H26), code(XA));
+        let at_g22 = Here::single(&g22, None);
+        let at_h41 = Here::single(&h41, Some(&g22));
+        let refused = |got: Result<Admitted, (RejectCode, String)>| got.map_err(|(rc, _)| rc);
+        // H40 has no relay link with G22: its own object for a commune of H26 is not G22's to
+        // carry (H40 would have to reach H26 itself).
+        assert_eq!(
+            refused(admit(&dir, &at_g22, &code(H40), &code(H40), &code(YA))),
+            Err(RejectCode::NotForUs)
+        );
+        // Nor may it hand over a commune's object, claiming to relay it.
+        assert_eq!(
+            refused(admit(&dir, &at_g22, &code(H40), &xa, &code(YA))),
+            Err(RejectCode::BadOffer)
+        );
+        // Never back where it came from: our relay handing us what we would hand back to it.
+        assert_eq!(
+            refused(admit(&dir, &at_h41, &g22, &g22, &code(YA))),
+            Err(RejectCode::NotForUs)
+        );
+        assert_eq!(
+            refused(admit(&dir, &at_g22, &h26, &code(YA), &code(YB))),
+            Err(RejectCode::NotForUs),
+            "G22 would pass it back to H26"
+        );
+        // A province carries for a node below it by the directory alone (no configured relay).
+        let bare_g22 = Here::single(&g22, None);
+        assert_eq!(
+            admit(&dir, &bare_g22, &h26, &code(YA), &xa),
+            Ok(Admitted::Relay { by: g22.clone() })
+        );
+    }
+
+    #[test]
+    fn routes_follow_the_directory_and_refuse_loops_and_long_ones() {
+        let dir = national(None);
+        let (g22, h41, h26, xa, ya) = (code(G22), code(H41), code(H26), code(XA), code(YA));
+        let at_xa = Here::single(&xa, Some(&h41));
+        let at_g22 = Here::single(&g22, None);
+        let names = |r: Vec<OrganCode>| r.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            names(route_to(&dir, &at_xa, &ya, 8).unwrap()),
+            [H41, G22, H26, YA]
+        );
+        assert_eq!(names(route_to(&dir, &at_g22, &ya, 8).unwrap()), [H26, YA]);
+        assert_eq!(names(route_to(&dir, &at_g22, &code(YB), 8).unwrap()), [H26]);
+        // Our relay is the recipient's node, whose own relay is G22: through G22, as one-hop
+        // routing always went (the recipient's relay before our relay that is its node).
+        assert_eq!(names(route_to(&dir, &at_xa, &h41, 8).unwrap()), [G22, H41]);
+        assert_eq!(
+            names(route_to(&dir, &at_xa, &code(H40), 8).unwrap()),
+            [H41, G22, H40]
+        );
+        assert_eq!(route_to(&dir, &at_xa, &xa, 8), Ok(Vec::new()));
+        // Three relays: refused below a limit of 4, as the last receiver would refuse it.
+        assert!(route_to(&dir, &at_xa, &ya, 4).is_ok());
+        let long = route_to(&dir, &at_xa, &ya, 3).unwrap_err();
+        assert!(matches!(
+            long,
+            RouteError::TooLong {
+                relays: 3,
+                max_hops: 3,
+                ..
+            }
+        ));
+        assert_eq!(
+            long.to_string(),
+            "the route crosses 3 relays, the limit is fewer than 3: \
+             000.00.00.H41 -> 000.00.00.G22 -> 000.00.00.H26 -> 000.01.26.H26"
+        );
+        // G22 relayed by H41, H41 by G22: A -> B -> A.
+        let looped = national(Some(H41));
+        let err = route_to(&looped, &at_xa, &ya, 8).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the directory's relays loop: 000.01.41.H41 -> 000.00.00.H41 -> 000.00.00.G22 -> 000.00.00.H41"
+        );
+        // A relay loop in another part of the directory does not stop this route.
+        assert!(route_to(&looped, &Here::single(&h26, Some(&g22)), &ya, 8).is_ok());
+        // A directory naming a node its own relay ends at once.
+        let own = directory(&[
+            (G22, None, None),
+            (H26, Some(H26), None),
+            (YA, Some(H26), None),
+        ]);
+        assert!(route_to(&own, &Here::single(&g22, None), &ya, 8).is_ok());
+    }
+
+    #[test]
+    fn offers_past_the_hop_limit_are_refused() {
+        assert!(check_hops(0, 8).is_ok());
+        assert!(check_hops(7, 8).is_ok());
+        assert_eq!(
+            check_hops(8, 8),
+            Err((
+                RejectCode::BadOffer,
+                "crossed 8 relays: a loop in the directory's relays?".into()
+            ))
+        );
+        assert!(check_hops(u8::MAX, 8).is_err());
     }
 
     #[test]

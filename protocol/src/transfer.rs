@@ -244,6 +244,7 @@ mod tests {
             urgency: 0,
             expires: 0,
             kind: crate::wire::ObjectKind::Dispatch,
+            hops: 0,
         }
     }
 

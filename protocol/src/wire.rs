@@ -124,6 +124,10 @@ pub struct Offer {
     pub expires: u64,
     /// What the object is: a sealed dispatch, or a signed reply travelling back to its sender.
     pub kind: ObjectKind,
+    /// Relays the object has crossed so far (0 from its sender): the receiver refuses it past its
+    /// hop limit, so that a loop in the directory's relays ends. Encoded only when not 0, so
+    /// that an offer straight from its sender reads the same to a node that predates it.
+    pub hops: u8,
 }
 
 /// What a transferred object is, so that the final receiver knows how to open it. Relays carry all
@@ -419,6 +423,9 @@ impl Frame {
                 out.push(offer.urgency);
                 out.extend_from_slice(&offer.expires.to_be_bytes());
                 out.push(offer.kind.to_u8());
+                if offer.hops != 0 {
+                    out.push(offer.hops);
+                }
                 FrameKind::Offer
             }
             Self::Accept { resume_from } => {
@@ -530,6 +537,13 @@ impl Frame {
                     .array::<1>()
                     .and_then(|[k]| ObjectKind::from_u8(k))
                     .ok_or(bad("object kind"))?;
+                // Optional and last: an offer from a node that predates it has crossed no relay
+                // as far as it can tell.
+                let hops = match r.rest() {
+                    [] => 0,
+                    [hops] => *hops,
+                    _ => return Err(bad("bytes after hops")),
+                };
                 if size == 0 {
                     return Err(bad("size 0"));
                 }
@@ -545,6 +559,7 @@ impl Frame {
                     urgency,
                     expires,
                     kind,
+                    hops,
                 })
             }
             FrameKind::Accept => Self::Accept {
@@ -764,6 +779,7 @@ mod tests {
             urgency: 3,
             expires: 1_795_000_000,
             kind: ObjectKind::Dispatch,
+            hops: 0,
         }
     }
 
@@ -777,6 +793,7 @@ mod tests {
     fn every_frame_round_trips_even_one_byte_at_a_time() {
         let frames = vec![
             Frame::Offer(offer()),
+            Frame::Offer(Offer { hops: 7, ..offer() }),
             Frame::Accept {
                 resume_from: 1 << 20,
             },
@@ -879,6 +896,54 @@ mod tests {
         let mut d = FrameDecoder::new();
         d.feed(&[1, 6, 0, 2, 0, 0]);
         assert!(matches!(d.next_frame(), Err(WireError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn hops_are_optional_last_and_counted_zero_when_left_out() {
+        let direct = encoded(&Frame::Offer(offer()));
+        let relayed = encoded(&Frame::Offer(Offer { hops: 3, ..offer() }));
+        // From its sender: byte for byte what a node without hops sends (0x5e bytes).
+        assert_eq!(direct.len(), 6 + 0x5e);
+        assert_eq!(relayed.len(), direct.len() + 1);
+        assert_eq!(&relayed[..2], &direct[..2]);
+        assert_eq!(&relayed[6..direct.len()], &direct[6..]);
+        assert_eq!(relayed[2..6], [0, 0, 0, 0x5f]);
+        assert_eq!(*relayed.last().unwrap(), 3);
+        let decode = |bytes: &[u8]| {
+            let mut d = FrameDecoder::new();
+            d.feed(bytes);
+            d.next_frame()
+        };
+        let Some(Frame::Offer(o)) = decode(&direct).unwrap() else {
+            panic!("not an offer")
+        };
+        assert_eq!(o.hops, 0, "an offer without hops has crossed none");
+        let Some(Frame::Offer(o)) = decode(&relayed).unwrap() else {
+            panic!("not an offer")
+        };
+        assert_eq!(o.hops, 3);
+        // An explicit 0 (a node may send it) reads as 0; a byte past hops is malformed.
+        let mut explicit = direct.clone();
+        explicit.push(0);
+        explicit[5] += 1;
+        let Some(Frame::Offer(o)) = decode(&explicit).unwrap() else {
+            panic!("not an offer")
+        };
+        assert_eq!(o.hops, 0);
+        let mut longer = relayed.clone();
+        longer.push(9);
+        longer[5] += 1;
+        let err = decode(&longer).unwrap_err();
+        assert_eq!(err.stream_code(), 0x13, "{err}");
+        assert!(err.to_string().contains("bytes after hops"), "{err}");
+        let max = encoded(&Frame::Offer(Offer {
+            hops: u8::MAX,
+            ..offer()
+        }));
+        let Some(Frame::Offer(o)) = decode(&max).unwrap() else {
+            panic!("not an offer")
+        };
+        assert_eq!(o.hops, u8::MAX);
     }
 
     #[test]

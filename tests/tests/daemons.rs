@@ -318,6 +318,7 @@ fn a_sender_missing_from_the_receivers_directory_is_refused_and_keeps_its_dispat
         urgency: 3,
         expires: 0,
         kind: ObjectKind::Dispatch,
+        hops: 0,
     };
     store_of(&s, "g22").submit(&offer, &sealed[..], 1).unwrap();
     let receiver = Daemon::start(&s, "h41");

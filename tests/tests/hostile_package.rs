@@ -153,6 +153,7 @@ fn offer(id: u8, size: u64, sealed_sha256: [u8; 32]) -> Offer {
         urgency: 0,
         expires: 0,
         kind: ObjectKind::Dispatch,
+        hops: 0,
     }
 }
 

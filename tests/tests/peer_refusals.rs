@@ -119,6 +119,7 @@ fn offer(id: u8, to: &str, sealed: &[u8]) -> Frame {
         urgency: 3,
         expires: 0,
         kind: ObjectKind::Dispatch,
+        hops: 0,
     })
 }
 
@@ -135,12 +136,12 @@ fn header(kind: u8, len: u32) -> Vec<u8> {
     out
 }
 
-/// `frame` with one byte more than its payload parses, counted in its length.
-fn with_trailing_byte(frame: &Frame) -> Vec<u8> {
+/// `frame` with `n` zero bytes after its payload, counted in its length.
+fn with_trailing_bytes(frame: &Frame, n: u32) -> Vec<u8> {
     let mut out = encode(frame);
-    let len = u32::from_be_bytes(out[2..6].try_into().unwrap()) + 1;
+    let len = u32::from_be_bytes(out[2..6].try_into().unwrap()) + n;
     out[2..6].copy_from_slice(&len.to_be_bytes());
-    out.push(0);
+    out.extend((0..n).map(|_| 0));
     out
 }
 
@@ -395,8 +396,9 @@ fn frame_violations_reset_the_stream_with_their_code_and_the_node_keeps_serving(
             0x12,
         ),
         (
-            "an OFFER with a trailing byte",
-            vec![Step::Send(with_trailing_byte(&offer(0x20, H41, &body)))],
+            // One byte after `kind` is `hops`; a second is one too many.
+            "an OFFER with a byte after hops",
+            vec![Step::Send(with_trailing_bytes(&offer(0x20, H41, &body), 2))],
             0x13,
         ),
         (

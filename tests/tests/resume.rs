@@ -54,6 +54,7 @@ fn offer(id: MessageId, size: u64, sealed_sha256: [u8; 32]) -> Offer {
         urgency: 2,
         expires: 0,
         kind: ObjectKind::Dispatch,
+        hops: 0,
     }
 }
 

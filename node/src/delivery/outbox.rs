@@ -27,7 +27,7 @@ use crate::net::transfer::{
     hand_over_locally, send_dispatch, ReceivePolicy as _, SendOutcome, TransferError,
 };
 use crate::routing::Hop;
-use crate::store::{DispatchState, MessageId, Record};
+use crate::store::{Direction, DispatchState, MessageId, Record};
 use crate::tenant::receipts::verify_receipt;
 use crate::tenant::Tenant;
 
@@ -343,6 +343,25 @@ impl Driver {
                 .flatten()
                 .filter(|r| r.state == DispatchState::Queued)
         });
+        // A relay never hands an object back to the node it came from (a loop of two, after a
+        // directory reload turned its route back): failed here, with the reason, instead.
+        if let (Some(r), Some(t)) = (&record, &tenant) {
+            if r.direction == Direction::Relayed && r.came_from.as_ref() == Some(&peer) && !local {
+                let reason = format!(
+                    "its route goes back to {peer}, which handed it over: a loop in the directory's relays?"
+                );
+                tracing::error!(tenant = %t.code, id = %r.id, to = %r.to, %reason, "not relayed");
+                if let Err(e) = t.store.mark_failed(r.id, reason) {
+                    tracing::error!(tenant = %t.code, id = %r.id, error = %e, "cannot mark failed");
+                }
+                if let Ok(mut s) = self.node.schedule.lock() {
+                    s.core
+                        .handle_transfer_finished(Instant::now(), &key, &Outcome::NotQueued);
+                }
+                self.node.wake_outbox.notify_one();
+                return;
+            }
+        }
         let (conn, record, tenant) = match (conn, record, tenant) {
             (conn, Some(record), Some(tenant)) if conn.is_some() || local => (conn, record, tenant),
             (conn, _, _) => {

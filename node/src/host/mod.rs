@@ -243,6 +243,18 @@ impl Host {
         routing::next_hop(&self.trusted().directory, &self.here(&tenants), to)
     }
 
+    /// The route to `to` the directory implies ([`routing::route_to`]), refused when it loops or
+    /// is longer than `[limits] max_hops`: checked at submission, before anything is sealed.
+    pub(crate) fn route_to(&self, to: &OrganCode) -> Result<Vec<OrganCode>, routing::RouteError> {
+        let tenants = self.tenants();
+        routing::route_to(
+            &self.trusted().directory,
+            &self.here(&tenants),
+            to,
+            self.config.limits.max_hops,
+        )
+    }
+
     /// A peer's QUIC address from the directory: its own, or its host's.
     pub(crate) fn endpoint_of(&self, peer: &OrganCode) -> Option<String> {
         routing::endpoint_of(&self.trusted().directory, peer).map(str::to_owned)
@@ -815,6 +827,7 @@ impl ReceivePolicy for Host {
                     format!("{} is not served by {}", offer.to, self.config.organ_code),
                 )
             })?;
+        routing::check_hops(offer.hops, self.config.limits.max_hops)?;
         let limit = match offer.kind {
             ObjectKind::Dispatch => self.config.limits.max_dispatch_bytes,
             _ => MAX_REPLY_BYTES,

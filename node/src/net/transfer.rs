@@ -431,6 +431,7 @@ fn offer_of(record: &Record) -> Result<Offer, TransferError> {
         urgency: record.urgency,
         expires: record.expires,
         kind: record.kind,
+        hops: record.hops,
     })
 }
 
@@ -821,6 +822,7 @@ mod tests {
             urgency: 3,
             expires: 2_000_000_000,
             kind: vdx_protocol::wire::ObjectKind::Dispatch,
+            hops: 0,
         };
         store.submit(&offer, body, 1).unwrap();
         MessageId(offer.id)

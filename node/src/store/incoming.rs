@@ -118,7 +118,10 @@ impl Store {
                 None
             }
         };
-        let record = Record::new(new, Direction::Incoming, DispatchState::Received, now);
+        let record = Record {
+            came_from: Some(peer.clone()),
+            ..Record::new(new, Direction::Incoming, DispatchState::Received, now)
+        };
         let value = encode(&record)?;
         let event = record.event(&Event::new(
             EntryKind::Received,

@@ -621,6 +621,7 @@ mod tests {
             urgency: 0,
             expires: 0,
             kind: ObjectKind::Dispatch,
+            hops: 0,
         };
         (offer, body)
     }

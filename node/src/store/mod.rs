@@ -446,6 +446,7 @@ mod tests {
             urgency,
             expires: 2_000_000_000,
             kind: vdx_protocol::wire::ObjectKind::Dispatch,
+            hops: 0,
         }
     }
 

@@ -240,6 +240,18 @@ pub struct Record {
     /// Status notices received about this dispatch, oldest first (outgoing only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<NoticeSeen>,
+    /// Relays the object had crossed when it was offered here (OFFER `hops`); a relay hands it on
+    /// with one more. Records stored before hops were counted read as 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hops: u8,
+    /// The node that handed it over (the TLS peer, or this host for a hand-over between its
+    /// tenants), for an arrival: a relay never hands it back there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub came_from: Option<OrganCode>,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl Record {
@@ -316,6 +328,8 @@ impl Record {
             delivery_receipt: None,
             outbox_key: None,
             notices: Vec::new(),
+            hops: new.hops,
+            came_from: None,
         }
     }
 }
@@ -360,5 +374,34 @@ mod tests {
         assert_eq!(MessageId::try_from(id.to_string()).unwrap(), id);
         assert!(MessageId::try_from("zz".repeat(16)).is_err());
         assert!(MessageId::try_from(String::from("ab")).is_err());
+    }
+
+    #[test]
+    fn records_stored_before_hops_read_as_zero_hops() {
+        let offer = Offer {
+            id: [3; 16],
+            from: "000.00.00.G22".parse().unwrap(),
+            to: "000.00.00.H41".parse().unwrap(),
+            size: 10,
+            sealed_sha256: [1; 32],
+            urgency: 0,
+            expires: 0,
+            kind: ObjectKind::Dispatch,
+            hops: 0,
+        };
+        let record = Record::new(&offer, Direction::Incoming, DispatchState::Received, 5);
+        let old = encode(&record).unwrap();
+        let text = String::from_utf8(old.clone()).unwrap();
+        assert!(
+            !text.contains("hops") && !text.contains("came_from"),
+            "{text}"
+        );
+        assert_eq!(decode(&old).unwrap().hops, 0);
+        let relayed = Record {
+            hops: 2,
+            came_from: Some("000.00.00.H26".parse().unwrap()),
+            ..record
+        };
+        assert_eq!(decode(&encode(&relayed).unwrap()).unwrap(), relayed);
     }
 }

@@ -180,7 +180,7 @@ impl Store {
     }
 
     /// Queues a received object for another agency for forwarding, in one transaction: it leaves
-    /// the arrivals, enters the outbox, and its record says it is relayed.
+    /// the arrivals, enters the outbox, and its record says it is relayed, with one more hop.
     pub fn forward(&self, id: MessageId) -> Result<Record, StoreError> {
         let current = self.get(id)?.ok_or(StoreError::NotFound(id))?;
         let key = self.outbox_key(current.urgency, id)?;
@@ -192,6 +192,8 @@ impl Store {
                     return Ok(record);
                 }
                 record.direction = Direction::Relayed;
+                // This node is one more relay crossed.
+                record.hops = record.hops.saturating_add(1);
                 record.state = DispatchState::Queued;
                 record.outbox_key = Some(key.clone());
                 record.attempts = 0;

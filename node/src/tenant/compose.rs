@@ -344,6 +344,7 @@ impl Composer<'_> {
                     urgency: header.priority.code(),
                     expires,
                     kind: ObjectKind::Dispatch,
+                    hops: 0,
                 };
                 (offer, sealed)
             })

@@ -280,6 +280,7 @@ impl Inbox<'_> {
             urgency: about.urgency,
             expires: 0,
             kind,
+            hops: 0,
         };
         Ok(Some((offer, signed)))
     }
@@ -527,6 +528,7 @@ mod tests {
                     urgency: 0,
                     expires: 0,
                     kind: ObjectKind::Dispatch,
+                    hops: 0,
                 };
                 store.submit(&offer, &body[..], 1).unwrap()
             })
@@ -551,6 +553,7 @@ mod tests {
                 urgency: 0,
                 expires: 0,
                 kind,
+                hops: 0,
             };
             let mut receiving = store.receive(&offer).unwrap();
             store.append_incoming(&mut receiving, 0, &object).unwrap();

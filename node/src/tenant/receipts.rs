@@ -246,6 +246,7 @@ mod tests {
             urgency: 0,
             expires: 0,
             kind: vdx_protocol::wire::ObjectKind::Dispatch,
+            hops: 0,
         };
         store.submit(&offer, &body[..], 1).unwrap()
     }
