@@ -25,8 +25,8 @@ vdx() { "$bin/vdx" "$@"; }
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
 G22=000.00.00.G22
-province() { printf '000.00.00.H%02d' $((10 + $1)); }
-commune() { printf '000.%02d.%02d.H%02d' $(($2 / 50 + 1)) $(($2 % 50 + 1)) $((10 + $1)); }
+province() { printf '000.00.00.H%02d\n' $((10 + $1)); }
+commune() { printf '000.%02d.%02d.H%02d\n' $(($2 / 50 + 1)) $(($2 % 50 + 1)) $((10 + $1)); }
 port=$((20000 + RANDOM % 20000))
 
 t0=$(now)
