@@ -167,6 +167,10 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, host: Arc<Host>, mut stop: St
     let interval = Duration::from_secs(config.interval_secs.max(1));
     let mut conns: HashMap<OrganCode, quinn::Connection> = HashMap::new();
     let mut next = Instant::now();
+    // After a failed exchange (a source busy answering others, say, when many nodes pass on a
+    // new zone at once) the next one comes soon, doubling up to the interval, not a whole
+    // interval later.
+    let mut retry = RETRY_FIRST;
     while !stop.is_set() {
         let changed = tokio::select! {
             _ = stop.wait() => return,
@@ -217,6 +221,7 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, host: Arc<Host>, mut stop: St
             _ = stop.wait() => return,
             results = round.join_all() => results,
         };
+        let mut failed = false;
         for (peer, exchanged) in results {
             match exchanged {
                 Ok(Ok((conn, done))) => {
@@ -225,9 +230,32 @@ pub(crate) async fn run(endpoint: quinn::Endpoint, host: Arc<Host>, mut stop: St
                     }
                     conns.insert(peer, conn);
                 }
-                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "zone exchange failed"),
-                Err(_) => tracing::warn!(%peer, "zone exchange timed out"),
+                Ok(Err(e)) => {
+                    failed = true;
+                    tracing::warn!(%peer, error = %e, "zone exchange failed");
+                }
+                Err(_) => {
+                    failed = true;
+                    tracing::warn!(%peer, "zone exchange timed out");
+                }
             }
         }
+        if failed {
+            next = next.min(Instant::now() + jittered(retry));
+            retry = (retry * 2).min(interval);
+        } else {
+            retry = RETRY_FIRST;
+        }
     }
+}
+
+/// The first wait before exchanging again after a failure.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+
+/// `delay` plus up to as much again, at random: nodes refused at the same moment do not all come
+/// back at the same moment.
+fn jittered(delay: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let _ = openssl::rand::rand_bytes(&mut byte);
+    delay + delay.mul_f64(f64::from(byte[0]) / 255.0)
 }
