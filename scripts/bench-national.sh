@@ -38,6 +38,13 @@ init() { # home code [source]
     vdx --home "$1" --tenant "$1" directory export >"$1.json"
 }
 init $G22
+# Every node of this simulation connects from 127.0.0.1: the centre's per-address limits, meant
+# for one peer per address, are raised to let all the provinces in (two connections each: the
+# outbox's and the zone exchange's).
+sed -i -e 's/^max_handshakes_per_ip = .*/max_handshakes_per_ip = 128/' \
+    -e 's/^max_connections_per_ip = .*/max_connections_per_ip = 256/' \
+    -e 's/^max_handshakes = .*/max_handshakes = 256/' \
+    -e 's/^retry_from_handshakes = .*/retry_from_handshakes = 256/' $G22/config.toml
 delegations=()
 for ((p = 0; p < provinces; p++)); do
     code=$(province $p)

@@ -53,7 +53,7 @@ pub(crate) async fn answer(
         Some(Err(_)) => {
             let busy = Frame::Reject {
                 code: RejectCode::Busy,
-                reason: "answering other zone exchanges: try at the next interval".into(),
+                reason: "answering other zone exchanges: try again soon".into(),
             };
             return write_frame(send, &busy).await;
         }
