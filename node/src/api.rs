@@ -853,7 +853,12 @@ async fn upload(
             return Err(refusal);
         }
     }
-    let (id, size) = blocking(move || upload.finish(&tenant.store)).await?;
+    let (id, size) = blocking(move || {
+        let (id, size) = upload.finish(&tenant.store)?;
+        tenant.uploads.uploaded(&id);
+        Ok::<_, ApiError>((id, size))
+    })
+    .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({ "upload": id, "size": size }),

@@ -16,6 +16,10 @@ use crate::store::{ObjectReader, Store, StoreError, INLINE_MAX};
 /// The upload directory.
 pub struct Uploads {
     dir: PathBuf,
+    /// Upload id → how many times it was uploaded and not yet used by a dispatch since the
+    /// start: the same file uploaded by two clients for two dispatches is one upload, kept
+    /// until both have used it.
+    pending: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl Uploads {
@@ -32,6 +36,7 @@ impl Uploads {
         }
         Ok(Self {
             dir: dir.to_owned(),
+            pending: Default::default(),
         })
     }
 
@@ -67,11 +72,37 @@ impl Uploads {
         absent_is_none(File::open(self.dir.join(id)).map(ObjectReader::File))
     }
 
-    /// Forgets upload `id` (once a dispatch holding it is queued).
+    /// Counts one more client's upload of `id` (what [`Upload::finish`] returned): the upload
+    /// stays until as many dispatches have used it.
+    pub fn uploaded(&self, id: &str) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *pending.entry(id.to_owned()).or_default() += 1;
+    }
+
+    /// Forgets upload `id` once a dispatch holding it is queued, unless another client uploaded
+    /// the same bytes for a dispatch of its own not yet submitted.
     pub fn remove(&self, store: &Store, id: &str) {
         let Some(digest) = digest(id) else {
             return;
         };
+        {
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match pending.get_mut(id) {
+                Some(left) if *left > 1 => {
+                    *left -= 1;
+                    return;
+                }
+                _ => {
+                    pending.remove(id);
+                }
+            }
+        }
         if let Err(e) = store.forget_upload(&digest) {
             tracing::warn!(upload = id, error = %e, "upload not forgotten");
         }
@@ -218,5 +249,19 @@ mod tests {
             assert_eq!(uploads.size(&store, id).unwrap(), None);
         }
         assert_eq!(contents(&uploads, &store, "../../etc/passwd"), None);
+
+        // The same bytes uploaded by two clients: kept until both dispatches have used them.
+        let mut up = uploads.begin();
+        up.write(&large).unwrap();
+        let (id, _) = up.finish(&store).unwrap();
+        uploads.uploaded(&id);
+        let mut again = uploads.begin();
+        again.write(&large).unwrap();
+        assert_eq!(again.finish(&store).unwrap().0, id);
+        uploads.uploaded(&id);
+        uploads.remove(&store, &id);
+        assert_eq!(contents(&uploads, &store, &id).as_ref(), Some(&large));
+        uploads.remove(&store, &id);
+        assert_eq!(contents(&uploads, &store, &id), None);
     }
 }
