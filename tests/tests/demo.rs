@@ -1,7 +1,21 @@
 //! The README's main command works and cleans up after itself: `vdx demo` runs three real `vdxd`
 //! and sends a dispatch across them; `vdx demo --offline` seals and opens without daemons.
 
+#![allow(clippy::expect_used)] // Test helpers fail loudly by design.
+
 use vdx_tests::{vdxd_bin, Session};
+
+/// The directory the demo worked in (it names it first) is gone.
+fn assert_cleaned_up(out: &str) {
+    let workdir = out
+        .lines()
+        .find_map(|l| l.strip_prefix("vdx demo: working in "))
+        .expect("the demo names its directory");
+    assert!(
+        !std::path::Path::new(workdir).exists(),
+        "demo left {workdir} behind"
+    );
+}
 
 #[test]
 fn the_network_demo_delivers_to_both_provinces_and_cleans_up() {
@@ -27,14 +41,7 @@ fn the_network_demo_delivers_to_both_provinces_and_cleans_up() {
         "the sender's ledger verifies and its peers are witnessed: {out}"
     );
     assert!(out.contains("all three vdxd stopped cleanly"), "{out}");
-    let workdir = out
-        .lines()
-        .find_map(|l| l.strip_prefix("vdx demo: working in "))
-        .expect("the demo names its directory");
-    assert!(
-        !std::path::Path::new(workdir).exists(),
-        "demo left {workdir} behind"
-    );
+    assert_cleaned_up(out);
 }
 
 #[test]
@@ -60,14 +67,7 @@ fn the_national_demo_reaches_every_commune_on_a_signed_directory_and_cleans_up()
         "{out}"
     );
     assert!(out.contains("all 5 vdxd stopped cleanly"), "{out}");
-    let workdir = out
-        .lines()
-        .find_map(|l| l.strip_prefix("vdx demo: working in "))
-        .expect("the demo names its directory");
-    assert!(
-        !std::path::Path::new(workdir).exists(),
-        "demo left {workdir} behind"
-    );
+    assert_cleaned_up(out);
 }
 
 #[test]

@@ -116,12 +116,6 @@ const XA: &str = "000.01.41.H41"; // a commune hosted by H41
 const XB: &str = "000.02.41.H41"; // another, its users not named
 const H26: &str = "000.00.00.H26"; // an agency whose node never starts: unreachable
 
-/// This test's Unix user id, to name in a tenant's [api] lists.
-fn my_uid() -> String {
-    use std::os::unix::fs::MetadataExt as _;
-    std::fs::metadata("/proc/self").unwrap().uid().to_string()
-}
-
 /// `vdx --home HOME --tenant CODE show --json ID`; `null` while that agency does not know it.
 fn show_at(s: &Session, home: &str, tenant: &str, id: &str) -> Value {
     let ran = s.vdx(&["--home", home, "--tenant", tenant, "show", "--json", id]);
@@ -157,24 +151,7 @@ fn host_and_outside(s: &Session) -> (Daemon, Daemon) {
 
 /// `vdx tenant add` of XA at the running `h41`, this user its clerk and officer.
 fn add_while_running(s: &Session) -> vdx_tests::Ran {
-    let me = my_uid();
-    s.vdx(&[
-        "--home",
-        "h41",
-        "tenant",
-        "add",
-        "--org",
-        XA,
-        "--name",
-        "Xã A",
-        "--ca",
-        "ca",
-        "--clerk",
-        &me,
-        "--officer",
-        &me,
-    ])
-    .ok()
+    vdx_tests::daemon::add_tenant(s, "h41", XA, "Xã A")
 }
 
 /// XA's entry exported at `h41` and imported at `g22`; the entry.
