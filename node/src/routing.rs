@@ -145,9 +145,35 @@ pub fn next_hop(directory: &IndexedDirectory, here: &Here<'_>, to: &OrganCode) -
 fn relay_link(directory: &IndexedDirectory, here: &Here<'_>, peer: &OrganCode) -> bool {
     let we_relay_it = relay_of(directory, peer)
         .is_some_and(|r| here.hosts(&r) || node_of(directory, &r) == *here.host);
-    let it_relays_us = here.relay == Some(peer)
-        || relay_of(directory, here.host).is_some_and(|r| node_of(directory, &r) == *peer);
-    we_relay_it || it_relays_us
+    we_relay_it || relays_us(directory, here, peer)
+}
+
+/// Whether `peer` carries our traffic: our configured relay, or our directory entry's. What it
+/// hands down to us may come from anyone (it is the way in from the rest of the network).
+fn relays_us(directory: &IndexedDirectory, here: &Here<'_>, peer: &OrganCode) -> bool {
+    here.relay == Some(peer)
+        || relay_of(directory, here.host).is_some_and(|r| node_of(directory, &r) == *peer)
+}
+
+/// The most steps a chain of relays is followed (more than any `max_hops` a route may have).
+const RELAY_CHAIN: usize = 32;
+
+/// Whether `peer`'s node is on the chain of relays that carries `code`'s traffic: `code`'s node,
+/// its relay's node, that one's relay's node, … (at most [`RELAY_CHAIN`] steps, so that a loop
+/// in the directory ends). A relay handing an object up hands over only objects whose sender is
+/// behind it on such a chain: nobody else's transfer ids.
+fn on_relay_chain(directory: &IndexedDirectory, code: &OrganCode, peer: &OrganCode) -> bool {
+    let mut node = node_of(directory, code);
+    for _ in 0..=RELAY_CHAIN {
+        if node == *peer {
+            return true;
+        }
+        match relay_of(directory, &node) {
+            Some(relay) => node = node_of(directory, &relay),
+            None => return false,
+        }
+    }
+    false
 }
 
 /// Whether `peer` (the organ code its TLS certificate carries) may hand over an object from `from`
@@ -176,7 +202,8 @@ pub fn admit(
         || here.relay == Some(peer)
         || relay_node(from).as_ref() == Some(peer)
         || relay_node(to).as_ref() == Some(peer)
-        || relay_link(directory, here, peer);
+        || (relay_link(directory, here, peer)
+            && (on_relay_chain(directory, from, peer) || relays_us(directory, here, peer)));
     if !allowed {
         return Err((
             RejectCode::BadOffer,
@@ -864,6 +891,17 @@ mod tests {
         assert_eq!(
             admit(&dir, &bare_g22, &h26, &code(YA), &xa),
             Ok(Admitted::Relay { by: g22.clone() })
+        );
+        // Handing up, a node below us hands over only what comes from behind it: H41 claiming
+        // an object of H26's commune (and its transfer id) is an impostor.
+        assert_eq!(
+            refused(admit(&dir, &bare_g22, &h41, &code(YA), &code(YB))),
+            Err(RejectCode::BadOffer)
+        );
+        // Handing down, our relay brings what comes from anywhere.
+        assert_eq!(
+            admit(&dir, &at_h41, &g22, &code(YA), &xa),
+            Ok(Admitted::Relay { by: h41.clone() })
         );
     }
 
