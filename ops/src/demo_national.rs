@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::cmd_mail::text;
-use crate::demo_network::{free_port, start, stop, vdxd_binary, wait, Daemon};
+use crate::demo_network::{free_port, start, stop_all, vdxd_binary, wait, Daemon};
 
 const CENTRE: (&str, &str) = ("000.00.00.G22", "Văn phòng Chính phủ");
 /// Province and ministry nodes: organ code, name, what they host.
@@ -391,15 +391,5 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
         replied.elapsed().as_secs_f64()
     );
 
-    for daemon in &mut daemons {
-        let clean = stop(daemon)?;
-        passed &= clean;
-        if !clean {
-            println!("8. {}'s vdxd did not stop cleanly", daemon.code);
-        }
-    }
-    if passed {
-        println!("8. all {} vdxd stopped cleanly on SIGTERM", daemons.len());
-    }
-    Ok(passed)
+    Ok(stop_all(&mut daemons)? && passed)
 }

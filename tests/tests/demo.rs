@@ -40,7 +40,7 @@ fn the_network_demo_delivers_to_both_provinces_and_cleans_up() {
             && out.contains("one consistent history each"),
         "the sender's ledger verifies and its peers are witnessed: {out}"
     );
-    assert!(out.contains("all three vdxd stopped cleanly"), "{out}");
+    assert!(out.contains("all 3 vdxd stopped cleanly"), "{out}");
     assert_cleaned_up(out);
 }
 

@@ -41,8 +41,14 @@ fn authority(s: &Session, org: &str, dir: &str) {
     .ok();
 }
 
-/// A node home in signed mode, learning from `source`.
-fn node(s: &Session, home: &str, org: &str, source: Option<&str>) {
+/// `vdx init` of a node home in signed mode, learning from `source`, with `extra` arguments.
+fn init(
+    s: &Session,
+    home: &str,
+    org: &str,
+    source: Option<&str>,
+    extra: &[&str],
+) -> vdx_tests::Ran {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut args = vec![
         "--home",
@@ -64,7 +70,13 @@ fn node(s: &Session, home: &str, org: &str, source: Option<&str>) {
     if let Some(source) = source {
         args.extend(["--zone-source", source]);
     }
-    s.vdx(&args).ok();
+    args.extend_from_slice(extra);
+    s.vdx(&args)
+}
+
+/// A node home in signed mode, learning from `source`.
+fn node(s: &Session, home: &str, org: &str, source: Option<&str>) {
+    init(s, home, org, source, &[]).ok();
 }
 
 /// The exported entry of agency `code` of `home`, written to `<code>.json`; the file name.
@@ -298,28 +310,8 @@ fn refused_code(s: &Session, home: &str, file: &str) -> String {
 fn a_node_made_with_the_root_zone_holds_it_from_its_first_start() {
     let s = Session::new();
     setup(&s);
-    let init = |home: &str, zone: &str| {
-        let listen = format!("127.0.0.1:{}", free_port());
-        s.vdx(&[
-            "--home",
-            home,
-            "init",
-            "--org",
-            "000.00.00.H29",
-            "--name",
-            home,
-            "--listen",
-            &listen,
-            "--ca",
-            "ca",
-            "--root-authority",
-            "auth-root/directory.pem",
-            "--zone-source",
-            G22,
-            "--root-zone",
-            zone,
-        ])
-    };
+    let init =
+        |home: &str, zone: &str| init(&s, home, "000.00.00.H29", Some(G22), &["--root-zone", zone]);
     // A delegated zone is not a root zone, and a root zone checks against the root authority.
     let refused = init("wrong", "h41-1.zone");
     assert_eq!(refused.status, 1, "{}", refused.stdout);

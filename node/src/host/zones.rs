@@ -232,12 +232,11 @@ impl Host {
         let now = crate::host::unix_now();
         let zone = match held.set.check(file, Some(&in_force.trust), now)? {
             Checked::Unchanged => {
-                let (zone, version) = vdx_pki::Zone::read_unverified(file)
-                    .map(|(z, _)| (z.zone, z.version))
-                    .map_err(ZoneError::Refused)?;
+                // The same bytes as a zone held: its name and version are that zone's.
+                let same = held.set.zones().into_iter().find(|z| z.der() == file);
                 return Ok(Taken {
-                    zone,
-                    version,
+                    zone: same.map_or_else(String::new, |z| z.name().to_owned()),
+                    version: same.map_or(0, |z| z.version()),
                     changed: false,
                     agencies: in_force.directory.len(),
                 });

@@ -191,10 +191,7 @@ fn rfc3339(secs: u64) -> String {
 
 /// SHA-256 of `bytes`, lower-case hex.
 fn sha256_hex(bytes: &[u8]) -> String {
-    openssl::sha::sha256(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    vdx_protocol::hex::encode(&openssl::sha::sha256(bytes))
 }
 
 /// Splits `CODE=VALUE` of option `--{option}`.
