@@ -21,11 +21,13 @@ mod parsed;
 mod recipient;
 mod seal;
 mod signed;
+mod variant;
 
 pub use open::{verify_signed, Opened, Opener};
 pub use recipient::RsaPadding;
 pub use seal::{SealSummary, Sealer};
 pub use signed::SignerReport;
+pub use variant::Recipients;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

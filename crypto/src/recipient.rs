@@ -121,36 +121,43 @@ pub(crate) fn wrap_for(
     }
 }
 
-/// Whether the RecipientInfo `element` (one DER element of a `recipientInfos` SET) is addressed
-/// to one of `certs` — by issuer and serial number or subject key identifier, as
-/// [`unwrap_ours`] looks for its own. An element vdx cannot parse is addressed to nobody.
-pub(crate) fn addressed_to(element: &[u8], certs: &[&X509Ref]) -> Result<bool, Error> {
+/// The names a RecipientInfo `element` (one DER element of a `recipientInfos` SET) is addressed
+/// by — issuer and serial number, or subject key identifier, as [`unwrap_ours`] looks for its
+/// own — in the form [`names_of`] gives a certificate's. An element vdx cannot parse names nobody.
+pub(crate) fn addressees(element: &[u8]) -> Vec<Vec<u8>> {
     let Ok(info) = RecipientInfo::from_der(element) else {
-        return Ok(false);
+        return Vec::new();
     };
-    for cert in certs {
-        let ias = issuer_and_serial(cert)?.to_der()?;
-        let ski = cert.subject_key_id().map(|s| s.as_slice().to_vec());
-        let is_ias = |i: &IssuerAndSerialNumber| i.to_der().map(|d| d == ias).unwrap_or(false);
-        let is_ski = |k: &[u8]| ski.as_deref() == Some(k);
-        let matched = match &info {
-            RecipientInfo::Ktri(ktri) => match &ktri.rid {
-                RecipientIdentifier::IssuerAndSerialNumber(i) => is_ias(i),
-                RecipientIdentifier::SubjectKeyIdentifier(k) => is_ski(k.0.as_bytes()),
-            },
-            RecipientInfo::Kari(kari) => kari.recipient_enc_keys.iter().any(|rek| match &rek.rid {
-                KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(i) => is_ias(i),
-                KeyAgreeRecipientIdentifier::RKeyId(r) => {
-                    is_ski(r.subject_key_identifier.0.as_bytes())
-                }
-            }),
-            _ => false,
-        };
-        if matched {
-            return Ok(true);
+    let ias = |i: &IssuerAndSerialNumber| i.to_der().ok().map(|d| [b"i".as_slice(), &d].concat());
+    let ski = |k: &[u8]| Some([b"s".as_slice(), k].concat());
+    match &info {
+        RecipientInfo::Ktri(ktri) => match &ktri.rid {
+            RecipientIdentifier::IssuerAndSerialNumber(i) => ias(i),
+            RecipientIdentifier::SubjectKeyIdentifier(k) => ski(k.0.as_bytes()),
         }
+        .into_iter()
+        .collect(),
+        RecipientInfo::Kari(kari) => kari
+            .recipient_enc_keys
+            .iter()
+            .filter_map(|rek| match &rek.rid {
+                KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(i) => ias(i),
+                KeyAgreeRecipientIdentifier::RKeyId(r) => {
+                    ski(r.subject_key_identifier.0.as_bytes())
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
     }
-    Ok(false)
+}
+
+/// The names a RecipientInfo for `cert` may be addressed by (see [`addressees`]).
+pub(crate) fn names_of(cert: &X509Ref) -> Result<Vec<Vec<u8>>, Error> {
+    let mut names = vec![[b"i".as_slice(), &issuer_and_serial(cert)?.to_der()?].concat()];
+    if let Some(ski) = cert.subject_key_id() {
+        names.push([b"s".as_slice(), ski.as_slice()].concat());
+    }
+    Ok(names)
 }
 
 /// Finds the RecipientInfo addressed to `cert` in the raw `recipientInfos` SET and recovers the

@@ -14,14 +14,13 @@ use openssl::x509::X509Ref;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::ber::{der_children, der_tlv, split_der, tag, BerReader, BerWriter};
-use crate::recipient::{addressed_to, issuer_and_serial, wrap_for, RsaPadding};
+use crate::ber::{der_tlv, tag, BerWriter};
+use crate::recipient::{issuer_and_serial, wrap_for, RsaPadding};
+use crate::variant::Recipients;
 use crate::{oids, Error, PrivateKey};
 
 /// Plaintext bytes per content segment, and per encrypted segment.
 const SEGMENT: usize = 64 * 1024;
-/// The most recipientInfos a copy is cut from (as much as an opener reads).
-const MAX_RECIPIENT_INFOS: u64 = crate::open::MAX_RECIPIENT_INFOS;
 const GCM_NONCE_LEN: usize = 12;
 const GCM_TAG_LEN: usize = 16;
 
@@ -136,58 +135,22 @@ impl<'a> Sealer<'a> {
     /// content and tag, so no key is needed (`docs/broadcast.md`, rule 2). Refused when the
     /// envelope is not written as [`Sealer::seal`] writes it (indefinite lengths around the
     /// recipients), or when no RecipientInfo is addressed to `keep`. Returns the bytes written.
+    /// To cut many copies of one document, read its [`Recipients`] once instead.
     pub fn cut_recipients<R: Read, W: Write>(
-        input: R,
+        mut input: R,
         mut output: W,
         keep: &[&X509Ref],
     ) -> Result<u64, Error> {
-        let mut r = BerReader::new(input);
-        let mut head = Vec::new();
-        // What `seal` writes before the recipients: ContentInfo, its type, [0], AuthEnvelopedData
-        // (all of indefinite length: nothing counts the recipients' bytes) and version 0.
-        let open = |r: &mut BerReader<R>, head: &mut Vec<u8>, expected: u8, what| {
-            let h = r.header()?;
-            if h.tag != expected || h.len.is_some() {
-                return Err(r.malformed(what));
-            }
-            head.extend_from_slice(h.raw());
-            Ok::<_, Error>(())
-        };
-        open(&mut r, &mut head, tag::SEQUENCE, "ContentInfo")?;
-        let content_type = r.element(64, "contentType")?;
-        if content_type != der_tlv(tag::OID, oids::AUTH_ENVELOPED_DATA.as_bytes()) {
-            return Err(r.malformed("not AuthEnvelopedData"));
-        }
-        head.extend_from_slice(&content_type);
-        open(&mut r, &mut head, tag::CONTEXT_0_CONSTRUCTED, "content [0]")?;
-        open(&mut r, &mut head, tag::SEQUENCE, "AuthEnvelopedData")?;
-        let version = r.element(16, "version")?;
-        if version != [tag::INTEGER, 1, 0] {
-            return Err(r.malformed("AuthEnvelopedData version is not 0"));
-        }
-        head.extend_from_slice(&version);
-        let infos = r.element(MAX_RECIPIENT_INFOS, "recipientInfos")?;
-        let (set, value, rest) = split_der(&infos).ok_or(r.malformed("recipientInfos"))?;
-        if set != tag::SET || !rest.is_empty() {
-            return Err(r.malformed("recipientInfos"));
-        }
-        let kept = der_children(value)
-            .ok_or(r.malformed("recipientInfos"))?
-            .into_iter()
-            .filter_map(|element| match addressed_to(element, keep) {
-                Ok(true) => Some(Ok(element)),
-                Ok(false) => None,
-                Err(e) => Some(Err(e)),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let recipients = Recipients::read(&mut input)?;
+        let kept = recipients.select(keep)?;
         if kept.is_empty() {
             return Err(Error::NotARecipient);
         }
-        let cut = [head, der_tlv(tag::SET, &kept.concat())].concat();
-        output.write_all(&cut)?;
-        let copied = io::copy(&mut r.into_inner(), &mut output)?;
+        let head = recipients.head(&kept);
+        output.write_all(&head)?;
+        let copied = io::copy(&mut input, &mut output)?;
         output.flush()?;
-        Ok(cut.len() as u64 + copied)
+        Ok(head.len() as u64 + copied)
     }
 
     /// Signs `input` without encrypting it: a `ContentInfo(SignedData)` with the content inside, for

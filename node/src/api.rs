@@ -910,10 +910,15 @@ async fn submit(
             .as_deref()
             .map(|id| worker.submissions.lock(id));
         let trusted = host.trusted();
+        let next_hop = |to: &OrganCode| match host.route(to) {
+            crate::routing::Hop::Peer(node) => Some(node),
+            crate::routing::Hop::Local(_) => None,
+        };
         let composer = worker.composer(
             &trusted,
             &host.scratch,
             host.config.limits.default_expiry_days,
+            &next_hop,
         );
         if let Some((header, records)) = composer.already_submitted(&request)? {
             return Ok((header, records, false));
@@ -924,6 +929,11 @@ async fn submit(
             time::OffsetDateTime::now_utc(),
             &roles.event(EntryKind::Submitted, None),
         );
+        // The clerk sees one copy per recipient; fan-out objects are how some of them travel.
+        let queued = queued.map(|(header, mut records)| {
+            records.retain(|r| r.kind != vdx_protocol::wire::ObjectKind::FanOut);
+            (header, records)
+        });
         if let Ok((_, records)) = &queued {
             host.metrics.submitted(&worker.code, records.len());
             for file in &request.files {

@@ -72,8 +72,9 @@ impl DispatchHeader {
     pub const VERSION: u8 = 1;
     /// Name of the header inside the package; no manifest file may use it.
     pub const FILE_NAME: &'static str = "dispatch.json";
-    /// Most recipients of one dispatch: keeps the outer envelope (one recipient info each) small.
-    pub const MAX_RECIPIENTS: usize = 100;
+    /// Most recipients of one dispatch: every commune of the country, with room to spare. Each
+    /// copy carries its own recipient info only (`docs/broadcast.md`).
+    pub const MAX_RECIPIENTS: usize = 4096;
     /// Most files in one dispatch.
     pub const MAX_FILES: usize = 1000;
     /// Most documents one dispatch may answer.
@@ -86,7 +87,7 @@ impl DispatchHeader {
     pub const MAX_CODE_CHARS: usize = 100;
     /// A reader refuses a `dispatch.json` longer than this before parsing it. Every valid header,
     /// written compactly or pretty-printed by `serde_json`, is shorter.
-    pub const MAX_JSON_BYTES: usize = 2 << 20;
+    pub const MAX_JSON_BYTES: usize = 16 << 20;
 
     /// Checks every rule of `docs/dispatch-header.md` that deserialization does not already enforce.
     /// Returns the first rule broken, checking fields in JSON order.

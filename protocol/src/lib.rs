@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod fanout;
 pub mod header;
 pub mod hex;
 pub mod ledger;

@@ -146,6 +146,9 @@ pub enum ObjectKind {
     /// A delivery receipt and its notice 01 in one object ([`crate::replies`]): one transfer back
     /// instead of two.
     Replies,
+    /// One copy of a dispatch for several recipients behind the next hop, which splits it
+    /// ([`crate::fanout`], `docs/broadcast.md`).
+    FanOut,
 }
 
 impl ObjectKind {
@@ -155,6 +158,7 @@ impl ObjectKind {
             Self::Receipt => 1,
             Self::Notice => 2,
             Self::Replies => 3,
+            Self::FanOut => 4,
         }
     }
 
@@ -164,6 +168,7 @@ impl ObjectKind {
             1 => Self::Receipt,
             2 => Self::Notice,
             3 => Self::Replies,
+            4 => Self::FanOut,
             _ => return None,
         })
     }

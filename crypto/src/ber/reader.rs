@@ -27,11 +27,6 @@ impl<R: Read> BerReader<R> {
         }
     }
 
-    /// The stream after what was read (nothing may be peeked): for copying the rest as it is.
-    pub(crate) fn into_inner(self) -> R {
-        self.inner
-    }
-
     pub(crate) fn offset(&self) -> u64 {
         self.peeked.map_or(self.offset, |h| h.offset)
     }

@@ -2,5 +2,6 @@
 //! live in a deterministic core with no I/O (`scheduler`); `outbox` only moves bytes between it,
 //! the tenants' stores, QUIC and tokio.
 
+pub(crate) mod fanout;
 pub(crate) mod outbox;
 pub(crate) mod scheduler;

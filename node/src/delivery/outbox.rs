@@ -266,6 +266,8 @@ impl Driver {
             .map(|(tenant, q)| Queued {
                 key: (tenant, q.id),
                 peer: match hops.get(&q.to) {
+                    // A fan-out object goes to the node it names, which splits it.
+                    _ if q.direct => q.to.clone(),
                     Some(peer) => peer.clone(),
                     None => {
                         let peer = match node.route(&q.to) {

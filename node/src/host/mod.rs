@@ -74,6 +74,9 @@ pub enum StartError {
 
 /// Largest receipt or notice accepted (they are a few KiB).
 const MAX_REPLY_BYTES: u64 = 64 * 1024;
+/// What a fan-out object may carry beyond a dispatch's limit: its member list and the
+/// RecipientInfos of up to 4,096 members (`docs/broadcast.md` rule 5).
+const MAX_FANOUT_EXTRA: u64 = (4 << 20) + 256 * 1024;
 
 /// The shutdown signal as the loops see it: set once, seen by every loop whenever it looks (unlike a
 /// notification, which a loop busy elsewhere at that moment would miss).
@@ -197,7 +200,7 @@ impl Host {
     }
 
     /// Where this node stands for routing: the host, its tenants now, and its relay.
-    fn here<'a>(&'a self, tenants: &'a Tenants) -> Here<'a> {
+    pub(crate) fn here<'a>(&'a self, tenants: &'a Tenants) -> Here<'a> {
         Here {
             host: &self.config.organ_code,
             tenants: tenants.codes(),
@@ -815,21 +818,42 @@ impl ReceivePolicy for Host {
             tenants: tenants.codes(),
             relay: self.config.relay.as_ref(),
         };
-        let custody =
+        let custody = if offer.kind == ObjectKind::FanOut {
+            // Addressed to this node, which splits it and admits each member then
+            // (`docs/broadcast.md` rules 5-6); its sender must be known.
+            if offer.to != self.config.organ_code {
+                return Err((
+                    RejectCode::NotForUs,
+                    format!(
+                        "a fan-out object for {} is not for {}",
+                        offer.to, self.config.organ_code
+                    ),
+                ));
+            }
+            if trusted.directory.get(offer.from.as_str()).is_none() {
+                return Err((
+                    RejectCode::UnknownSender,
+                    format!("{} is not in the directory", offer.from),
+                ));
+            }
+            Some(self.own.clone())
+        } else {
             match routing::admit(&trusted.directory, &here, peer, &offer.from, &offer.to)? {
                 Admitted::Deliver(code) | Admitted::Relay { by: code } => {
                     tenants.get(&code).cloned()
                 }
             }
-            .ok_or_else(|| {
-                (
-                    RejectCode::NotForUs,
-                    format!("{} is not served by {}", offer.to, self.config.organ_code),
-                )
-            })?;
+        }
+        .ok_or_else(|| {
+            (
+                RejectCode::NotForUs,
+                format!("{} is not served by {}", offer.to, self.config.organ_code),
+            )
+        })?;
         routing::check_hops(offer.hops, self.config.limits.max_hops)?;
         let limit = match offer.kind {
             ObjectKind::Dispatch => self.config.limits.max_dispatch_bytes,
+            ObjectKind::FanOut => self.config.limits.max_dispatch_bytes + MAX_FANOUT_EXTRA,
             _ => MAX_REPLY_BYTES,
         };
         if offer.size > limit {
@@ -956,6 +980,10 @@ async fn inbox_loop(node: Arc<Host>, tenant: Arc<Tenant>, mut stop: Stop) {
                 // A peer has just shown the store was restored: nothing more is numbered.
                 break;
             }
+            if record.kind == ObjectKind::FanOut && record.to == tenant.code {
+                split_fanout(&node, &tenant, record).await;
+                continue;
+            }
             if record.to != tenant.code {
                 match store.forward(record.id) {
                     Ok(r) => {
@@ -1016,4 +1044,32 @@ async fn inbox_loop(node: Arc<Host>, tenant: Arc<Tenant>, mut stop: Stop) {
             _ = tokio::time::sleep(TICK * 10) => {}
         }
     }
+}
+
+/// Splits a fan-out object addressed to this node (`delivery::fanout`), off the async threads;
+/// one that can never split (malformed) is kept aside for the operator, and any other failure
+/// is tried again on the next pass.
+async fn split_fanout(node: &Arc<Host>, tenant: &Tenant, record: Record) {
+    let (host, id, from) = (node.clone(), record.id, record.from.clone());
+    let done =
+        tokio::task::spawn_blocking(move || crate::delivery::fanout::split(&host, &record)).await;
+    match done {
+        Ok(Ok(parts)) => {
+            node.metrics.processed(&tenant.code, "split");
+            tracing::info!(tenant = %tenant.code, %id, %from, parts, "fan-out split");
+        }
+        Ok(Err(e)) if e.is_permanent() => {
+            node.metrics.processed(&tenant.code, "kept_aside");
+            tracing::error!(tenant = %tenant.code, %id, %from, error = %e, "fan-out kept aside: it cannot be split");
+            if let Err(e) = tenant.store.keep_aside(id, e.to_string()) {
+                tracing::error!(tenant = %tenant.code, %id, error = %e, "cannot keep it aside");
+            }
+        }
+        Ok(Err(e)) => {
+            node.metrics.processed(&tenant.code, "error");
+            tracing::error!(tenant = %tenant.code, %id, error = %e, "cannot split a fan-out; it is tried again");
+        }
+        Err(e) => tracing::error!(tenant = %tenant.code, %id, error = %e, "fan-out split failed"),
+    }
+    node.wake_outbox.notify_one();
 }

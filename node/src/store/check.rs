@@ -264,7 +264,8 @@ impl Store {
     /// What is wrong with `record` (nothing: empty).
     fn check_record(&self, record: &Record, tally: &mut Tally) -> Result<Vec<Problem>, StoreError> {
         let mut problems = Vec::new();
-        if !matches!(record.state, DispatchState::Refused { .. }) {
+        // A copy carried by a fan-out object has no object of its own here.
+        if !matches!(record.state, DispatchState::Refused { .. }) && record.carried_by.is_none() {
             match self.checked_object(record)? {
                 Ok(_) => {
                     tally.objects += 1;

@@ -57,7 +57,7 @@ use self::model::decode;
 pub use self::model::{
     Direction, DispatchState, IncomingNumber, MessageId, NoticeSeen, OpenAttempt, Queued, Record,
 };
-pub use self::objects::{ObjectReader, Receiving, Sealed, INLINE_MAX};
+pub use self::objects::{Copy, ObjectReader, Receiving, Sealed, INLINE_MAX};
 use self::outgoing::submission_key;
 use self::queue::Queue;
 pub use self::restore::{Acknowledged, Restored};

@@ -145,18 +145,25 @@ pub struct NoticeSeen {
 }
 
 /// What the scheduler needs of a queued object, kept as the outbox index's value so that a pass
-/// over the queue decodes no records: id ‖ urgency ‖ expires (u64 BE) ‖ recipient organ code.
+/// over the queue decodes no records: id ‖ urgency ‖ expires (u64 BE) ‖ recipient organ code. The
+/// urgency byte's top bit marks an object for its next hop itself (`direct`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
     /// The transfer id.
     pub id: MessageId,
-    /// The recipient agency (the next hop is chosen from it).
+    /// The recipient agency (the next hop is chosen from it), or the next hop itself (`direct`).
     pub to: OrganCode,
     /// Độ khẩn 0-4.
     pub urgency: u8,
     /// Unix seconds after which delivery is pointless (0: never).
     pub expires: u64,
+    /// Sent to `to` whatever the route to `to` says: a fan-out object, addressed to the node
+    /// that splits it (`docs/broadcast.md` rule 4).
+    pub direct: bool,
 }
+
+/// The urgency byte's bit that marks a [`Queued::direct`] object (urgencies are 0-4).
+const DIRECT: u8 = 0x80;
 
 impl Queued {
     pub(super) fn of(record: &Record) -> Self {
@@ -165,13 +172,14 @@ impl Queued {
             to: record.to.clone(),
             urgency: record.urgency,
             expires: record.expires,
+            direct: record.kind == ObjectKind::FanOut,
         }
     }
 
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(25 + self.to.as_str().len());
         out.extend_from_slice(&self.id.0);
-        out.push(self.urgency);
+        out.push(self.urgency | if self.direct { DIRECT } else { 0 });
         out.extend_from_slice(&self.expires.to_be_bytes());
         out.extend_from_slice(self.to.as_str().as_bytes());
         out
@@ -184,8 +192,9 @@ impl Queued {
         Some(Self {
             id: MessageId(*id),
             to: std::str::from_utf8(to).ok()?.parse().ok()?,
-            urgency: *urgency,
+            urgency: *urgency & !DIRECT,
             expires: u64::from_be_bytes(*expires),
+            direct: *urgency & DIRECT != 0,
         })
     }
 }
@@ -248,6 +257,14 @@ pub struct Record {
     /// tenants), for an arrival: a relay never hands it back there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub came_from: Option<OrganCode>,
+    /// For a fan-out object sent from here: the copies it carries (`docs/broadcast.md` rule 5),
+    /// which take its hop receipt or its failure with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MessageId>,
+    /// For a copy that travels inside a fan-out object: that object's id. The copy has no object
+    /// of its own here and is not in the outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_by: Option<MessageId>,
 }
 
 fn is_zero(n: &u8) -> bool {
@@ -330,6 +347,8 @@ impl Record {
             notices: Vec::new(),
             hops: new.hops,
             came_from: None,
+            members: Vec::new(),
+            carried_by: None,
         }
     }
 }

@@ -60,12 +60,31 @@ pub enum Sealed<'a> {
     File(&'a Path),
 }
 
+/// What a copy of a dispatch composed here travels as.
+#[derive(Debug, Clone, Copy)]
+pub enum Copy<'a> {
+    /// Its own object.
+    Own(Sealed<'a>),
+    /// Inside the fan-out object with this id, queued in the same submission
+    /// (`docs/broadcast.md` rule 3).
+    CarriedBy(super::MessageId),
+}
+
+impl PartialEq for Copy<'_> {
+    /// Only which fan-out carries a copy is compared (objects are not).
+    fn eq(&self, other: &Self) -> bool {
+        matches!((self, other), (Self::CarriedBy(a), Self::CarriedBy(b)) if a == b)
+    }
+}
+
 /// An outgoing object, checked and placed before its record is committed.
 pub(super) enum Placed {
     /// Small: its bytes, to be written in the record's transaction.
     Inline(Vec<u8>),
     /// Large: already durable in the spool, at this path.
     Spooled(std::path::PathBuf),
+    /// None here: the copy travels inside this fan-out object (`docs/broadcast.md` rule 3).
+    Carried(super::MessageId),
 }
 
 /// An incoming object being received. A small one is held in memory and stored with its record;

@@ -11,27 +11,26 @@ use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, Transactional};
 use vdx_protocol::header::DispatchHeader;
 use vdx_protocol::ledger::{Actor, EntryKind};
-use vdx_protocol::wire::Offer;
+use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
 use super::model::{encode, load, same_content};
 use super::objects::{self, Placed};
 use super::{io_error, ledger, sync_dir, transaction_error};
 use super::{
-    Direction, DispatchState, Event, MessageId, Queued, Record, Sealed, Store, StoreError,
+    Copy, Direction, DispatchState, Event, MessageId, Queued, Record, Sealed, Store, StoreError,
 };
 
 /// An outgoing object as its transaction writes it.
 pub(super) struct Outgoing {
     record: Record,
-    /// Its outbox key (also in `record`).
-    pub(super) key: Vec<u8>,
+    /// Its outbox key (also in `record`) and what the scheduler needs of it (the outbox index's
+    /// value); none for a copy carried by a fan-out object.
+    pub(super) queued: Option<(Vec<u8>, Queued)>,
     /// `record`, encoded.
     value: Vec<u8>,
     /// Its ledger entry.
     event: Event,
-    /// What the scheduler needs of it (the outbox index's value).
-    pub(super) queued: Queued,
     /// Its bytes, when kept in the store.
     inline: Option<Vec<u8>>,
 }
@@ -47,7 +46,10 @@ pub(super) fn insert_outgoing(
     objects: &sled::transaction::TransactionalTree,
     ledger: &sled::transaction::TransactionalTree,
 ) -> Result<(), ConflictableTransactionError<StoreError>> {
-    if let (Some(header), Some(first)) = (header, rows.first()) {
+    // A fan-out object is no copy of the dispatch (`docs/broadcast.md` rule 4): it has no header,
+    // and the message id names a recipient's copy.
+    let copies = || rows.iter().filter(|r| r.record.kind != ObjectKind::FanOut);
+    if let (Some(header), Some(first)) = (header, copies().next()) {
         // One dispatch per message id, whoever its recipients: a submission racing another under
         // the same id is refused here, where the two cannot both pass.
         let key = submission_key(&header.message_id);
@@ -68,8 +70,10 @@ pub(super) fn insert_outgoing(
             )));
         }
         dispatches.insert(&id.0, row.value.as_slice())?;
-        outbox.insert(row.key.as_slice(), row.queued.encode())?;
-        if let Some(header) = header {
+        if let Some((key, queued)) = &row.queued {
+            outbox.insert(key.as_slice(), queued.encode())?;
+        }
+        if let (Some(header), false) = (header, row.record.kind == ObjectKind::FanOut) {
             headers.insert(&id.0, header.json.as_slice())?;
         }
         if let Some(bytes) = &row.inline {
@@ -115,12 +119,12 @@ impl Store {
     }
 
     /// Queues one copy of a dispatch composed here per recipient (`copies`: one offer each, with
-    /// the object it offers; copies may share one), keeping its header for the clerk: all copies
-    /// or none. `by` is the submission's ledger event without the object: who submitted it (and
-    /// their role).
+    /// the object it offers, or the fan-out object that carries it; objects may be shared), and
+    /// the fan-out objects among them, keeping its header for the clerk: all or none. `by` is the
+    /// submission's ledger event without the object: who submitted it (and their role).
     pub fn submit_copies(
         &self,
-        copies: &[(Offer, Sealed<'_>)],
+        copies: &[(Offer, Copy<'_>)],
         header: &DispatchHeader,
         now: u64,
         by: &Event,
@@ -131,8 +135,8 @@ impl Store {
             }
         }
         let mut synced: Vec<&Path> = Vec::new();
-        for (_, sealed) in copies {
-            if let Sealed::File(path) = *sealed {
+        for (_, copy) in copies {
+            if let Copy::Own(Sealed::File(path)) = *copy {
                 if !synced.contains(&path) {
                     File::open(path)
                         .and_then(|f| f.sync_all())
@@ -143,16 +147,25 @@ impl Store {
         }
         let mut records = Vec::new();
         let mut result = Ok(());
-        for (copy, sealed) in copies {
-            let placed = match *sealed {
-                Sealed::Memory(bytes) => self.place_object(copy, bytes),
-                Sealed::File(path) => self.link_object(copy, path),
+        for (offer, copy) in copies {
+            let placed = match *copy {
+                Copy::Own(Sealed::Memory(bytes)) => self.place_object(offer, bytes),
+                Copy::Own(Sealed::File(path)) => self.link_object(offer, path),
+                Copy::CarriedBy(carrier) => Ok(Placed::Carried(carrier)),
             };
             match placed {
-                Ok(placed) => records.push((
-                    Record::new(copy, Direction::Outgoing, DispatchState::Queued, now),
-                    placed,
-                )),
+                Ok(placed) => {
+                    let mut record =
+                        Record::new(offer, Direction::Outgoing, DispatchState::Queued, now);
+                    if offer.kind == ObjectKind::FanOut {
+                        record.members = copies
+                            .iter()
+                            .filter(|(_, c)| *c == Copy::CarriedBy(MessageId(offer.id)))
+                            .map(|(o, _)| MessageId(o.id))
+                            .collect();
+                    }
+                    records.push((record, placed));
+                }
                 Err(e) => {
                     result = Err(e);
                     break;
@@ -163,7 +176,7 @@ impl Store {
             .iter()
             .filter_map(|(_, placed)| match placed {
                 Placed::Spooled(path) => Some(path.clone()),
-                Placed::Inline(_) => None,
+                Placed::Inline(_) | Placed::Carried(_) => None,
             })
             .collect();
         let result = result
@@ -258,7 +271,7 @@ impl Store {
                 insert_outgoing(&rows, header, dispatches, outbox, headers, objects, ledger)
             })
             .map_err(transaction_error)?;
-        self.sync_and_queue(rows.iter().map(|row| (row.key.clone(), row.queued.clone())))?;
+        self.sync_and_queue(rows.iter().filter_map(|row| row.queued.clone()))?;
         Ok(rows.into_iter().map(|row| row.record).collect())
     }
 
@@ -271,16 +284,24 @@ impl Store {
         placed
             .into_iter()
             .map(|(mut record, object)| {
-                let key = self.outbox_key(record.urgency, record.id)?;
-                record.outbox_key = Some(key.clone());
+                let queued = match object {
+                    Placed::Carried(carrier) => {
+                        record.carried_by = Some(carrier);
+                        None
+                    }
+                    _ => {
+                        let key = self.outbox_key(record.urgency, record.id)?;
+                        record.outbox_key = Some(key.clone());
+                        Some((key, Queued::of(&record)))
+                    }
+                };
                 Ok(Outgoing {
-                    key,
+                    queued,
                     value: encode(&record)?,
                     event: record.event(by),
-                    queued: Queued::of(&record),
                     inline: match object {
                         Placed::Inline(bytes) => Some(bytes),
-                        Placed::Spooled(_) => None,
+                        Placed::Spooled(_) | Placed::Carried(_) => None,
                     },
                     record,
                 })
@@ -353,7 +374,7 @@ impl Store {
     /// Counts an attempt (for backoff and for the clerk). Not flushed on its own: a count lost in
     /// a crash only shortens one backoff.
     pub fn record_attempt(&self, id: MessageId) -> Result<Record, StoreError> {
-        let (record, _) = self.modify(id, false, None, |r| {
+        let (record, _) = self.modify(id, false, None, |r, _| {
             r.attempts += 1;
             true
         })?;
@@ -404,12 +425,21 @@ impl Store {
         attempts: u32,
     ) -> Result<(Record, bool), StoreError> {
         let failing = matches!(state, DispatchState::Failed { .. });
-        self.modify(id, true, Some(&event), |r| {
-            if r.state != DispatchState::Queued || (failing && r.delivery_receipt.is_some()) {
+        let moves = |r: &Record| {
+            r.state == DispatchState::Queued && !(failing && r.delivery_receipt.is_some())
+        };
+        self.modify(id, true, Some(&event), |r, carried| {
+            if !moves(r) {
                 return false;
             }
             r.state = state.clone();
             r.attempts += attempts;
+            // A fan-out object's copies go with it (`docs/broadcast.md` rule 5).
+            for member in carried {
+                if moves(member) {
+                    member.state = state.clone();
+                }
+            }
             true
         })
     }
@@ -417,19 +447,26 @@ impl Store {
     /// Reads, changes and writes one record in a transaction (so concurrent changes to other
     /// fields are not lost), optionally taking it off the outbox (under the key its record names),
     /// and recording `event` (with the record's `to`) if `change` changed it; `change` returns
-    /// false when it left the record as it was. Returns the record and whether it changed. The
-    /// caller syncs.
+    /// false when it left the record as it was. `change` also gets the copies a fan-out object
+    /// carries, written back (each with `event` about it) when they change. Returns the record
+    /// and whether it changed. The caller syncs.
     fn modify(
         &self,
         id: MessageId,
         off_outbox: bool,
         event: Option<&Event>,
-        change: impl Fn(&mut Record) -> bool,
+        change: impl Fn(&mut Record, &mut [Record]) -> bool,
     ) -> Result<(Record, bool), StoreError> {
         let (record, changed, outbox_key) = (&self.dispatches, &self.outbox, &self.ledger)
             .transaction(|(dispatches, outbox, ledger)| {
                 let mut record = load(dispatches, id)?;
-                let changed = change(&mut record);
+                let mut carried = record
+                    .members
+                    .iter()
+                    .map(|m| load(dispatches, *m))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let before = carried.clone();
+                let changed = change(&mut record, &mut carried);
                 let outbox_key = if off_outbox {
                     self.unqueue(&mut record, outbox)?
                 } else {
@@ -442,6 +479,18 @@ impl Store {
                 dispatches.insert(&id.0, value)?;
                 if let (true, Some(event)) = (changed, event) {
                     ledger::append(ledger, &event.clone().field("to", &record.to))?;
+                }
+                for (member, was) in carried.iter().zip(&before) {
+                    if member == was {
+                        continue;
+                    }
+                    let value = encode(member).map_err(ConflictableTransactionError::Abort)?;
+                    dispatches.insert(&member.id.0, value)?;
+                    if let Some(event) = event {
+                        let mut about = event.clone().field("to", &member.to);
+                        about.id = Some(member.id.0);
+                        ledger::append(ledger, &about)?;
+                    }
                 }
                 Ok((record, changed, outbox_key))
             })
@@ -479,11 +528,11 @@ mod tests {
             let store = open_again(dir.path());
             let file = dir.path().join("sealed.p7m");
             fs::write(&file, &content).unwrap();
-            let sealed = if content.len() < 1000 {
+            let sealed = Copy::Own(if content.len() < 1000 {
                 Sealed::Memory(&content)
             } else {
                 Sealed::File(&file)
-            };
+            });
             let by = Event::new(EntryKind::Submitted, None, Actor::User(1000));
             let (a, b) = (dispatch(1, 2, &content), dispatch(2, 2, &content));
             let records = store
@@ -510,6 +559,81 @@ mod tests {
     }
 
     #[test]
+    fn copies_carried_by_a_fan_out_go_with_it_and_only_it_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_again(dir.path());
+        let by = Event::new(EntryKind::Submitted, None, Actor::User(1000));
+        let fanout = b"a fan-out object".to_vec();
+        let alone = b"a copy of its own".to_vec();
+        let submit = |n: u8, other: u8| {
+            let carrier = Offer {
+                kind: ObjectKind::FanOut,
+                ..dispatch(n, 1, &fanout)
+            };
+            let id = MessageId(carrier.id);
+            let mut header = header();
+            header.message_id = format!("0d1e2f30-4152-4637-8899-aabbccddee{n:02x}");
+            let copies = [
+                (dispatch(n + 1, 1, b"variant 1"), Copy::CarriedBy(id)),
+                (dispatch(n + 2, 1, b"variant 2"), Copy::CarriedBy(id)),
+                (
+                    dispatch(other, 1, &alone),
+                    Copy::Own(Sealed::Memory(&alone)),
+                ),
+                (carrier, Copy::Own(Sealed::Memory(&fanout))),
+            ];
+            store.submit_copies(&copies, &header, 5, &by).unwrap()
+        };
+        let records = submit(10, 13);
+        assert_eq!(
+            records[3].members,
+            [MessageId([11; 16]), MessageId([12; 16])]
+        );
+        assert_eq!(records[0].carried_by, Some(MessageId([10; 16])));
+        let queued = store.outbox().unwrap();
+        let ids: Vec<(u8, bool)> = queued.iter().map(|q| (q.id.0[0], q.direct)).collect();
+        assert_eq!(
+            ids,
+            [(13, false), (10, true)],
+            "carried copies are not queued"
+        );
+        assert_eq!(queued[1].urgency, 1);
+        // The header names the dispatch by a recipient's copy, never by the fan-out.
+        assert_eq!(
+            store
+                .submitted_under("0d1e2f30-4152-4637-8899-aabbccddee0a")
+                .unwrap(),
+            Some(MessageId([11; 16]))
+        );
+        assert!(store.header(MessageId([10; 16])).unwrap().is_none());
+        assert!(store.header(MessageId([11; 16])).unwrap().is_some());
+        // Its hop receipt is theirs too, in one transaction, each with its ledger entry.
+        let before = store.ledger_size().unwrap();
+        store
+            .mark_sent(MessageId([10; 16]), b"receipt".to_vec(), &peer())
+            .unwrap();
+        assert_eq!(store.ledger_size().unwrap(), before + 3);
+        for n in [10, 11, 12] {
+            assert_eq!(
+                store.get(MessageId([n; 16])).unwrap().unwrap().status(),
+                "sent"
+            );
+        }
+        // And its failure.
+        submit(20, 23);
+        store
+            .mark_failed(MessageId([20; 16]), "refused by the next hop".into())
+            .unwrap();
+        for n in [21, 22] {
+            let record = store.get(MessageId([n; 16])).unwrap().unwrap();
+            assert_eq!(record.reason(), Some("refused by the next hop"));
+        }
+        // `vdx check` expects no object of a carried copy.
+        let report = store.check().unwrap();
+        assert!(!report.is_damaged(), "{report:?}");
+    }
+
+    #[test]
     fn a_message_id_holds_one_dispatch_whatever_its_recipients() {
         let dir = tempfile::tempdir().unwrap();
         let content = b"sealed".to_vec();
@@ -518,7 +642,12 @@ mod tests {
         // recipient would have.
         let submit = |store: &Store, n: u8| {
             let copy = dispatch(n, 0, &content);
-            store.submit_copies(&[(copy, Sealed::Memory(&content))], &header(), 5, &by)
+            store.submit_copies(
+                &[(copy, Copy::Own(Sealed::Memory(&content)))],
+                &header(),
+                5,
+                &by,
+            )
         };
         submit(&open_again(dir.path()), 1).unwrap();
         // After a restart, the same message id to an entirely different recipient (another

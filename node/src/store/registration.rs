@@ -99,7 +99,7 @@ impl Store {
             )
             .map_err(transaction_error)?;
         let rows = if queued { rows.as_slice() } else { &[] };
-        self.sync_and_queue(rows.iter().map(|row| (row.key.clone(), row.queued.clone())))?;
+        self.sync_and_queue(rows.iter().filter_map(|row| row.queued.clone()))?;
         Ok(record)
     }
 
@@ -207,6 +207,30 @@ impl Store {
             .map_err(transaction_error)?;
         let queued = (record.outbox_key.as_ref() == Some(&key)).then(|| (key, Queued::of(&record)));
         self.sync_and_queue(queued)?;
+        Ok(record)
+    }
+
+    /// A fan-out object received here was split (`docs/broadcast.md` rule 6): every part is held
+    /// by the store that takes custody of it, so it leaves the arrivals as relayed, `applied`, with
+    /// one ledger entry naming how many parts it made. Its object stays, for `vdx check`.
+    pub fn split_done(&self, id: MessageId, parts: usize) -> Result<Record, StoreError> {
+        let record = (&self.dispatches, &self.arrivals, &self.ledger)
+            .transaction(|(dispatches, arrivals, ledger)| {
+                let mut record = load(dispatches, id)?;
+                if record.direction == Direction::Relayed {
+                    return Ok(record);
+                }
+                record.direction = Direction::Relayed;
+                record.state = DispatchState::Applied;
+                let value = encode(&record).map_err(ConflictableTransactionError::Abort)?;
+                dispatches.insert(&id.0, value)?;
+                arrivals.remove(&id.0)?;
+                let event = Event::new(EntryKind::Relayed, None, Actor::Node).field("parts", parts);
+                ledger::append(ledger, &record.event(&event))?;
+                Ok(record)
+            })
+            .map_err(transaction_error)?;
+        self.sync()?;
         Ok(record)
     }
 }

@@ -2,6 +2,7 @@
 //! then files, `docs/dispatch-package.md`), sealed once to every recipient's encryption certificate
 //! and queued once per recipient, under a transfer id derived from the message id and recipient.
 
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::path::Path;
@@ -13,6 +14,7 @@ use tempfile::NamedTempFile;
 use time::OffsetDateTime;
 use vdx_crypto::RsaPadding;
 use vdx_pki::IndexedDirectory;
+use vdx_protocol::fanout;
 use vdx_protocol::header::{
     Business, CalendarDate, Classification, Code, DispatchHeader, DocumentId, DocumentType,
     FileEntry, Party, Priority, Promulgation, SignerInfo,
@@ -21,7 +23,7 @@ use vdx_protocol::package::PackageWriter;
 use vdx_protocol::wire::{ObjectKind, Offer};
 use vdx_protocol::{hex, OrganCode};
 
-use crate::store::{Event, MessageId, Record, Sealed, Store, StoreError, INLINE_MAX};
+use crate::store::{Copy, Event, MessageId, Record, Sealed, Store, StoreError, INLINE_MAX};
 use crate::tenant::receipts::ReceiptSigner;
 use crate::tenant::uploads::Uploads;
 
@@ -156,6 +158,13 @@ pub fn transfer_id(message_id: &[u8; 16], to: &OrganCode) -> MessageId {
     derived_id(b"vdx/copy", message_id, to.as_str().as_bytes())
 }
 
+/// The id of the fan-out object that carries copies from `parent` (a message id here, an
+/// incoming fan-out's id at a relay) to the next hop `next` (`docs/broadcast.md` rule 4): fixed,
+/// so that a split repeated after a crash makes the same objects.
+pub fn fanout_id(parent: &[u8; 16], next: &OrganCode) -> MessageId {
+    derived_id(b"vdx-fanout", parent, next.as_str().as_bytes())
+}
+
 /// The id a reply (delivery receipt or notice `status`) to transfer `id` travels under: fixed, so
 /// that a reply made again after a crash is recognised as already queued.
 pub fn reply_id(id: MessageId, kind: ObjectKind, status: &str) -> MessageId {
@@ -198,6 +207,9 @@ pub struct Composer<'a> {
     pub scratch: &'a Path,
     /// Expiry when the request gives none, in days (0 = none).
     pub default_expiry_days: u32,
+    /// The node a copy to an agency is handed to next, None for a tenant of this host: copies
+    /// to several agencies behind one node travel there as one fan-out object.
+    pub next_hop: &'a (dyn Fn(&OrganCode) -> Option<OrganCode> + Sync + 'a),
 }
 
 /// Submissions under one client-chosen message id, one at a time: two at once (a client retrying
@@ -223,7 +235,7 @@ impl SubmissionLocks {
     }
 }
 
-impl Composer<'_> {
+impl<'a> Composer<'a> {
     /// The dispatch already queued under the request's own message id, if the client gave one
     /// and it was submitted before: its header and its copies.
     pub fn already_submitted(
@@ -295,34 +307,6 @@ impl Composer<'_> {
             dir: self.scratch,
         };
         let sealed_once = self.seal(&header, request, &recipients, &mut spill)?;
-        // Sealed once; each recipient's copy then keeps only its own RecipientInfo
-        // (docs/broadcast.md, rule 2), so a copy to one agency does not carry every other
-        // recipient's key: at 3,000 recipients that would be some 1 MiB per copy.
-        let mut cuts = Vec::new();
-        if recipients.len() > 1 {
-            for cert in &recipients {
-                let mut cut = Spill::Memory {
-                    bytes: Vec::new(),
-                    dir: self.scratch,
-                };
-                let mut out = HashingWriter::new(&mut cut);
-                vdx_crypto::Sealer::cut_recipients(spill.reader()?, &mut out, &[cert])?;
-                let (size, digest) = out.finish()?;
-                cuts.push((cut, size, digest));
-            }
-        }
-        let objects: Vec<(Sealed<'_>, u64, [u8; 32])> = if cuts.is_empty() {
-            let sealed = spill
-                .sealed()
-                .map_err(StoreError::from_io("writing the sealed object"))?;
-            vec![(sealed, sealed_once.0, sealed_once.1)]
-        } else {
-            cuts.iter_mut()
-                .map(|(cut, size, digest)| Ok((cut.sealed()?, *size, *digest)))
-                .collect::<io::Result<_>>()
-                .map_err(StoreError::from_io("writing the sealed object"))?
-        };
-
         let message_id = uuid_bytes(&header.message_id)?;
         let expires = request
             .expires
@@ -330,29 +314,152 @@ impl Composer<'_> {
                 0 => 0,
                 days => now.unix_timestamp() as u64 + u64::from(days) * 86_400,
             });
-        let copies: Vec<(Offer, Sealed<'_>)> = header
-            .to
-            .iter()
-            .zip(objects.iter().cycle())
-            .map(|(party, &(sealed, size, digest))| {
-                let offer = Offer {
-                    id: transfer_id(&message_id, &party.organ_id).0,
-                    from: self.organ_code.clone(),
-                    to: party.organ_id.clone(),
-                    size,
-                    sealed_sha256: digest,
-                    urgency: header.priority.code(),
-                    expires,
-                    kind: ObjectKind::Dispatch,
-                    hops: 0,
-                };
-                (offer, sealed)
-            })
-            .collect();
+        let offer = |id: MessageId, to: &OrganCode, (size, digest): (u64, [u8; 32]), kind| Offer {
+            id: id.0,
+            from: self.organ_code.clone(),
+            to: to.clone(),
+            size,
+            sealed_sha256: digest,
+            urgency: header.priority.code(),
+            expires,
+            kind,
+            hops: 0,
+        };
+        let plan = self.plan_copies(&header, &recipients, &mut spill, &message_id)?;
+        let mut objects = plan.objects;
+        let sealed = match objects.is_empty() {
+            // One recipient: its copy is the object sealed.
+            true => vec![spill.sealed()],
+            false => objects.iter_mut().map(Spill::sealed).collect(),
+        }
+        .into_iter()
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(StoreError::from_io("writing the sealed object"))?;
+        let mut copies: Vec<(Offer, Copy<'_>)> = Vec::new();
+        for (party, copy) in header.to.iter().zip(&plan.copies) {
+            let id = transfer_id(&message_id, &party.organ_id);
+            let (travels, size) = match copy {
+                Planned::Own(i, size) => (Copy::Own(sealed[*i]), *size),
+                Planned::Carried(by, size) => (Copy::CarriedBy(*by), *size),
+                Planned::Alone => (Copy::Own(sealed[0]), sealed_once),
+            };
+            copies.push((
+                offer(id, &party.organ_id, size, ObjectKind::Dispatch),
+                travels,
+            ));
+        }
+        for (peer, i, size) in &plan.fan_outs {
+            let id = fanout_id(&message_id, peer);
+            copies.push((
+                offer(id, peer, *size, ObjectKind::FanOut),
+                Copy::Own(sealed[*i]),
+            ));
+        }
         let records =
             self.store
                 .submit_copies(&copies, &header, now.unix_timestamp() as u64, submitter)?;
         Ok((header, records))
+    }
+
+    /// How each recipient's copy of the object sealed in `spill` travels (`docs/broadcast.md`):
+    /// alone (one recipient), as its own variant (a tenant here, or alone behind its next hop),
+    /// or inside the fan-out to its next hop, with the objects to write for them.
+    fn plan_copies(
+        &self,
+        header: &DispatchHeader,
+        certs: &[openssl::x509::X509],
+        spill: &mut Spill<'_>,
+        message_id: &[u8; 16],
+    ) -> Result<CopyPlan<'a>, ComposeError> {
+        let mut plan = CopyPlan {
+            copies: Vec::new(),
+            objects: Vec::new(),
+            fan_outs: Vec::new(),
+        };
+        if certs.len() == 1 {
+            plan.copies.push(Planned::Alone);
+            return Ok(plan);
+        }
+        let recipients = vdx_crypto::Recipients::read(spill.reader()?)?;
+        let rest_at = recipients.len_read();
+        let mut kept = Vec::with_capacity(certs.len());
+        for cert in certs {
+            let mine = recipients.select(&[cert])?;
+            if mine.is_empty() {
+                return Err(vdx_crypto::Error::NotARecipient.into());
+            }
+            kept.push(mine);
+        }
+        let hops: Vec<Option<OrganCode>> = header
+            .to
+            .iter()
+            .map(|p| (self.next_hop)(&p.organ_id))
+            .collect();
+        let mut behind: BTreeMap<&OrganCode, Vec<usize>> = BTreeMap::new();
+        for (i, hop) in hops.iter().enumerate() {
+            if let Some(peer) = hop {
+                behind.entry(peer).or_default().push(i);
+            }
+        }
+        let shared = |i: usize| {
+            hops[i]
+                .as_ref()
+                .and_then(|p| behind.get(p))
+                .is_some_and(|group| group.len() >= fanout::MIN_MEMBERS)
+        };
+        let new_spill = || Spill::Memory {
+            bytes: Vec::new(),
+            dir: self.scratch,
+        };
+        for i in 0..header.to.len() {
+            let head = recipients.head(&kept[i]);
+            if let Some(peer) = hops[i].as_ref().filter(|_| shared(i)) {
+                // Carried: only its size and digest are kept here, for its receipt.
+                let mut out = HashingWriter::new(io::sink());
+                out.write_all(&head)
+                    .and_then(|()| io::copy(&mut spill.rest(rest_at)?, &mut out))
+                    .map_err(StoreError::from_io("reading the sealed object"))?;
+                plan.copies
+                    .push(Planned::Carried(fanout_id(message_id, peer), out.finish()?));
+                continue;
+            }
+            let mut object = new_spill();
+            let mut out = HashingWriter::new(&mut object);
+            out.write_all(&head)
+                .and_then(|()| io::copy(&mut spill.rest(rest_at)?, &mut out))
+                .map_err(StoreError::from_io("writing the sealed object"))?;
+            let size = out.finish()?;
+            plan.copies.push(Planned::Own(plan.objects.len(), size));
+            plan.objects.push(object);
+        }
+        for (peer, group) in behind {
+            if group.len() < fanout::MIN_MEMBERS {
+                continue;
+            }
+            let members = fanout::Members::new(
+                group
+                    .iter()
+                    .map(|&i| fanout::Member {
+                        to: header.to[i].organ_id.clone(),
+                        id: transfer_id(message_id, &header.to[i].organ_id).0,
+                    })
+                    .collect(),
+            )
+            .map_err(|e| ComposeError::Invalid(e.to_string()))?;
+            let mut infos: Vec<usize> = group.iter().flat_map(|&i| kept[i].clone()).collect();
+            infos.sort_unstable();
+            infos.dedup();
+            let mut object = new_spill();
+            let mut out = HashingWriter::new(&mut object);
+            out.write_all(&members.encode())
+                .and_then(|()| out.write_all(&recipients.head(&infos)))
+                .and_then(|()| io::copy(&mut spill.rest(rest_at)?, &mut out))
+                .map_err(StoreError::from_io("writing the sealed object"))?;
+            let size = out.finish()?;
+            plan.fan_outs.push((peer.clone(), plan.objects.len(), size));
+            plan.objects.push(object);
+        }
+        Ok(plan)
     }
 
     fn header(
@@ -521,6 +628,27 @@ impl Composer<'_> {
     }
 }
 
+/// How the copies of one dispatch travel ([`Composer::plan_copies`]).
+struct CopyPlan<'a> {
+    /// Per recipient, in the header's order.
+    copies: Vec<Planned>,
+    /// The objects to queue: copies of their own, then fan-outs.
+    objects: Vec<Spill<'a>>,
+    /// Per next hop shared by several recipients: the index of its fan-out object and its size
+    /// and digest.
+    fan_outs: Vec<(OrganCode, usize, (u64, [u8; 32]))>,
+}
+
+/// How one recipient's copy travels.
+enum Planned {
+    /// The dispatch has one recipient: its copy is the object sealed.
+    Alone,
+    /// Its own variant: `objects[.0]`, of this size and digest.
+    Own(usize, (u64, [u8; 32])),
+    /// Inside this fan-out object; the size and digest of the variant it will get.
+    Carried(MessageId, (u64, [u8; 32])),
+}
+
 /// Where a sealed object goes as it is written: memory while the store could keep it with its
 /// record ([`INLINE_MAX`]), then a scratch file of its own (removed when dropped) that the store
 /// links into its spool for every copy.
@@ -539,6 +667,23 @@ impl Spill<'_> {
                     .map_err(StoreError::from_io("writing the sealed object"))?;
                 let again = std::fs::File::open(file.get_ref().path())
                     .map_err(StoreError::from_io("reading the sealed object"))?;
+                Box::new(io::BufReader::with_capacity(256 * 1024, again))
+            }
+        })
+    }
+
+    /// The object from byte `at` on (the part every variant shares, `docs/broadcast.md`).
+    fn rest(&mut self, at: u64) -> io::Result<Box<dyn io::Read + '_>> {
+        Ok(match self {
+            Self::Memory { bytes, .. } => Box::new(
+                bytes
+                    .get(usize::try_from(at).unwrap_or(usize::MAX)..)
+                    .unwrap_or(&[]),
+            ),
+            Self::File(file) => {
+                file.flush()?;
+                let mut again = std::fs::File::open(file.get_ref().path())?;
+                io::Seek::seek(&mut again, io::SeekFrom::Start(at))?;
                 Box::new(io::BufReader::with_capacity(256 * 1024, again))
             }
         })

@@ -173,6 +173,7 @@ impl Tenant {
         trusted: &'a Trusted,
         scratch: &'a Path,
         default_expiry_days: u32,
+        next_hop: &'a (dyn Fn(&OrganCode) -> Option<OrganCode> + Sync + 'a),
     ) -> Composer<'a> {
         Composer {
             organ_code: &self.code,
@@ -183,6 +184,7 @@ impl Tenant {
             store: &self.store,
             scratch,
             default_expiry_days,
+            next_hop,
         }
     }
 
