@@ -313,10 +313,12 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
         Ok(all.then_some(Value::Array(copies)))
     })?;
     let receipts_back = sent_at.elapsed();
-    let mut links: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     let mut passed = true;
     let mut copies = copies.as_array().cloned().unwrap_or_default();
     copies.sort_by_key(|c| text(&c["to"]));
+    // What each province's communes need on its link: the largest copy (the shared content and
+    // one RecipientInfo) plus a RecipientInfo and a member line for each other commune.
+    let mut needs: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for copy in &copies {
         let to = text(&copy["to"]);
         let host = HOSTS
@@ -330,10 +332,9 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
         )?;
         let registered = at["status"] == "registered";
         passed &= registered;
-        let size = copy["size"].as_u64().unwrap_or(0);
-        let link = links.entry(format!("{} → {host}", CENTRE.0)).or_default();
-        link.0 += 1;
-        link.1 += size;
+        let need = needs.entry(host.clone()).or_default();
+        need.0 = need.0.max(copy["size"].as_u64().unwrap_or(0));
+        need.1 += 1;
         println!(
             "   {to}: {} via {} → {host} (its host) → {to}; số đến {}; delivery receipt back at the centre",
             if registered { "registered" } else { "NOT registered" },
@@ -346,13 +347,28 @@ pub(crate) fn run(root: &Path) -> Result<bool> {
         communes.len(),
         receipts_back.as_secs_f64()
     );
-    for (link, (copies, bytes)) in &links {
-        println!("   link {link}: {copies} copies, {bytes} bytes");
+    // The bytes each link carried, as the centre counted them (`vdx metrics`).
+    let metrics = vdx(root, &["--home", CENTRE.0, "metrics"])?;
+    let counted = |name: &str, peer: &str| -> u64 {
+        let series = format!("{name}{{peer=\"{peer}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    for (host, (largest, communes)) in &needs {
+        let bytes = counted("vdx_handover_bytes_total", host);
+        let objects = counted("vdx_handover_objects_total", host);
+        // docs/broadcast.md rule 7: content + RecipientInfos + member list + 1 KiB.
+        let rule = largest + (communes - 1) * 600 + communes * 49 + 1024;
+        passed &= bytes <= rule;
+        println!(
+            "   link {} → {host}: {objects} object(s), {bytes} bytes for {communes} communes \
+             (one copy is {largest} bytes; within docs/broadcast.md rule 7: {})",
+            CENTRE.0,
+            if bytes <= rule { "yes" } else { "NO" }
+        );
     }
-    println!(
-        "   (sealed once, each commune's copy cut to its own key; fanned out by the hosts, each \
-         link would carry one copy: docs/broadcast.md)"
-    );
 
     let (commune, host) = (&communes[0], HOSTS[0].0);
     let reply = json(

@@ -61,7 +61,18 @@ fn the_national_demo_reaches_every_commune_on_a_signed_directory_and_cleans_up()
         out.contains("all 9 delivery receipts back at the centre"),
         "{out}"
     );
-    assert_eq!(out.matches("   link 000.00.00.G22 → ").count(), 3, "{out}");
+    // Broadcast sealed once and fanned out (docs/broadcast.md): each province's link carried one
+    // object for its 3 communes, within rule 7's bytes, as the centre's metrics counted them.
+    assert_eq!(
+        out.matches(": 1 object(s), ").count(),
+        3,
+        "one object per link: {out}"
+    );
+    assert_eq!(
+        out.matches("within docs/broadcast.md rule 7: yes").count(),
+        3,
+        "{out}"
+    );
     assert!(
         out.contains("replied to the centre through its host"),
         "{out}"

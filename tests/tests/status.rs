@@ -150,7 +150,11 @@ fn the_operator_sees_what_waits_who_is_unreachable_and_what_to_renew() {
         sample(&g22, "vdx_handover_duration_seconds_count"),
         Some(1.0)
     );
-    assert!(sample(&g22, "vdx_handover_bytes_total").unwrap() > 0.0);
+    assert!(sample(&g22, "vdx_handover_bytes_total{peer=\"000.00.00.H41\"}").unwrap() > 0.0);
+    assert_eq!(
+        sample(&g22, "vdx_handover_objects_total{peer=\"000.00.00.H41\"}"),
+        Some(1.0)
+    );
     assert_eq!(sample(&g22, "vdx_peers{state=\"connected\"}"), Some(1.0));
     assert_eq!(
         sample(&g22, "vdx_warnings{tenant=\"000.00.00.G22\"}"),

@@ -439,7 +439,7 @@ fn finished(
 ) -> Outcome {
     match result {
         Ok(SendOutcome::Stored { resumed_from, .. }) => {
-            metrics.handover("stored", Some((record.size, took)));
+            metrics.handover("stored", Some((peer, record.size, took)));
             tracing::info!(%tenant, id = %record.id, to = %record.to, %peer, resumed_from, "handed over");
             Outcome::Sent
         }

@@ -51,7 +51,8 @@ pub(crate) struct Metrics {
     registry: Registry,
     submitted: Family<[(&'static str, String); 1], Counter>,
     handovers: Labelled,
-    handover_bytes: Counter,
+    handover_bytes: Family<[(&'static str, String); 1], Counter>,
+    handover_objects: Family<[(&'static str, String); 1], Counter>,
     handover_seconds: Histogram,
     expired: Counter,
     arrivals: Labelled,
@@ -90,9 +91,16 @@ impl Metrics {
             handover_bytes: registered(
                 r,
                 "handover",
-                "Sealed bytes handed over to next hops",
+                "Sealed bytes handed over, by next hop (a peer node, or a tenant of this host): what each link carried",
                 Some(Unit::Bytes),
-                Counter::default(),
+                Family::default(),
+            ),
+            handover_objects: registered(
+                r,
+                "handover_objects",
+                "Objects handed over, by next hop: a fan-out object counts once for all the copies it carries",
+                None,
+                Family::default(),
             ),
             // 2 ms to about 6 min: a small dispatch on a LAN up to a large one on a slow link.
             handover_seconds: registered(
@@ -203,12 +211,18 @@ impl Metrics {
         }
     }
 
-    /// An outgoing transfer ended; `stored` carries the size whose custody moved, and how long
-    /// it took.
-    pub(crate) fn handover(&self, outcome: &'static str, stored: Option<(u64, Duration)>) {
+    /// An outgoing transfer ended; `stored` carries the next hop that took custody, the size
+    /// whose custody moved, and how long it took.
+    pub(crate) fn handover(
+        &self,
+        outcome: &'static str,
+        stored: Option<(&OrganCode, u64, Duration)>,
+    ) {
         self.handovers.get_or_create(&[("outcome", outcome)]).inc();
-        if let Some((bytes, took)) = stored {
-            self.handover_bytes.inc_by(bytes);
+        if let Some((peer, bytes, took)) = stored {
+            let peer = [("peer", peer.to_string())];
+            self.handover_bytes.get_or_create(&peer).inc_by(bytes);
+            self.handover_objects.get_or_create(&peer).inc();
             self.handover_seconds.observe(took.as_secs_f64());
         }
     }
@@ -476,8 +490,8 @@ mod tests {
         let g22: OrganCode = "000.00.00.G22".parse().unwrap();
         metrics.submitted(&g22, 2);
         metrics.processed(&g22, "registered");
-        metrics.handover("stored", Some((10_240, Duration::from_millis(12))));
-        metrics.handover("stored", Some((10_240, Duration::from_millis(3))));
+        metrics.handover("stored", Some((&g22, 10_240, Duration::from_millis(12))));
+        metrics.handover("stored", Some((&g22, 10_240, Duration::from_millis(3))));
         metrics.handover("failed", None);
         metrics.offer_refused(vdx_protocol::wire::RejectCode::UnknownSender.name());
         let status = Status::sample(vec![
@@ -516,7 +530,14 @@ mod tests {
             sample(&text, "vdx_handovers_total{outcome=\"failed\"}"),
             Some(1.0)
         );
-        assert_eq!(sample(&text, "vdx_handover_bytes_total"), Some(20_480.0));
+        assert_eq!(
+            sample(&text, "vdx_handover_bytes_total{peer=\"000.00.00.G22\"}"),
+            Some(20_480.0)
+        );
+        assert_eq!(
+            sample(&text, "vdx_handover_objects_total{peer=\"000.00.00.G22\"}"),
+            Some(2.0)
+        );
         assert_eq!(
             sample(&text, "vdx_handover_duration_seconds_bucket{le=\"0.006\"}"),
             Some(1.0),
