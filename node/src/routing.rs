@@ -118,9 +118,9 @@ fn field_of(
 }
 
 /// Where an object for `to` goes from `here`: a tenant here is delivered locally; an agency whose
-/// relay is one of our tenants goes straight to its node (we relay for it); else through our relay,
-/// unless that is the recipient's node; else through the recipient's relay's node if the directory
-/// names a relay; else to the recipient's node.
+/// relay is one of our tenants goes straight to its node (we relay for it); else through our relay
+/// (which may be the recipient's node itself); else through the recipient's relay's node if the
+/// directory names a relay; else to the recipient's node.
 ///
 /// An agency the directory says we host but which is not a tenant here gets `Peer(here.host)`:
 /// this node then refuses it as not served ([`admit`]), which is what its sender should read.
@@ -133,7 +133,8 @@ pub fn next_hop(directory: &IndexedDirectory, here: &Here<'_>, to: &OrganCode) -
     if theirs.as_ref().is_some_and(|r| here.hosts(r)) {
         return Hop::Peer(node);
     }
-    if let Some(ours) = here.relay.filter(|r| **r != node) {
+    if let Some(ours) = here.relay {
+        // Through our relay, or straight to it when it is the recipient's node.
         return Hop::Peer(ours.clone());
     }
     Hop::Peer(theirs.map_or(node, |r| node_of(directory, &r)))
@@ -918,9 +919,9 @@ mod tests {
         );
         assert_eq!(names(route_to(&dir, &at_g22, &ya, 8).unwrap()), [H26, YA]);
         assert_eq!(names(route_to(&dir, &at_g22, &code(YB), 8).unwrap()), [H26]);
-        // Our relay is the recipient's node, whose own relay is G22: through G22, as one-hop
-        // routing always went (the recipient's relay before our relay that is its node).
-        assert_eq!(names(route_to(&dir, &at_xa, &h41, 8).unwrap()), [G22, H41]);
+        // Our relay is the recipient's node (whose own relay is G22): straight to it, over the
+        // link we have.
+        assert_eq!(names(route_to(&dir, &at_xa, &h41, 8).unwrap()), [H41]);
         assert_eq!(
             names(route_to(&dir, &at_xa, &code(H40), 8).unwrap()),
             [H41, G22, H40]

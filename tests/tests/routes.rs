@@ -214,3 +214,122 @@ fn a_commune_reaches_another_province_s_commune_through_three_relays() {
     let at_ya = s.vdx(&["--home", "ya", "show", "--json", &far]);
     assert!(at_ya.stderr.contains("(not_found)"), "{}", at_ya.stdout);
 }
+
+/// A node's counter `name` for next hop `peer`, from `vdx metrics` (0 when absent).
+fn counted(s: &Session, home: &str, name: &str, peer: &str) -> u64 {
+    let metrics = s.vdx(&["--home", home, "metrics"]).ok().stdout;
+    let series = format!("{name}{{peer=\"{peer}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+#[test]
+fn a_circular_is_sealed_once_and_each_link_carries_one_copy() {
+    let s = Session::new();
+    national(&s);
+    s.document("thong-bao.txt", 300_000);
+    let _daemons = start(&s, &["g22", "h41", "h26", "xa", "ya"]);
+
+    // XA to YA, H26 and G22: one fan-out to H41 (its relay), split there into one to G22, split
+    // there into G22's own copy and one to H26, split there into H26's own copy and YA's.
+    let sent = s
+        .vdx(&[
+            "--home",
+            "xa",
+            "send",
+            "--json",
+            "--to",
+            YA,
+            "--to",
+            H26,
+            "--to",
+            G22,
+            "--subject",
+            "Thông báo",
+            "--number",
+            "5",
+            "--notation",
+            "TB",
+            "thong-bao.txt",
+        ])
+        .ok()
+        .json();
+    let copies: Vec<(String, String)> = sent["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["to"].as_str().unwrap().to_owned(),
+                c["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        copies.len(),
+        3,
+        "one copy per recipient, no fan-out: {sent}"
+    );
+    for (to, id) in &copies {
+        let home = match to.as_str() {
+            YA => "ya",
+            H26 => "h26",
+            _ => "g22",
+        };
+        let arrived = wait_status(&s, LIMIT, home, id, "registered");
+        assert_eq!(arrived["from"], XA, "{arrived}");
+        wait_status(&s, LIMIT, "xa", id, "delivered");
+    }
+    // Each link carried one object, hardly larger than one copy: the content once, plus a
+    // RecipientInfo and a member line for each further recipient behind it.
+    let copy = sent["copies"][0]["size"].as_u64().unwrap();
+    for (home, peer, behind) in [
+        ("xa", H41, 3),
+        ("h41", G22, 3),
+        ("g22", H26, 2),
+        ("h26", YA, 1),
+    ] {
+        let objects = counted(&s, home, "vdx_handover_objects_total", peer);
+        let bytes = counted(&s, home, "vdx_handover_bytes_total", peer);
+        assert_eq!(objects, 1, "{home} -> {peer}");
+        assert!(
+            bytes <= copy + (behind - 1) * 600 + behind * 49 + 1024,
+            "{home} -> {peer}: {bytes} bytes for {behind} recipients, one copy is {copy}"
+        );
+    }
+    // Exactly once: a second circular under the same message id is answered from the store.
+    let again = s.vdx(&[
+        "--home",
+        "xa",
+        "send",
+        "--json",
+        "--message-id",
+        sent["message_id"].as_str().unwrap(),
+        "--to",
+        YA,
+        "--to",
+        H26,
+        "--to",
+        G22,
+        "--subject",
+        "Thông báo",
+        "--number",
+        "5",
+        "--notation",
+        "TB",
+        "thong-bao.txt",
+    ]);
+    assert_eq!(again.ok().json()["copies"].as_array().unwrap().len(), 3);
+    for (to, _) in &copies {
+        let home = match to.as_str() {
+            YA => "ya",
+            H26 => "h26",
+            _ => "g22",
+        };
+        let inbox = vdx_tests::daemon::listed(&s, home, None, "inbox").unwrap();
+        let from_xa = inbox.iter().filter(|d| d["from"] == XA).count();
+        assert_eq!(from_xa, 1, "{home}: {inbox:?}");
+    }
+}
