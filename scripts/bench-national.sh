@@ -5,10 +5,10 @@
 # One central node and PROVINCES province nodes (real vdxd), each province hosting COMMUNES
 # commune tenants, on a signed directory (a root zone with a delegation per province, a zone per
 # province, every node handed the root zone and each province publishing its own). The centre
-# sends one circular of SIZE bytes (default 100 KiB) to every commune (one dispatch per province:
-# a dispatch names at most 100 recipients). Reports: the time until
-# the directory is everywhere, until the circular is queued and until every delivery receipt is
-# back at the centre; copies and bytes the centre sent (and per link); peak RSS per daemon; CPU
+# sends one circular of SIZE bytes (default 100 KiB) to every commune: one dispatch, sealed once,
+# one fan-out object per province (docs/broadcast.md). Reports: the time until the directory is
+# everywhere, until the circular is queued and until every delivery receipt is back at the centre;
+# objects and bytes the centre handed to each province (its metrics); peak RSS per daemon; CPU
 # seconds of all daemons. Files under BENCH_DIR (default: a fresh directory under the target
 # directory's bench-national/), removed unless BENCH_KEEP=1.
 set -euo pipefail
@@ -85,19 +85,13 @@ until (($(zones $G22) == provinces + 1)); do sleep 0.2; done
 echo "directory: every zone at the centre $(since "$t_zones") s after the first publish"
 
 head -c "$size" /dev/urandom >circular.bin
-# A dispatch names at most 100 recipients (docs/dispatch-header.md): the circular goes as one
-# dispatch per province, to its communes, all submitted at once.
 t_send=$(now)
-sends=()
+args=(--home $G22 send --json --subject "Chỉ thị" --number 1 --notation CT-TTg --urgency khan)
 for ((p = 0; p < provinces; p++)); do
-    args=(--home $G22 send --json --subject "Chỉ thị" --number "$((p + 1))" --notation CT-TTg
-        --urgency khan)
     for ((c = 0; c < communes; c++)); do args+=(--to "$(commune $p $c)"); done
-    vdx "${args[@]}" circular.bin >"sent-$p.json" &
-    sends+=($!)
 done
-for pid in "${sends[@]}"; do wait "$pid"; done
-echo "circular: $((provinces * communes)) copies in $provinces dispatches queued $(since "$t_send") s after submitting"
+vdx "${args[@]}" circular.bin >sent.json
+echo "circular: one dispatch to $((provinces * communes)) communes sealed and queued $(since "$t_send") s after submitting"
 summary() {
     vdx --home $G22 outbox --json | python3 -c '
 import json, sys
@@ -107,15 +101,23 @@ print(done, len(copies))'
 }
 while read -r done total < <(summary); ((done < total)); do sleep 1; done
 echo "receipts: every delivery receipt back at the centre $(since "$t_send") s after submitting"
-vdx --home $G22 outbox --json | python3 -c '
-import json, sys, collections
-copies = json.load(sys.stdin)
-links = collections.Counter()
-for c in copies:
-    links[c["to"].rsplit(".", 1)[1]] += c["size"]
-total = sum(c["size"] for c in copies)
-print(f"centre sent {len(copies)} copies, {total} bytes ({total / 1048576:.1f} MiB); per link to a province: "
-      f"{min(links.values())}-{max(links.values())} bytes ({len(links)} links)")'
+vdx --home $G22 metrics | python3 -c '
+import re, sys
+sent = {}
+for line in sys.stdin:
+    m = re.match(r"vdx_handover_(bytes|objects)_total[{]peer=.([^\x22]+).[}] (\S+)", line)
+    if m:
+        sent.setdefault(m[2], {})[m[1]] = float(m[3])
+objects = sum(v.get("objects", 0) for v in sent.values())
+total = sum(v.get("bytes", 0) for v in sent.values())
+links = [v.get("bytes", 0) for v in sent.values()] or [0]
+print(f"centre sent {objects:.0f} objects, {total:.0f} bytes ({total / 1048576:.1f} MiB) over {len(sent)} links; "
+      f"per link to a province: {min(links):.0f}-{max(links):.0f} bytes")'
+python3 -c '
+import json
+copies = json.load(open("sent.json"))["copies"]
+size = max(c["size"] for c in copies)
+print(f"one commune copy: {size} bytes; {len(copies)} copies recorded at the centre")'
 rss=() cpu=0
 tick=$(getconf CLK_TCK)
 for i in "${!pids[@]}"; do
