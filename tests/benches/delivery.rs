@@ -849,6 +849,7 @@ fn main() {
             String::new(),
         );
         let delivery = step(t2, delivered);
+        figures.big_delivery_mbs = delivery.1;
         big_row(
             "delivery (submitted → delivered)",
             delivery,

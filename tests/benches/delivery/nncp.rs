@@ -45,6 +45,8 @@ pub(super) struct Figures {
     /// Milliseconds of CPU per item, all processes of the system under test.
     pub(super) latency_cpu_ms: f64,
     pub(super) big_mbs: f64,
+    /// From queued (vdx: submitted) to delivered, MB/s.
+    pub(super) big_delivery_mbs: f64,
     pub(super) big_cpu_per_gib: f64,
     pub(super) rate_submitted: f64,
     pub(super) rate_delivered: f64,
@@ -60,6 +62,7 @@ impl Default for Figures {
             latency_p99: f64::NAN,
             latency_cpu_ms: f64::NAN,
             big_mbs: f64::NAN,
+            big_delivery_mbs: f64::NAN,
             big_cpu_per_gib: f64::NAN,
             rate_submitted: f64::NAN,
             rate_delivered: f64::NAN,
@@ -618,7 +621,9 @@ pub(super) fn run(s: &Settings, dir: &Path, vdx: &Figures) {
             "transfer (queued → gone from the sender's spool)",
             step(t1, t2),
         );
-        big_row("delivery (queued → tossed into incoming)", step(t1, t3));
+        let delivery = step(t1, t3);
+        fig.big_delivery_mbs = delivery.1;
+        big_row("delivery (queued → tossed into incoming)", delivery);
         let end = step(t0, t3);
         fig.big_mbs = end.1;
         big_row("end to end (nncp-file start → tossed)", end);
@@ -786,7 +791,7 @@ fn nncp_version() -> String {
 
 /// The side-by-side table: each measure, both figures, and vdx ÷ NNCP with who is ahead.
 fn compare(vdx: &Figures, nncp: &Figures) {
-    let lines: [(&str, f64, f64, bool, &str); 10] = [
+    let lines: [(&str, f64, f64, bool, &str); 11] = [
         (
             "latency: delivered p50 (ms)",
             vdx.latency_p50,
@@ -812,6 +817,13 @@ fn compare(vdx: &Figures, nncp: &Figures) {
             "big: end to end (MB/s)",
             vdx.big_mbs,
             nncp.big_mbs,
+            true,
+            "0",
+        ),
+        (
+            "big: queued (vdx: submitted) → delivered (MB/s)",
+            vdx.big_delivery_mbs,
+            nncp.big_delivery_mbs,
             true,
             "0",
         ),
