@@ -10,7 +10,9 @@
 # closed-loop submitters for BENCH_RATE_SECS = 12, then until all are delivered). Files on disk under
 # BENCH_DIR (default: the target directory's bench-delivery/); BENCH_KEEP=1 keeps them and the logs.
 # Prints latency percentiles, dispatches/s, MB/s (10^6 bytes of content), daemon CPU and RSS.
+# Then the same work through NNCP (nncp-file, nncp-call, nncp-daemon -autotoss; scripts/install-deps.sh
+# installs it) and a vdx | NNCP | ratio table; BENCH_NNCP=0, or no nncp-file on PATH, skips that side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-(($# == 0)) || { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+(($# == 0)) || { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 exec cargo bench -q -p vdx-tests --bench delivery

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing vdx needs on a fresh Debian machine: OpenSSL headers and CLI,
-# pkg-config, GNU time for the benchmarks, and systemd-analyze to check the service unit. Safe to
-# run again; does nothing when all is present.
+# pkg-config, GNU time for the benchmarks, NNCP (the delivery benchmark runs the same work through it
+# side by side), and systemd-analyze to check the service unit. Safe to run again; does nothing when
+# all is present.
 set -euo pipefail
 
 need=()
@@ -9,6 +10,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [[ -f /usr/include/openssl/ssl.h ]] || need+=(libssl-dev)
 [[ -x /usr/bin/time ]] || need+=(time)
+command -v nncp-file >/dev/null || need+=(nncp) # scripts/bench-delivery.sh's NNCP side
 command -v systemd-analyze >/dev/null || need+=(systemd) # checks ops/systemd/vdxd@.service
 
 if ((${#need[@]})); then

@@ -28,6 +28,11 @@
 //! directory's `bench-delivery/`, on disk), removed at the end unless `BENCH_KEEP=1` or the run
 //! failed. Progress goes to standard error, the table to standard output. Only loopback is used;
 //! the daemons are killed when the benchmark ends, also when it panics.
+//!
+//! Then the same phases run through NNCP 8.8 (`nncp` from Debian, installed by
+//! `scripts/install-deps.sh`) in the same run and directory, and a last table puts both side by
+//! side with their ratios: `delivery/nncp.rs` says how. `BENCH_NNCP=0` skips that side, and so does
+//! a machine without `nncp-file`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark fails loudly.
 
@@ -54,6 +59,9 @@ use vdx_tests::measure::{
     cpu_secs, env_or, machine_busy_secs, memory_kib, met, percentile, target_dir, RunDir,
 };
 use vdx_tests::{vdx_bin, vdxd_bin};
+
+#[path = "delivery/nncp.rs"]
+mod nncp;
 
 const G22: &str = "000.00.00.G22";
 const H41: &str = "000.00.00.H41";
@@ -232,14 +240,25 @@ impl CpuMark {
         }
     }
 
-    /// "S / R / B s in W s", and per `per` units of work when given.
-    fn since(&self, per: Option<(f64, &str)>) -> String {
-        let used: Vec<f64> = self
-            .pids
+    /// CPU seconds since the mark: sender, receiver, this benchmark.
+    fn used(&self) -> Vec<f64> {
+        self.pids
             .iter()
             .zip(self.secs)
             .map(|(pid, before)| cpu_secs(*pid) - before)
-            .collect();
+            .collect()
+    }
+
+    /// Both daemons' CPU per `per` units: milliseconds, or CPU-s for a GiB (as `since` shows).
+    fn daemons_per(&self, per: f64, unit: &str) -> f64 {
+        let used = self.used();
+        let scale = if unit == "GiB" { 1.0 } else { 1000.0 };
+        (used[0] + used[1]) * scale / per
+    }
+
+    /// "S / R / B s in W s", and per `per` units of work when given.
+    fn since(&self, per: Option<(f64, &str)>) -> String {
+        let used = self.used();
         let mut text = format!(
             "{:.1} / {:.1} / {:.1} s in {:.1} s",
             used[0],
@@ -624,6 +643,7 @@ fn main() {
         .build()
         .unwrap();
     let (g22, h41) = (dir.join("g22"), dir.join("h41"));
+    let mut figures = nncp::Figures::default();
     let mut rows: Vec<[String; 4]> = Vec::new();
     let mut row = |phase: &str, measure: String, result: String, target: String| {
         eprintln!("bench: {phase}: {measure}: {result} {target}");
@@ -696,6 +716,9 @@ fn main() {
         let submit = millis(delivered.iter().map(|(d, _)| d.answered - d.start));
         let e2e = millis(delivered.iter().map(|(d, seen)| *seen - d.start));
         let p99 = percentile(&e2e, 0.99);
+        figures.latency_p50 = percentile(&e2e, 0.5);
+        figures.latency_p99 = p99;
+        figures.latency_cpu_ms = cpu.daemons_per(delivered.len() as f64, "dispatch");
         let label = format!(
             "{} KiB at {}/s for {} s ({n}), delivered p50 / p90 / p99 / max",
             s.doc_kib, s.rate, s.latency_secs
@@ -826,12 +849,15 @@ fn main() {
             String::new(),
         );
         let delivery = step(t2, delivered);
+        figures.big_delivery_mbs = delivery.1;
         big_row(
             "delivery (submitted → delivered)",
             delivery,
             format!("≥ 150 MB/s: {}", met(delivery.1 >= 150.0)),
         );
         let end = step(t0, delivered);
+        figures.big_mbs = end.1;
+        figures.big_cpu_per_gib = cpu.daemons_per(size as f64 / f64::from(1u32 << 30), "GiB");
         big_row(
             "end to end (upload start → delivered)",
             end,
@@ -909,6 +935,9 @@ fn main() {
         let overall = delivered.len() as f64 / last.as_secs_f64().max(1e-9);
         let submit = millis(delivered.iter().map(|(d, _)| d.answered - d.start));
         let e2e = millis(delivered.iter().map(|(d, seen)| *seen - d.start));
+        figures.rate_submitted = submitted_rate;
+        figures.rate_delivered = overall;
+        figures.rate_cpu_ms = cpu.daemons_per(delivered.len().max(1) as f64, "dispatch");
         row(
             "rate",
             format!(
@@ -973,6 +1002,7 @@ fn main() {
         String::new(),
     );
     let hwm = sampler.high_water();
+    figures.hwm = hwm;
     row(
         "all",
         "VmHWM (peak RSS of the whole run)".into(),
@@ -1014,5 +1044,9 @@ fn main() {
     drop(sampler);
     drop(sender);
     drop(receiver);
+    // vdx's daemons are gone: NNCP gets the machine as vdx had it.
+    if nncp::wanted() {
+        nncp::run(&s, &dir.join("nncp"), &figures);
+    }
     drop(work);
 }
