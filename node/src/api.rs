@@ -691,14 +691,12 @@ async fn tenant_route(
                 Direction::Outgoing
             };
             let records = tenant.store.list(direction)?;
-            let headers = records
-                .iter()
-                .map(|r| tenant.store.header(r.id))
-                .collect::<Result<Vec<_>, _>>()?;
+            let ids: Vec<_> = records.iter().map(|r| r.id).collect();
+            let headers = tenant.store.headers_of(&ids)?;
             let views: Vec<_> = records
                 .iter()
                 .zip(&headers)
-                .map(|(r, h)| View::of(r, h.as_ref(), false))
+                .map(|(r, h)| View::of(r, h.as_deref(), false))
                 .collect();
             Ok(json_response(StatusCode::OK, &views))
         }

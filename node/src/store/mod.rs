@@ -40,9 +40,11 @@
 //! arrivals), `registration.rs` (what becomes of an opened arrival), `ledger.rs`, `objects.rs`,
 //! `uploads.rs`, `restore.rs`, `check.rs`, `database.rs`, `queue.rs`, `group_commit.rs`.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sled::transaction::TransactionError;
 use vdx_protocol::header::DispatchHeader;
@@ -293,13 +295,45 @@ impl Store {
 
     /// The header of dispatch `id`: known for what was composed here, and for what was opened here.
     pub fn header(&self, id: MessageId) -> Result<Option<DispatchHeader>, StoreError> {
-        self.headers
-            .get(id.0)?
-            .map(|v| {
-                serde_json::from_slice(&v)
-                    .map_err(|e| StoreError::Corrupt(format!("header of {id}: {e}")))
-            })
-            .transpose()
+        self.headers_of(&[id])
+            .map(|mut h| h.pop().flatten().map(Arc::unwrap_or_clone))
+    }
+
+    /// The headers of dispatches `ids`, in that order: a header the copies of one dispatch share
+    /// is read and parsed once.
+    pub fn headers_of(
+        &self,
+        ids: &[MessageId],
+    ) -> Result<Vec<Option<Arc<DispatchHeader>>>, StoreError> {
+        let mut shared: HashMap<sled::IVec, Arc<DispatchHeader>> = HashMap::new();
+        let parse = |id: MessageId, json: &[u8]| {
+            serde_json::from_slice::<DispatchHeader>(json)
+                .map_err(|e| StoreError::Corrupt(format!("header of {id}: {e}")))
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some(value) = self.headers.get(id.0)? else {
+                out.push(None);
+                continue;
+            };
+            if !value.starts_with(b"h") {
+                out.push(Some(Arc::new(parse(id, &value)?)));
+                continue;
+            }
+            let header = match shared.get(&value) {
+                Some(header) => header.clone(),
+                None => {
+                    let json = self.headers.get(&value)?.ok_or_else(|| {
+                        StoreError::Corrupt(format!("the header of {id} is missing"))
+                    })?;
+                    let header = Arc::new(parse(id, &json)?);
+                    shared.insert(value, header.clone());
+                    header
+                }
+            };
+            out.push(Some(header));
+        }
+        Ok(out)
     }
 
     /// The first copy of the dispatch submitted here under `message_id` (UUID text), whatever its
@@ -316,14 +350,20 @@ impl Store {
     /// audit questions.
     pub fn copies_of(&self, message_id: &str) -> Result<Vec<MessageId>, StoreError> {
         let mut out = Vec::new();
+        let shared = outgoing::header_key(message_id);
         for entry in self.headers.iter() {
-            let (id, json) = entry?;
+            let (id, value) = entry?;
             if id.len() != 16 {
-                continue; // a submission's message id (see `submitted_under`)
+                continue; // a submission's message id, or a shared header (`submitted_under`)
             }
-            let header: DispatchHeader = serde_json::from_slice(&json)
-                .map_err(|e| StoreError::Corrupt(format!("header: {e}")))?;
-            if header.message_id == message_id {
+            let ours = if value.starts_with(b"h") {
+                *value == *shared
+            } else {
+                let header: DispatchHeader = serde_json::from_slice(&value)
+                    .map_err(|e| StoreError::Corrupt(format!("header: {e}")))?;
+                header.message_id == message_id
+            };
+            if ours {
                 out.push(MessageId(
                     id.as_ref()
                         .try_into()
