@@ -1261,6 +1261,9 @@ struct View<'a> {
     expires: u64,
     attempts: u32,
     delivered: bool,
+    /// For a copy sent and not yet delivered: the agency whose node holds it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_by: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     notices: &'a [crate::store::NoticeSeen],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1294,6 +1297,12 @@ impl<'a> View<'a> {
             expires: r.expires,
             attempts: r.attempts,
             delivered: r.delivery_receipt.is_some(),
+            held_by: match &r.state {
+                DispatchState::Sent { held_by, .. } if r.delivery_receipt.is_none() => {
+                    held_by.as_ref().map(OrganCode::as_str)
+                }
+                _ => None,
+            },
             notices: &r.notices,
             header: h.filter(|_| full),
         }

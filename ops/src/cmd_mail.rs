@@ -198,7 +198,11 @@ fn render_dispatch(out: &mut String, copies: &[&Value]) -> Result<()> {
     let first = copies[0];
     let mut counts: Vec<(String, usize)> = Vec::new();
     for copy in copies {
-        let status = text(&copy["status"]);
+        // A copy sent on is held by the next hop until its receipt comes: say where.
+        let status = match copy["held_by"].as_str() {
+            Some(by) => format!("{} at {by}", text(&copy["status"])),
+            None => text(&copy["status"]),
+        };
         match counts.iter_mut().find(|(s, _)| *s == status) {
             Some((_, n)) => *n += 1,
             None => counts.push((status, 1)),
@@ -216,7 +220,10 @@ fn render_dispatch(out: &mut String, copies: &[&Value]) -> Result<()> {
         short(&text(&first["subject"]), 50),
     )?;
     for copy in copies.iter().filter(|c| c["status"] != "delivered") {
-        let reason = text(&copy["reason"]);
+        let reason = match copy["held_by"].as_str() {
+            Some(by) => format!("held by {by}"),
+            None => text(&copy["reason"]),
+        };
         writeln!(
             out,
             "  {:<32}  {:<10}  {:<13}  {}",
@@ -531,6 +538,8 @@ mod tests {
             "id": "b1", "message_id": "other", "to": "000.00.00.H26", "status": "queued",
             "number": "3", "notation": "VP", "subject": "Một nơi", "urgency": "thuong",
         });
+        let mut held = copy("a5", "000.05.41.H41", "sent", "");
+        held["held_by"] = "000.00.00.H41".into();
         let rows = serde_json::json!([
             copy("a1", "000.01.41.H41", "delivered", ""),
             alone,
@@ -542,12 +551,16 @@ mod tests {
                 "refused by 000.03.41.H41: not addressed"
             ),
             copy("a4", "000.04.41.H41", "delivered", ""),
+            held,
         ]);
         let text = render_list(&rows, false, false, false).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines.len(), 6, "{text}");
         assert!(
-            lines[1].starts_with("7f3e-circular  4 recipients: 2 delivered, 1 queued, 1 failed"),
+            lines[1].starts_with(
+                "7f3e-circular  5 recipients: 2 delivered, 1 queued, 1 failed, \
+                 1 sent at 000.00.00.H41"
+            ),
             "{text}"
         );
         assert!(
@@ -555,10 +568,14 @@ mod tests {
             "{text}"
         );
         assert!(lines[3].contains("refused by 000.03.41.H41"), "{text}");
-        assert!(lines[4].starts_with("b1"), "{text}");
+        assert!(
+            lines[4].contains("a5") && lines[4].contains("held by 000.00.00.H41"),
+            "{text}"
+        );
+        assert!(lines[5].starts_with("b1"), "{text}");
         // --each: one line per copy, as before.
         let each = render_list(&rows, false, false, true).unwrap();
-        assert_eq!(each.lines().count(), 6, "{each}");
+        assert_eq!(each.lines().count(), 7, "{each}");
     }
 
     #[test]

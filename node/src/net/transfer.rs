@@ -849,7 +849,11 @@ mod tests {
             DispatchState::Received
         );
         let sent = net.sender.get(id).unwrap().unwrap();
-        assert_eq!(sent.state, DispatchState::Sent { receipt });
+        assert!(
+            matches!(&sent.state, DispatchState::Sent { receipt: r, held_by: Some(by) } if *r == receipt && by.as_str() == "000.00.00.H41"),
+            "{:?}",
+            sent.state
+        );
         assert!(net.sender.outbox().unwrap().is_empty());
 
         // The sender lost our STORED and tries again: answered again, not stored twice.

@@ -75,6 +75,10 @@ pub enum DispatchState {
         /// The hop receipt as received.
         #[serde(with = "base64_bytes")]
         receipt: Vec<u8>,
+        /// Who signed it: the agency holding the dispatch now (none in records written before
+        /// it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held_by: Option<OrganCode>,
     },
     /// Given up; the reason is what the clerk sees.
     Failed {

@@ -406,7 +406,11 @@ impl Store {
         let digest = hex::encode(Sha256::digest(&receipt).as_slice());
         let event = Event::new(EntryKind::Sent, Some(id.0), Actor::Peer(by.clone()))
             .field("receipt-sha256", digest);
-        let (record, _) = self.finish(id, DispatchState::Sent { receipt }, event, 1)?;
+        let state = DispatchState::Sent {
+            receipt,
+            held_by: Some(by.clone()),
+        };
+        let (record, _) = self.finish(id, state, event, 1)?;
         Ok(record)
     }
 
