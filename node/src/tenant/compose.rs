@@ -571,8 +571,10 @@ impl<'a> Composer<'a> {
         recipients: &[openssl::x509::X509],
         out: &mut impl Write,
     ) -> Result<(u64, [u8; 32]), ComposeError> {
+        // Compact: a circular to every commune names 3,332 recipients, some 200 KB this way
+        // and a third more pretty-printed, in every copy.
         let header_json =
-            serde_json::to_vec_pretty(header).map_err(|e| ComposeError::Invalid(e.to_string()))?;
+            serde_json::to_vec(header).map_err(|e| ComposeError::Invalid(e.to_string()))?;
         let sealer = self.signer.sealer().map(|s| {
             recipients
                 .iter()
