@@ -33,7 +33,7 @@ use crate::host::zones::ZoneError;
 use crate::host::Host;
 use crate::store::{Direction, DispatchState, Event, MessageId, Problem, Record, StoreError};
 use crate::tenant::audit::{AuditError, LogFilter};
-use crate::tenant::compose::{ComposeError, SendRequest};
+use crate::tenant::compose::{ComposeError, Files, SendRequest};
 use crate::tenant::Tenant;
 
 /// The socket's file name in the node home.
@@ -683,6 +683,10 @@ async fn tenant_route(
             need(roles.clerk, "send dispatches")?;
             submit(node, tenant, req.into_body(), roles).await
         }
+        (Method::POST, ["dispatches", "stream"]) => {
+            need(roles.clerk, "send dispatches")?;
+            submit_stream(node, tenant, req.into_body(), roles).await
+        }
         (Method::GET, [box_name @ ("inbox" | "outbox")]) => {
             need(roles.clerk || roles.officer, "list dispatches")?;
             let direction = if *box_name == "inbox" {
@@ -885,6 +889,127 @@ async fn submit(
     roles: Roles,
 ) -> Result<Response<Body>, ApiError> {
     let bytes = read_json(body, body_timeout(&node)).await?;
+    let request = submission(&node, &tenant, &bytes)?;
+    let (worker, host) = (tenant.clone(), node.clone());
+    let queued = blocking(move || queue(&host, &worker, &request, Files::Uploaded, &roles)).await?;
+    Ok(submitted(&node, &tenant, queued))
+}
+
+/// `POST /v1/dispatches/stream`: the request (a u32 big-endian length, then its JSON), then the
+/// bytes of its files in order. They are packed and sealed as they arrive, so the sender's disk
+/// sees only the sealed object (one write of a large dispatch, not the upload then the sealed
+/// copy), and nothing in clear.
+async fn submit_stream(
+    node: Arc<Host>,
+    tenant: Arc<Tenant>,
+    mut body: Incoming,
+    roles: Roles,
+) -> Result<Response<Body>, ApiError> {
+    let idle = body_timeout(&node);
+    let mut head: Vec<u8> = Vec::new();
+    let json_len = loop {
+        if let Some(len) = head
+            .first_chunk::<4>()
+            .map(|b| u32::from_be_bytes(*b) as usize)
+        {
+            if len > MAX_JSON {
+                discard_rest(body, node.config.limits.max_dispatch_bytes, idle).await;
+                return Err(ApiError(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("the request is limited to {MAX_JSON} bytes"),
+                ));
+            }
+            if head.len() >= 4 + len {
+                break len;
+            }
+        }
+        match next_frame(&mut body, idle).await? {
+            Some(Ok(frame)) => head.extend_from_slice(frame.data_ref().map_or(&[][..], |d| d)),
+            Some(Err(e)) => return Err(ApiError::bad(format!("reading the request: {e}"))),
+            None => return Err(ApiError::bad("the body ends before the request does")),
+        }
+    };
+    let request = submission(&node, &tenant, &head[4..4 + json_len])?;
+    let declared: u64 = request.files.iter().filter_map(|f| f.size).sum();
+    let limit = node.config.limits.max_dispatch_bytes;
+    if declared > limit {
+        discard_rest(body, limit, idle).await;
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("a dispatch's files are limited to {limit} bytes"),
+        ));
+    }
+    // The files go from this task to the sealer's thread through a small queue: what is held in
+    // memory is a few frames, whatever the size.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let files = BodyReader {
+        rx,
+        chunk: Bytes::from(head.split_off(4 + json_len)),
+    };
+    let (worker, host) = (tenant.clone(), node.clone());
+    let sealing = blocking(move || {
+        queue(
+            &host,
+            &worker,
+            &request,
+            Files::Streamed(Box::new(files)),
+            &roles,
+        )
+    });
+    let pump = async move {
+        loop {
+            let chunk = match next_frame(&mut body, idle).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Ok(data),
+                    Err(_) => continue,
+                },
+                Ok(Some(Err(e))) => Err(format!("reading the files: {e}")),
+                Err(e) => {
+                    let _ = tx.send(Err(e.2.clone())).await;
+                    return Err(e);
+                }
+            };
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                // The sealer stopped (it refused the request, or has every byte it needs):
+                // what is left is read and dropped so that its answer reaches the client.
+                discard_rest(body, limit, idle).await;
+                return Ok(());
+            }
+        }
+    };
+    let (queued, pumped) = tokio::join!(sealing, pump);
+    pumped?;
+    Ok(submitted(&node, &tenant, queued?))
+}
+
+/// The files of a streamed submission as the sealer reads them, from the task that reads the body.
+struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
+    chunk: Bytes,
+}
+
+impl io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A submission's request, refused when the store was restored and not yet acknowledged, or when
+/// a route the directory gives loops or is too long (before anything is sealed).
+fn submission(node: &Host, tenant: &Tenant, json: &[u8]) -> Result<SendRequest, ApiError> {
     if let Some(restored) = tenant.store.restored()? {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -896,51 +1021,65 @@ async fn submit(
         ));
     }
     let request: SendRequest =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
-    // Before anything is sealed: a route the directory makes loop, or too long, never arrives.
+        serde_json::from_slice(json).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
     for to in &request.to {
         node.route_to(to)?;
     }
-    let (worker, host) = (tenant.clone(), node.clone());
-    let (header, records, created) = blocking(move || {
-        let _one_at_a_time = request
-            .message_id
-            .as_deref()
-            .map(|id| worker.submissions.lock(id));
-        let trusted = host.trusted();
-        let next_hop = |to: &OrganCode| match host.route(to) {
-            crate::routing::Hop::Peer(node) => Some(node),
-            crate::routing::Hop::Local(_) => None,
-        };
-        let composer = worker.composer(
-            &trusted,
-            &host.scratch,
-            host.config.limits.default_expiry_days,
-            &next_hop,
-        );
-        if let Some((header, records)) = composer.already_submitted(&request)? {
-            return Ok((header, records, false));
+    Ok(request)
+}
+
+/// Composes and queues `request` (blocking): the dispatch already queued under its message id,
+/// or a new one, with whether it is new.
+fn queue(
+    host: &Host,
+    worker: &Tenant,
+    request: &SendRequest,
+    files: Files<'_>,
+    roles: &Roles,
+) -> Result<(DispatchHeader, Vec<Record>, bool), ApiError> {
+    let _one_at_a_time = request
+        .message_id
+        .as_deref()
+        .map(|id| worker.submissions.lock(id));
+    let trusted = host.trusted();
+    let next_hop = |to: &OrganCode| match host.route(to) {
+        crate::routing::Hop::Peer(node) => Some(node),
+        crate::routing::Hop::Local(_) => None,
+    };
+    let composer = worker.composer(
+        &trusted,
+        &host.scratch,
+        host.config.limits.default_expiry_days,
+        &next_hop,
+    );
+    if let Some((header, records)) = composer.already_submitted(request)? {
+        return Ok((header, records, false));
+    }
+    host.check_routes(request)?;
+    let uploaded = matches!(files, Files::Uploaded);
+    let (header, mut records) = composer.compose(
+        request,
+        files,
+        time::OffsetDateTime::now_utc(),
+        &roles.event(EntryKind::Submitted, None),
+    )?;
+    // The clerk sees one copy per recipient; fan-out objects are how some of them travel.
+    records.retain(|r| r.kind != vdx_protocol::wire::ObjectKind::FanOut);
+    host.metrics.submitted(&worker.code, records.len());
+    if uploaded {
+        for file in &request.files {
+            worker.uploads.remove(&worker.store, &file.upload);
         }
-        host.check_routes(&request)?;
-        let queued = composer.compose(
-            &request,
-            time::OffsetDateTime::now_utc(),
-            &roles.event(EntryKind::Submitted, None),
-        );
-        // The clerk sees one copy per recipient; fan-out objects are how some of them travel.
-        let queued = queued.map(|(header, mut records)| {
-            records.retain(|r| r.kind != vdx_protocol::wire::ObjectKind::FanOut);
-            (header, records)
-        });
-        if let Ok((_, records)) = &queued {
-            host.metrics.submitted(&worker.code, records.len());
-            for file in &request.files {
-                worker.uploads.remove(&worker.store, &file.upload);
-            }
-        }
-        queued.map(|(header, records)| (header, records, true))
-    })
-    .await?;
+    }
+    Ok((header, records, true))
+}
+
+/// The answer to a submission: 201 with its copies, or 200 with those already queued.
+fn submitted(
+    node: &Host,
+    tenant: &Tenant,
+    (header, records, created): (DispatchHeader, Vec<Record>, bool),
+) -> Response<Body> {
     if created {
         node.wake_outbox.notify_one();
         for r in &records {
@@ -951,14 +1090,14 @@ async fn submit(
         .iter()
         .map(|r| View::of(r, Some(&header), false))
         .collect();
-    Ok(json_response(
+    json_response(
         if created {
             StatusCode::CREATED
         } else {
             StatusCode::OK
         },
         &json!({ "message_id": header.message_id, "copies": copies }),
-    ))
+    )
 }
 
 /// A JSON request body: 413 `too_large` past [`MAX_JSON`] bytes (what follows is read and dropped,

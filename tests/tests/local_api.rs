@@ -268,3 +268,105 @@ fn names_that_read_as_others_are_refused_by_the_clerks_command_and_the_api() {
     assert!(answer.contains("\"too_large\""), "{answer}");
     assert!(g22.stop().success());
 }
+
+/// A streamed submission's body: the request's length (u32, big-endian), the request, the files.
+fn streamed(request: &serde_json::Value, files: &[&[u8]]) -> Vec<u8> {
+    let json = serde_json::to_vec(request).unwrap();
+    let mut body = (json.len() as u32).to_be_bytes().to_vec();
+    body.extend_from_slice(&json);
+    for file in files {
+        body.extend_from_slice(file);
+    }
+    body
+}
+
+#[test]
+fn a_streamed_submission_is_sealed_as_it_arrives_and_checked_against_what_it_declares() {
+    let s = Session::new();
+    homes(&s, &[("g22", G22), ("h41", H41)]);
+    let _daemons = [Daemon::start(&s, "g22"), Daemon::start(&s, "h41")];
+    // `vdx send` streams files from 16 MiB on: the node seals them as they come, so its home
+    // never holds them in clear (no upload), and the recipient gets them byte for byte.
+    let document = s.document("ban-do.bin", 17 << 20);
+    let sent = s.send("g22", H41, "1", "ban-do.bin", &[]).ok().json();
+    let id = sent["copies"][0]["id"].as_str().unwrap().to_owned();
+    vdx_tests::daemon::wait_status(
+        &s,
+        std::time::Duration::from_secs(60),
+        "g22",
+        &id,
+        "delivered",
+    );
+    s.vdx(&["--home", "h41", "fetch", &id, "--out", "got"]).ok();
+    assert!(
+        s.read("got/ban-do.bin") == document,
+        "fetched byte for byte"
+    );
+    assert!(
+        !any_file_holds(&s.path("g22"), &document[5 << 20..(5 << 20) + 64]),
+        "nothing of it in clear in the sender's home (no upload)"
+    );
+
+    // Over the API: what the request declares is what must follow.
+    let small = b"Kinh gui: cac xa".to_vec();
+    let digest = {
+        use sha2::Digest as _;
+        vdx_protocol::hex::encode(sha2::Sha256::digest(&small).as_slice())
+    };
+    let request = |sha: &str, size: usize| {
+        serde_json::json!({
+            "to": [H41], "subject": "Kiểm thử", "number": "2", "notation": "A", "urgency": "thuong",
+            "classification": "none",
+            "files": [{"name": "cv.txt", "upload": sha, "size": size}],
+        })
+    };
+    let post = |body: &[u8]| exchange(&s, "POST /v1/dispatches/stream HTTP/1.1", body);
+    let cases: [(Vec<u8>, &str); 4] = [
+        (
+            streamed(&request(&"0".repeat(64), small.len()), &[&small]),
+            "SHA-256",
+        ),
+        (
+            streamed(&request(&digest, small.len()), &[&small[..5]]),
+            "cv.txt",
+        ),
+        (
+            streamed(&request(&digest, small.len()), &[&small, b"!"]),
+            "more bytes",
+        ),
+        (streamed(&request(&digest, small.len()), &[]), "cv.txt"),
+    ];
+    for (body, why) in cases {
+        let answer = post(&body);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains(why), "{why}: {answer}");
+    }
+    let mut cut = streamed(&request(&digest, small.len()), &[&small]);
+    cut.truncate(3);
+    assert!(post(&cut).starts_with("HTTP/1.1 400"));
+    let outbox = s.vdx(&["--home", "g22", "outbox", "--json"]).ok().json();
+    assert_eq!(
+        outbox.as_array().unwrap().len(),
+        1,
+        "only the first: {outbox}"
+    );
+    let answer = post(&streamed(&request(&digest, small.len()), &[&small]));
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}
+
+/// Whether any file under `dir` (if it exists) holds `needle`.
+fn any_file_holds(dir: &std::path::Path, needle: &[u8]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let path = entry.path();
+        if path.is_dir() {
+            any_file_holds(&path, needle)
+        } else {
+            std::fs::read(&path)
+                .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        }
+    })
+}

@@ -81,8 +81,22 @@ pub struct FileRequest {
     /// Media type; `application/octet-stream` when absent.
     #[serde(default)]
     pub media_type: Option<String>,
-    /// The upload id (`POST /v1/uploads`): the SHA-256 of the bytes.
+    /// The upload id (`POST /v1/uploads`): the SHA-256 of the bytes. For a file streamed with
+    /// the request, the SHA-256 the bytes that follow must have.
     pub upload: String,
+    /// Bytes of a file streamed with the request (required then; ignored for an upload).
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// Where a dispatch's files come from.
+pub enum Files<'r> {
+    /// Uploaded first (`POST /v1/uploads`), named by their SHA-256.
+    Uploaded,
+    /// Following the request in the same body (`POST /v1/dispatches/stream`), in order, each of
+    /// the size and SHA-256 the request declares: packed and sealed as they arrive, so the
+    /// sender's disk sees only the sealed object, never the files in clear.
+    Streamed(Box<dyn io::Read + Send + 'r>),
 }
 
 /// Why a request could not be queued. Nothing was queued when this is returned.
@@ -282,10 +296,11 @@ impl<'a> Composer<'a> {
     pub fn compose(
         &self,
         request: &SendRequest,
+        files: Files<'_>,
         now: OffsetDateTime,
         submitter: &Event,
     ) -> Result<(DispatchHeader, Vec<Record>), ComposeError> {
-        let header = self.header(request, now)?;
+        let header = self.header(request, &files, now)?;
         let mut recipients = Vec::new();
         for party in &header.to {
             let code = party.organ_id.as_str();
@@ -306,7 +321,7 @@ impl<'a> Composer<'a> {
             bytes: Vec::new(),
             dir: self.scratch,
         };
-        let sealed_once = self.seal(&header, request, &recipients, &mut spill)?;
+        let sealed_once = self.seal(&header, request, files, &recipients, &mut spill)?;
         let message_id = uuid_bytes(&header.message_id)?;
         let expires = request
             .expires
@@ -465,6 +480,7 @@ impl<'a> Composer<'a> {
     fn header(
         &self,
         request: &SendRequest,
+        source: &Files<'_>,
         now: OffsetDateTime,
     ) -> Result<DispatchHeader, ComposeError> {
         // The names first: a name that reads as another is refused whatever else the request says.
@@ -504,10 +520,21 @@ impl<'a> Composer<'a> {
         }
         let mut files = Vec::new();
         for file in &request.files {
-            let size = self
-                .uploads
-                .size(self.store, &file.upload)?
-                .ok_or_else(|| ComposeError::UnknownUpload(file.upload.clone()))?;
+            let size = match source {
+                Files::Uploaded => self
+                    .uploads
+                    .size(self.store, &file.upload)?
+                    .ok_or_else(|| ComposeError::UnknownUpload(file.upload.clone()))?,
+                Files::Streamed(_) => file.size.ok_or_else(|| {
+                    ComposeError::Invalid(format!("{}: a streamed file needs its size", file.name))
+                })?,
+            };
+            if matches!(source, Files::Streamed(_)) && hex::decode::<32>(&file.upload).is_none() {
+                return Err(ComposeError::Invalid(format!(
+                    "{}: {:?} is not a SHA-256 (64 hex digits)",
+                    file.name, file.upload
+                )));
+            }
             files.push(FileEntry {
                 name: file.name.clone(),
                 media_type: file
@@ -568,6 +595,7 @@ impl<'a> Composer<'a> {
         &self,
         header: &DispatchHeader,
         request: &SendRequest,
+        files: Files<'_>,
         recipients: &[openssl::x509::X509],
         out: &mut impl Write,
     ) -> Result<(u64, [u8; 32]), ComposeError> {
@@ -584,13 +612,14 @@ impl<'a> Composer<'a> {
         if header.files.iter().map(|f| f.size).sum::<u64>() <= INLINE_MAX {
             // Small: packed in memory first, which costs less than a packing thread and a pipe.
             let mut package = Vec::new();
-            self.package(&header_json, header, request, &mut package)?;
+            self.package(&header_json, header, request, files, &mut package)?;
             sealer.seal(package.as_slice(), &mut output)?;
             return output.finish();
         }
         let (reader, writer) = io::pipe().map_err(StoreError::from_io("making a pipe"))?;
         let sealed = std::thread::scope(|scope| {
-            let packer = scope.spawn(move || self.package(&header_json, header, request, writer));
+            let packer =
+                scope.spawn(move || self.package(&header_json, header, request, files, writer));
             let sealed = sealer.seal(reader, &mut output);
             let packed = packer
                 .join()
@@ -606,23 +635,47 @@ impl<'a> Composer<'a> {
         header_json: &[u8],
         header: &DispatchHeader,
         request: &SendRequest,
+        mut files: Files<'_>,
         out: impl Write,
     ) -> Result<(), ComposeError> {
         let invalid = |e: &dyn std::fmt::Display| ComposeError::Invalid(e.to_string());
         let mut package = PackageWriter::new(out, header_json).map_err(|e| invalid(&e))?;
         for (file, entry) in request.files.iter().zip(&header.files) {
-            let content = self
-                .uploads
-                .read(self.store, &file.upload)?
-                .ok_or_else(|| ComposeError::UnknownUpload(file.upload.clone()))?;
+            let content: Box<dyn io::Read + Send + '_> = match &mut files {
+                Files::Uploaded => Box::new(
+                    self.uploads
+                        .read(self.store, &file.upload)?
+                        .ok_or_else(|| ComposeError::UnknownUpload(file.upload.clone()))?,
+                ),
+                Files::Streamed(body) => Box::new(&mut **body),
+            };
             let digest = package
                 .add_file(&entry.name, entry.size, content)
                 .map_err(|e| invalid(&e))?;
             if hex::encode(&digest.sha256) != entry.sha256 {
-                return Err(ComposeError::Invalid(format!(
-                    "upload {} changed while it was being sent",
-                    file.upload
-                )));
+                return Err(ComposeError::Invalid(match files {
+                    Files::Uploaded => {
+                        format!("upload {} changed while it was being sent", file.upload)
+                    }
+                    Files::Streamed(_) => format!(
+                        "{}: the bytes sent have SHA-256 {}, not {}",
+                        file.name,
+                        hex::encode(&digest.sha256),
+                        file.upload
+                    ),
+                }));
+            }
+        }
+        if let Files::Streamed(body) = &mut files {
+            let mut more = [0u8; 1];
+            if body
+                .read(&mut more)
+                .map_err(StoreError::from_io("reading the request"))?
+                != 0
+            {
+                return Err(invalid(
+                    &"the request carries more bytes than its files declare",
+                ));
             }
         }
         package.finish().map_err(|e| invalid(&e))?;
