@@ -66,6 +66,61 @@ impl Client {
         Ok(serde_json::from_slice(&body)?)
     }
 
+    /// GET, answering JSON and the `x-total-count` header (how many a paged list matches in all),
+    /// when the daemon sends one.
+    pub(crate) fn get_counted(&self, path: &str) -> Result<(Value, Option<u64>)> {
+        self.runtime.block_on(async {
+            let response = self
+                .request(Method::GET, path, None, &[], full(Bytes::new()))
+                .await?;
+            let status = response.status();
+            let total = response
+                .headers()
+                .get("x-total-count")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            let bytes = response.into_body().collect().await?.to_bytes();
+            if !status.is_success() {
+                return Err(api_error(status, &bytes));
+            }
+            Ok((serde_json::from_slice(&bytes)?, total))
+        })
+    }
+
+    /// GET an answer that does not end (`text/event-stream`), with `headers`, handing each chunk
+    /// to `each` as it arrives, until the daemon ends it (`Ok`) or `each` answers `false`. `each`
+    /// is first called with no bytes once the daemon has answered `200`: the stream is open.
+    pub(crate) fn stream(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        mut each: impl FnMut(&[u8]) -> bool,
+    ) -> Result<()> {
+        self.runtime.block_on(async {
+            let response = self
+                .request(Method::GET, path, None, headers, full(Bytes::new()))
+                .await?;
+            let status = response.status();
+            let mut body = response.into_body();
+            if status != StatusCode::OK {
+                let bytes = body.collect().await?.to_bytes();
+                return Err(api_error(status, &bytes));
+            }
+            if !each(&[]) {
+                return Ok(());
+            }
+            while let Some(frame) = body.frame().await {
+                let frame = frame.context("the daemon broke off the stream")?;
+                if let Ok(data) = frame.into_data() {
+                    if !each(&data) {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// POST a JSON body, answering JSON.
     pub(crate) fn post(&self, path: &str, value: &Value) -> Result<Value> {
         let bytes = Bytes::from(serde_json::to_vec(value)?);
@@ -100,7 +155,7 @@ impl Client {
     pub(crate) fn download(&self, path: &str, out: &mut dyn Write) -> Result<u64> {
         self.runtime.block_on(async {
             let response = self
-                .request(Method::GET, path, None, full(Bytes::new()))
+                .request(Method::GET, path, None, &[], full(Bytes::new()))
                 .await?;
             let status = response.status();
             let mut body = response.into_body();
@@ -128,7 +183,7 @@ impl Client {
         body: BoxBody,
     ) -> Result<Bytes> {
         self.runtime.block_on(async {
-            let response = self.request(method, path, content_type, body).await?;
+            let response = self.request(method, path, content_type, &[], body).await?;
             let status = response.status();
             let bytes = response.into_body().collect().await?.to_bytes();
             if !status.is_success() {
@@ -143,6 +198,7 @@ impl Client {
         method: Method,
         path: &str,
         content_type: Option<&str>,
+        headers: &[(&str, String)],
         body: BoxBody,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
@@ -161,6 +217,9 @@ impl Client {
             .header("host", "vdxd");
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
         sender
             .send_request(request.body(body)?)

@@ -26,6 +26,7 @@ mod files;
 mod pipeline;
 mod progress;
 mod stdout;
+mod tui;
 
 /// Secure exchange of official documents between agencies (CMS + X.509, store and forward).
 #[derive(Parser, Debug)]
@@ -81,6 +82,9 @@ enum Command {
     Show(cmd_mail::ShowArgs),
     /// Write an incoming dispatch's files into a directory (needs --home).
     Fetch(cmd_mail::FetchArgs),
+    /// The clerk's terminal screen: inbox and outbox live, dispatch details and notices, the
+    /// send form, tenants (needs --home).
+    Tui,
     /// The security officer's ledger tools: export, verify, prove, check-proof, log, witness.
     #[command(subcommand)]
     Audit(cmd_audit::AuditCommand),
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
         }
         Command::Show(args) => home(cli.home).and_then(|h| cmd_mail::show(&h, tenant, args)),
         Command::Fetch(args) => home(cli.home).and_then(|h| cmd_mail::fetch(&h, tenant, args)),
+        Command::Tui => home(cli.home).and_then(|h| tui::run(&h, tenant)),
         Command::Audit(cmd) => cmd_audit::run(cli.home, tenant, cmd),
         Command::Check(args) => home(cli.home).and_then(|h| cmd_check::run(&h, tenant, args)),
     };

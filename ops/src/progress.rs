@@ -1,11 +1,20 @@
 //! A progress bar on standard error, shown only on a terminal and only for long inputs.
 
 use std::io::{self, IsTerminal, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Inputs below this size finish before a bar would be worth drawing.
 const MIN_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Set by a full-screen program (`vdx tui`) that owns the terminal: no bar is drawn over it.
+static SILENT: AtomicBool = AtomicBool::new(false);
+
+/// No progress bars from now on in this process.
+pub(crate) fn silence() {
+    SILENT.store(true, Ordering::Relaxed);
+}
 
 /// Wraps `input` with a byte-counting bar when stderr is a terminal.
 pub(crate) fn wrap<'a>(
@@ -22,7 +31,7 @@ pub(crate) fn wrap<'a>(
 /// A byte-counting bar for `len` bytes labelled `what`, or `None` when it is not worth drawing
 /// (short input, or stderr not a terminal).
 pub(crate) fn bar(len: u64, what: &str) -> Option<ProgressBar> {
-    if len < MIN_BYTES || !io::stderr().is_terminal() {
+    if len < MIN_BYTES || !io::stderr().is_terminal() || SILENT.load(Ordering::Relaxed) {
         return None;
     }
     let bar = ProgressBar::new(len).with_message(what.to_owned());
