@@ -562,7 +562,7 @@ impl App {
             } => return self.listed(tab, offset, limit, q, result),
             Answer::Detail { id, result } => match result {
                 Ok(copy) => self.update_copy(copy),
-                Err(e) => self.fail(format!("{id}: {e}")),
+                Err(e) => self.fail(headline(&id, &e)),
             },
             Answer::Directory { q, result } => {
                 if let Screen::Form(form) = &mut self.screen {
@@ -574,7 +574,7 @@ impl App {
                             }
                             Err(e) => {
                                 form.matches.clear();
-                                self.fail(format!("directory: {e}"));
+                                self.fail(headline("directory", &e));
                             }
                         }
                     }
@@ -592,7 +592,7 @@ impl App {
                         }
                         Err(e) => {
                             self.screen = Screen::List;
-                            self.fail(format!("tenants: {e}"));
+                            self.fail(headline("tenants", &e));
                         }
                     }
                 }
@@ -611,7 +611,7 @@ impl App {
                     if let Screen::Form(form) = &mut self.screen {
                         form.submitting = false;
                     }
-                    self.fail(format!("not sent: {e}"));
+                    self.fail(headline("not sent", &e));
                 }
             },
             Answer::Acted { id, what, result } => match result {
@@ -620,11 +620,11 @@ impl App {
                     self.update_copy(copy);
                     return self.load(self.tab).into_iter().collect();
                 }
-                Err(e) => self.fail(format!("{what} ({id}): {e}")),
+                Err(e) => self.fail(headline(&what, &e)),
             },
             Answer::Fetched { id, dir, result } => match result {
                 Ok(n) => self.say(format!("{id}: {n} files written into {}", dir.display())),
-                Err(e) => self.fail(format!("fetch {id}: {e}")),
+                Err(e) => self.fail(headline("fetch", &e)),
             },
         }
         vec![]
@@ -688,7 +688,7 @@ impl App {
             }
             Err(e) => {
                 let what = if tab == Tab::Inbox { "inbox" } else { "outbox" };
-                self.fail(format!("{what}: {e}"));
+                self.fail(headline(what, &e));
             }
         }
         if again {
@@ -729,6 +729,8 @@ impl App {
         if self.prompt.is_some() {
             return self.prompt_key(key);
         }
+        // A message stays until the next key: by then it has been read.
+        self.status = None;
         match &self.screen {
             Screen::List => self.list_key(key),
             Screen::Detail(_) => self.detail_key(key),
@@ -1084,6 +1086,17 @@ impl App {
         }
         vec![]
     }
+}
+
+/// An error for the status line, its API code first (`notice 03 (bad_transition): …`): the
+/// line is one row, and the code is what a clerk can act on when the message is cut.
+pub(crate) fn headline(what: &str, error: &str) -> String {
+    if let Some((message, code)) = error.strip_suffix(')').and_then(|e| e.rsplit_once(" (")) {
+        if !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return format!("{what} ({code}): {message}");
+        }
+    }
+    format!("{what}: {error}")
 }
 
 /// The text field `field` edits, if it is one.
@@ -1674,7 +1687,9 @@ mod tests {
             },
         );
         let (text, error) = app.status.clone().unwrap();
-        assert!(error && text.contains("not_found"), "{text}");
+        assert!(error, "{text}");
+        assert_eq!(text, "notice 03 (not_found): no such endpoint");
+        assert_eq!(headline("fetch", "disk full"), "fetch: disk full");
         assert!(matches!(app.screen, Screen::Detail(_)));
         assert!(!app.quit);
     }

@@ -246,7 +246,7 @@ pub(crate) fn render(app: &App, frame: &mut Frame<'_>) {
             let x = width(&label) + width(&shown);
             frame.render_widget(
                 Paragraph::new(TextLine::from(vec![
-                    Span::styled(cut(&label, w), Style::new().add_modifier(Modifier::BOLD)),
+                    Span::styled(label.clone(), Style::new().add_modifier(Modifier::BOLD)),
                     Span::raw(shown),
                 ])),
                 status,
@@ -318,6 +318,10 @@ fn title_line(app: &App, w: usize) -> TextLine<'static> {
 }
 
 fn where_we_are(app: &App) -> String {
+    if let Screen::Detail(detail) = &app.screen {
+        // The id `vdx show` and `vdx fetch` take.
+        return detail.copy().map(|c| format!("dispatch {}", c.id)).unwrap_or_default();
+    }
     let list = app.list(app.tab);
     if !list.loaded {
         return "loading…".into();
