@@ -32,7 +32,10 @@ struct Tmux {
 
 impl Tmux {
     fn new(s: &Session) -> Self {
-        Self { socket: s.path("tmux.sock"), dir: s.dir().to_owned() }
+        Self {
+            socket: s.path("tmux.sock"),
+            dir: s.dir().to_owned(),
+        }
     }
 
     fn tmux(&self, args: &[&str]) -> String {
@@ -43,7 +46,11 @@ impl Tmux {
             .env_remove("TMUX")
             .output()
             .expect("tmux runs (scripts/install-deps.sh installs it)");
-        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -54,7 +61,19 @@ impl Tmux {
             vdx_bin().display()
         );
         let dir = self.dir.to_string_lossy().into_owned();
-        self.tmux(&["new-session", "-d", "-x", "80", "-y", "24", "-s", name, "-c", &dir, &command]);
+        self.tmux(&[
+            "new-session",
+            "-d",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "-s",
+            name,
+            "-c",
+            &dir,
+            &command,
+        ]);
     }
 
     /// Presses keys by tmux's names (`Enter`, `Tab`, `F2`, `Right`, or a character).
@@ -96,7 +115,11 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-S").arg(&self.socket).arg("kill-server").output();
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
     }
 }
 
@@ -147,8 +170,14 @@ fn a_clerk_sends_from_the_form_and_the_other_sees_it_arrive_and_moves_it_on() {
     t.start("b", "b");
     for name in ["a", "b"] {
         let screen = t.wait_for(name, "0 dispatches");
-        assert!(screen.contains("SỐ ĐẾN") && screen.contains("TRÍCH YẾU"), "{screen}");
-        assert!(screen.contains("Enter open") && screen.contains("q quit"), "{screen}");
+        assert!(
+            screen.contains("SỐ ĐẾN") && screen.contains("TRÍCH YẾU"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("Enter open") && screen.contains("q quit"),
+            "{screen}"
+        );
     }
 
     // A: the send form. The recipient is looked up in the directory as it is typed.
@@ -160,9 +189,14 @@ fn a_clerk_sends_from_the_form_and_the_other_sees_it_arrive_and_moves_it_on() {
     });
     if let Some(error) = line_with(&screen, "directory (") {
         assert!(error.contains("not_found"), "{screen}");
-        eprintln!("SKIPPED: the node does not serve GET /v1/directory?q= yet; the TUI said:\n{error}");
+        eprintln!(
+            "SKIPPED: the node does not serve GET /v1/directory?q= yet; the TUI said:\n{error}"
+        );
     } else {
-        assert!(line_with(&screen, &format!("  {H41} b")).is_some(), "{screen}");
+        assert!(
+            line_with(&screen, &format!("  {H41} b")).is_some(),
+            "{screen}"
+        );
     }
     t.keys("a", &["Enter", "Tab"]);
     t.type_text("a", SUBJECT);
@@ -174,17 +208,29 @@ fn a_clerk_sends_from_the_form_and_the_other_sees_it_arrive_and_moves_it_on() {
     t.type_text("a", &file.to_string_lossy());
     t.keys("a", &["Enter"]);
     let form = t.wait_for("a", "hoa-toc");
-    assert!(form.contains(&format!("{H41}, ")) || form.contains(H41), "{form}");
+    assert!(
+        form.contains(&format!("{H41}, ")) || form.contains(H41),
+        "{form}"
+    );
     t.keys("a", &["F2"]);
     let screen = t.wait_for("a", "queued dispatch");
-    assert!(screen.contains(" Outbox (1) "), "the outbox is shown after sending:\n{screen}");
+    assert!(
+        screen.contains(" Outbox (1) "),
+        "the outbox is shown after sending:\n{screen}"
+    );
     let row = line_with(&screen, H41).unwrap_or_default().to_owned();
-    assert!(row.starts_with("HT") && row.contains("12/UBND-VP"), "{screen}");
+    assert!(
+        row.starts_with("HT") && row.contains("12/UBND-VP"),
+        "{screen}"
+    );
 
     // B: the dispatch appears without a key pressed, hỏa tốc marked.
     let screen = t.wait_for("b", "Thông báo khẩn");
     let row = line_with(&screen, "Thông báo khẩn").unwrap();
-    assert!(row.starts_with("HT") && row.contains(G22) && row.contains("1/2026"), "{screen}");
+    assert!(
+        row.starts_with("HT") && row.contains(G22) && row.contains("1/2026"),
+        "{screen}"
+    );
     assert!(screen.contains(" Inbox (1) "), "{screen}");
 
     // A: delivered, without a key pressed.
@@ -196,11 +242,23 @@ fn a_clerk_sends_from_the_form_and_the_other_sees_it_arrive_and_moves_it_on() {
     t.keys("b", &["Enter"]);
     // The header (signer, files) comes with the dispatch's own answer, after the list's fields.
     let screen = t.wait_for("b", "cv.pdf (22 bytes)");
-    assert!(screen.contains(SUBJECT) && screen.contains("verified on arrival"), "{screen}");
-    assert!(line_with(&screen, "Số đến").is_some_and(|l| l.contains("1/2026")), "{screen}");
+    assert!(
+        screen.contains(SUBJECT) && screen.contains("verified on arrival"),
+        "{screen}"
+    );
+    assert!(
+        line_with(&screen, "Số đến").is_some_and(|l| l.contains("1/2026")),
+        "{screen}"
+    );
     let keys = screen.lines().last().unwrap_or_default();
-    assert!(keys.contains("r register 03") && keys.contains("x refuse 02"), "{screen}");
-    assert!(!keys.contains("done 06") && keys.contains("f fetch files"), "{screen}");
+    assert!(
+        keys.contains("r register 03") && keys.contains("x refuse 02"),
+        "{screen}"
+    );
+    assert!(
+        !keys.contains("done 06") && keys.contains("f fetch files"),
+        "{screen}"
+    );
 
     // B: fetch the files into a directory.
     t.keys("b", &["f"]);
@@ -214,13 +272,30 @@ fn a_clerk_sends_from_the_form_and_the_other_sees_it_arrive_and_moves_it_on() {
     // B: 03, 04 to someone, 06 — each offered only once the state allows it.
     if notice(&t, "r", "03", None) {
         let screen = t.wait_for("b", "a assign 04");
-        assert!(!screen.lines().last().unwrap_or_default().contains("register 03"), "{screen}");
+        assert!(
+            !screen
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .contains("register 03"),
+            "{screen}"
+        );
         assert!(notice(&t, "a", "04", Some("Nguyễn Văn A")));
         t.wait_for("b", "d done 06");
         assert!(notice(&t, "d", "06", None));
         let screen = t.wait_for("b", "06 hoàn thành");
-        assert!(screen.contains("03 đã tiếp nhận") && screen.contains("04 phân công"), "{screen}");
-        assert!(!screen.lines().last().unwrap_or_default().contains("assign 04"), "{screen}");
+        assert!(
+            screen.contains("03 đã tiếp nhận") && screen.contains("04 phân công"),
+            "{screen}"
+        );
+        assert!(
+            !screen
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .contains("assign 04"),
+            "{screen}"
+        );
 
         // A: the state follows on the list without a key pressed, then the whole history.
         t.wait("a", "done on the outbox line", |screen| {
@@ -228,7 +303,12 @@ fn a_clerk_sends_from_the_form_and_the_other_sees_it_arrive_and_moves_it_on() {
         });
         t.keys("a", &["Enter"]);
         let screen = t.wait_for("a", "06 hoàn thành");
-        for step in ["01 đã đến", "03 đã tiếp nhận", "04 phân công", "06 hoàn thành"] {
+        for step in [
+            "01 đã đến",
+            "03 đã tiếp nhận",
+            "04 phân công",
+            "06 hoàn thành",
+        ] {
             assert!(screen.contains(step), "{step}:\n{screen}");
         }
         assert!(screen.contains("Nguyễn Văn A"), "{screen}");

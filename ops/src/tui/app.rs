@@ -49,7 +49,10 @@ pub(crate) enum Event {
     /// A second passed (polling while live events are not served).
     Tick,
     /// The API answered a command; `generation` is the tenant choice it was made under.
-    Answer { generation: u64, answer: Answer },
+    Answer {
+        generation: u64,
+        answer: Box<Answer>,
+    },
     /// The live subscription (`GET /v1/events`) of tenant choice `generation`.
     Live { generation: u64, live: Live },
 }
@@ -501,10 +504,10 @@ impl App {
             Event::Tick => self.tick(),
             Event::Answer { generation, answer } => {
                 // The tenant list is the host's, the same whichever tenant is chosen.
-                if generation != self.generation && !matches!(answer, Answer::Tenants(_)) {
+                if generation != self.generation && !matches!(*answer, Answer::Tenants(_)) {
                     return vec![];
                 }
-                self.answer(answer)
+                self.answer(*answer)
             }
             Event::Live { generation, live } if generation == self.generation => self.live(live),
             Event::Live { .. } => vec![],
@@ -513,7 +516,7 @@ impl App {
 
     fn tick(&mut self) -> Vec<Command> {
         self.ticks = self.ticks.wrapping_add(1);
-        if self.live == Live::Up || self.ticks % POLL_TICKS != 0 {
+        if self.live == Live::Up || !self.ticks.is_multiple_of(POLL_TICKS) {
             return vec![];
         }
         // No live events: poll what is on screen.
@@ -620,7 +623,11 @@ impl App {
                     self.update_copy(copy);
                     return self.load(self.tab).into_iter().collect();
                 }
-                Err(e) => self.fail(headline(&what, &e)),
+                Err(e) => {
+                    self.fail(headline(&what, &e));
+                    // Refused, say, because the copy moved on meanwhile: show where it is now.
+                    return vec![Command::Detail { id }];
+                }
             },
             Answer::Fetched { id, dir, result } => match result {
                 Ok(n) => self.say(format!("{id}: {n} files written into {}", dir.display())),
@@ -821,19 +828,15 @@ impl App {
             KeyCode::Up | KeyCode::Char('k') => list.selected = list.selected.saturating_sub(1),
             KeyCode::Home => list.selected = 0,
             KeyCode::End => list.selected = list.lines.len().saturating_sub(1),
-            KeyCode::PageDown => {
-                if list.offset + page < list.total {
-                    list.offset += page;
-                    list.selected = 0;
-                    return self.load(tab).into_iter().collect();
-                }
+            KeyCode::PageDown if list.offset + page < list.total => {
+                list.offset += page;
+                list.selected = 0;
+                return self.load(tab).into_iter().collect();
             }
-            KeyCode::PageUp => {
-                if list.offset > 0 {
-                    list.offset = list.offset.saturating_sub(page);
-                    list.selected = 0;
-                    return self.load(tab).into_iter().collect();
-                }
+            KeyCode::PageUp if list.offset > 0 => {
+                list.offset = list.offset.saturating_sub(page);
+                list.selected = 0;
+                return self.load(tab).into_iter().collect();
             }
             KeyCode::Enter => {
                 if let Some(line) = list.lines.get(list.selected) {
@@ -1152,7 +1155,10 @@ mod tests {
 
     fn answer(app: &mut App, answer: Answer) -> Vec<Command> {
         let generation = app.generation;
-        app.handle(Event::Answer { generation, answer })
+        app.handle(Event::Answer {
+            generation,
+            answer: Box::new(answer),
+        })
     }
 
     fn listed(app: &mut App, tab: Tab, rows: Vec<CopyView>) -> Vec<Command> {
@@ -1658,13 +1664,13 @@ mod tests {
         // An answer made for the earlier choice is not shown.
         app.handle(Event::Answer {
             generation: 0,
-            answer: Answer::List {
+            answer: Box::new(Answer::List {
                 tab: Tab::Inbox,
                 offset: 0,
                 limit: 20,
                 q: String::new(),
                 result: Ok((vec![copy("old", "m", "incoming", "registered", "x")], None)),
-            },
+            }),
         });
         assert!(app.list(Tab::Inbox).lines.is_empty());
     }

@@ -83,7 +83,13 @@ fn drive(home: PathBuf, inbox: &Receiver<Command>, events: &Sender<Event>) {
             Ok(client) => execute(client, command),
             Err(e) => failed(command, e.clone()),
         };
-        if events.send(Event::Answer { generation, answer }).is_err() {
+        if events
+            .send(Event::Answer {
+                generation,
+                answer: Box::new(answer),
+            })
+            .is_err()
+        {
             break;
         }
     }

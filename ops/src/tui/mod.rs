@@ -175,7 +175,7 @@ mod tests {
         };
         app.handle(Event::Answer {
             generation: 0,
-            answer,
+            answer: Box::new(answer),
         });
         app
     }

@@ -320,7 +320,10 @@ fn title_line(app: &App, w: usize) -> TextLine<'static> {
 fn where_we_are(app: &App) -> String {
     if let Screen::Detail(detail) = &app.screen {
         // The id `vdx show` and `vdx fetch` take.
-        return detail.copy().map(|c| format!("dispatch {}", c.id)).unwrap_or_default();
+        return detail
+            .copy()
+            .map(|c| format!("dispatch {}", c.id))
+            .unwrap_or_default();
     }
     let list = app.list(app.tab);
     if !list.loaded {
