@@ -545,8 +545,17 @@ impl App {
                 }
                 commands
             }
-            other => {
-                self.live = other;
+            Live::Up => {
+                let was = std::mem::replace(&mut self.live, Live::Up);
+                // What happened before the stream opened came with no event: look once.
+                if was == Live::Up {
+                    vec![]
+                } else {
+                    self.load(self.tab).into_iter().collect()
+                }
+            }
+            down => {
+                self.live = down;
                 vec![]
             }
         }
@@ -1590,10 +1599,13 @@ mod tests {
         }
         assert_eq!(polled.len(), 1);
         listed(&mut app, Tab::Inbox, vec![]);
-        app.handle(Event::Live {
+        // The stream opens: one look at the list, for what happened before it.
+        let opened = app.handle(Event::Live {
             generation: 0,
             live: Live::Up,
         });
+        assert!(matches!(opened.as_slice(), [Command::List { .. }]));
+        listed(&mut app, Tab::Inbox, vec![]);
         for _ in 0..POLL_TICKS * 2 {
             assert!(app.handle(Event::Tick).is_empty());
         }

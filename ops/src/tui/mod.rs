@@ -187,6 +187,47 @@ mod tests {
     }
 
     #[test]
+    fn the_real_loop_and_driver_keep_running_without_a_daemon_and_say_why() {
+        use std::sync::mpsc::channel;
+        let home = tempfile::tempdir().unwrap();
+        let (to_test, from_driver) = channel();
+        let (to_loop, loop_inbox) = channel();
+        let commands = driver::spawn(home.path().to_owned(), to_test);
+        let (mut app, start) = App::new(None, (80, 24));
+        let runner = std::thread::spawn(move || {
+            let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+            let result = run_loop(&mut terminal, &mut app, start, &loop_inbox, &commands);
+            (app, terminal.backend().buffer().clone(), result)
+        });
+        // The driver's events go through until the inbox's answer; then the sources end, after
+        // the loop has drawn what that answer did.
+        loop {
+            let event = from_driver.recv_timeout(Duration::from_secs(30)).unwrap();
+            let inbox = matches!(&event, Event::Answer { answer, .. } if matches!(**answer, Answer::List { .. }));
+            to_loop.send(event).unwrap();
+            if inbox {
+                break;
+            }
+        }
+        drop(to_loop);
+        let (app, buf, result) = runner.join().unwrap();
+        assert!(result
+            .unwrap_err()
+            .to_string()
+            .contains("event sources stopped"));
+        let (text, error) = app.status.clone().unwrap();
+        assert!(
+            error && text.starts_with("inbox: vdxd is not running"),
+            "{text}"
+        );
+        assert!(row_text(&buf, 22)
+            .0
+            .starts_with("inbox: vdxd is not running"));
+        assert!(row_text(&buf, 23).0.contains("Enter open"));
+        assert!(!app.quit);
+    }
+
+    #[test]
     fn vietnamese_rows_line_up_at_80_columns() {
         let rows: Vec<CopyView> = SUBJECTS
             .iter()
