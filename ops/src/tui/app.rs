@@ -563,7 +563,12 @@ impl App {
 
     fn answer(&mut self, answer: Answer) -> Vec<Command> {
         match answer {
-            Answer::Health(Ok(agency)) => self.agency = Some(agency),
+            // Health names the host's agency: the title takes it unless another tenant is chosen.
+            Answer::Health(Ok(agency)) => {
+                if self.tenant.as_ref().is_none_or(|t| *t == agency.0) {
+                    self.agency = Some(agency);
+                }
+            }
             Answer::Health(Err(e)) => self.fail(e),
             Answer::List {
                 tab,
@@ -1673,6 +1678,15 @@ mod tests {
             ]
         );
         assert_eq!(app.tenant.as_deref(), Some("000.01.41.H41"));
+        // The host's health does not rename the title of the tenant chosen.
+        answer(
+            &mut app,
+            Answer::Health(Ok(("000.00.00.H41".into(), "Nghệ An".into()))),
+        );
+        assert_eq!(
+            app.agency,
+            Some(("000.01.41.H41".into(), "Sở Nội vụ".into()))
+        );
         // An answer made for the earlier choice is not shown.
         app.handle(Event::Answer {
             generation: 0,
