@@ -272,10 +272,10 @@ mod tests {
                 v
             });
         }
-        let refused = flow(&["01", "06"]).may_notify("03").unwrap_err();
+        let refused = flow(&["01"]).may_notify("05").unwrap_err();
         assert_eq!(
             refused.to_string(),
-            "notice 03 is not allowed: the copy is arrived (not the next step)"
+            "notice 05 is not allowed: the copy is arrived (not the next step)"
         );
         let done = flow(&["01", "03", "04", "06"])
             .may_notify("05")
