@@ -718,8 +718,10 @@ async fn tenant_route(
                 .headers()
                 .get("last-event-id")
                 .and_then(|v| v.to_str().ok());
-            let after = workflow::resume_point(last, &Query::parse(req.uri().query()))?;
-            Ok(workflow::events(tenant, after))
+            let query = Query::parse(req.uri().query());
+            let after = workflow::resume_point(last, &query)?;
+            let follow = query.get("follow") != Some("false");
+            Ok(workflow::events(tenant, after, follow))
         }
         (Method::GET, [box_name @ ("inbox" | "outbox")]) => {
             need(roles.clerk || roles.officer, "list dispatches")?;

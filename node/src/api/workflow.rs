@@ -202,7 +202,8 @@ pub(super) async fn recall_answer(
 /// `GET /v1/events`: the tenant's ledger entries about dispatches, from after `after` (or from
 /// the next one), as server-sent events whose ids are ledger indexes: a client that resumes
 /// from the last id it saw misses nothing, across reconnects and restarts.
-pub(super) fn events(tenant: Arc<Tenant>, after: Option<u64>) -> Response<Body> {
+/// With `follow` false, the stream ends once what the ledger holds now is sent.
+pub(super) fn events(tenant: Arc<Tenant>, after: Option<u64>, follow: bool) -> Response<Body> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(16);
     tokio::spawn(async move {
         let mut next = match after {
@@ -241,7 +242,7 @@ pub(super) fn events(tenant: Arc<Tenant>, after: Option<u64>) -> Response<Body> 
                     return; // The client went away.
                 }
             }
-            if tx.is_closed() {
+            if tx.is_closed() || !follow {
                 return;
             }
             tokio::time::sleep(EVENT_POLL).await;

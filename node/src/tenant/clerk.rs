@@ -82,8 +82,13 @@ impl Clerk<'_> {
         let record = self
             .store
             .get(id)?
-            .filter(|r| r.direction == Direction::Outgoing && r.kind == ObjectKind::Dispatch)
+            .filter(|r| r.kind == ObjectKind::Dispatch)
             .ok_or_else(|| ClerkError::NotFound(id.to_string()))?;
+        if record.direction != Direction::Outgoing {
+            return Err(ClerkError::Transition(format!(
+                "dispatch {id} was received here: only its sender recalls it"
+            )));
+        }
         if record.status() == "failed" {
             return Err(ClerkError::Transition(format!(
                 "the copy to {} failed: there is nothing to recall",
@@ -114,10 +119,21 @@ impl Clerk<'_> {
 
     /// A dispatch received and opened here.
     fn received(&self, id: MessageId) -> Result<Record, ClerkError> {
-        self.store
+        let record = self
+            .store
             .get(id)?
-            .filter(|r| r.direction == Direction::Incoming && r.incoming_number.is_some())
-            .ok_or_else(|| ClerkError::NotFound(id.to_string()))
+            .filter(|r| r.kind == ObjectKind::Dispatch)
+            .ok_or_else(|| ClerkError::NotFound(id.to_string()))?;
+        match (record.direction, record.incoming_number) {
+            (Direction::Incoming, Some(_)) => Ok(record),
+            (Direction::Incoming, None) => Err(ClerkError::Transition(format!(
+                "dispatch {id} is {}: only a registered dispatch moves on",
+                record.status()
+            ))),
+            _ => Err(ClerkError::Transition(format!(
+                "dispatch {id} was sent from here: its recipient's clerk sends its notices"
+            ))),
+        }
     }
 
     /// Signs notice `code` about `about` for `to`, and keeps, ledgers and queues it if `allow`
