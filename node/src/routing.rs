@@ -165,12 +165,14 @@ pub fn next_hop_avoiding(
     to: &OrganCode,
     unreachable: &HashSet<OrganCode>,
 ) -> Hop {
-    let mut hops = hops(directory, here, to);
+    let hops = hops(directory, here, to);
     let reachable = hops
         .iter()
         .position(|hop| !matches!(hop, Hop::Peer(peer) if unreachable.contains(peer)))
         .unwrap_or(0);
-    hops.swap_remove(reachable)
+    hops.into_iter()
+        .nth(reachable)
+        .unwrap_or_else(|| Hop::Peer(node_of(directory, to)))
 }
 
 /// The hops an object for `to` may take from `here`, in order of preference, never empty: the

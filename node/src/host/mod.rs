@@ -249,12 +249,6 @@ impl Host {
         Ok(())
     }
 
-    /// Where an object to `to` goes next: a tenant of this host, or a peer node.
-    pub(crate) fn route(&self, to: &OrganCode) -> Hop {
-        let tenants = self.tenants();
-        routing::next_hop(&self.trusted().directory, &self.here(&tenants), to)
-    }
-
     /// Where an object to `to` goes next when the peers in `unreachable` are routed around where
     /// the directory names another relay ([`routing::next_hop_avoiding`]); with the peer it would
     /// have gone to otherwise, when that one was routed around.
