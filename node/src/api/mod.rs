@@ -1084,10 +1084,9 @@ fn queue(
         .as_deref()
         .map(|id| worker.submissions.lock(id));
     let trusted = host.trusted();
-    let next_hop = |to: &OrganCode| match host.route(to) {
-        crate::routing::Hop::Peer(node) => Some(node),
-        crate::routing::Hop::Local(_) => None,
-    };
+    // A tenant of this host is handed over here; anyone else goes to the node the outbox would
+    // choose now (past a relay it counts unreachable).
+    let next_hop = |to: &OrganCode| host.tenant(to).is_none().then(|| host.next_hop(to));
     let composer = worker.composer(
         &trusted,
         &host.scratch,
