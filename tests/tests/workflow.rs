@@ -54,7 +54,7 @@ fn the_workflow_travels_both_ways_and_recalls_are_answered() {
     let s = Session::new();
     homes(&s, &[("g22", G22), ("h41", H41)]);
     s.document("cv.txt", 3000);
-    let _daemons = [Daemon::start(&s, "g22"), Daemon::start(&s, "h41")];
+    let daemons = [Daemon::start(&s, "g22"), Daemon::start(&s, "h41")];
 
     // The main path, each step seen by the sender; a step out of turn refused with the state.
     let id = delivered(&s, "1");
@@ -172,7 +172,10 @@ fn the_workflow_travels_both_ways_and_recalls_are_answered() {
         .ok();
 
     // Both ledgers keep every step; the recalled object is gone from the recipient's store.
-    drop(_daemons);
+    // (Stopped cleanly: a reply applied is flushed by the next group commit, or at stop.)
+    for daemon in daemons {
+        assert!(daemon.stop().success());
+    }
     let notices = |home: &str| {
         s.vdx(&["--home", home, "audit", "log", "--json", "--kind", "notice"])
             .ok()
