@@ -6,6 +6,8 @@
 //! The node of an agency is its directory `host` if it has one, else the agency itself: that is the
 //! organ code a connection's TLS certificate carries, and whose endpoint is dialled.
 
+use std::collections::HashSet;
+
 use vdx_pki::IndexedDirectory;
 use vdx_protocol::wire::RejectCode;
 use vdx_protocol::OrganCode;
@@ -63,6 +65,32 @@ pub fn relay_of(directory: &IndexedDirectory, code: &OrganCode) -> Option<OrganC
     field_of(directory, code, |e| e.relay.as_deref())
 }
 
+/// Every relay the directory names for `code`, in order: its `relay`, then its
+/// `alternate_relays` (the ones its traffic goes through when those before cannot be reached).
+pub fn relays_of(directory: &IndexedDirectory, code: &OrganCode) -> Vec<OrganCode> {
+    let Some(entry) = directory.get(code.as_str()) else {
+        return Vec::new();
+    };
+    entry
+        .relay
+        .iter()
+        .chain(&entry.alternate_relays)
+        .filter_map(|c| c.parse().ok())
+        .collect()
+}
+
+/// The nodes of every relay the directory names for `code`, in order, each once.
+fn relay_nodes(directory: &IndexedDirectory, code: &OrganCode) -> Vec<OrganCode> {
+    let mut nodes: Vec<OrganCode> = Vec::new();
+    for relay in relays_of(directory, code) {
+        let node = node_of(directory, &relay);
+        if !nodes.contains(&node) {
+            nodes.push(node);
+        }
+    }
+    nodes
+}
+
 /// The host the directory names for `code`, if it is hosted as a tenant.
 pub fn host_of(directory: &IndexedDirectory, code: &OrganCode) -> Option<OrganCode> {
     field_of(directory, code, |e| e.host.as_deref())
@@ -70,8 +98,8 @@ pub fn host_of(directory: &IndexedDirectory, code: &OrganCode) -> Option<OrganCo
 
 /// Who may sign the hop receipt when `hop` takes custody of an object from `from` to `to`: the
 /// agency on whose behalf the node at `hop` takes it — `hop` itself, or an agency it hosts that
-/// is the recipient or the relay of the sender or recipient. In that order; the sender accepts
-/// a receipt from any of them, and from nobody else.
+/// is the recipient or a relay (first or further) of the sender or recipient. In that order; the
+/// sender accepts a receipt from any of them, and from nobody else.
 pub fn hop_signers(
     directory: &IndexedDirectory,
     hop: &OrganCode,
@@ -79,12 +107,10 @@ pub fn hop_signers(
     to: &OrganCode,
 ) -> Vec<OrganCode> {
     let mut signers = vec![hop.clone()];
-    let candidates = [
-        Some(to.clone()),
-        relay_of(directory, to),
-        relay_of(directory, from),
-    ];
-    for candidate in candidates.into_iter().flatten() {
+    let candidates = std::iter::once(to.clone())
+        .chain(relays_of(directory, to))
+        .chain(relays_of(directory, from));
+    for candidate in candidates {
         if host_of(directory, &candidate).as_ref() == Some(hop) && !signers.contains(&candidate) {
             signers.push(candidate);
         }
@@ -117,62 +143,113 @@ fn field_of(
         .and_then(|c| c.parse().ok())
 }
 
-/// Where an object for `to` goes from `here`: a tenant here is delivered locally; an agency whose
-/// relay is one of our tenants goes straight to its node (we relay for it); else through our relay
-/// (which may be the recipient's node itself); else through the recipient's relay's node if the
-/// directory names a relay; else to the recipient's node.
+/// Where an object for `to` goes from `here`: a tenant here is delivered locally; an agency one
+/// of whose relays is one of our tenants goes straight to its node (we relay for it); else through
+/// our relay (which may be the recipient's node itself); else through the recipient's relay's
+/// node if the directory names a relay; else to the recipient's node.
 ///
 /// An agency the directory says we host but which is not a tenant here gets `Peer(here.host)`:
 /// this node then refuses it as not served ([`admit`]), which is what its sender should read.
 pub fn next_hop(directory: &IndexedDirectory, here: &Here<'_>, to: &OrganCode) -> Hop {
+    next_hop_avoiding(directory, here, to, &HashSet::new())
+}
+
+/// [`next_hop`], bypassing the relays in `unreachable` (nodes whose connection attempts keep
+/// failing, as the outbox scheduler judges them): the first of [`hops`] not in `unreachable`;
+/// when all are, the first, so that it is tried again. A relay is bypassed only for one the
+/// directory names after it: our own further relays (our entry's, after the configured one),
+/// or the recipient's.
+pub fn next_hop_avoiding(
+    directory: &IndexedDirectory,
+    here: &Here<'_>,
+    to: &OrganCode,
+    unreachable: &HashSet<OrganCode>,
+) -> Hop {
+    let hops = hops(directory, here, to);
+    let reachable = hops
+        .iter()
+        .position(|hop| !matches!(hop, Hop::Peer(peer) if unreachable.contains(peer)))
+        .unwrap_or(0);
+    hops.into_iter()
+        .nth(reachable)
+        .unwrap_or_else(|| Hop::Peer(node_of(directory, to)))
+}
+
+/// The hops an object for `to` may take from `here`, in order of preference, never empty: the
+/// first is [`next_hop`]'s; the others are the further relays it is handed to instead when those
+/// before cannot be reached ([`next_hop_avoiding`]). Through our relay: the configured one, then
+/// the further relays our own directory entry names (a node with no configured relay has none to
+/// bypass). Through the recipient's relays: each relay's node, in the directory's order.
+pub fn hops(directory: &IndexedDirectory, here: &Here<'_>, to: &OrganCode) -> Vec<Hop> {
     if here.hosts(to) {
-        return Hop::Local(to.clone());
+        return vec![Hop::Local(to.clone())];
     }
     let node = node_of(directory, to);
-    let theirs = relay_of(directory, to);
-    if theirs.as_ref().is_some_and(|r| here.hosts(r)) {
-        return Hop::Peer(node);
+    let theirs = relays_of(directory, to);
+    if theirs.iter().any(|r| here.hosts(r)) {
+        return vec![Hop::Peer(node)];
     }
-    if let Some(ours) = here.relay {
-        // Through our relay, or straight to it when it is the recipient's node.
-        return Hop::Peer(ours.clone());
+    // Through our relay, or straight to it when it is the recipient's node.
+    let (first, further) = match here.relay {
+        Some(ours) => (ours.clone(), relay_nodes(directory, here.host)),
+        None => match theirs.first() {
+            Some(relay) => (node_of(directory, relay), relay_nodes(directory, to)),
+            None => (node, Vec::new()),
+        },
+    };
+    let mut peers = vec![first];
+    for peer in further {
+        if peer != *here.host && !peers.contains(&peer) {
+            peers.push(peer);
+        }
     }
-    Hop::Peer(theirs.map_or(node, |r| node_of(directory, &r)))
+    peers.into_iter().map(Hop::Peer).collect()
 }
 
 /// Whether `peer` and this node are linked by a relay: we relay for it (the directory names one
 /// of our tenants, or an agency on our node, its relay), or it relays for us (our configured
 /// relay, or our directory entry's). Objects in transit travel only over such links.
 fn relay_link(directory: &IndexedDirectory, here: &Here<'_>, peer: &OrganCode) -> bool {
-    let we_relay_it = relay_of(directory, peer)
-        .is_some_and(|r| here.hosts(&r) || node_of(directory, &r) == *here.host);
+    let we_relay_it = relays_of(directory, peer)
+        .iter()
+        .any(|r| here.hosts(r) || node_of(directory, r) == *here.host);
     we_relay_it || relays_us(directory, here, peer)
 }
 
-/// Whether `peer` carries our traffic: our configured relay, or our directory entry's. What it
-/// hands down to us may come from anyone (it is the way in from the rest of the network).
+/// Whether `peer` carries our traffic: our configured relay, or one of our directory entry's
+/// relays. What it hands down to us may come from anyone (it is the way in from the rest of the
+/// network).
 fn relays_us(directory: &IndexedDirectory, here: &Here<'_>, peer: &OrganCode) -> bool {
-    here.relay == Some(peer)
-        || relay_of(directory, here.host).is_some_and(|r| node_of(directory, &r) == *peer)
+    here.relay == Some(peer) || relay_nodes(directory, here.host).contains(peer)
 }
 
 /// The most steps a chain of relays is followed (more than any `max_hops` a route may have).
 const RELAY_CHAIN: usize = 32;
 
-/// Whether `peer`'s node is on the chain of relays that carries `code`'s traffic: `code`'s node,
-/// its relay's node, that one's relay's node, … (at most [`RELAY_CHAIN`] steps, so that a loop
-/// in the directory ends). A relay handing an object up hands over only objects whose sender is
-/// behind it on such a chain: nobody else's transfer ids.
+/// Whether `peer`'s node is on a chain of relays that carries `code`'s traffic: `code`'s node,
+/// the nodes of its relays (first or further), theirs, … (at most [`RELAY_CHAIN`] steps, so that
+/// a loop in the directory ends). A relay handing an object up hands over only objects whose
+/// sender is behind it on such a chain: nobody else's transfer ids.
 fn on_relay_chain(directory: &IndexedDirectory, code: &OrganCode, peer: &OrganCode) -> bool {
-    let mut node = node_of(directory, code);
+    let mut seen = vec![node_of(directory, code)];
+    let mut step = seen.clone();
     for _ in 0..=RELAY_CHAIN {
-        if node == *peer {
+        if step.contains(peer) {
             return true;
         }
-        match relay_of(directory, &node) {
-            Some(relay) => node = node_of(directory, &relay),
-            None => return false,
+        let mut next = Vec::new();
+        for node in &step {
+            for relay in relay_nodes(directory, node) {
+                if !seen.contains(&relay) {
+                    seen.push(relay.clone());
+                    next.push(relay);
+                }
+            }
         }
+        if next.is_empty() {
+            return false;
+        }
+        step = next;
     }
     false
 }
@@ -181,7 +258,8 @@ fn on_relay_chain(directory: &IndexedDirectory, code: &OrganCode, peer: &OrganCo
 /// to `to`, and what it is for here.
 ///
 /// A peer hands over its own objects, its tenants' (it is the sender's host), or carries them as
-/// our relay, as the relay of their sender or recipient, or as a node we relay for; anyone else
+/// our relay, as a relay (first or further: [`next_hop_avoiding`]) of their sender or recipient,
+/// or as a node we relay for; anyone else
 /// claiming another agency's object (and its transfer id) is an impostor (`BadOffer`). The object
 /// is delivered when `to` is a tenant here; relayed by the tenant that is the relay of its sender
 /// or recipient when `to` is known; relayed in transit by the host's own agency when `peer` and
@@ -197,12 +275,11 @@ pub fn admit(
     from: &OrganCode,
     to: &OrganCode,
 ) -> Result<Admitted, (RejectCode, String)> {
-    let relay_node = |code: &OrganCode| relay_of(directory, code).map(|r| node_of(directory, &r));
     let allowed = from == peer
         || host_of(directory, from).as_ref() == Some(peer)
         || here.relay == Some(peer)
-        || relay_node(from).as_ref() == Some(peer)
-        || relay_node(to).as_ref() == Some(peer)
+        || relay_nodes(directory, from).contains(peer)
+        || relay_nodes(directory, to).contains(peer)
         || (relay_link(directory, here, peer)
             && (on_relay_chain(directory, from, peer) || relays_us(directory, here, peer)));
     if !allowed {
@@ -219,9 +296,9 @@ pub fn admit(
         // Unknown, or hosted by us in the directory but not a tenant here (any more).
         None
     } else {
-        [relay_of(directory, to), relay_of(directory, from)]
+        relays_of(directory, to)
             .into_iter()
-            .flatten()
+            .chain(relays_of(directory, from))
             .find(|r| here.hosts(r))
             .map(|by| Admitted::Relay { by })
             .or_else(|| {
@@ -343,10 +420,7 @@ pub fn route_to(
 /// it hosts among those a route to `to` asks about (`to` and its relay).
 fn next_hop_from(directory: &IndexedDirectory, node: &OrganCode, to: &OrganCode) -> Hop {
     let mut tenants = vec![node.clone()];
-    for code in [Some(to.clone()), relay_of(directory, to)]
-        .into_iter()
-        .flatten()
-    {
+    for code in std::iter::once(to.clone()).chain(relays_of(directory, to)) {
         if host_of(directory, &code).as_ref() == Some(node) && !tenants.contains(&code) {
             tenants.push(code);
         }
@@ -392,6 +466,7 @@ mod tests {
                 .is_none()
                 .then(|| format!("node-{}.example:4433", org.replace('.', "-"))),
             relay: relay.map(Into::into),
+            alternate_relays: Vec::new(),
             host: host.map(Into::into),
             parent: None,
             max_classification: None,
@@ -404,12 +479,119 @@ mod tests {
     }
 
     fn directory(entries: &[(&str, Option<&str>, Option<&str>)]) -> IndexedDirectory {
+        let relayed: Vec<(&str, Vec<&str>, Option<&str>)> = entries
+            .iter()
+            .map(|(org, relay, host)| (*org, relay.iter().copied().collect(), *host))
+            .collect();
+        directory_relayed(&relayed)
+    }
+
+    /// A directory whose entries name any number of relays, the first as `relay`.
+    fn directory_relayed(entries: &[(&str, Vec<&str>, Option<&str>)]) -> IndexedDirectory {
         let mut ca = Ca::create("Root", vdx_crypto::KeyKind::EcP256, 30).unwrap();
         let mut dir = Directory::default();
-        for (org, relay, host) in entries {
-            dir.upsert(entry(&mut ca, org, *relay, *host)).unwrap();
+        for (org, relays, host) in entries {
+            let mut e = entry(&mut ca, org, relays.first().copied(), *host);
+            e.alternate_relays = relays.iter().skip(1).map(|r| (*r).to_owned()).collect();
+            dir.upsert(e).unwrap();
         }
         IndexedDirectory::new(dir).unwrap()
+    }
+
+    /// G22 central; provinces H41 and H40, H40 hosting XD; XA relayed by H41, else by XD (on
+    /// H40); XG relayed by H41 only.
+    fn two_relays() -> IndexedDirectory {
+        directory_relayed(&[
+            (G22, vec![], None),
+            (H40, vec![], None),
+            (H41, vec![], None),
+            (XA, vec![H41, XD], None),
+            (XD, vec![], Some(H40)),
+            (XG, vec![H41], None),
+        ])
+    }
+
+    #[test]
+    fn an_unreachable_relay_is_bypassed_through_the_next_the_directory_names() {
+        let dir = two_relays();
+        let (g22, h40, h41, xa, xd, xg) = (
+            code(G22),
+            code(H40),
+            code(H41),
+            code(XA),
+            code(XD),
+            code(XG),
+        );
+        let none = HashSet::new();
+        let h41_down: HashSet<OrganCode> = [h41.clone()].into();
+        let both_down: HashSet<OrganCode> = [h41.clone(), h40.clone()].into();
+        // Towards XA from G22: its first relay, else its second's node, else the first again.
+        let at_g22 = Here::single(&g22, None);
+        assert_eq!(
+            hops(&dir, &at_g22, &xa),
+            [Hop::Peer(h41.clone()), Hop::Peer(h40.clone())]
+        );
+        assert_eq!(next_hop(&dir, &at_g22, &xa), Hop::Peer(h41.clone()));
+        let avoiding = |here: &Here<'_>, to: &OrganCode, down: &HashSet<OrganCode>| {
+            next_hop_avoiding(&dir, here, to, down)
+        };
+        assert_eq!(avoiding(&at_g22, &xa, &none), Hop::Peer(h41.clone()));
+        assert_eq!(avoiding(&at_g22, &xa, &h41_down), Hop::Peer(h40.clone()));
+        assert_eq!(avoiding(&at_g22, &xa, &both_down), Hop::Peer(h41.clone()));
+        // XG names one relay: nothing to bypass it with.
+        assert_eq!(avoiding(&at_g22, &xg, &h41_down), Hop::Peer(h41.clone()));
+        // From XA, configured with H41: its own entry's further relay.
+        let at_xa = Here::single(&xa, Some(&h41));
+        assert_eq!(avoiding(&at_xa, &g22, &none), Hop::Peer(h41.clone()));
+        assert_eq!(avoiding(&at_xa, &g22, &h41_down), Hop::Peer(h40.clone()));
+        assert_eq!(avoiding(&at_xa, &g22, &both_down), Hop::Peer(h41.clone()));
+        // Without a configured relay XA goes direct, as before: nothing bypassed.
+        let bare_xa = Here::single(&xa, None);
+        assert_eq!(avoiding(&bare_xa, &g22, &h41_down), Hop::Peer(g22.clone()));
+        // Unreachable peers that are no relay change nothing.
+        let g22_down: HashSet<OrganCode> = [g22.clone()].into();
+        assert_eq!(
+            avoiding(&at_g22, &code(H40), &g22_down),
+            Hop::Peer(h40.clone())
+        );
+        // The second relay carries XA's objects both ways, as its tenant XD.
+        let tenants_of_h40 = [h40.clone(), xd.clone()];
+        let at_h40 = Here {
+            host: &h40,
+            tenants: &tenants_of_h40,
+            relay: None,
+        };
+        assert_eq!(next_hop(&dir, &at_h40, &xa), Hop::Peer(xa.clone()));
+        assert_eq!(next_hop(&dir, &at_h40, &g22), Hop::Peer(g22.clone()));
+        let relayed_by_xd = Ok(Admitted::Relay { by: xd.clone() });
+        assert_eq!(admit(&dir, &at_h40, &g22, &g22, &xa), relayed_by_xd);
+        assert_eq!(admit(&dir, &at_h40, &xa, &xa, &g22), relayed_by_xd);
+        // Its ends take from it what it carries, and its hop receipt may be XD's.
+        assert_eq!(
+            admit(&dir, &at_xa, &h40, &g22, &xa),
+            Ok(Admitted::Deliver(xa.clone()))
+        );
+        assert_eq!(
+            admit(&dir, &at_g22, &h40, &xa, &g22),
+            Ok(Admitted::Deliver(g22.clone()))
+        );
+        assert_eq!(
+            hop_signers(&dir, &h40, &g22, &xa),
+            [h40.clone(), xd.clone()]
+        );
+        assert_eq!(
+            hop_signers(&dir, &h40, &xa, &g22),
+            [h40.clone(), xd.clone()]
+        );
+        // Not for another agency's objects: XG names H41 only.
+        assert_eq!(
+            admit(&dir, &at_h40, &g22, &g22, &xg).map_err(|(rc, _)| rc),
+            Err(RejectCode::NotForUs)
+        );
+        assert_eq!(
+            admit(&dir, &at_g22, &h40, &xg, &g22).map_err(|(rc, _)| rc),
+            Err(RejectCode::BadOffer)
+        );
     }
 
     fn network() -> IndexedDirectory {

@@ -48,6 +48,15 @@ pub(crate) struct SendArgs {
     /// dispatch already queued instead of a second one (safe retries from scripts).
     #[arg(long, value_name = "UUID", value_parser = parse_message_id)]
     message_id: Option<String>,
+    /// Hạn xử lý: the date (YYYY-MM-DD) by which the recipients should be done with it.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    due: Option<String>,
+    /// This dispatch updates the document with this id (ORGAN,YYYY/MM/DD,NUMBER/NOTATION).
+    #[arg(long, value_name = "DOCUMENT_ID", conflicts_with = "replaces")]
+    updates: Option<String>,
+    /// This dispatch replaces the document with this id.
+    #[arg(long, value_name = "DOCUMENT_ID")]
+    replaces: Option<String>,
     /// Print the API's answer as JSON.
     #[arg(long)]
     json: bool,
@@ -110,6 +119,13 @@ pub(crate) fn send(home: &Path, tenant: Option<&OrganCode>, args: SendArgs) -> R
         "classification": args.class,
         "expires": expires,
         "message_id": args.message_id,
+        "due_date": args.due,
+        "business": match (&args.updates, &args.replaces) {
+            (Some(_), _) => Some("update"),
+            (_, Some(_)) => Some("replacement"),
+            _ => None,
+        },
+        "response_for": args.updates.as_ref().or(args.replaces.as_ref()).map(|id| vec![id]),
     });
     let answer = submit(&Client::for_tenant(home, tenant)?, request, &args.files)?;
     if args.json {
@@ -359,12 +375,36 @@ pub(crate) fn show(home: &Path, tenant: Option<&OrganCode>, args: ShowArgs) -> R
         "classification",
         "incoming_number",
         "delivered",
+        "held_by",
+        "workflow",
+        "assigned_to",
+        "next_notices",
+        "due_date",
+        "overdue",
+        "business",
+        "response_for",
         "attempts",
         "size",
     ] {
         if !r[key].is_null() {
-            println!("{key:<16} {}", text(&r[key]));
+            let value = match &r[key] {
+                Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
+                other => text(other),
+            };
+            println!("{key:<16} {value}");
         }
+    }
+    if let Some(recall) = r["recall"].as_object() {
+        let answer = match recall.get("answer").and_then(Value::as_str) {
+            Some("15") => "agreed (15)",
+            Some("16") => "refused (16)",
+            _ => "waiting for an answer",
+        };
+        println!(
+            "{:<16} {answer}: {}",
+            "recall",
+            text(recall.get("reason").unwrap_or(&Value::Null))
+        );
     }
     for n in r["notices"].as_array().into_iter().flatten() {
         println!(

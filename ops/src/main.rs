@@ -20,6 +20,7 @@ mod cmd_pki;
 mod cmd_seal;
 mod cmd_status;
 mod cmd_tenant;
+mod cmd_workflow;
 mod demo_national;
 mod demo_network;
 mod files;
@@ -82,6 +83,16 @@ enum Command {
     Show(cmd_mail::ShowArgs),
     /// Write an incoming dispatch's files into a directory (needs --home).
     Fetch(cmd_mail::FetchArgs),
+    /// Send a workflow notice about a dispatch received: 03 registered, 04 assigned, 05 in
+    /// progress, 06 done, 02 refused (needs --home).
+    Notice(cmd_workflow::NoticeArgs),
+    /// Ask for a dispatch sent back (notice 13), with the reason (needs --home).
+    Recall(cmd_workflow::RecallArgs),
+    /// Answer a recall of a dispatch received: agree (15, its files destroyed) or refuse (16).
+    RecallAnswer(cmd_workflow::AnswerArgs),
+    /// Print the node's events (arrivals, receipts, notices, recalls, failures) as they happen,
+    /// resuming after a reconnect (needs --home).
+    Watch(cmd_workflow::WatchArgs),
     /// The clerk's terminal screen: inbox and outbox live, dispatch details and notices, the
     /// send form, tenants (needs --home).
     Tui,
@@ -115,6 +126,16 @@ fn main() -> ExitCode {
             home(cli.home).and_then(|h| cmd_home::acknowledge_restore(&h, tenant, &args))
         }
         Command::Send(args) => home(cli.home).and_then(|h| cmd_mail::send(&h, tenant, args)),
+        Command::Notice(args) => {
+            home(cli.home).and_then(|h| cmd_workflow::notice(&h, tenant, args))
+        }
+        Command::Recall(args) => {
+            home(cli.home).and_then(|h| cmd_workflow::recall(&h, tenant, args))
+        }
+        Command::RecallAnswer(args) => {
+            home(cli.home).and_then(|h| cmd_workflow::recall_answer(&h, tenant, args))
+        }
+        Command::Watch(args) => home(cli.home).and_then(|h| cmd_workflow::watch(&h, tenant, args)),
         Command::Inbox(args) => home(cli.home).and_then(|h| cmd_mail::list(&h, tenant, true, args)),
         Command::Outbox(args) => {
             home(cli.home).and_then(|h| cmd_mail::list(&h, tenant, false, args))

@@ -36,6 +36,11 @@ pub struct Entry {
     pub endpoint: Option<String>,
     /// The organ code of the node relaying for it, if any.
     pub relay: Option<String>,
+    /// Further relays, in order: the ones a node goes through when `relay` cannot be reached (a
+    /// signed zone's `relays` after the first). Absent from the file when none, so that files
+    /// with one relay read and write as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternate_relays: Vec<String>,
     /// The organ code of the node that hosts it as a tenant, if it has no node of its own: it is
     /// reached at its host's endpoint, and its host's TLS certificate identifies the connection.
     /// Absent from the file when none, so that files without hosted agencies read and write as
@@ -340,6 +345,21 @@ impl Entry {
                 )));
             }
         }
+        if let Some(other) = self.alternate_relays.iter().find(|c| !is_organ_code(c)) {
+            return Err(Error::Request(format!(
+                "an alternate relay of {code}, {other:?}, is not an organ code"
+            )));
+        }
+        if !self.alternate_relays.is_empty() && self.relay.is_none() {
+            return Err(Error::Request(format!(
+                "{code} has alternate relays but no relay"
+            )));
+        }
+        if self.alternate_relays.len() >= MAX_RELAYS {
+            return Err(Error::Request(format!(
+                "{code} has more than {MAX_RELAYS} relays"
+            )));
+        }
         if let Some(level) = self
             .max_classification
             .as_deref()
@@ -401,6 +421,9 @@ impl Entry {
     }
 }
 
+/// The most relays an entry names, `relay` and `alternate_relays` together (the zones' rule 4).
+pub(crate) const MAX_RELAYS: usize = 4;
+
 /// The classification levels an agency may be cleared to receive, lowest first.
 pub(crate) const CLASSIFICATIONS: [&str; 4] = ["none", "mat", "toi-mat", "tuyet-mat"];
 
@@ -443,6 +466,7 @@ mod tests {
             name: format!("Cơ quan {code}"),
             endpoint: Some("127.0.0.1:4433".into()),
             relay: None,
+            alternate_relays: Vec::new(),
             host: None,
             parent: None,
             max_classification: None,
@@ -565,6 +589,19 @@ mod tests {
     }
 
     #[test]
+    fn alternate_relays_round_trip_and_are_absent_when_none() {
+        let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
+        let mut commune = entry(&mut ca, "000.01.41.H41");
+        let json = String::from_utf8(commune.to_json().unwrap()).unwrap();
+        assert!(!json.contains("alternate_relays"), "{json}");
+        commune.relay = Some("000.00.00.H41".into());
+        commune.alternate_relays = vec!["000.00.00.H40".into(), "000.00.00.H26".into()];
+        let json = String::from_utf8(commune.to_json().unwrap()).unwrap();
+        assert!(json.contains("\"alternate_relays\": ["), "{json}");
+        assert_eq!(Entry::from_json(json.as_bytes()).unwrap(), commune);
+    }
+
+    #[test]
     fn bad_host_and_relay_codes_are_refused() {
         let mut ca = Ca::create("Root", KeyKind::EcP256, 30).unwrap();
         let mut dir = Directory::default();
@@ -587,6 +624,20 @@ mod tests {
         let mut bad_relay = entry(&mut ca, "000.00.00.H26");
         bad_relay.relay = Some(".H41".into());
         refused(&mut dir, bad_relay, "the relay of 000.00.00.H26");
+        let mut bad_alternate = entry(&mut ca, "000.00.00.H26");
+        bad_alternate.relay = Some("000.00.00.H41".into());
+        bad_alternate.alternate_relays = vec!["000.00.00.H40".into(), "H40.".into()];
+        refused(&mut dir, bad_alternate.clone(), "an alternate relay of");
+        bad_alternate.alternate_relays = vec!["000.00.00.H40".into()];
+        bad_alternate.relay = None;
+        refused(
+            &mut dir,
+            bad_alternate.clone(),
+            "alternate relays but no relay",
+        );
+        bad_alternate.relay = Some("000.00.00.H41".into());
+        bad_alternate.alternate_relays = vec!["000.00.00.H40".into(); 4];
+        refused(&mut dir, bad_alternate, "more than 4 relays");
         assert!(dir.entries.is_empty(), "a refused import changes nothing");
         // The same checks when a whole file is loaded, indexed or not.
         let mut file = Directory::default();

@@ -157,7 +157,7 @@ mod tests {
         zero_len[10] = 0;
         assert!(refused(&zero_len).contains("length"));
         let mut bad_code = good.clone();
-        bad_code[11] = b'x';
+        bad_code[11] = b' ';
         assert!(refused(&bad_code).contains("organ code"));
         let twice = [&good[..10], &good[10..40], &good[10..40]].concat();
         assert!(refused(&twice).contains("twice"));

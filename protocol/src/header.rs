@@ -1212,11 +1212,11 @@ mod tests {
             (
                 E::TooMany {
                     what: "to",
-                    max: 100,
+                    max: 4096,
                 },
                 Box::new(|h| {
-                    h.to = (0..101)
-                        .map(|i| party(&format!("000.00.{i:02}.H41"), "UBND"))
+                    h.to = (0..4097)
+                        .map(|i| party(&format!("000.{:02}.{:02}.H41", i / 100, i % 100), "UBND"))
                         .collect();
                 }),
             ),

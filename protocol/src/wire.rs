@@ -886,7 +886,7 @@ mod tests {
         bad_offer[urgency_at] = 5;
         cases.push((bad_offer, 0x13));
         let mut bad_kind = encoded(&Frame::Offer(offer()));
-        *bad_kind.last_mut().unwrap() = 4;
+        *bad_kind.last_mut().unwrap() = 5;
         cases.push((bad_kind, 0x13));
         let mut bad_code = encoded(&Frame::Offer(offer()));
         bad_code[6 + 16 + 1] = b' ';

@@ -132,6 +132,10 @@ enum Body {
     UploadBytes,
     /// A dispatch request naming B's other pending upload and B's message id.
     Dispatch,
+    /// A dispatch request followed by its file (`POST /v1/dispatches/stream`).
+    Streamed,
+    /// A JSON body naming no id: a notice, a recall, an answer.
+    Json(&'static str),
 }
 
 /// Every documented route, as `(method, openapi path, how it is called)`. A route added to the
@@ -179,6 +183,33 @@ const ROUTES: &[(&str, &str, Kind)] = &[
     ),
     ("GET", "/v1/audit/witness", tenant("", false, Body::None)),
     ("POST", "/v1/check", tenant("", false, Body::None)),
+    (
+        "POST",
+        "/v1/dispatches/{id}/notices",
+        tenant("", true, Body::Json(r#"{"code":"03"}"#)),
+    ),
+    (
+        "POST",
+        "/v1/dispatches/{id}/recall",
+        tenant("", true, Body::Json(r#"{"reason":"gửi nhầm"}"#)),
+    ),
+    (
+        "POST",
+        "/v1/dispatches/{id}/recall-answer",
+        tenant("", true, Body::Json(r#"{"agree":false,"reason":"không"}"#)),
+    ),
+    (
+        "GET",
+        "/v1/events",
+        tenant("?after=0&follow=false", false, Body::None),
+    ),
+    ("GET", "/v1/directory", Kind::Host),
+    // Last: it queues a dispatch in A's outbox, which the lists above expect empty.
+    (
+        "POST",
+        "/v1/dispatches/stream",
+        tenant("", false, Body::Streamed),
+    ),
 ];
 
 const fn tenant(query: &'static str, ids: bool, body: Body) -> Kind {
@@ -385,6 +416,25 @@ fn host_with_two_tenants(s: &Session) -> (Daemon, Daemon, Bs, String) {
     (host, outside, bs, own)
 }
 
+/// A streamed submission to G22 of one small file: the request's length, the request, the file.
+fn streamed_dispatch() -> Vec<u8> {
+    let file = b"du thao gui kem";
+    let sha = {
+        use sha2::Digest as _;
+        vdx_protocol::hex::encode(sha2::Sha256::digest(file).as_slice())
+    };
+    let request = json!({
+        "to": [G22], "subject": "V/v thử", "number": "8", "notation": "UBND",
+        "urgency": "thuong", "classification": "none",
+        "files": [{ "name": "a.txt", "upload": sha, "size": file.len() }],
+    })
+    .to_string();
+    let mut body = (request.len() as u32).to_be_bytes().to_vec();
+    body.extend_from_slice(request.as_bytes());
+    body.extend_from_slice(file);
+    body
+}
+
 /// The path of `route` with `{id}`, `{org}` filled, the query appended, under `prefix` (`/v1`
 /// or `/v1/tenants/CODE`).
 fn path_of(route: &str, query: &str, prefix: &str, id: &str, org: &str) -> String {
@@ -399,6 +449,8 @@ fn body_of(body: Body, bs: &Bs, upload: &str, message: &str) -> Option<Vec<u8>> 
     match body {
         Body::None => None,
         Body::UploadBytes => Some(bs.twin_bytes.clone()),
+        Body::Streamed => Some(streamed_dispatch()),
+        Body::Json(json) => Some(json.as_bytes().to_vec()),
         Body::Dispatch => Some(
             json!({
                 "to": [G22], "subject": "V/v thử", "number": "1", "notation": "UBND",
@@ -553,7 +605,7 @@ fn every_route_answers_another_tenants_ids_lists_and_ledger_as_not_found() {
                 );
                 let expected = match *route {
                     "/v1/restore/acknowledge" => 403, // A's user is no admin of A
-                    "/v1/uploads" => 201,
+                    "/v1/uploads" | "/v1/dispatches/stream" => 201,
                     _ => 200,
                 };
                 assert_eq!(real.status, expected, "{where_}: {real:?}");
@@ -605,8 +657,15 @@ fn every_route_answers_another_tenants_ids_lists_and_ledger_as_not_found() {
                 "/v1/health" => assert_eq!(answer.json()["organ_code"], XA, "{what}"),
                 _ => assert_eq!(answer.status, 200, "{what}: {answer:?}"),
             }
+            // Who is in the national directory (code and name) is no tenant's secret; the rest
+            // is.
+            let public: Vec<&str> = secrets.iter().copied().filter(|s| *s != B_NAME).collect();
+            let secrets = match *route {
+                "/v1/directory" => &public,
+                _ => &with_code,
+            };
             assert_eq!(
-                leaks(answer, &with_code),
+                leaks(answer, secrets),
                 Vec::<&str>::new(),
                 "{what}: {answer:?}"
             );
@@ -647,6 +706,8 @@ fn the_openapi_document_matches_the_server() {
                 let body = match body {
                     Body::None => None,
                     Body::UploadBytes => Some(b"du thao".to_vec()),
+                    Body::Streamed => Some(streamed_dispatch()),
+                    Body::Json(json) => Some(json.as_bytes().to_vec()),
                     Body::Dispatch => Some(
                         json!({
                             "to": [G22], "subject": "V/v thử", "number": "9", "notation": "VP",

@@ -112,6 +112,12 @@ pub(crate) fn split(node: &Host, record: &Record) -> Result<usize, SplitError> {
         .came_from
         .clone()
         .unwrap_or_else(|| here.host.clone());
+    // Past the relays the outbox counts unreachable, as it routes everything else now.
+    let unreachable = node
+        .schedule
+        .lock()
+        .map(|s| s.unreachable())
+        .unwrap_or_default();
     let members = members.as_slice();
     let decisions: Vec<Result<(OrganCode, Hop), String>> = members
         .iter()
@@ -119,7 +125,8 @@ pub(crate) fn split(node: &Host, record: &Record) -> Result<usize, SplitError> {
             let admitted = routing::admit(directory, &here, &came_from, &record.from, &m.to)
                 .map_err(|(_, reason)| reason)?;
             let (Admitted::Deliver(custody) | Admitted::Relay { by: custody }) = admitted;
-            Ok((custody, routing::next_hop(directory, &here, &m.to)))
+            let hop = routing::next_hop_avoiding(directory, &here, &m.to, &unreachable);
+            Ok((custody, hop))
         })
         .collect();
     // The RecipientInfos of each member: those of its `enc` certificate in the directory.

@@ -7,6 +7,12 @@
 //! timeout, an event, or a wake-up. The rules — priority order, per-peer concurrency, backoff,
 //! expiry — are the core's, and are tested there on a virtual clock.
 //!
+//! The next hop of each queued object is worked out afresh each round, past the peers the core
+//! counts as unreachable where the directory names another relay (`Host::route_avoiding`): an
+//! object queued for a relay that went down moves on to the next relay, the same object under
+//! the same transfer id, so a receiver that already took it (from a relay that comes back)
+//! keeps one copy.
+//!
 //! The outbox is the host's: it serves every tenant's queued objects in one priority order. A
 //! next hop that is a tenant of this host (`routing::Hop::Local`) is "connected" at once and
 //! served by [`crate::net::transfer::hand_over_locally`], the same steps without the network.
@@ -59,6 +65,11 @@ impl Schedule {
         Self {
             core: Scheduler::new(max_concurrent_per_peer, u64::from_le_bytes(seed)),
         }
+    }
+
+    /// The peers the scheduler counts as unreachable now (`Scheduler::unreachable`).
+    pub(crate) fn unreachable(&self) -> HashSet<OrganCode> {
+        self.core.unreachable()
     }
 
     /// Every peer the scheduler has dealt with since the start, by organ code.
@@ -259,6 +270,14 @@ impl Driver {
             }
         }
         // Recipient → next hop, worked out once per round: most of a backlog goes to few peers.
+        // Past the peers the core counts as unreachable, where the directory names another
+        // relay; the core is told whom it routed around, to try them on their own.
+        let unreachable = node
+            .schedule
+            .lock()
+            .map(|s| s.unreachable())
+            .unwrap_or_default();
+        let mut bypassed = HashSet::new();
         let mut hops: HashMap<OrganCode, OrganCode> = HashMap::new();
         self.local.clear();
         let queued: Vec<Queued<Key>> = head
@@ -270,7 +289,12 @@ impl Driver {
                     _ if q.direct => q.to.clone(),
                     Some(peer) => peer.clone(),
                     None => {
-                        let peer = match node.route(&q.to) {
+                        let (hop, around) = node.route_avoiding(&q.to, &unreachable);
+                        if let Some(around) = around {
+                            tracing::debug!(to = %q.to, %around, ?hop, "relay bypassed");
+                            bypassed.insert(around);
+                        }
+                        let peer = match hop {
                             Hop::Local(code) => {
                                 self.local.insert(code.clone());
                                 code
@@ -291,6 +315,7 @@ impl Driver {
             let unix = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
+            s.core.handle_bypassed(bypassed);
             s.core.handle_queue(now, unix, queued);
             std::iter::from_fn(|| s.core.poll_action(now)).collect::<Vec<_>>()
         };

@@ -8,6 +8,11 @@
 //! - A peer that cannot be reached is backed off as a whole; a dispatch whose transfer failed is
 //!   backed off alone. Both double per failure from 500 ms up to five minutes, with up to 25 %
 //!   jitter.
+//! - A peer whose last [`UNREACHABLE_AFTER`] connection attempts failed counts as unreachable:
+//!   the driver routes around it where the directory names another relay
+//!   (`routing::next_hop_avoiding`), and tells the scheduler so; a peer routed around is still
+//!   tried each time its backoff ends (at most five minutes apart), with nothing queued for it,
+//!   and once a connection to it is made it counts as reachable again and the route comes back.
 //! - Expired dispatches fail with a reason the clerk sees.
 //! - A pass looks at the 512 most urgent queued dispatches only, so its cost does not grow with
 //!   the backlog (a backlog of more than that to unreachable peers delays the rest until they
@@ -30,6 +35,11 @@ pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Queued dispatches one pass looks at, most urgent first (the rest wait for later passes).
 pub(crate) const PASS_LIMIT: usize = 512;
+/// Connection attempts to a peer that fail in a row before it counts as unreachable and is
+/// bypassed where the directory allows ([`Scheduler::unreachable`]). Three: one lost connection
+/// and a failed reconnection are a restart or a blip; the third failure, after the 0.5 s and 1 s
+/// backoffs (and each attempt's handshake timeout), is a relay that is down.
+pub(crate) const UNREACHABLE_AFTER: u32 = 3;
 /// The reason an expired dispatch fails with, as the clerk sees it.
 pub(crate) const EXPIRED: &str = "expired before delivery";
 
@@ -199,6 +209,9 @@ pub(crate) struct Scheduler<K> {
     retry: HashMap<K, Retry>,
     /// Transfers running: dispatch → peer and urgency.
     in_flight: HashMap<K, (OrganCode, u8)>,
+    /// Peers the driver routed around, not connected since: tried when their backoff ends, with
+    /// nothing queued for them.
+    bypassed: HashSet<OrganCode>,
     /// Actions worked out by the last pass, not yet taken.
     actions: VecDeque<Action<K>>,
     /// When the last pass would decide something else, even if nothing happens.
@@ -228,9 +241,34 @@ impl<K: Clone + Eq + Hash + Ord + Debug> Scheduler<K> {
             wall: (Duration::ZERO, None),
             retry: HashMap::new(),
             in_flight: HashMap::new(),
+            bypassed: HashSet::new(),
             actions: VecDeque::new(),
             timeout: None,
         }
+    }
+
+    /// The peers that count as unreachable: the last [`UNREACHABLE_AFTER`] or more connection
+    /// attempts to each failed (a connection made starts the count again). The driver routes
+    /// around them where the directory names another relay, and reports those it did with
+    /// [`handle_bypassed`](Self::handle_bypassed).
+    pub(crate) fn unreachable(&self) -> HashSet<OrganCode> {
+        self.peers
+            .iter()
+            .filter(|(_, state)| match state {
+                Peer::Down { failures, .. } | Peer::Connecting { failures } => {
+                    *failures >= UNREACHABLE_AFTER
+                }
+                Peer::Up | Peer::Disconnected => false,
+            })
+            .map(|(peer, _)| peer.clone())
+            .collect()
+    }
+
+    /// The driver routed around `peers` (unreachable peers some queued dispatch would have gone
+    /// to): each is then tried on its own whenever its backoff ends, queued dispatches or not,
+    /// until a connection to it is made, so that the route comes back to it once it answers.
+    pub(crate) fn handle_bypassed(&mut self, peers: HashSet<OrganCode>) {
+        self.bypassed.extend(peers);
     }
 
     /// The outbox's head as it is at `now`, when the wall clock reads `unix` (since the Unix
@@ -251,6 +289,7 @@ impl<K: Clone + Eq + Hash + Ord + Debug> Scheduler<K> {
 
     /// The connection a [`Action::Connect`] asked for is up: transfers to `peer` may start.
     pub(crate) fn handle_connected(&mut self, peer: &OrganCode) {
+        self.bypassed.remove(peer);
         self.peers.insert(peer.clone(), Peer::Up);
     }
 
@@ -318,6 +357,7 @@ impl<K: Clone + Eq + Hash + Ord + Debug> Scheduler<K> {
     pub(crate) fn handle_reload(&mut self) {
         self.peers
             .retain(|_, state| !matches!(state, Peer::Down { .. }));
+        self.bypassed.clear();
     }
 
     /// The next thing to do at `now`, or `None` when nothing is to be done until an event comes
@@ -438,6 +478,22 @@ impl<K: Clone + Eq + Hash + Ord + Debug> Scheduler<K> {
             self.queue.retain(|q| !expired.contains(&q.key));
             self.retry.retain(|k, _| !expired.contains(k));
         }
+        // Peers routed around: tried again on their own when their backoff ends.
+        for peer in &self.bypassed {
+            match self.peers.get(peer) {
+                Some(Peer::Down {
+                    until, failures, ..
+                }) if *until <= now => {
+                    let failures = *failures;
+                    self.peers
+                        .insert(peer.clone(), Peer::Connecting { failures });
+                    self.actions
+                        .push_back(Action::Connect { peer: peer.clone() });
+                }
+                Some(Peer::Down { until, .. }) => soonest(*until),
+                _ => {}
+            }
+        }
         self.timeout = timeout;
     }
 
@@ -521,6 +577,9 @@ mod tests {
         inbox: Vec<u32>,
         /// What expired: key, reason, when.
         expired: Vec<(u32, &'static str, Duration)>,
+        /// Further relays the directory names after a peer, in order (the driver's
+        /// `routing::next_hop_avoiding`, reduced to a table).
+        alternates: HashMap<usize, Vec<usize>>,
     }
 
     /// A transfer started.
@@ -555,6 +614,8 @@ mod tests {
         connect_failures: Vec<(Duration, usize, usize)>,
         in_flight: HashMap<(usize, usize), usize>,
         max_in_flight: HashMap<(usize, usize), usize>,
+        /// Every dispatch taken, by whom, in order.
+        received: Vec<(usize, u32)>,
     }
 
     impl Sim {
@@ -568,6 +629,7 @@ mod tests {
                         queue: Vec::new(),
                         inbox: Vec::new(),
                         expired: Vec::new(),
+                        alternates: HashMap::new(),
                     })
                     .collect(),
                 down: HashSet::new(),
@@ -579,6 +641,7 @@ mod tests {
                 connect_failures: Vec::new(),
                 in_flight: HashMap::new(),
                 max_in_flight: HashMap::new(),
+                received: Vec::new(),
             }
         }
 
@@ -615,7 +678,24 @@ mod tests {
             let (now, t) = (self.now(), self.t);
             let unix = Duration::from_secs(UNIX) + t;
             for from in 0..self.nodes.len() {
-                let queued = self.nodes[from].queue.clone();
+                // As the driver routes: past unreachable peers to the next one named, if any.
+                let node = &mut self.nodes[from];
+                let unreachable = node.scheduler.unreachable();
+                let mut bypassed = HashSet::new();
+                let mut queued = node.queue.clone();
+                for q in &mut queued {
+                    let Some(further) = node.alternates.get(&index(&q.peer)) else {
+                        continue;
+                    };
+                    let chosen = std::iter::once(q.peer.clone())
+                        .chain(further.iter().map(|n| code(*n)))
+                        .find(|p| !unreachable.contains(p))
+                        .unwrap_or_else(|| q.peer.clone());
+                    if chosen != q.peer {
+                        bypassed.insert(std::mem::replace(&mut q.peer, chosen));
+                    }
+                }
+                node.scheduler.handle_bypassed(bypassed);
                 self.nodes[from].scheduler.handle_queue(now, unix, queued);
                 while let Some(action) = self.nodes[from].scheduler.poll_action(now) {
                     match action {
@@ -715,6 +795,7 @@ mod tests {
                         } else {
                             self.nodes[to].inbox.push(key);
                             self.nodes[from].queue.retain(|q| q.key != key);
+                            self.received.push((to, key));
                             (Outcome::Sent, "sent")
                         };
                         self.ends.push((t, key, how));
@@ -1070,6 +1151,101 @@ mod tests {
         assert_eq!(sim.connects[tried].0, Duration::from_secs(40));
         assert_eq!(sim.starts_of(1), [Duration::from_secs(40) + CONNECT]);
         assert_eq!(sim.nodes[1].inbox, [1]);
+    }
+
+    #[test]
+    fn a_relay_down_three_times_in_a_row_is_bypassed_and_comes_back_when_it_answers() {
+        // Node 0 hands its dispatches to relay 1, else to relay 2.
+        let mut sim = Sim::new(3, 2, 13);
+        sim.nodes[0].alternates.insert(1, vec![2]);
+        sim.queue(0, 1, 1, 0, None);
+        sim.run_until(50 * MS);
+        // Relay 1 dies under the first transfer: one failure; reconnections fail after it.
+        sim.down.insert((0, 1));
+        let unreachable = |sim: &Sim| sim.nodes[0].scheduler.unreachable();
+        sim.run_until(130 * MS);
+        assert_eq!(sim.ends_of(1), [(120 * MS, "broke")]);
+        assert!(unreachable(&sim).is_empty(), "one failure is no outage");
+        for key in 2..=4 {
+            sim.queue(0, 1, key, key as u8 % 3, None);
+        }
+        sim.run_until(Duration::from_secs(60));
+        // The third failure in a row (the second connection refused) turns the route.
+        let bypassed_at = sim.connect_failures[1].0;
+        assert_eq!(unreachable(&sim), HashSet::from([code(1)]));
+        assert!(sim.nodes[1].inbox.is_empty());
+        let mut taken = sim.nodes[2].inbox.clone();
+        taken.sort_unstable();
+        assert_eq!(taken, [1, 2, 3, 4], "each through relay 2, once");
+        assert!(sim
+            .starts
+            .iter()
+            .filter(|s| s.to == 2)
+            .all(|s| s.at >= bypassed_at + CONNECT));
+        // Relay 1 is still tried on its own after each backoff, doubling, nothing queued for it.
+        let failed: Vec<Duration> = sim
+            .connect_failures
+            .iter()
+            .filter(|c| c.2 == 1)
+            .map(|c| c.0)
+            .collect();
+        assert!(failed.len() >= 5, "{failed:?}");
+        for (n, pair) in failed.windows(2).enumerate() {
+            within_backoff(pair[1] - CONNECT - pair[0], n as u32 + 1);
+        }
+        // A new dispatch while it is down goes round it at once.
+        sim.queue(0, 1, 5, 3, None);
+        let queued_at = sim.t;
+        sim.run_until(queued_at + 10 * MS);
+        assert_eq!(sim.starts_of(5), [queued_at]);
+        // Relay 1 answers again: its next try connects and the route comes back to it.
+        sim.link(0, 1, true);
+        sim.run_until(queued_at + Duration::from_secs(60));
+        assert!(unreachable(&sim).is_empty());
+        assert_eq!(sim.report(0, 1).state, "connected");
+        let back = sim.t;
+        sim.queue(0, 1, 6, 0, None);
+        sim.run_until(back + Duration::from_secs(1));
+        assert_eq!(sim.nodes[1].inbox, [6]);
+        assert_eq!(sim.starts_of(6), [back]);
+        let mut all: Vec<u32> = sim.received.iter().map(|r| r.1).collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3, 4, 5, 6], "each exactly once");
+    }
+
+    #[test]
+    fn unreachable_counts_failures_in_a_row_and_a_connection_resets_it() {
+        let now = Instant::now();
+        let mut scheduler: Scheduler<u32> = Scheduler::new(1, 1);
+        let peer = code(1);
+        for n in 1..=UNREACHABLE_AFTER {
+            scheduler.handle_connect_failed(now, &peer, "timed out");
+            assert_eq!(
+                scheduler.unreachable().contains(&peer),
+                n >= UNREACHABLE_AFTER
+            );
+        }
+        // Being tried again, it stays unreachable until the attempt succeeds.
+        scheduler.handle_bypassed([peer.clone()].into());
+        let later = now + MAX_BACKOFF * 2;
+        assert_eq!(
+            scheduler.poll_action(later),
+            Some(Action::Connect { peer: peer.clone() })
+        );
+        assert!(scheduler.unreachable().contains(&peer));
+        scheduler.handle_connected(&peer);
+        assert!(scheduler.unreachable().is_empty());
+        // Not tried again once it answered: nothing is queued for it.
+        scheduler.handle_connection_lost(&peer);
+        assert_eq!(scheduler.poll_action(later), None);
+        // A reload forgets the failures, and whom it routed around.
+        for _ in 0..UNREACHABLE_AFTER {
+            scheduler.handle_connect_failed(later, &peer, "timed out");
+        }
+        scheduler.handle_bypassed([peer.clone()].into());
+        scheduler.handle_reload();
+        assert!(scheduler.unreachable().is_empty());
+        assert_eq!(scheduler.poll_action(later + MAX_BACKOFF * 2), None);
     }
 
     #[test]

@@ -208,17 +208,25 @@ impl Host {
         }
     }
 
-    /// The node an object goes to next ([`routing::next_hop`]); our own agency is reached at our
-    /// own endpoint.
+    /// The node an object goes to next as the outbox chooses it now: past the peers its
+    /// scheduler counts as unreachable ([`Host::route_avoiding`]); our own agency is reached at
+    /// our own endpoint.
     pub(crate) fn next_hop(&self, to: &OrganCode) -> OrganCode {
-        match self.route(to) {
+        let unreachable = self
+            .schedule
+            .lock()
+            .map(|s| s.unreachable())
+            .unwrap_or_default();
+        match self.route_avoiding(to, &unreachable).0 {
             Hop::Local(code) | Hop::Peer(code) => code,
         }
     }
 
     /// The sender's route check of the classification policy for a submission: a `tuyet-mat`
     /// dispatch goes to each recipient over a direct link, or through a relay `[policy]
-    /// tuyet_mat_relays` names. What the request gets wrong otherwise, composing reports.
+    /// tuyet_mat_relays` names; every relay the outbox may turn to when one is unreachable
+    /// ([`routing::hops`]) is checked, since the outbox does not know the classification. What
+    /// the request gets wrong otherwise, composing reports.
     pub(crate) fn check_routes(
         &self,
         request: &crate::tenant::compose::SendRequest,
@@ -227,23 +235,42 @@ impl Host {
             return Ok(());
         };
         let trusted = self.trusted();
+        let tenants = self.tenants();
+        let here = self.here(&tenants);
         for to in &request.to {
             let node = routing::node_of(&trusted.directory, to);
-            crate::classification::may_cross(
-                classification,
-                to,
-                &node,
-                &self.route(to),
-                &self.config.policy.tuyet_mat_relays,
-            )?;
+            for hop in routing::hops(&trusted.directory, &here, to) {
+                crate::classification::may_cross(
+                    classification,
+                    to,
+                    &node,
+                    &hop,
+                    &self.config.policy.tuyet_mat_relays,
+                )?;
+            }
         }
         Ok(())
     }
 
-    /// Where an object to `to` goes next: a tenant of this host, or a peer node.
-    pub(crate) fn route(&self, to: &OrganCode) -> Hop {
+    /// Where an object to `to` goes next when the peers in `unreachable` are routed around where
+    /// the directory names another relay ([`routing::next_hop_avoiding`]); with the peer it would
+    /// have gone to otherwise, when that one was routed around.
+    pub(crate) fn route_avoiding(
+        &self,
+        to: &OrganCode,
+        unreachable: &std::collections::HashSet<OrganCode>,
+    ) -> (Hop, Option<OrganCode>) {
         let tenants = self.tenants();
-        routing::next_hop(&self.trusted().directory, &self.here(&tenants), to)
+        let trusted = self.trusted();
+        let here = self.here(&tenants);
+        let hop = routing::next_hop_avoiding(&trusted.directory, &here, to, unreachable);
+        if unreachable.is_empty() {
+            return (hop, None);
+        }
+        match routing::next_hop(&trusted.directory, &here, to) {
+            Hop::Peer(first) if hop != Hop::Peer(first.clone()) => (hop, Some(first)),
+            _ => (hop, None),
+        }
     }
 
     /// The route to `to` the directory implies ([`routing::route_to`]), refused when it loops or

@@ -71,6 +71,8 @@ mod group_commit;
 mod incoming;
 pub mod ledger;
 mod model;
+mod notices;
+pub use self::notices::SentNotice;
 mod objects;
 mod outgoing;
 mod queue;

@@ -316,7 +316,7 @@ pub struct LogRow {
 }
 
 impl LogRow {
-    fn of(entry: &Entry) -> Self {
+    pub(crate) fn of(entry: &Entry) -> Self {
         Self {
             index: entry.index,
             time: utc::format(entry.time).unwrap_or_default(),

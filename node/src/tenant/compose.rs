@@ -65,6 +65,17 @@ pub struct SendRequest {
     pub expires: Option<u64>,
     /// The files, in package order, each uploaded first.
     pub files: Vec<FileRequest>,
+    /// Hạn xử lý (`YYYY-MM-DD`, not before today): a copy not done by then is overdue.
+    #[serde(default)]
+    pub due_date: Option<String>,
+    /// `update` or `replacement` of the documents `response_for` names (business types 2 and
+    /// 3); a new document when absent.
+    #[serde(default)]
+    pub business: Option<String>,
+    /// The document ids (`ORGAN,YYYY/MM/DD,NUMBER/NOTATION`) this one answers, updates or
+    /// replaces.
+    #[serde(default)]
+    pub response_for: Option<Vec<String>>,
     /// A message id the client chose (lower-case UUID): submitting with it again returns the
     /// dispatch already queued instead of sending a second one — what makes a retry after a lost
     /// answer safe. A new random one when absent.
@@ -545,6 +556,33 @@ impl<'a> Composer<'a> {
                 sha256: file.upload.clone(),
             });
         }
+        let business = match request.business.as_deref() {
+            None | Some("new") => Business::New,
+            Some("update") => Business::Update,
+            Some("replacement") => Business::Replacement,
+            Some(other) => {
+                return Err(ComposeError::Invalid(format!(
+                    "business {other:?}: new, update or replacement (a recall is `vdx recall`)"
+                )))
+            }
+        };
+        let response_for = match &request.response_for {
+            None => None,
+            Some(ids) => Some(
+                ids.iter()
+                    .map(|id| {
+                        id.parse()
+                            .map_err(|e| invalid(&format!("response_for {id:?}: {e}")))
+                    })
+                    .collect::<Result<Vec<vdx_protocol::header::DocumentId>, _>>()?,
+            ),
+        };
+        if business != Business::New && response_for.as_ref().is_none_or(Vec::is_empty) {
+            return Err(ComposeError::Invalid(
+                "an update or replacement names the document it updates or replaces (response_for)"
+                    .into(),
+            ));
+        }
         let header = DispatchHeader {
             version: DispatchHeader::VERSION,
             message_id: match &request.message_id {
@@ -578,11 +616,11 @@ impl<'a> Composer<'a> {
                 position: "Văn thư".into(),
                 full_name: self.name.to_owned(),
             }),
-            due_date: None,
+            due_date: request.due_date.clone(),
             steering_type: None,
-            response_for: None,
+            response_for,
             priority,
-            business: Business::New,
+            business,
             classification,
             files,
         };

@@ -423,12 +423,21 @@ impl Inbox<'_> {
                 (MessageId(notice.id), Reply::Notice(notice))
             }
         };
+        // A recall (13) comes from the sender of a dispatch received here; every other reply
+        // from the recipient of one sent from here.
+        let recall = matches!(&reply, Reply::Notice(n) if n.status == "13");
         let dispatch = self
             .store
             .get(target)
             .map_err(|e| e.to_string())?
-            .filter(|d| d.direction == Direction::Outgoing && d.to == record.from)
-            .ok_or_else(|| format!("no dispatch {target} was sent to {}", record.from))?;
+            .filter(|d| match recall {
+                true => d.direction == Direction::Incoming && d.from == record.from,
+                false => d.direction == Direction::Outgoing && d.to == record.from,
+            })
+            .ok_or_else(|| match recall {
+                true => format!("no dispatch {target} came from {}", record.from),
+                false => format!("no dispatch {target} was sent to {}", record.from),
+            })?;
         let part = match reply {
             Reply::Receipt(receipt) => {
                 check_receipt(&receipt, &dispatch, &record.from).map_err(|e| e.to_string())?;

@@ -8,11 +8,13 @@
 
 pub mod audit;
 pub(crate) mod checkpoints;
+pub mod clerk;
 pub mod compose;
 pub mod inbox;
 pub mod receipts;
 pub mod uploads;
 pub mod witness;
+pub mod workflow;
 
 use std::path::Path;
 
@@ -185,6 +187,14 @@ impl Tenant {
             scratch,
             default_expiry_days,
             next_hop,
+        }
+    }
+
+    /// Sends this agency's notices about its dispatches.
+    pub(crate) fn clerk(&self) -> crate::tenant::clerk::Clerk<'_> {
+        crate::tenant::clerk::Clerk {
+            store: &self.store,
+            signer: &self.signer,
         }
     }
 

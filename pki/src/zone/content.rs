@@ -406,8 +406,8 @@ fn base64_der(cert: &X509Ref) -> Result<String, Error> {
 }
 
 impl ZoneEntry {
-    /// The zone form of an exported v1 entry (PEM certificates): its endpoint and relay become
-    /// one-element lists; `parent` and `max_classification` come from the entry, else from the
+    /// The zone form of an exported v1 entry (PEM certificates): its endpoint becomes a
+    /// one-element list, its relay and alternate relays the list of relays; `parent` and `max_classification` come from the entry, else from the
     /// defaults given. Refused when it has no classification either way, or does not check.
     pub fn from_entry(
         entry: &Entry,
@@ -436,7 +436,12 @@ impl ZoneEntry {
             parent: entry.parent.clone().or(parent.map(str::to_owned)),
             host: entry.host.clone(),
             endpoints: entry.endpoint.iter().cloned().collect(),
-            relays: entry.relay.iter().cloned().collect(),
+            relays: entry
+                .relay
+                .iter()
+                .chain(&entry.alternate_relays)
+                .cloned()
+                .collect(),
             max_classification: max_classification.to_owned(),
             certificates: ZoneCertificates {
                 sign: required("sign")?,
@@ -448,7 +453,8 @@ impl ZoneEntry {
         Ok(zone_entry)
     }
 
-    /// The v1 directory entry it stands for: its first endpoint and relay, PEM certificates
+    /// The v1 directory entry it stands for: its first endpoint, its relays (the first as `relay`,
+    /// the rest as `alternate_relays`), PEM certificates
     /// (the zone's base64 of DER, wrapped: nothing is parsed).
     pub fn to_entry(&self) -> Entry {
         let certs = &self.certificates;
@@ -457,6 +463,7 @@ impl ZoneEntry {
             name: self.name.clone(),
             endpoint: self.endpoints.first().cloned(),
             relay: self.relays.first().cloned(),
+            alternate_relays: self.relays.iter().skip(1).cloned().collect(),
             host: self.host.clone(),
             parent: self.parent.clone(),
             max_classification: Some(self.max_classification.clone()),

@@ -616,6 +616,13 @@ fn exported_entries_become_zone_entries_and_back() {
         "request"
     );
     assert!(ZoneEntry::from_entry(&plain, None, Some("secret")).is_err());
+    // All of a zone entry's relays come through, the first as `relay`, in order.
+    let mut relayed = p.root_zone.entries[0].clone();
+    relayed.relays = vec![H41.into(), "000.00.00.H40".into(), "000.00.00.H26".into()];
+    let v1 = relayed.to_entry();
+    assert_eq!(v1.relay.as_deref(), Some(H41));
+    assert_eq!(v1.alternate_relays, ["000.00.00.H40", "000.00.00.H26"]);
+    assert_eq!(ZoneEntry::from_entry(&v1, None, None).unwrap(), relayed);
     // The v1 file refuses bad values of the new fields, and writes none when absent.
     let mut bad = g22.clone();
     bad.max_classification = Some("secret".into());

@@ -36,6 +36,9 @@ use crate::tenant::audit::{AuditError, LogFilter};
 use crate::tenant::compose::{ComposeError, Files, SendRequest};
 use crate::tenant::Tenant;
 
+mod lists;
+mod workflow;
+
 /// The socket's file name in the node home.
 pub const SOCKET_NAME: &str = "vdxd.sock";
 /// Largest JSON request body (`POST /v1/dispatches`): larger ones are answered 413 `too_large`.
@@ -531,6 +534,13 @@ async fn route(
             .await?;
             Ok(json_response(StatusCode::OK, &taken))
         }
+        (Method::GET, ["v1", "directory"]) => {
+            // Who is who: any role here may pick recipients from it.
+            if !caller.host_admin && visible_tenants(&node, caller).is_empty() {
+                return Err(forbidden("use this node"));
+            }
+            workflow::directory(&node, &Query::parse(req.uri().query()))
+        }
         (Method::GET, ["v1", "directory", "zones"]) => {
             // The national directory is no tenant's secret: anyone with a role here reads it.
             if !caller.host_admin && visible_tenants(&node, caller).is_empty() {
@@ -687,6 +697,32 @@ async fn tenant_route(
             need(roles.clerk, "send dispatches")?;
             submit_stream(node, tenant, req.into_body(), roles).await
         }
+        (Method::POST, ["dispatches", id, "notices"]) => {
+            need(roles.clerk, "send status notices")?;
+            let id = (*id).to_owned();
+            workflow::notice(node, tenant, req.into_body(), id).await
+        }
+        (Method::POST, ["dispatches", id, "recall"]) => {
+            need(roles.clerk, "recall dispatches")?;
+            let id = (*id).to_owned();
+            workflow::recall(node, tenant, req.into_body(), id).await
+        }
+        (Method::POST, ["dispatches", id, "recall-answer"]) => {
+            need(roles.clerk, "answer recalls")?;
+            let id = (*id).to_owned();
+            workflow::recall_answer(node, tenant, req.into_body(), id).await
+        }
+        (Method::GET, ["events"]) => {
+            need(roles.clerk || roles.officer, "follow events")?;
+            let last = req
+                .headers()
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok());
+            let query = Query::parse(req.uri().query());
+            let after = workflow::resume_point(last, &query)?;
+            let follow = query.get("follow") != Some("false");
+            Ok(workflow::events(tenant, after, follow))
+        }
         (Method::GET, [box_name @ ("inbox" | "outbox")]) => {
             need(roles.clerk || roles.officer, "list dispatches")?;
             let direction = if *box_name == "inbox" {
@@ -702,7 +738,13 @@ async fn tenant_route(
                 .zip(&headers)
                 .map(|(r, h)| View::of(r, h.as_deref(), false))
                 .collect();
-            Ok(json_response(StatusCode::OK, &views))
+            let query = Query::parse(req.uri().query());
+            let (total, page) = lists::select(views, &query, *box_name == "inbox")?;
+            let mut response = json_response(StatusCode::OK, &page);
+            response
+                .headers_mut()
+                .insert("x-total-count", hyper::header::HeaderValue::from(total));
+            Ok(response)
         }
         (Method::GET, ["dispatches", id]) => {
             need(roles.clerk || roles.officer, "read dispatches")?;
@@ -1042,10 +1084,9 @@ fn queue(
         .as_deref()
         .map(|id| worker.submissions.lock(id));
     let trusted = host.trusted();
-    let next_hop = |to: &OrganCode| match host.route(to) {
-        crate::routing::Hop::Peer(node) => Some(node),
-        crate::routing::Hop::Local(_) => None,
-    };
+    // A tenant of this host is handed over here; anyone else goes to the node the outbox would
+    // choose now (past a relay it counts unreachable).
+    let next_hop = |to: &OrganCode| host.tenant(to).is_none().then(|| host.next_hop(to));
     let composer = worker.composer(
         &trusted,
         &host.scratch,
@@ -1140,6 +1181,21 @@ async fn package(
     record: Record,
     roles: Roles,
 ) -> Result<Response<Body>, ApiError> {
+    let flow = crate::tenant::workflow::Flow::of(&record.notices);
+    if let (crate::tenant::workflow::State::Recalled, Some(recall)) = (flow.state, &flow.recall) {
+        let when = time::OffsetDateTime::from_unix_timestamp(recall.time)
+            .ok()
+            .and_then(vdx_protocol::utc::format)
+            .unwrap_or_default();
+        return Err(ApiError(
+            StatusCode::GONE,
+            "recalled",
+            format!(
+                "dispatch {} was recalled by {} ({when}: {}); its files were destroyed",
+                record.id, record.from, recall.reason
+            ),
+        ));
+    }
     if record.state != DispatchState::Registered {
         return Err(ApiError(
             StatusCode::CONFLICT,
@@ -1405,6 +1461,24 @@ struct View<'a> {
     held_by: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     notices: &'a [crate::store::NoticeSeen],
+    /// Where the copy stands in the workflow (`docs/status-notices.md`), once it arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflow: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assigned_to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recall: Option<serde_json::Value>,
+    /// The notices the recipient's clerk may send now (incoming only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_notices: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_date: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overdue: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    business: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_for: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     header: Option<&'a DispatchHeader>,
 }
@@ -1413,6 +1487,13 @@ impl<'a> View<'a> {
     /// The view of `r`, with the whole header when `full`.
     fn of(r: &'a Record, header: Option<&'a DispatchHeader>, full: bool) -> Self {
         let h = header;
+        let outgoing = r.direction == Direction::Outgoing;
+        // The workflow once the copy arrived: registered here, or delivered (or answered) there.
+        let arrived = match outgoing {
+            true => r.delivery_receipt.is_some() || !r.notices.is_empty(),
+            false => r.incoming_number.is_some(),
+        };
+        let flow = arrived.then(|| crate::tenant::workflow::Flow::of(&r.notices));
         Self {
             id: r.id.to_string(),
             direction: r.direction,
@@ -1443,6 +1524,32 @@ impl<'a> View<'a> {
                 _ => None,
             },
             notices: &r.notices,
+            workflow: flow.as_ref().map(|f| f.summary(outgoing)),
+            assigned_to: flow.as_ref().and_then(|f| f.assigned_to.clone()),
+            recall: flow
+                .as_ref()
+                .and_then(|f| f.recall.as_ref())
+                .map(|r| json!({"reason": r.reason, "time": r.time, "answer": r.answer})),
+            next_notices: flow
+                .as_ref()
+                .filter(|_| !outgoing)
+                .map(crate::tenant::workflow::Flow::next_codes),
+            due_date: h.and_then(|h| h.due_date.as_deref()),
+            overdue: h.and_then(|h| h.due_date.as_deref()).map(|due| {
+                let today = time::OffsetDateTime::now_utc()
+                    .to_offset(crate::tenant::compose::VIETNAM)
+                    .date()
+                    .to_string();
+                today.as_str() > due && !flow.as_ref().is_some_and(|f| f.state.is_final())
+            }),
+            business: h.and_then(|h| match h.business {
+                vdx_protocol::header::Business::Update => Some("update"),
+                vdx_protocol::header::Business::Replacement => Some("replacement"),
+                _ => None,
+            }),
+            response_for: h
+                .and_then(|h| h.response_for.as_ref())
+                .map(|ids| ids.iter().map(ToString::to_string).collect()),
             header: h.filter(|_| full),
         }
     }
