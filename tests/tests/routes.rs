@@ -234,28 +234,16 @@ fn a_circular_is_sealed_once_and_each_link_carries_one_copy() {
 
     // XA to YA, H26 and G22: one fan-out to H41 (its relay), split there into one to G22, split
     // there into G22's own copy and one to H26, split there into H26's own copy and YA's.
-    let sent = s
-        .vdx(&[
-            "--home",
-            "xa",
-            "send",
-            "--json",
-            "--to",
-            YA,
-            "--to",
-            H26,
-            "--to",
-            G22,
-            "--subject",
-            "Thông báo",
-            "--number",
-            "5",
-            "--notation",
-            "TB",
-            "thong-bao.txt",
-        ])
-        .ok()
-        .json();
+    let circular = |message_id: Option<&str>| {
+        let mut args = vec!["--home", "xa", "send", "--json"];
+        if let Some(id) = message_id {
+            args.extend(["--message-id", id]);
+        }
+        args.extend(["--to", YA, "--to", H26, "--to", G22, "--subject", "Thông báo"]);
+        args.extend(["--number", "5", "--notation", "TB", "thong-bao.txt"]);
+        s.vdx(&args).ok().json()
+    };
+    let sent = circular(None);
     let copies: Vec<(String, String)> = sent["copies"]
         .as_array()
         .unwrap()
@@ -272,12 +260,13 @@ fn a_circular_is_sealed_once_and_each_link_carries_one_copy() {
         3,
         "one copy per recipient, no fan-out: {sent}"
     );
+    let home_of = |to: &str| match to {
+        YA => "ya",
+        H26 => "h26",
+        _ => "g22",
+    };
     for (to, id) in &copies {
-        let home = match to.as_str() {
-            YA => "ya",
-            H26 => "h26",
-            _ => "g22",
-        };
+        let home = home_of(to);
         let arrived = wait_status(&s, LIMIT, home, id, "registered");
         assert_eq!(arrived["from"], XA, "{arrived}");
         wait_status(&s, LIMIT, "xa", id, "delivered");
@@ -300,34 +289,10 @@ fn a_circular_is_sealed_once_and_each_link_carries_one_copy() {
         );
     }
     // Exactly once: a second circular under the same message id is answered from the store.
-    let again = s.vdx(&[
-        "--home",
-        "xa",
-        "send",
-        "--json",
-        "--message-id",
-        sent["message_id"].as_str().unwrap(),
-        "--to",
-        YA,
-        "--to",
-        H26,
-        "--to",
-        G22,
-        "--subject",
-        "Thông báo",
-        "--number",
-        "5",
-        "--notation",
-        "TB",
-        "thong-bao.txt",
-    ]);
-    assert_eq!(again.ok().json()["copies"].as_array().unwrap().len(), 3);
+    let again = circular(sent["message_id"].as_str());
+    assert_eq!(again["copies"].as_array().unwrap().len(), 3);
     for (to, _) in &copies {
-        let home = match to.as_str() {
-            YA => "ya",
-            H26 => "h26",
-            _ => "g22",
-        };
+        let home = home_of(to);
         let inbox = vdx_tests::daemon::listed(&s, home, None, "inbox").unwrap();
         let from_xa = inbox.iter().filter(|d| d["from"] == XA).count();
         assert_eq!(from_xa, 1, "{home}: {inbox:?}");

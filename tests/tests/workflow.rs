@@ -86,6 +86,16 @@ fn the_workflow_travels_both_ways_and_recalls_are_answered() {
         }
     }
     let view = show(&s, "g22", &id);
+    let kinds: Vec<&str> = view["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"submitted") && kinds.contains(&"receipt") && kinds.contains(&"notice"),
+        "the copy's ledger entries in its view: {kinds:?}"
+    );
     let history: Vec<&str> = view["notices"]
         .as_array()
         .unwrap()

@@ -750,10 +750,9 @@ async fn tenant_route(
             need(roles.clerk || roles.officer, "read dispatches")?;
             let record = find(&tenant, id)?;
             let header = tenant.store.header(record.id)?;
-            Ok(json_response(
-                StatusCode::OK,
-                &View::of(&record, header.as_ref(), true),
-            ))
+            let mut view = View::of(&record, header.as_ref(), true);
+            view.ledger = Some(ledger_about(&tenant, record.id)?);
+            Ok(json_response(StatusCode::OK, &view))
         }
         (Method::GET, ["dispatches", id, "package"]) => {
             need(roles.clerk, "fetch documents")?;
@@ -1234,6 +1233,22 @@ async fn package(
     }))
 }
 
+/// The entries of `tenant`'s ledger about copy `id`, oldest first: what a clerk's detail view shows
+/// of its history (the officer's audit routes give the proofs).
+fn ledger_about(
+    tenant: &Tenant,
+    id: MessageId,
+) -> Result<Vec<crate::tenant::audit::LogRow>, ApiError> {
+    let mut rows = Vec::new();
+    for index in tenant.store.ledger_entries_about(id.0)? {
+        let bytes = tenant.store.ledger_entry(index)?;
+        let entry = vdx_protocol::ledger::Entry::parse(&bytes)
+            .map_err(|e| StoreError::Corrupt(format!("ledger entry {index}: {e}")))?;
+        rows.push(crate::tenant::audit::LogRow::of(&entry));
+    }
+    Ok(rows)
+}
+
 /// The answer for a dispatch whose stored object cannot be used (`vdx check` names them all).
 fn damaged(id: MessageId, problem: &Problem) -> ApiError {
     ApiError(
@@ -1481,6 +1496,9 @@ struct View<'a> {
     response_for: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     header: Option<&'a DispatchHeader>,
+    /// This agency's ledger entries about the copy, oldest first (one dispatch's view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ledger: Option<Vec<crate::tenant::audit::LogRow>>,
 }
 
 impl<'a> View<'a> {
@@ -1551,6 +1569,7 @@ impl<'a> View<'a> {
                 .and_then(|h| h.response_for.as_ref())
                 .map(|ids| ids.iter().map(ToString::to_string).collect()),
             header: h.filter(|_| full),
+            ledger: None,
         }
     }
 }

@@ -73,6 +73,15 @@ struct AnswerRequest {
     reason: Option<String>,
 }
 
+/// A JSON request body of type `T`.
+async fn request<T: serde::de::DeserializeOwned>(
+    node: &Host,
+    body: Incoming,
+) -> Result<T, ApiError> {
+    let bytes = read_json(body, body_timeout(node)).await?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))
+}
+
 /// The copies `id` names in this tenant's mailbox: a transfer id, or a message id (UUID): the
 /// copy received here, or (`sent`) every copy sent.
 fn copies(tenant: &Tenant, id: &str, sent: bool) -> Result<Vec<MessageId>, ApiError> {
@@ -117,9 +126,7 @@ pub(super) async fn notice(
     body: Incoming,
     id: String,
 ) -> Result<Response<Body>, ApiError> {
-    let bytes = read_json(body, body_timeout(&node)).await?;
-    let request: NoticeRequest =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
+    let request: NoticeRequest = request(&node, body).await?;
     let text = match request.code.as_str() {
         "04" => request.to.or(request.reason),
         _ => request.reason,
@@ -147,9 +154,7 @@ pub(super) async fn recall(
     body: Incoming,
     id: String,
 ) -> Result<Response<Body>, ApiError> {
-    let bytes = read_json(body, body_timeout(&node)).await?;
-    let request: RecallRequest =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
+    let request: RecallRequest = request(&node, body).await?;
     let worker = tenant.clone();
     let records = blocking(move || {
         let ids = copies(&worker, &id, true)?;
@@ -182,9 +187,7 @@ pub(super) async fn recall_answer(
     body: Incoming,
     id: String,
 ) -> Result<Response<Body>, ApiError> {
-    let bytes = read_json(body, body_timeout(&node)).await?;
-    let request: AnswerRequest =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("the request: {e}")))?;
+    let request: AnswerRequest = request(&node, body).await?;
     let worker = tenant.clone();
     let record = blocking(move || {
         let [id] = copies(&worker, &id, false)?[..] else {

@@ -37,6 +37,22 @@ pub(crate) struct CopyView {
     pub(crate) business: Option<String>,
     /// The full dispatch header (`GET /v1/dispatches/{id}` only).
     pub(crate) header: Option<Value>,
+    /// This agency's ledger entries about the copy (`GET /v1/dispatches/{id}` only).
+    pub(crate) ledger: Vec<LedgerRow>,
+}
+
+/// One ledger entry in a copy's detail.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub(crate) struct LedgerRow {
+    /// Its position in the agency's ledger.
+    pub(crate) index: u64,
+    /// RFC 3339, UTC.
+    pub(crate) time: String,
+    /// `received`, `registered`, `notice`, `fetched`, …
+    pub(crate) kind: String,
+    /// Who: `node`, `uid:N`, `peer:CODE`.
+    pub(crate) actor: String,
 }
 
 /// A status notice in a copy's history.

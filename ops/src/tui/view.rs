@@ -608,6 +608,16 @@ pub(crate) fn detail_lines(
         }
         lines.push(TextLine::raw(super::text::clean(&text)));
     }
+    if !c.ledger.is_empty() {
+        lines.push(TextLine::styled(
+            "Ledger (sổ nhật ký)",
+            Style::new().add_modifier(Modifier::BOLD),
+        ));
+        for e in &c.ledger {
+            let text = format!("  #{} {} {} {}", e.index, e.time, e.kind, e.actor);
+            lines.push(TextLine::raw(super::text::clean(&text)));
+        }
+    }
     lines
 }
 
