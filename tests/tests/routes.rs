@@ -239,7 +239,16 @@ fn a_circular_is_sealed_once_and_each_link_carries_one_copy() {
         if let Some(id) = message_id {
             args.extend(["--message-id", id]);
         }
-        args.extend(["--to", YA, "--to", H26, "--to", G22, "--subject", "Thông báo"]);
+        args.extend([
+            "--to",
+            YA,
+            "--to",
+            H26,
+            "--to",
+            G22,
+            "--subject",
+            "Thông báo",
+        ]);
         args.extend(["--number", "5", "--notation", "TB", "thong-bao.txt"]);
         s.vdx(&args).ok().json()
     };
