@@ -1,6 +1,8 @@
 //! Turning a clerk's request into queued dispatches: the header (DESIGN §3), the package (header
 //! then files, `docs/dispatch-package.md`), sealed once to every recipient's encryption certificate
-//! and queued once per recipient, under a transfer id derived from the message id and recipient.
+//! and recorded once per recipient, under a transfer id derived from the message id and recipient;
+//! copies to several agencies behind one next hop travel there as one fan-out object
+//! (`docs/broadcast.md`).
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
