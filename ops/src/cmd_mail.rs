@@ -355,7 +355,8 @@ fn render_list(answer: &Value, inbox: bool, json: bool, each: bool) -> Result<St
 }
 
 pub(crate) fn show(home: &Path, tenant: Option<&OrganCode>, args: ShowArgs) -> Result<ExitCode> {
-    let r = Client::for_tenant(home, tenant)?.get(&format!("/v1/dispatches/{}", args.id))?;
+    let path = format!("/v1/dispatches/{}?ledger=true", args.id);
+    let r = Client::for_tenant(home, tenant)?.get(&path)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
         return Ok(ExitCode::SUCCESS);

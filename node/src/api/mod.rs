@@ -751,7 +751,10 @@ async fn tenant_route(
             let record = find(&tenant, id)?;
             let header = tenant.store.header(record.id)?;
             let mut view = View::of(&record, header.as_ref(), true);
-            view.ledger = Some(ledger_about(&tenant, record.id)?);
+            // Asked for: a client polling a dispatch's state should not pay for its history.
+            if Query::parse(req.uri().query()).get("ledger") == Some("true") {
+                view.ledger = Some(ledger_about(&tenant, record.id)?);
+            }
             Ok(json_response(StatusCode::OK, &view))
         }
         (Method::GET, ["dispatches", id, "package"]) => {

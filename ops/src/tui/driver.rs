@@ -198,7 +198,7 @@ fn execute(client: &Client, command: Command) -> Answer {
         }
         Command::Detail { id } => {
             let result = client
-                .get(&format!("/v1/dispatches/{id}"))
+                .get(&format!("/v1/dispatches/{id}?ledger=true"))
                 .and_then(decode)
                 .map_err(message);
             Answer::Detail { id, result }
