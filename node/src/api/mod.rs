@@ -1088,7 +1088,12 @@ fn queue(
     let trusted = host.trusted();
     // A tenant of this host is handed over here; anyone else goes to the node the outbox would
     // choose now (past a relay it counts unreachable).
-    let next_hop = |to: &OrganCode| host.tenant(to).is_none().then(|| host.next_hop(to));
+    // Which relays the outbox routes round, read once for all the recipients.
+    let unreachable = host.unreachable();
+    let next_hop = |to: &OrganCode| match host.route_avoiding(to, &unreachable).0 {
+        crate::routing::Hop::Peer(node) => Some(node),
+        crate::routing::Hop::Local(_) => None,
+    };
     let composer = worker.composer(
         &trusted,
         &host.scratch,

@@ -113,11 +113,7 @@ pub(crate) fn split(node: &Host, record: &Record) -> Result<usize, SplitError> {
         .clone()
         .unwrap_or_else(|| here.host.clone());
     // Past the relays the outbox counts unreachable, as it routes everything else now.
-    let unreachable = node
-        .schedule
-        .lock()
-        .map(|s| s.unreachable())
-        .unwrap_or_default();
+    let unreachable = node.unreachable();
     let members = members.as_slice();
     let decisions: Vec<Result<(OrganCode, Hop), String>> = members
         .iter()

@@ -272,11 +272,7 @@ impl Driver {
         // Recipient → next hop, worked out once per round: most of a backlog goes to few peers.
         // Past the peers the core counts as unreachable, where the directory names another
         // relay; the core is told whom it routed around, to try them on their own.
-        let unreachable = node
-            .schedule
-            .lock()
-            .map(|s| s.unreachable())
-            .unwrap_or_default();
+        let unreachable = node.unreachable();
         let mut bypassed = HashSet::new();
         let mut hops: HashMap<OrganCode, OrganCode> = HashMap::new();
         self.local.clear();

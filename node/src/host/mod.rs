@@ -212,14 +212,17 @@ impl Host {
     /// scheduler counts as unreachable ([`Host::route_avoiding`]); our own agency is reached at
     /// our own endpoint.
     pub(crate) fn next_hop(&self, to: &OrganCode) -> OrganCode {
-        let unreachable = self
-            .schedule
-            .lock()
-            .map(|s| s.unreachable())
-            .unwrap_or_default();
-        match self.route_avoiding(to, &unreachable).0 {
+        match self.route_avoiding(to, &self.unreachable()).0 {
             Hop::Local(code) | Hop::Peer(code) => code,
         }
+    }
+
+    /// The peers the outbox's scheduler counts as unreachable now, which routing goes round.
+    pub(crate) fn unreachable(&self) -> std::collections::HashSet<OrganCode> {
+        self.schedule
+            .lock()
+            .map(|s| s.unreachable())
+            .unwrap_or_default()
     }
 
     /// The sender's route check of the classification policy for a submission: a `tuyet-mat`

@@ -70,13 +70,6 @@ pub enum Copy<'a> {
     CarriedBy(super::MessageId),
 }
 
-impl PartialEq for Copy<'_> {
-    /// Only which fan-out carries a copy is compared (objects are not).
-    fn eq(&self, other: &Self) -> bool {
-        matches!((self, other), (Self::CarriedBy(a), Self::CarriedBy(b)) if a == b)
-    }
-}
-
 /// An outgoing object, checked and placed before its record is committed.
 pub(super) enum Placed {
     /// Small: its bytes, to be written in the record's transaction.

@@ -172,7 +172,7 @@ impl Store {
                     if offer.kind == ObjectKind::FanOut {
                         record.members = copies
                             .iter()
-                            .filter(|(_, c)| *c == Copy::CarriedBy(MessageId(offer.id)))
+                            .filter(|(_, c)| matches!(c, Copy::CarriedBy(by) if by.0 == offer.id))
                             .map(|(o, _)| MessageId(o.id))
                             .collect();
                     }
